@@ -1,0 +1,148 @@
+#pragma once
+// A small persistent thread pool. `parallel_for(n, fn)` runs fn(i, worker)
+// for i in [0, n) on the pool; the calling thread takes part, and a call made
+// from inside a pool task runs serially (no nested oversubscription).
+// `ssl::set_num_threads(k)` resizes it (default: hardware concurrency).
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "error.hpp"
+
+namespace ssl {
+namespace detail {
+
+class thread_pool {
+public:
+    static thread_pool& instance() {
+        static thread_pool pool(default_threads());
+        return pool;
+    }
+
+    explicit thread_pool(std::size_t n) { start(n); }
+    ~thread_pool() { stop(); }
+    thread_pool(const thread_pool&) = delete;
+    thread_pool& operator=(const thread_pool&) = delete;
+
+    /// Number of threads taking part in a parallel_for (workers + caller).
+    std::size_t size() const noexcept { return workers_.size() + 1; }
+
+    void resize(std::size_t n) {
+        require(n >= 1, "set_num_threads: need at least 1 thread, got ", n);
+        std::lock_guard call(call_mu_);
+        stop();
+        start(n);
+    }
+
+    template <class F>
+    void parallel_for(std::size_t n, F&& fn) {
+        if (n == 0) return;
+        if (n == 1 || workers_.empty() || in_task_) {
+            for (std::size_t i = 0; i < n; ++i) fn(i, std::size_t{0});
+            return;
+        }
+        std::lock_guard call(call_mu_);
+        std::function<void(std::size_t, std::size_t)> f = [&fn](std::size_t i, std::size_t w) { fn(i, w); };
+        {
+            std::lock_guard lk(mu_);
+            job_ = &f;
+            n_tasks_ = n;
+            next_.store(0);
+            pending_ = workers_.size();
+            error_ = nullptr;
+            ++generation_;
+        }
+        cv_.notify_all();
+        run_tasks(0);
+        std::unique_lock lk(mu_);
+        done_cv_.wait(lk, [&] { return pending_ == 0; });
+        job_ = nullptr;
+        if (error_) std::rethrow_exception(error_);
+    }
+
+private:
+    static std::size_t default_threads() {
+        unsigned h = std::thread::hardware_concurrency();
+        return h == 0 ? 1 : h;
+    }
+
+    void start(std::size_t n) {
+        quit_ = false;
+        for (std::size_t w = 1; w < n; ++w) workers_.emplace_back([this, w] { loop(w); });
+    }
+    void stop() {
+        {
+            std::lock_guard lk(mu_);
+            quit_ = true;
+        }
+        cv_.notify_all();
+        for (auto& t : workers_) t.join();
+        workers_.clear();
+    }
+
+    void run_tasks(std::size_t w) {
+        in_task_ = true;
+        for (;;) {
+            std::size_t i = next_.fetch_add(1);
+            if (i >= n_tasks_) break;
+            try {
+                (*job_)(i, w);
+            } catch (...) {
+                std::lock_guard lk(mu_);
+                if (!error_) error_ = std::current_exception();
+            }
+        }
+        in_task_ = false;
+    }
+
+    void loop(std::size_t w) {
+        std::size_t seen = 0;
+        for (;;) {
+            {
+                std::unique_lock lk(mu_);
+                cv_.wait(lk, [&] { return quit_ || generation_ != seen; });
+                if (quit_) return;
+                seen = generation_;
+            }
+            run_tasks(w);
+            {
+                std::lock_guard lk(mu_);
+                --pending_;
+            }
+            done_cv_.notify_one();
+        }
+    }
+
+    std::vector<std::thread> workers_;
+    std::mutex mu_, call_mu_;
+    std::condition_variable cv_, done_cv_;
+    std::function<void(std::size_t, std::size_t)>* job_ = nullptr;
+    std::size_t n_tasks_ = 0;
+    std::atomic<std::size_t> next_{0};
+    std::size_t pending_ = 0;
+    std::size_t generation_ = 0;
+    bool quit_ = false;
+    std::exception_ptr error_;
+    static inline thread_local bool in_task_ = false;
+};
+
+}  // namespace detail
+
+/// Sets the number of host threads used by ssl's parallel kernels.
+inline void set_num_threads(std::size_t n) { detail::thread_pool::instance().resize(n); }
+/// The number of host threads ssl's parallel kernels use.
+inline std::size_t num_threads() { return detail::thread_pool::instance().size(); }
+
+/// Runs fn(i, worker) for every i in [0, n) on the host thread pool.
+template <class F>
+void parallel_for(std::size_t n, F&& fn) {
+    detail::thread_pool::instance().parallel_for(n, std::forward<F>(fn));
+}
+
+}  // namespace ssl

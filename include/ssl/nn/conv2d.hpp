@@ -1,0 +1,203 @@
+#pragma once
+// 2-d convolution, NCHW, square kernel, same stride and padding in both
+// directions, optional bias. Host implementation: im2col over groups of
+// images + Eigen GEMM, batch groups spread over the thread pool.
+#include <string>
+#include <vector>
+
+#include "../backend/host/im2col.hpp"
+#include "../core/thread_pool.hpp"
+#include "../core/views.hpp"
+#include "init.hpp"
+#include "parameter.hpp"
+
+namespace ssl::nn {
+
+struct conv2d_config {
+    std::size_t in_channels = 0;
+    std::size_t out_channels = 0;
+    std::size_t kernel = 3;
+    std::size_t stride = 1;
+    std::size_t padding = 0;
+    bool bias = true;
+};
+
+template <class T = float>
+class conv2d {
+public:
+    using value_type = T;
+    struct cache_type {
+        tensor<T> x;  // (N, C, H, W) input
+    };
+
+    conv2d() = default;
+    explicit conv2d(const conv2d_config& c, std::uint64_t seed = 0) : cfg_(c) {
+        require(c.in_channels > 0 && c.out_channels > 0, "conv2d: channels must be positive, got in=", c.in_channels,
+                " out=", c.out_channels);
+        require(c.kernel > 0 && c.stride > 0, "conv2d: kernel and stride must be positive, got kernel=", c.kernel,
+                " stride=", c.stride);
+        weight_ = parameter<T>({c.out_channels, c.in_channels, c.kernel, c.kernel}, param_role::weight);
+        if (c.bias) bias_ = parameter<T>({c.out_channels}, param_role::bias);
+        philox g(seed, stream_id(0xC0417, c.in_channels, c.out_channels, c.kernel));
+        const std::size_t fan_in = c.in_channels * c.kernel * c.kernel;
+        init::pytorch_default(weight_.value, fan_in, g);
+        if (c.bias) init::pytorch_default(bias_.value, fan_in, g);
+    }
+
+    const conv2d_config& config() const noexcept { return cfg_; }
+    parameter<T>& weight() noexcept { return weight_; }
+    parameter<T>& bias() noexcept { return bias_; }
+    const parameter<T>& weight() const noexcept { return weight_; }
+    bool has_bias() const noexcept { return cfg_.bias; }
+
+    std::size_t output_size(std::size_t in) const {
+        return (in + 2 * cfg_.padding - cfg_.kernel) / cfg_.stride + 1;
+    }
+
+    forward_result<T, cache_type> forward(const tensor<T>& x) const {
+        const auto q = geometry(x);
+        const std::size_t n = x.dim(0), co = cfg_.out_channels, hwo = q.hw_out(), k = q.rows();
+        tensor<T> y({n, co, q.ho, q.wo});
+        const std::size_t g = group_size(q, n);
+        const std::size_t tasks = (n + g - 1) / g;
+        const bool direct = is_pointwise(q);
+        auto W = as_matrix(weight_.value, co, k);
+        parallel_for(tasks, [&](std::size_t t, std::size_t) {
+            const std::size_t b0 = t * g, gc = std::min(g, n - b0);
+            const std::size_t ncols = gc * hwo;
+            const T* xb = x.data() + b0 * q.c * q.hw_in();
+            if (gc == 1) {
+                Eigen::Map<matrix<T>> Y(y.data() + b0 * co * hwo, co, hwo);
+                if (direct) {
+                    Y.noalias() = W * Eigen::Map<const matrix<T>>(xb, k, hwo);
+                } else {
+                    tensor<T> col({k, ncols});
+                    backend::host::im2col(xb, 1, q, col.data());
+                    Y.noalias() = W * as_matrix(col, k, ncols);
+                }
+                add_bias(Y);
+            } else {
+                tensor<T> col({k, ncols});
+                backend::host::im2col(xb, gc, q, col.data());
+                tensor<T> yg({co, ncols});
+                auto Yg = as_matrix(yg, co, ncols);
+                Yg.noalias() = W * as_matrix(col, k, ncols);
+                add_bias(Yg);
+                for (std::size_t i = 0; i < gc; ++i)
+                    Eigen::Map<matrix<T>>(y.data() + (b0 + i) * co * hwo, co, hwo) = Yg.middleCols(i * hwo, hwo);
+            }
+        });
+        return {std::move(y), cache_type{x}};
+    }
+
+    /// Accumulates dL/dweight (and dL/dbias) and returns dL/dx. With
+    /// need_input_grad = false (the first layer of a network) dx is skipped
+    /// and an empty tensor is returned.
+    tensor<T> backward(const cache_type& c, const tensor<T>& dy, bool need_input_grad = true) {
+        const tensor<T>& x = c.x;
+        const auto q = geometry(x);
+        const std::size_t n = x.dim(0), co = cfg_.out_channels, hwo = q.hw_out(), k = q.rows();
+        require<shape_error>(dy.shape() == shape_t{n, co, q.ho, q.wo}, "conv2d backward: gradient shape ",
+                             dy.shape().str(), " does not match output shape ",
+                             shape_t{n, co, q.ho, q.wo}.str());
+        tensor<T> dx;
+        if (need_input_grad) dx = tensor<T>::zeros(x.shape());
+        const std::size_t g = group_size(q, n);
+        const std::size_t tasks = (n + g - 1) / g;
+        const std::size_t workers = std::min(num_threads(), tasks);
+        const bool direct = is_pointwise(q);
+        // Per-worker partial weight/bias gradients, summed at the end.
+        tensor<T> dw_parts = tensor<T>::zeros({workers, co * k});
+        tensor<T> db_parts = tensor<T>::zeros({workers, co});
+        auto W = as_matrix(weight_.value, co, k);
+        parallel_for(tasks, [&](std::size_t t, std::size_t w) {
+            const std::size_t b0 = t * g, gc = std::min(g, n - b0);
+            const std::size_t ncols = gc * hwo;
+            const T* xb = x.data() + b0 * q.c * q.hw_in();
+            Eigen::Map<matrix<T>> dW(dw_parts.data() + w * co * k, co, k);
+            Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, 1>> db(db_parts.data() + w * co, co);
+            tensor<T> dyg_store;
+            const T* dyg_ptr;
+            if (gc == 1) {
+                dyg_ptr = dy.data() + b0 * co * hwo;
+            } else {
+                dyg_store = tensor<T>({co, ncols});
+                auto G = as_matrix(dyg_store, co, ncols);
+                for (std::size_t i = 0; i < gc; ++i)
+                    G.middleCols(i * hwo, hwo) = Eigen::Map<const matrix<T>>(dy.data() + (b0 + i) * co * hwo, co, hwo);
+                dyg_ptr = dyg_store.data();
+            }
+            Eigen::Map<const matrix<T>> dY(dyg_ptr, co, ncols);
+            if (cfg_.bias) db += dY.rowwise().sum();
+            if (direct && gc == 1) {
+                Eigen::Map<const matrix<T>> X(xb, k, hwo);
+                dW.noalias() += dY * X.transpose();
+                if (need_input_grad)
+                    Eigen::Map<matrix<T>>(dx.data() + b0 * q.c * q.hw_in(), k, hwo).noalias() = W.transpose() * dY;
+                return;
+            }
+            tensor<T> col({k, ncols});
+            backend::host::im2col(xb, gc, q, col.data());
+            dW.noalias() += dY * as_matrix(col, k, ncols).transpose();
+            if (need_input_grad) {
+                as_matrix(col, k, ncols).noalias() = W.transpose() * dY;
+                backend::host::col2im_add(col.data(), gc, q, dx.data() + b0 * q.c * q.hw_in());
+            }
+        });
+        auto gW = as_vector(weight_.grad);
+        for (std::size_t w = 0; w < workers; ++w)
+            gW += Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, 1>>(dw_parts.data() + w * co * k, co * k);
+        if (cfg_.bias) {
+            auto gb = as_vector(bias_.grad);
+            for (std::size_t w = 0; w < workers; ++w)
+                gb += Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, 1>>(db_parts.data() + w * co, co);
+        }
+        return dx;
+    }
+
+    template <class F>
+    void for_each_parameter(F&& f, const std::string& prefix) {
+        f(join_name(prefix, "weight"), weight_);
+        if (cfg_.bias) f(join_name(prefix, "bias"), bias_);
+    }
+    template <class F>
+    void for_each_buffer(F&&, const std::string&) {}
+    void train(bool on) noexcept { training_ = on; }
+    bool training() const noexcept { return training_; }
+
+private:
+    backend::host::conv_geometry geometry(const tensor<T>& x) const {
+        check_rank(x, 4, "conv2d", "(N, C, H, W)");
+        require<shape_error>(x.dim(1) == cfg_.in_channels, "conv2d: input has ", x.dim(1),
+                             " channels but the layer expects ", cfg_.in_channels, " (input shape ", x.shape().str(),
+                             ")");
+        require<shape_error>(x.dim(2) + 2 * cfg_.padding >= cfg_.kernel && x.dim(3) + 2 * cfg_.padding >= cfg_.kernel,
+                             "conv2d: input ", x.shape().str(), " is smaller than the ", cfg_.kernel, "x",
+                             cfg_.kernel, " kernel with padding ", cfg_.padding);
+        backend::host::conv_geometry q{x.dim(1), x.dim(2), x.dim(3), cfg_.kernel, cfg_.kernel, cfg_.stride,
+                                       cfg_.padding, 0, 0};
+        q.ho = output_size(q.h);
+        q.wo = output_size(q.w);
+        return q;
+    }
+    bool is_pointwise(const backend::host::conv_geometry& q) const {
+        return q.kh == 1 && q.kw == 1 && q.stride == 1 && q.pad == 0;
+    }
+    static std::size_t group_size(const backend::host::conv_geometry& q, std::size_t n) {
+        std::size_t g = backend::host::conv_group_size(q.hw_out(), n);
+        const std::size_t th = num_threads();
+        // keep at least one task per thread
+        if (th > 1 && n >= th) g = std::min(g, (n + th - 1) / th);
+        return std::max<std::size_t>(g, 1);
+    }
+    template <class M>
+    void add_bias(M&& Y) const {
+        if (cfg_.bias) Y.colwise() += as_vector(bias_.value);
+    }
+
+    conv2d_config cfg_{};
+    parameter<T> weight_{}, bias_{};
+    bool training_ = true;
+};
+
+}  // namespace ssl::nn
