@@ -1,0 +1,64 @@
+// conv2d forward and backward (weight + input gradient) for every distinct
+// conv shape of ResNet-18 (CIFAR stem, 1x28x28 input), at width 16 / batch
+// 256 and width 64 / batch 128. Counter GFLOPs: useful FLOPs of the direct
+// convolution (2 * N * Cout * Cin * K * K * Ho * Wo forward, twice that
+// backward) per second, so algorithms with fewer FLOPs (Winograd) show up as
+// higher rates.
+#include <benchmark/benchmark.h>
+
+#include <random>
+#include <ssl/nn/conv2d.hpp>
+
+#include "shapes.hpp"
+
+namespace {
+
+ssl::tensor<float> random_tensor(ssl::shape_t s, unsigned seed) {
+    ssl::tensor<float> t(s);
+    std::mt19937 g(seed);
+    std::normal_distribution<float> d(0.f, 1.f);
+    for (auto& v : t) v = d(g);
+    return t;
+}
+
+void bench_forward(benchmark::State& st, ssl_bench::conv_shape s, std::size_t n) {
+    ssl::nn::conv2d<float> conv({s.cin, s.cout, s.kernel, s.stride, s.pad, false}, 1);
+    auto x = random_tensor({n, s.cin, s.hw_in, s.hw_in}, 2);
+    for (auto _ : st) {
+        auto r = conv.forward(x);
+        benchmark::DoNotOptimize(r.out.data());
+    }
+    st.counters["GFLOPs"] = benchmark::Counter(s.flops(n) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void bench_backward(benchmark::State& st, ssl_bench::conv_shape s, std::size_t n) {
+    ssl::nn::conv2d<float> conv({s.cin, s.cout, s.kernel, s.stride, s.pad, false}, 1);
+    auto x = random_tensor({n, s.cin, s.hw_in, s.hw_in}, 2);
+    auto r = conv.forward(x);
+    auto dy = random_tensor(r.out.shape(), 3);
+    for (auto _ : st) {
+        auto dx = conv.backward(r.cache, dy, true);
+        benchmark::DoNotOptimize(dx.data());
+    }
+    st.counters["GFLOPs"] = benchmark::Counter(2 * s.flops(n) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    for (const auto& c : ssl_bench::configs())
+        for (const auto& s : ssl_bench::resnet18_convs(c.width)) {
+            const std::string tag = c.name() + "/" + s.name;
+            benchmark::RegisterBenchmark(("conv_fwd/" + tag).c_str(), bench_forward, s, c.batch)
+                ->Unit(benchmark::kMillisecond)
+                ->UseRealTime();
+            benchmark::RegisterBenchmark(("conv_bwd/" + tag).c_str(), bench_backward, s, c.batch)
+                ->Unit(benchmark::kMillisecond)
+                ->UseRealTime();
+        }
+    benchmark::Initialize(&argc, argv);
+    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+    return 0;
+}

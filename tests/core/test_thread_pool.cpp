@@ -1,0 +1,48 @@
+#include <doctest/doctest.h>
+
+#include <ssl/core/thread_pool.hpp>
+
+#include <atomic>
+#include <stdexcept>
+#include <vector>
+
+TEST_CASE("thread pool: every index runs exactly once") {
+    for (std::size_t n : {0u, 1u, 2u, 7u, 1000u}) {
+        std::vector<std::atomic<int>> hits(n);
+        ssl::parallel_for(n, [&](std::size_t i, std::size_t w) {
+            CHECK(w < ssl::num_threads());
+            hits[i]++;
+        });
+        for (auto& h : hits) CHECK(h.load() == 1);
+    }
+}
+
+TEST_CASE("thread pool: exceptions reach the caller, the pool keeps working") {
+    CHECK_THROWS_AS(ssl::parallel_for(10, [](std::size_t i, std::size_t) {
+                        if (i == 3) throw std::runtime_error("task 3");
+                    }),
+                    std::runtime_error);
+    std::atomic<int> sum{0};
+    ssl::parallel_for(100, [&](std::size_t i, std::size_t) { sum += static_cast<int>(i); });
+    CHECK(sum.load() == 4950);
+}
+
+TEST_CASE("thread pool: nested calls run serially, resize works") {
+    std::atomic<int> count{0};
+    ssl::parallel_for(4, [&](std::size_t, std::size_t) {
+        ssl::parallel_for(5, [&](std::size_t, std::size_t w) {
+            CHECK(w == 0);
+            count++;
+        });
+    });
+    CHECK(count.load() == 20);
+    const auto n = ssl::num_threads();
+    ssl::set_num_threads(3);
+    CHECK(ssl::num_threads() == 3);
+    std::atomic<int> c2{0};
+    ssl::parallel_for(50, [&](std::size_t, std::size_t) { c2++; });
+    CHECK(c2.load() == 50);
+    CHECK_THROWS_AS(ssl::set_num_threads(0), ssl::value_error);
+    ssl::set_num_threads(n);
+    CHECK(ssl::num_threads() == n);
+}

@@ -1,0 +1,93 @@
+#include <doctest/doctest.h>
+
+#include <ssl/nn/batch_norm.hpp>
+#include <ssl/testing/gradcheck.hpp>
+
+#include "reference.hpp"
+
+using ssl::tensor;
+using ssl::nn::batch_norm1d;
+using ssl::nn::batch_norm2d;
+
+TEST_CASE("batch_norm2d: train mode normalizes per channel and updates running stats as PyTorch") {
+    batch_norm2d<double> bn({3});
+    auto x = ref::random<double>({4, 3, 2, 5}, 1, 0.0, 4.0);
+    auto y = bn.forward(x).out;
+    for (std::size_t c = 0; c < 3; ++c) {
+        double s = 0, s2 = 0, xs = 0, xs2 = 0;
+        for (std::size_t n = 0; n < 4; ++n)
+            for (std::size_t i = 0; i < 10; ++i) {
+                const double v = y[(n * 3 + c) * 10 + i], u = x[(n * 3 + c) * 10 + i];
+                s += v, s2 += v * v, xs += u, xs2 += u * u;
+            }
+        CHECK(s / 40 == doctest::Approx(0).epsilon(1e-12).scale(1));
+        CHECK(s2 / 40 == doctest::Approx(1.0).epsilon(1e-4));  // eps = 1e-5 in the denominator
+        const double mean = xs / 40, var_b = xs2 / 40 - mean * mean, var_u = var_b * 40 / 39;
+        CHECK(bn.running_mean()[c] == doctest::Approx(0.1 * mean));
+        CHECK(bn.running_var()[c] == doctest::Approx(0.9 + 0.1 * var_u));
+    }
+    CHECK(bn.num_batches_tracked() == 1);
+}
+
+TEST_CASE("batch_norm: eval mode uses running statistics, affine parameters apply") {
+    batch_norm1d<double> bn({2});
+    bn.running_mean()[0] = 1.0;
+    bn.running_mean()[1] = -2.0;
+    bn.running_var()[0] = 4.0;
+    bn.running_var()[1] = 0.25;
+    bn.weight().value[0] = 3.0;
+    bn.bias().value[1] = 0.5;
+    bn.train(false);
+    auto x = tensor<double>::from({2, 2}, {3.0, -1.0, 1.0, -2.0});
+    auto y = bn.forward(x).out;
+    CHECK(y.at(0, 0) == doctest::Approx(3.0 * (3.0 - 1.0) / std::sqrt(4.0 + 1e-5)));
+    CHECK(y.at(0, 1) == doctest::Approx((-1.0 + 2.0) / std::sqrt(0.25 + 1e-5) + 0.5));
+    CHECK(y.at(1, 0) == doctest::Approx(0.0));
+    CHECK(y.at(1, 1) == doctest::Approx(0.5));
+    CHECK(bn.num_batches_tracked() == 0);
+    CHECK(bn.running_mean()[0] == 1.0);  // eval does not update
+}
+
+TEST_CASE("batch_norm: bad input") {
+    batch_norm2d<float> bn({3});
+    CHECK_THROWS_AS(bn.forward(tensor<float>({2, 4, 3, 3})), ssl::shape_error);
+    CHECK_THROWS_AS(bn.forward(tensor<float>({2, 3})), ssl::shape_error);
+    CHECK_THROWS_AS(bn.forward(tensor<float>::zeros({1, 3, 1, 1})), ssl::shape_error);  // one value per channel
+    CHECK_THROWS_AS(batch_norm2d<float>({0}), ssl::value_error);
+    CHECK_THROWS_AS(batch_norm2d<float>({3, 1.5}), ssl::value_error);
+    batch_norm1d<float> b1({3});
+    CHECK_THROWS_AS(b1.forward(tensor<float>({2, 3, 1, 1})), ssl::shape_error);
+}
+
+TEST_CASE("batch_norm: torchvision buffer names") {
+    batch_norm2d<float> bn({3});
+    std::vector<std::string> names;
+    bn.for_each_buffer([&](const std::string& n, auto&) { names.push_back(n); }, "bn1");
+    bn.for_each_parameter([&](const std::string& n, auto&) { names.push_back(n); }, "bn1");
+    CHECK(names == std::vector<std::string>{"bn1.running_mean", "bn1.running_var", "bn1.num_batches_tracked",
+                                            "bn1.weight", "bn1.bias"});
+}
+
+TEST_SUITE("gradcheck") {
+    TEST_CASE("batch_norm2d and 1d gradcheck, train and eval, affine and not") {
+        for (bool affine : {true, false}) {
+            batch_norm2d<double> bn2({3, 0.1, 1e-5, affine});
+            batch_norm1d<double> bn1({4, 0.1, 1e-5, affine});
+            if (affine) {  // non-trivial gamma / beta
+                bn2.weight().value.assign(ref::random<double>({3}, 5, 0.5, 2.0));
+                bn2.bias().value.assign(ref::random<double>({3}, 6));
+                bn1.weight().value.assign(ref::random<double>({4}, 7, 0.5, 2.0));
+            }
+            for (bool train : {true, false}) {
+                CAPTURE(affine);
+                CAPTURE(train);
+                bn2.train(train);
+                bn1.train(train);
+                auto r2 = ssl::testing::gradcheck(bn2, ref::random<double>({3, 3, 2, 3}, 8));
+                CHECK_MESSAGE(r2.ok, r2.str());
+                auto r1 = ssl::testing::gradcheck(bn1, ref::random<double>({5, 4}, 9));
+                CHECK_MESSAGE(r1.ok, r1.str());
+            }
+        }
+    }
+}
