@@ -3,10 +3,13 @@
 // 256 and width 64 / batch 128. Counter GFLOPs: useful FLOPs of the direct
 // convolution (2 * N * Cout * Cin * K * K * Ho * Wo forward, twice that
 // backward) per second, so algorithms with fewer FLOPs (Winograd) show up as
-// higher rates.
+// higher rates. Flag --im2col turns the Winograd path off;
+// --wg-mode=1|2 forces per-group / whole-batch Winograd, --wg-tiles=N the group size.
 #include <benchmark/benchmark.h>
 
 #include <random>
+#include <string>
+#include <vector>
 #include <ssl/nn/conv2d.hpp>
 
 #include "shapes.hpp"
@@ -46,6 +49,21 @@ void bench_backward(benchmark::State& st, ssl_bench::conv_shape s, std::size_t n
 }  // namespace
 
 int main(int argc, char** argv) {
+    // --im2col: disable the Winograd path (compare the two algorithms)
+    std::vector<char*> rest;
+    for (int i = 0; i < argc; ++i) {
+        const std::string a = argv[i];
+        if (a == "--im2col")
+            ssl::backend::host::winograd::enabled = false;
+        else if (a.rfind("--wg-mode=", 0) == 0)
+            ssl::nn::conv2d<float>::winograd_mode = std::stoi(a.substr(10));
+        else if (a.rfind("--wg-tiles=", 0) == 0)
+            ssl::nn::conv2d<float>::winograd_target_tiles = std::stoul(a.substr(11));
+        else
+            rest.push_back(argv[i]);
+    }
+    argc = static_cast<int>(rest.size());
+    argv = rest.data();
     for (const auto& c : ssl_bench::configs())
         for (const auto& s : ssl_bench::resnet18_convs(c.width)) {
             const std::string tag = c.name() + "/" + s.name;

@@ -42,7 +42,6 @@
 #include <vector>
 
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -260,7 +259,6 @@ struct entry {
 /// Parses and validates the header. data_size = bytes after the header.
 inline std::vector<entry> parse_header(const std::filesystem::path& path, std::string_view text,
                                        std::uint64_t data_size, std::map<std::string, std::string>& metadata) {
-    if (text.empty() || text.front() != '{') fail(path, "the header does not start with '{' (not a safetensors file?)");
     // Reject duplicate top-level keys (nlohmann would keep only the last one).
     std::set<std::string> seen;
     std::string duplicate;
@@ -279,6 +277,7 @@ inline std::vector<entry> parse_header(const std::filesystem::path& path, std::s
     }
     if (!duplicate.empty()) fail(path, "the header names '", duplicate, "' more than once");
     if (!h.is_object()) fail(path, "the header is JSON ", h.type_name(), ", not an object");
+    if (text.front() != '{') fail(path, "the header does not start with '{' (leading whitespace?)");
 
     std::vector<entry> entries;
     for (auto it = h.begin(); it != h.end(); ++it) {

@@ -1,11 +1,14 @@
 #pragma once
 // 2-d convolution, NCHW, square kernel, same stride and padding in both
 // directions, optional bias. Host implementation: im2col over groups of
-// images + Eigen GEMM, batch groups spread over the thread pool.
+// images + Eigen GEMM, batch groups spread over the thread pool; 3x3
+// stride-1 padding-1 convolutions use Winograd F(4x4, 3x3) instead
+// (backend/host/winograd.hpp), forward and backward.
 #include <string>
 #include <vector>
 
 #include "../backend/host/im2col.hpp"
+#include "../backend/host/winograd.hpp"
 #include "../core/thread_pool.hpp"
 #include "../core/views.hpp"
 #include "init.hpp"
@@ -56,6 +59,7 @@ public:
 
     forward_result<T, cache_type> forward(const tensor<T>& x) const {
         const auto q = geometry(x);
+        if (use_winograd(q)) return {forward_winograd(x, q), cache_type{x}};
         const std::size_t n = x.dim(0), co = cfg_.out_channels, hwo = q.hw_out(), k = q.rows();
         tensor<T> y({n, co, q.ho, q.wo});
         const std::size_t g = group_size(q, n);
@@ -100,6 +104,7 @@ public:
         require<shape_error>(dy.shape() == shape_t{n, co, q.ho, q.wo}, "conv2d backward: gradient shape ",
                              dy.shape().str(), " does not match output shape ",
                              shape_t{n, co, q.ho, q.wo}.str());
+        if (use_winograd(q)) return backward_winograd(x, q, dy, need_input_grad);
         tensor<T> dx;
         if (need_input_grad) dx = tensor<T>::zeros(x.shape());
         const std::size_t g = group_size(q, n);
@@ -166,6 +171,186 @@ public:
     bool training() const noexcept { return training_; }
 
 private:
+    static bool use_winograd(const backend::host::conv_geometry& q) {
+        return backend::host::winograd::enabled && q.kh == 3 && q.kw == 3 && q.stride == 1 && q.pad == 1 &&
+               q.c >= 8;
+    }
+    /// Images per Winograd task: about `target` tiles, at least one task per thread.
+    static std::size_t winograd_group(std::size_t tiles_per_image, std::size_t n) {
+        std::size_t g = std::max<std::size_t>(1, winograd_target_tiles / tiles_per_image);
+        const std::size_t th = num_threads();
+        if (th > 1 && n >= th) g = std::min(g, (n + th - 1) / th);
+        return std::max<std::size_t>(1, std::min(g, n));
+    }
+    /// U[p][co][ci] for the current weights, rows split over the pool.
+    tensor<T> winograd_weights() const {
+        namespace wg = backend::host::winograd;
+        const std::size_t co = cfg_.out_channels, ci = cfg_.in_channels;
+        tensor<T> U({wg::npos, co, ci});
+        const std::size_t blocks = std::min<std::size_t>(co, 4 * num_threads());
+        parallel_for(blocks, [&](std::size_t b, std::size_t) {
+            tensor<T> scratch({9 * ci});
+            wg::transform_weights(weight_.value.data(), co, ci, b * co / blocks, (b + 1) * co / blocks, U.data(),
+                                  scratch.data());
+        });
+        return U;
+    }
+    tensor<T> forward_winograd(const tensor<T>& x, const backend::host::conv_geometry& q) const {
+        namespace wg = backend::host::winograd;
+        using cmap = Eigen::Map<const matrix<T>>;
+        using mmap = Eigen::Map<matrix<T>>;
+        const std::size_t n = x.dim(0), co = cfg_.out_channels, ci = q.c, hw = q.hw_out();
+        const auto tl = wg::make_tiling(q.ho, q.wo);
+        const tensor<T> U = winograd_weights();
+        tensor<T> y({n, co, q.ho, q.wo});
+        const std::size_t g = winograd_group(tl.per_image(), n), tasks = (n + g - 1) / g;
+        if (winograd_global(tl.per_image(), g, co)) {
+            // Whole batch at once: transforms split over images, the 36 GEMMs over positions.
+            const std::size_t nt = n * tl.per_image();
+            const auto ldt = static_cast<Eigen::Index>(nt);
+            tensor<T> V({wg::npos, ci, nt}), M({wg::npos, co, nt});
+            parallel_for(tasks, [&](std::size_t t, std::size_t) {
+                const std::size_t b0 = t * g, gc = std::min(g, n - b0);
+                tensor<T> scratch({wg::scratch_size(tl)});
+                wg::transform_input(x.data() + b0 * ci * q.hw_in(), gc, ci, tl, V.data() + b0 * tl.per_image(), nt,
+                                    scratch.data());
+            });
+            parallel_for(wg::npos, [&](std::size_t p, std::size_t) {
+                mmap(M.data() + p * co * nt, co, ldt).noalias() =
+                    cmap(U.data() + p * co * ci, co, ci) * cmap(V.data() + p * ci * nt, ci, ldt);
+            });
+            parallel_for(tasks, [&](std::size_t t, std::size_t) {
+                const std::size_t b0 = t * g, gc = std::min(g, n - b0);
+                wg::transform_output(M.data() + b0 * tl.per_image(), gc, co, tl, nt, y.data() + b0 * co * hw);
+            });
+        } else
+        parallel_for(tasks, [&](std::size_t t, std::size_t) {
+            const std::size_t b0 = t * g, gc = std::min(g, n - b0), nt = gc * tl.per_image();
+            tensor<T> V({wg::npos, ci, nt}), M({wg::npos, co, nt}), scratch({wg::scratch_size(tl)});
+            wg::transform_input(x.data() + b0 * ci * q.hw_in(), gc, ci, tl, V.data(), nt, scratch.data());
+            const auto ldm = static_cast<Eigen::Index>(nt);
+            for (std::size_t p = 0; p < wg::npos; ++p)
+                mmap(M.data() + p * co * nt, co, ldm).noalias() =
+                    cmap(U.data() + p * co * ci, co, ci) * cmap(V.data() + p * ci * nt, ci, ldm);
+            wg::transform_output(M.data(), gc, co, tl, nt, y.data() + b0 * co * hw);
+        });
+        if (cfg_.bias)
+            for (std::size_t b = 0; b < n; ++b)
+                for (std::size_t o = 0; o < co; ++o) {
+                    T* p = y.data() + (b * co + o) * hw;
+                    const T v = bias_.value[o];
+                    for (std::size_t i = 0; i < hw; ++i) p[i] += v;
+                }
+        return y;
+    }
+    tensor<T> backward_winograd(const tensor<T>& x, const backend::host::conv_geometry& q, const tensor<T>& dy,
+                                bool need_input_grad) {
+        namespace wg = backend::host::winograd;
+        using cmap = Eigen::Map<const matrix<T>>;
+        using mmap = Eigen::Map<matrix<T>>;
+        const std::size_t n = x.dim(0), co = cfg_.out_channels, ci = q.c, hw = q.hw_out();
+        const auto tl = wg::make_tiling(q.ho, q.wo);
+        tensor<T> U;
+        if (need_input_grad) U = winograd_weights();
+        tensor<T> dx;
+        if (need_input_grad) dx = tensor<T>(x.shape());
+        const std::size_t g = winograd_group(tl.per_image(), n), tasks = (n + g - 1) / g;
+        if (winograd_global(tl.per_image(), g, co)) {
+            const std::size_t nt = n * tl.per_image();
+            const auto ldt = static_cast<Eigen::Index>(nt);
+            tensor<T> V({wg::npos, ci, nt}), dM({wg::npos, co, nt}), dU({wg::npos, co, ci});
+            parallel_for(tasks, [&](std::size_t t, std::size_t) {
+                const std::size_t b0 = t * g, gc = std::min(g, n - b0);
+                tensor<T> scratch({wg::scratch_size(tl)});
+                wg::transform_input(x.data() + b0 * ci * q.hw_in(), gc, ci, tl, V.data() + b0 * tl.per_image(), nt,
+                                    scratch.data());
+                wg::output_adjoint(dy.data() + b0 * co * hw, gc, co, tl, nt, dM.data() + b0 * tl.per_image());
+            });
+            parallel_for(wg::npos, [&](std::size_t p, std::size_t) {
+                cmap dMp(dM.data() + p * co * nt, co, ldt);
+                mmap Vp(V.data() + p * ci * nt, ci, ldt);
+                mmap(dU.data() + p * co * ci, co, ci).noalias() = dMp * Vp.transpose();
+                if (need_input_grad) Vp.noalias() = cmap(U.data() + p * co * ci, co, ci).transpose() * dMp;
+            });
+            const std::size_t blocks = std::min<std::size_t>(co, 4 * num_threads());
+            parallel_for(blocks + (need_input_grad ? tasks : 0), [&](std::size_t b, std::size_t) {
+                if (b < blocks) {
+                    tensor<T> scratch({9 * ci});
+                    wg::weight_adjoint_add(dU.data(), co, ci, b * co / blocks, (b + 1) * co / blocks,
+                                           weight_.grad.data(), scratch.data());
+                    return;
+                }
+                const std::size_t b0 = (b - blocks) * g, gc = std::min(g, n - b0);
+                tensor<T> scratch({wg::scratch_size(tl)});
+                wg::input_adjoint(V.data() + b0 * tl.per_image(), gc, ci, tl, nt, dx.data() + b0 * ci * q.hw_in(),
+                                  scratch.data());
+            });
+            winograd_bias_grad(dy, n, co, hw);
+            return dx;
+        }
+        const std::size_t workers = std::min(num_threads(), tasks), usz = wg::npos * co * ci;
+        tensor<T> dU_parts({workers, usz});
+        std::vector<char> used(workers, 0);
+        parallel_for(tasks, [&](std::size_t t, std::size_t w) {
+            const std::size_t b0 = t * g, gc = std::min(g, n - b0), nt = gc * tl.per_image();
+            const auto ldt = static_cast<Eigen::Index>(nt);
+            tensor<T> V({wg::npos, ci, nt}), dM({wg::npos, co, nt}), scratch({wg::scratch_size(tl)});
+            wg::transform_input(x.data() + b0 * ci * q.hw_in(), gc, ci, tl, V.data(), nt, scratch.data());
+            wg::output_adjoint(dy.data() + b0 * co * hw, gc, co, tl, nt, dM.data());
+            T* dU = dU_parts.data() + w * usz;
+            for (std::size_t p = 0; p < wg::npos; ++p) {
+                mmap dUp(dU + p * co * ci, co, ci);
+                cmap dMp(dM.data() + p * co * nt, co, ldt);
+                mmap Vp(V.data() + p * ci * nt, ci, ldt);
+                if (used[w])
+                    dUp.noalias() += dMp * Vp.transpose();
+                else
+                    dUp.noalias() = dMp * Vp.transpose();
+                if (need_input_grad) Vp.noalias() = cmap(U.data() + p * co * ci, co, ci).transpose() * dMp;
+            }
+            used[w] = 1;
+            if (need_input_grad)
+                wg::input_adjoint(V.data(), gc, ci, tl, nt, dx.data() + b0 * ci * q.hw_in(), scratch.data());
+        });
+        // Sum the workers' dU and map it back to the 3x3 filters, rows split over the pool.
+        const std::size_t blocks = std::min<std::size_t>(co, 4 * num_threads());
+        parallel_for(blocks, [&](std::size_t b, std::size_t) {
+            const std::size_t o0 = b * co / blocks, o1 = (b + 1) * co / blocks;
+            std::size_t first = 0;
+            while (first < workers && !used[first]) ++first;
+            if (first == workers) return;
+            for (std::size_t w = 0; w < workers; ++w) {
+                if (!used[w] || w == first) continue;
+                const T* src = dU_parts.data() + w * usz;
+                T* dst = dU_parts.data() + first * usz;
+                for (std::size_t p = 0; p < wg::npos; ++p)
+                    for (std::size_t i = (p * co + o0) * ci; i < (p * co + o1) * ci; ++i) dst[i] += src[i];
+            }
+            tensor<T> scratch({9 * ci});
+            wg::weight_adjoint_add(dU_parts.data() + first * usz, co, ci, o0, o1, weight_.grad.data(),
+                                   scratch.data());
+        });
+        winograd_bias_grad(dy, n, co, hw);
+        return dx;
+    }
+    void winograd_bias_grad(const tensor<T>& dy, std::size_t n, std::size_t co, std::size_t hw) {
+        if (!cfg_.bias) return;
+        for (std::size_t b = 0; b < n; ++b)
+            for (std::size_t o = 0; o < co; ++o) {
+                const T* p = dy.data() + (b * co + o) * hw;
+                T s = 0;
+                for (std::size_t i = 0; i < hw; ++i) s += p[i];
+                bias_.grad[o] += s;
+            }
+    }
+    /// Whole-batch Winograd (GEMMs split over the 36 positions) when the
+    /// per-group GEMMs would be too narrow for the transformed weights.
+    static bool winograd_global(std::size_t tiles_per_image, std::size_t g, std::size_t co) {
+        if (winograd_mode == 1) return false;
+        if (winograd_mode == 2) return true;
+        return g * tiles_per_image < winograd_target_tiles || co > g * tiles_per_image;
+    }
+
     backend::host::conv_geometry geometry(const tensor<T>& x) const {
         check_rank(x, 4, "conv2d", "(N, C, H, W)");
         require<shape_error>(x.dim(1) == cfg_.in_channels, "conv2d: input has ", x.dim(1),
@@ -195,6 +380,13 @@ private:
         if (cfg_.bias) Y.colwise() += as_vector(bias_.value);
     }
 
+public:
+    /// Tiles per Winograd GEMM group (tuning knob for benchmarks).
+    static inline std::size_t winograd_target_tiles = 256;
+    /// 0: choose per shape, 1: always per image group, 2: always whole batch.
+    static inline int winograd_mode = 0;
+
+private:
     conv2d_config cfg_{};
     parameter<T> weight_{}, bias_{};
     bool training_ = true;

@@ -11,10 +11,10 @@
 //   v        = momentum * v + lr * local_lr * g          (v starts at 0)
 //   w        = w - v
 //
-// ||.|| is the L2 norm over the whole tensor. The denominator uses the norms of
-// the raw gradient and of the decay term separately (the paper's form), which
-// is never larger than ||g|| + eps... it bounds ||g|| from above, so local_lr
-// does not blow up when grad and decay cancel.
+// ||.|| is the L2 norm over the whole tensor. The denominator adds the norms of
+// the raw gradient and of the decay term (the paper's form) rather than taking
+// ||g||; by the triangle inequality it is >= ||g||, so local_lr stays bounded
+// when grad and the decay term cancel.
 //
 // With exclude_bias_and_norm (the default), parameters whose role is
 // param_role::bias or param_role::norm are neither decayed nor adapted: they

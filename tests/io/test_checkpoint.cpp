@@ -1,0 +1,404 @@
+// Model checkpoints: names, round trips, mismatches, all-or-nothing loading.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <filesystem>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+#include <ssl/backbone/convnet.hpp>
+#include <ssl/backbone/resnet.hpp>
+#include <ssl/core/rng.hpp>
+#include <ssl/io/checkpoint.hpp>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct temp_dir {
+    fs::path path;
+    temp_dir() {
+        static std::atomic<int> counter{0};
+        std::random_device rd;
+        path = fs::temp_directory_path() / ("ssl_test_checkpoint_" + std::to_string(::getpid()) + "_" +
+                                            std::to_string(counter++) + "_" + std::to_string(rd()));
+        fs::create_directories(path);
+    }
+    ~temp_dir() {
+        std::error_code ec;
+        fs::remove_all(path, ec);
+    }
+    fs::path operator/(const std::string& name) const { return path / name; }
+};
+
+template <class F>
+std::string io_error_of(F&& f) {
+    try {
+        f();
+    } catch (const ssl::io_error& e) {
+        return e.what();
+    } catch (const std::exception& e) {
+        FAIL_CHECK("expected ssl::io_error, got another exception: ", e.what());
+        return {};
+    }
+    FAIL_CHECK("expected ssl::io_error, nothing was thrown");
+    return {};
+}
+
+bool contains(const std::string& s, const std::string& needle) { return s.find(needle) != std::string::npos; }
+
+template <class T>
+ssl::tensor<T> random_input(ssl::shape_t s, std::uint64_t seed) {
+    ssl::philox g(seed, 99);
+    ssl::tensor<T> x(s);
+    for (auto& v : x) v = static_cast<T>(g.normal());
+    return x;
+}
+
+/// Trains-mode forwards so running statistics and counters move off their initial values.
+template <class M>
+void run_train_forwards(M& m, std::size_t in_channels, int times) {
+    m.train(true);
+    for (int i = 0; i < times; ++i) (void)m.forward(random_input<typename M::value_type>({2, in_channels, 8, 8}, 17 + i));
+}
+
+std::vector<std::string> names_of(const ssl::io::safetensors_file& f) {
+    std::vector<std::string> v;
+    for (const auto& [n, t] : f.tensors) v.push_back(n);
+    return v;
+}
+
+bool same(const ssl::io::stored_tensor& a, const ssl::io::stored_tensor& b) {
+    return a.dtype == b.dtype && a.shape == b.shape && a.data == b.data;
+}
+
+/// Bitwise equality of two whole state dicts.
+bool same_state(const ssl::io::safetensors_file& a, const ssl::io::safetensors_file& b) {
+    if (a.tensors.size() != b.tensors.size()) return false;
+    for (const auto& [n, t] : a.tensors) {
+        auto it = b.tensors.find(n);
+        if (it == b.tensors.end() || !same(t, it->second)) return false;
+    }
+    return true;
+}
+
+const ssl::resnet_options small{.in_channels = 1, .width = 4, .stem = ssl::stem::cifar};
+ssl::resnet_options with_seed(ssl::resnet_options o, std::uint64_t seed) {
+    o.seed = seed;
+    return o;
+}
+
+}  // namespace
+
+TEST_CASE("resnet18 checkpoint round trip: every parameter and buffer") {
+    temp_dir d;
+    ssl::resnet18<float> a(small), b(with_seed(small, 7));
+    run_train_forwards(a, 1, 2);
+    // The two models differ before loading, so the comparison below can fail.
+    REQUIRE_FALSE(same_state(ssl::state_dict(a), ssl::state_dict(b)));
+
+    const fs::path p = d / "r18.safetensors";
+    ssl::save_checkpoint(p, a, {{"epoch", "3"}, {"format", "ignored"}});
+    const auto file = ssl::io::read_safetensors(p);
+
+    SUBCASE("names, dtypes and metadata in the file") {
+        CHECK(file.tensors.size() == 120);  // torchvision's resnet18 state_dict without fc
+        for (const char* n : {"conv1.weight", "bn1.weight", "bn1.bias", "bn1.running_mean", "bn1.num_batches_tracked",
+                              "layer1.0.conv1.weight", "layer1.1.bn2.running_mean", "layer2.0.downsample.0.weight",
+                              "layer2.0.downsample.1.running_var", "layer3.0.downsample.1.weight",
+                              "layer4.1.bn2.running_var", "layer4.1.conv2.weight"}) {
+            INFO(n);
+            CHECK(file.tensors.count(n) == 1);
+        }
+        CHECK(file.tensors.count("layer1.0.downsample.0.weight") == 0);  // stride 1, same width: no shortcut conv
+        CHECK(file.tensors.count("fc.weight") == 0);
+        const auto& w = file.tensors.at("conv1.weight");
+        CHECK(w.dtype == ssl::io::dtype::F32);
+        CHECK(w.shape == std::vector<std::size_t>{4, 1, 3, 3});
+        CHECK(file.tensors.at("layer4.1.bn2.running_var").shape == std::vector<std::size_t>{32});
+        const auto& nbt = file.tensors.at("bn1.num_batches_tracked");
+        CHECK(nbt.dtype == ssl::io::dtype::I64);
+        CHECK(nbt.shape.empty());
+        CHECK(ssl::io::from_stored<std::int64_t>(nbt)[0] == 2);
+        CHECK(file.metadata.at("format") == "ssl");
+        CHECK(file.metadata.at("epoch") == "3");
+        CHECK(file.metadata.size() == 2);
+        // Running statistics really moved (so equality after loading means something).
+        const auto rm = ssl::io::from_stored<float>(file.tensors.at("bn1.running_mean"));
+        CHECK(std::any_of(rm.begin(), rm.end(), [](float v) { return v != 0.0f; }));
+    }
+    SUBCASE("load into a differently seeded model") {
+        const auto report = ssl::load_checkpoint(p, b);
+        CHECK(report.loaded.size() == 120);
+        CHECK(report.complete());
+        CHECK(same_state(ssl::state_dict(a), ssl::state_dict(b)));
+        CHECK(same_state(ssl::state_dict(b), [&] {
+            auto f = file;
+            f.metadata.clear();
+            return f;
+        }()));
+        // Same weights and statistics: same eval-mode output.
+        a.train(false);
+        b.train(false);
+        const auto x = random_input<float>({2, 1, 8, 8}, 5);
+        const auto ya = a.forward(x).out, yb = b.forward(x).out;
+        CHECK(std::equal(ya.begin(), ya.end(), yb.begin()));
+    }
+}
+
+TEST_CASE("loading writes into the existing storage, so aliases see the new values") {
+    temp_dir d;
+    ssl::resnet18<float> a(small), b(with_seed(small, 7));
+    ssl::tensor<float> alias;
+    b.for_each_parameter(
+        [&](const std::string& n, ssl::parameter<float>& p) {
+            if (n == "conv1.weight") alias = p.value;
+        },
+        "");
+    const fs::path p = d / "r18.safetensors";
+    ssl::save_checkpoint(p, a);
+    ssl::load_checkpoint(p, b);
+    const auto w = ssl::io::from_stored<float>(ssl::state_dict(a).tensors.at("conv1.weight"));
+    CHECK(std::equal(alias.begin(), alias.end(), w.begin()));
+}
+
+TEST_CASE("resnet50 and convnet names") {
+    SUBCASE("resnet50 (bottlenecks)") {
+        ssl::resnet50<float> m({.in_channels = 3, .width = 4, .num_classes = 10});
+        const auto f = ssl::state_dict(m);
+        CHECK(f.tensors.size() == 320);  // torchvision's resnet50 state_dict
+        for (const char* n : {"conv1.weight", "layer1.0.conv3.weight", "layer1.0.bn3.running_mean",
+                              "layer1.0.downsample.0.weight", "layer3.5.bn2.num_batches_tracked",
+                              "layer4.2.conv3.weight", "fc.weight", "fc.bias"}) {
+            INFO(n);
+            CHECK(f.tensors.count(n) == 1);
+        }
+        CHECK(f.tensors.at("conv1.weight").shape == std::vector<std::size_t>{4, 3, 7, 7});
+        CHECK(f.tensors.at("layer1.0.conv3.weight").shape == std::vector<std::size_t>{16, 4, 1, 1});
+        CHECK(f.tensors.at("fc.weight").shape == std::vector<std::size_t>{10, 128});
+        CHECK(f.tensors.count("layer1.1.downsample.0.weight") == 0);
+    }
+    SUBCASE("resnet18 with a classifier") {
+        ssl::resnet18<float> m({.width = 4, .num_classes = 3});
+        const auto f = ssl::state_dict(m);
+        CHECK(f.tensors.size() == 122);
+        CHECK(f.tensors.at("fc.weight").shape == std::vector<std::size_t>{3, 32});
+        CHECK(f.tensors.at("fc.bias").shape == std::vector<std::size_t>{3});
+    }
+    SUBCASE("convnet (features.<index>)") {
+        temp_dir d;
+        ssl::convnet<float> a({.in_channels = 1, .width = 2}), b({.in_channels = 1, .width = 2, .seed = 3});
+        run_train_forwards(a, 1, 1);
+        const auto f = ssl::state_dict(a);
+        CHECK(f.tensors.size() == 35);  // 5 convs (weight, bias) + 5 batch norms (5 each)
+        const std::set<std::string> expect{"features.0.weight", "features.0.bias", "features.1.weight",
+                                           "features.1.running_mean", "features.1.num_batches_tracked",
+                                           "features.4.weight", "features.5.running_var", "features.8.bias",
+                                           "features.11.weight", "features.14.weight", "features.15.running_var"};
+        for (const auto& n : expect) {
+            INFO(n);
+            CHECK(f.tensors.count(n) == 1);
+        }
+        for (const auto& n : names_of(f)) {  // nothing from relu / pool layers
+            INFO(n);
+            CHECK_FALSE(n.starts_with("features.2."));
+            CHECK_FALSE(n.starts_with("features.3."));
+            CHECK_FALSE(n.starts_with("features.17."));
+        }
+        const fs::path p = d / "convnet.safetensors";
+        ssl::save_checkpoint(p, a);
+        ssl::load_checkpoint(p, b);
+        CHECK(same_state(ssl::state_dict(a), ssl::state_dict(b)));
+    }
+}
+
+TEST_CASE("shape mismatch: width 4 into width 8") {
+    temp_dir d;
+    ssl::resnet18<float> a(small);
+    ssl::resnet_options wide = small;
+    wide.width = 8;
+    ssl::resnet18<float> b(wide);
+    const fs::path p = d / "w4.safetensors";
+    ssl::save_checkpoint(p, a);
+    const auto before = ssl::state_dict(b);
+    for (bool strict : {true, false}) {
+        const std::string msg = io_error_of([&] { ssl::load_checkpoint(p, b, strict); });
+        INFO(msg);
+        CHECK(contains(msg, "'conv1.weight'"));
+        CHECK(contains(msg, "(4, 1, 3, 3)"));
+        CHECK(contains(msg, "(8, 1, 3, 3)"));
+        CHECK(contains(msg, p.string()));
+        CHECK(same_state(ssl::state_dict(b), before));
+    }
+}
+
+TEST_CASE("resnet18 checkpoint into resnet34: strict lists the missing names, non-strict loads what matches") {
+    temp_dir d;
+    ssl::resnet18<float> a(small);
+    run_train_forwards(a, 1, 1);
+    ssl::resnet34<float> b(with_seed(small, 7));
+    const fs::path p = d / "r18.safetensors";
+    ssl::save_checkpoint(p, a);
+    const auto before = ssl::state_dict(b);
+    REQUIRE(before.tensors.size() == 216);
+
+    const std::string msg = io_error_of([&] { ssl::load_checkpoint(p, b); });
+    INFO(msg);
+    CHECK(contains(msg, p.string()));
+    CHECK(contains(msg, "96 missing"));
+    CHECK(contains(msg, "'layer1.2.conv1.weight'"));  // the first one the model asks for
+    CHECK(contains(msg, "and 91 more"));
+    CHECK_FALSE(contains(msg, "unexpected"));
+    CHECK(same_state(ssl::state_dict(b), before));
+
+    const auto report = ssl::load_checkpoint(p, b, false);
+    CHECK(report.loaded.size() == 120);
+    CHECK(report.missing.size() == 96);
+    CHECK(report.unexpected.empty());
+    CHECK_FALSE(report.complete());
+    CHECK(std::find(report.missing.begin(), report.missing.end(), "layer3.5.bn2.num_batches_tracked") !=
+          report.missing.end());
+    const auto fa = ssl::state_dict(a), fb = ssl::state_dict(b);
+    for (const auto& [n, t] : fb.tensors) {
+        INFO(n);
+        if (fa.tensors.count(n))
+            CHECK(same(t, fa.tensors.at(n)));  // loaded
+        else
+            CHECK(same(t, before.tensors.at(n)));  // missing: untouched
+    }
+}
+
+TEST_CASE("resnet34 checkpoint into resnet18: unexpected names") {
+    temp_dir d;
+    ssl::resnet34<float> a(small);
+    ssl::resnet18<float> b(with_seed(small, 7));
+    const fs::path p = d / "r34.safetensors";
+    ssl::save_checkpoint(p, a);
+    const auto before = ssl::state_dict(b);
+    const std::string msg = io_error_of([&] { ssl::load_checkpoint(p, b); });
+    CHECK(contains(msg, "96 unexpected"));
+    CHECK(contains(msg, "'layer1.2."));
+    CHECK(same_state(ssl::state_dict(b), before));
+    const auto report = ssl::load_checkpoint(p, b, false);
+    CHECK(report.loaded.size() == 120);
+    CHECK(report.missing.empty());
+    CHECK(report.unexpected.size() == 96);
+}
+
+TEST_CASE("a failed load leaves the model unchanged even when most tensors fit") {
+    ssl::resnet18<float> a(small), b(with_seed(small, 7));
+    run_train_forwards(a, 1, 1);
+    const auto before = ssl::state_dict(b);
+
+    SUBCASE("one wrong shape at the end of the traversal") {
+        auto f = ssl::state_dict(a);
+        f.tensors["layer4.1.bn2.running_var"] = ssl::io::to_stored(ssl::tensor<float>::zeros({31}));
+        for (bool strict : {true, false}) {
+            const std::string msg = io_error_of([&] { ssl::load_state_dict(b, f, strict, "edited.safetensors"); });
+            CHECK(contains(msg, "'layer4.1.bn2.running_var'"));
+            CHECK(contains(msg, "(31,)"));
+            CHECK(contains(msg, "(32,)"));
+            CHECK(contains(msg, "edited.safetensors"));
+            CHECK(same_state(ssl::state_dict(b), before));
+        }
+    }
+    SUBCASE("one wrong dtype") {
+        auto f = ssl::state_dict(a);
+        f.tensors["bn1.num_batches_tracked"] = ssl::io::to_stored(ssl::tensor<float>::full({}, 1.0f));
+        const std::string msg = io_error_of([&] { ssl::load_state_dict(b, f); });
+        CHECK(contains(msg, "'bn1.num_batches_tracked'"));
+        CHECK(contains(msg, "dtype mismatch"));
+        CHECK(same_state(ssl::state_dict(b), before));
+    }
+    SUBCASE("one unexpected extra tensor") {
+        auto f = ssl::state_dict(a);
+        f.tensors["projector.weight"] = ssl::io::to_stored(ssl::tensor<float>::zeros({2, 2}));
+        const std::string msg = io_error_of([&] { ssl::load_state_dict(b, f); });
+        CHECK(contains(msg, "1 unexpected"));
+        CHECK(contains(msg, "'projector.weight'"));
+        CHECK(same_state(ssl::state_dict(b), before));
+        const auto report = ssl::load_state_dict(b, f, false);
+        CHECK(report.unexpected == std::vector<std::string>{"projector.weight"});
+        CHECK(same_state(ssl::state_dict(b), ssl::state_dict(a)));
+    }
+    SUBCASE("a corrupt file") {
+        temp_dir d;
+        const fs::path p = d / "r18.safetensors";
+        ssl::save_checkpoint(p, a);
+        fs::resize_file(p, fs::file_size(p) - 1);
+        const std::string msg = io_error_of([&] { ssl::load_checkpoint(p, b); });
+        CHECK(contains(msg, p.string()));
+        CHECK(same_state(ssl::state_dict(b), before));
+    }
+}
+
+TEST_CASE("float checkpoint into a double model and back") {
+    temp_dir d;
+    ssl::resnet18<float> a(small);
+    run_train_forwards(a, 1, 1);
+    ssl::resnet18<double> b(with_seed(small, 7));
+    const fs::path p = d / "f32.safetensors";
+    ssl::save_checkpoint(p, a);
+    const auto report = ssl::load_checkpoint(p, b);
+    CHECK(report.loaded.size() == 120);
+
+    const auto fa = ssl::state_dict(a), fb = ssl::state_dict(b);
+    CHECK(fb.tensors.at("conv1.weight").dtype == ssl::io::dtype::F64);
+    CHECK(fb.tensors.at("bn1.num_batches_tracked").dtype == ssl::io::dtype::I64);
+    for (const auto& [n, t] : fa.tensors) {
+        INFO(n);
+        const auto& u = fb.tensors.at(n);
+        if (t.dtype == ssl::io::dtype::I64) {
+            CHECK(same(t, u));
+            continue;
+        }
+        const auto x = ssl::io::from_stored<float>(t);
+        const auto y = ssl::io::from_stored<double>(u);
+        REQUIRE(x.numel() == y.numel());
+        for (std::size_t i = 0; i < x.numel(); ++i) CHECK(y[i] == static_cast<double>(x[i]));
+    }
+
+    // Double back into float: exact, since the doubles came from floats.
+    ssl::resnet18<float> c(with_seed(small, 9));
+    const fs::path q = d / "f64.safetensors";
+    ssl::save_checkpoint(q, b);
+    CHECK(ssl::io::read_safetensors(q).tensors.at("conv1.weight").dtype == ssl::io::dtype::F64);
+    ssl::load_checkpoint(q, c);
+    CHECK(same_state(ssl::state_dict(c), fa));
+}
+
+TEST_CASE("state_dict and load_state_dict carry extra tensors and metadata") {
+    temp_dir d;
+    ssl::resnet18<float> a(small), b(with_seed(small, 7));
+    auto f = ssl::state_dict(a);
+    CHECK(f.metadata.at("format") == "ssl");
+    // state_dict holds copies: changing the model afterwards does not change it.
+    const auto snapshot = f.tensors.at("conv1.weight");
+    a.for_each_parameter([](const std::string&, ssl::parameter<float>& p) { p.value.fill(0.5f); }, "");
+    CHECK(same(f.tensors.at("conv1.weight"), snapshot));
+
+    f.tensors["optimizer.step"] = ssl::io::to_stored(ssl::tensor<std::int64_t>::full({}, 1234));
+    f.metadata["optimizer"] = "lars";
+    const fs::path p = d / "full.safetensors";
+    ssl::io::write_safetensors(p, f);
+    const auto g = ssl::io::read_safetensors(p);
+    CHECK(g.metadata.at("optimizer") == "lars");
+    const auto report = ssl::load_state_dict(b, g, false);
+    CHECK(report.unexpected == std::vector<std::string>{"optimizer.step"});
+    CHECK(ssl::io::from_stored<std::int64_t>(g.tensors.at("optimizer.step"))[0] == 1234);
+}
+
+TEST_CASE("save_checkpoint into a missing directory") {
+    temp_dir d;
+    ssl::resnet18<float> a(small);
+    const fs::path p = d / "missing" / "r18.safetensors";
+    const std::string msg = io_error_of([&] { ssl::save_checkpoint(p, a); });
+    CHECK(contains(msg, p.string()));
+    CHECK(fs::is_empty(d.path));
+}
