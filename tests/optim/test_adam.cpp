@@ -292,3 +292,28 @@ TEST_CASE("adam<float>: one step on a float parameter") {
     static_assert(ssl::optim::optimizer<adam<float>>);
     static_assert(ssl::optim::optimizer<adamw<double>>);
 }
+
+TEST_CASE("adam: a parameter spanning several update chunks is updated everywhere") {
+    const std::size_t n = 2 * ssl::optim::detail::chunk_elements + 3;
+    parameter<double> big(shape_t{n}, param_role::weight);
+    for (std::size_t i = 0; i < n; ++i) {
+        big.value[i] = std::sin(0.01 * static_cast<double>(i));
+        big.grad[i] = std::cos(0.02 * static_cast<double>(i));
+    }
+    const tensor<double> w0 = big.value.clone();
+    adam<double> opt(adam_config{.lr = 0.1, .weight_decay = 0.05});
+    opt.add_parameter("big", big);
+    opt.step();
+    opt.step();
+    for (std::size_t i : {std::size_t{0}, std::size_t{4095}, std::size_t{4096}, std::size_t{8191}, n - 1}) {
+        double w = w0[i], m = 0, v = 0;
+        for (int t = 1; t <= 2; ++t) {
+            const double g = big.grad[i] + 0.05 * w;
+            m = 0.9 * m + 0.1 * g;
+            v = 0.999 * v + 0.001 * g * g;
+            w -= 0.1 / (1 - std::pow(0.9, t)) * m / (std::sqrt(v / (1 - std::pow(0.999, t))) + 1e-8);
+        }
+        CAPTURE(i);
+        CHECK(big.value[i] == doctest::Approx(w).epsilon(1e-12));
+    }
+}

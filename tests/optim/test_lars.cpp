@@ -195,3 +195,24 @@ TEST_CASE("lars: converges on ||w - t||^2 with a cosine schedule") {
         }
     }
 }
+
+TEST_CASE("lars: a weight spanning several update chunks uses the whole-tensor norms") {
+    const std::size_t n = 2 * ssl::optim::detail::chunk_elements + 7;
+    parameter<double> big(shape_t{n}, param_role::weight);
+    double wn2 = 0, gn2 = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        big.value[i] = std::sin(0.01 * static_cast<double>(i));
+        big.grad[i] = std::cos(0.02 * static_cast<double>(i));
+        wn2 += big.value[i] * big.value[i];
+        gn2 += big.grad[i] * big.grad[i];
+    }
+    const tensor<double> w0 = big.value.clone();
+    lars<double> opt(lars_config{.lr = 2, .momentum = 0.9, .weight_decay = 0.01});
+    opt.add_parameter("big", big);
+    opt.step();
+    const double trust = 0.001 * std::sqrt(wn2) / (std::sqrt(gn2) + 0.01 * std::sqrt(wn2) + 1e-8);
+    for (std::size_t i : {std::size_t{0}, std::size_t{4095}, std::size_t{4096}, std::size_t{8191}, n - 1}) {
+        CAPTURE(i);
+        CHECK(big.value[i] == doctest::Approx(w0[i] - 2 * trust * (big.grad[i] + 0.01 * w0[i])).epsilon(1e-12));
+    }
+}

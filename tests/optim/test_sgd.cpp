@@ -316,3 +316,29 @@ TEST_CASE("sgd<float> on a linear layer") {
     CHECK(fc.bias().value[0] == doctest::Approx(-1.f));
     static_assert(ssl::optim::optimizer<sgd<float>>);
 }
+
+TEST_CASE("sgd: a parameter spanning several update chunks is updated everywhere") {
+    // 3 chunks + 5 elements; every element follows the scalar Nesterov + decay recursion on its own
+    const std::size_t n = 3 * ssl::optim::detail::chunk_elements + 5;
+    parameter<double> big(shape_t{n}, param_role::weight);
+    for (std::size_t i = 0; i < n; ++i) {
+        big.value[i] = std::sin(0.01 * static_cast<double>(i));
+        big.grad[i] = std::cos(0.02 * static_cast<double>(i));
+    }
+    const tensor<double> w0 = big.value.clone();
+    sgd<double> opt(sgd_config{.lr = 0.1, .momentum = 0.9, .nesterov = true, .weight_decay = 0.01});
+    opt.add_parameter("big", big);
+    opt.step();
+    opt.step();
+    for (std::size_t i : {std::size_t{0}, std::size_t{4095}, std::size_t{4096}, std::size_t{8200}, n - 1}) {
+        double w = w0[i], b = 0;
+        const double g = big.grad[i];
+        for (int k = 0; k < 2; ++k) {
+            const double d = g + 0.01 * w;
+            b = k == 0 ? d : 0.9 * b + d;
+            w -= 0.1 * (d + 0.9 * b);
+        }
+        CAPTURE(i);
+        CHECK(big.value[i] == doctest::Approx(w).epsilon(1e-13));
+    }
+}

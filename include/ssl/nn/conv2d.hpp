@@ -204,14 +204,14 @@ private:
         const tensor<T> U = winograd_weights();
         tensor<T> y({n, co, q.ho, q.wo});
         const std::size_t g = winograd_group(tl.per_image(), n), tasks = (n + g - 1) / g;
-        if (winograd_global(tl.per_image(), g, co)) {
+        if (winograd_global(tl.per_image(), g)) {
             // Whole batch at once: transforms split over images, the 36 GEMMs over positions.
             const std::size_t nt = n * tl.per_image();
             const auto ldt = static_cast<Eigen::Index>(nt);
             tensor<T> V({wg::npos, ci, nt}), M({wg::npos, co, nt});
             parallel_for(tasks, [&](std::size_t t, std::size_t) {
                 const std::size_t b0 = t * g, gc = std::min(g, n - b0);
-                tensor<T> scratch({wg::scratch_size(tl)});
+                tensor<T> scratch({wg::scratch_size(tl, gc)});
                 wg::transform_input(x.data() + b0 * ci * q.hw_in(), gc, ci, tl, V.data() + b0 * tl.per_image(), nt,
                                     scratch.data());
             });
@@ -226,7 +226,7 @@ private:
         } else
         parallel_for(tasks, [&](std::size_t t, std::size_t) {
             const std::size_t b0 = t * g, gc = std::min(g, n - b0), nt = gc * tl.per_image();
-            tensor<T> V({wg::npos, ci, nt}), M({wg::npos, co, nt}), scratch({wg::scratch_size(tl)});
+            tensor<T> V({wg::npos, ci, nt}), M({wg::npos, co, nt}), scratch({wg::scratch_size(tl, gc)});
             wg::transform_input(x.data() + b0 * ci * q.hw_in(), gc, ci, tl, V.data(), nt, scratch.data());
             const auto ldm = static_cast<Eigen::Index>(nt);
             for (std::size_t p = 0; p < wg::npos; ++p)
@@ -255,13 +255,13 @@ private:
         tensor<T> dx;
         if (need_input_grad) dx = tensor<T>(x.shape());
         const std::size_t g = winograd_group(tl.per_image(), n), tasks = (n + g - 1) / g;
-        if (winograd_global(tl.per_image(), g, co)) {
+        if (winograd_global(tl.per_image(), g)) {
             const std::size_t nt = n * tl.per_image();
             const auto ldt = static_cast<Eigen::Index>(nt);
             tensor<T> V({wg::npos, ci, nt}), dM({wg::npos, co, nt}), dU({wg::npos, co, ci});
             parallel_for(tasks, [&](std::size_t t, std::size_t) {
                 const std::size_t b0 = t * g, gc = std::min(g, n - b0);
-                tensor<T> scratch({wg::scratch_size(tl)});
+                tensor<T> scratch({wg::scratch_size(tl, gc)});
                 wg::transform_input(x.data() + b0 * ci * q.hw_in(), gc, ci, tl, V.data() + b0 * tl.per_image(), nt,
                                     scratch.data());
                 wg::output_adjoint(dy.data() + b0 * co * hw, gc, co, tl, nt, dM.data() + b0 * tl.per_image());
@@ -281,7 +281,7 @@ private:
                     return;
                 }
                 const std::size_t b0 = (b - blocks) * g, gc = std::min(g, n - b0);
-                tensor<T> scratch({wg::scratch_size(tl)});
+                tensor<T> scratch({wg::scratch_size(tl, gc)});
                 wg::input_adjoint(V.data() + b0 * tl.per_image(), gc, ci, tl, nt, dx.data() + b0 * ci * q.hw_in(),
                                   scratch.data());
             });
@@ -294,7 +294,7 @@ private:
         parallel_for(tasks, [&](std::size_t t, std::size_t w) {
             const std::size_t b0 = t * g, gc = std::min(g, n - b0), nt = gc * tl.per_image();
             const auto ldt = static_cast<Eigen::Index>(nt);
-            tensor<T> V({wg::npos, ci, nt}), dM({wg::npos, co, nt}), scratch({wg::scratch_size(tl)});
+            tensor<T> V({wg::npos, ci, nt}), dM({wg::npos, co, nt}), scratch({wg::scratch_size(tl, gc)});
             wg::transform_input(x.data() + b0 * ci * q.hw_in(), gc, ci, tl, V.data(), nt, scratch.data());
             wg::output_adjoint(dy.data() + b0 * co * hw, gc, co, tl, nt, dM.data());
             T* dU = dU_parts.data() + w * usz;
@@ -343,12 +343,15 @@ private:
                 bias_.grad[o] += s;
             }
     }
-    /// Whole-batch Winograd (GEMMs split over the 36 positions) when the
-    /// per-group GEMMs would be too narrow for the transformed weights.
-    static bool winograd_global(std::size_t tiles_per_image, std::size_t g, std::size_t co) {
+    /// Whole-batch Winograd (transforms split over images, the 36 GEMMs over
+    /// positions) when the transformed weights U do not fit in a core's L2
+    /// (each group would stream all of U) or the groups are very narrow;
+    /// otherwise per-group, which keeps V and M in cache.
+    bool winograd_global(std::size_t tiles_per_image, std::size_t g) const {
         if (winograd_mode == 1) return false;
         if (winograd_mode == 2) return true;
-        return g * tiles_per_image < winograd_target_tiles || co > g * tiles_per_image;
+        const std::size_t u_bytes = backend::host::winograd::npos * cfg_.out_channels * cfg_.in_channels * sizeof(T);
+        return u_bytes > (std::size_t{4} << 20) || g * tiles_per_image < 32;
     }
 
     backend::host::conv_geometry geometry(const tensor<T>& x) const {

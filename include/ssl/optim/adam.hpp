@@ -104,23 +104,25 @@ public:
         const T shrink = static_cast<T>(1 - cfg_.lr * cfg_.weight_decay);
         for (std::size_t i = 0; i < this->slots_.size(); ++i) {
             parameter<T>& p = *this->slots_[i].param;
-            auto w = as_vector(p.value);
-            auto grad = as_vector(std::as_const(p.grad));
-            auto m = as_vector(exp_avg_[i]);
-            auto v = as_vector(exp_avg_sq_[i]);
-            auto update = [&](const auto& g) {
-                m.array() = b1 * m.array() + one_b1 * g;
-                v.array() = b2 * v.array() + one_b2 * g.square();
-                w.array() -= step_size * m.array() / (v.array().sqrt() / bc2_sqrt + eps);
-            };
-            if (cfg_.decoupled) {
-                if (wd != T(0)) w *= shrink;
-                update(grad.array());
-            } else if (wd != T(0)) {
-                update(grad.array() + wd * w.array());
-            } else {
-                update(grad.array());
-            }
+            detail::for_each_chunk(p.value.numel(), [&](std::size_t off, std::size_t n) {
+                auto w = detail::chunk(p.value, off, n);
+                auto grad = detail::chunk(std::as_const(p.grad), off, n);
+                auto m = detail::chunk(exp_avg_[i], off, n);
+                auto v = detail::chunk(exp_avg_sq_[i], off, n);
+                auto update = [&](const auto& g) {
+                    m.array() = b1 * m.array() + one_b1 * g;
+                    v.array() = b2 * v.array() + one_b2 * g.square();
+                    w.array() -= step_size * m.array() / (v.array().sqrt() / bc2_sqrt + eps);
+                };
+                if (cfg_.decoupled) {
+                    if (wd != T(0)) w *= shrink;
+                    update(grad.array());
+                } else if (wd != T(0)) {
+                    update(grad.array() + wd * w.array());
+                } else {
+                    update(grad.array());
+                }
+            });
         }
         ++this->step_[0];
     }

@@ -105,21 +105,23 @@ public:
             const bool adapt = adapted(p);
             const T scale = static_cast<T>(cfg_.lr * local_lr(p));
             const T wd = adapt ? static_cast<T>(cfg_.weight_decay) : T(0);
-            auto w = as_vector(p.value);
-            auto grad = as_vector(std::as_const(p.grad));
-            auto update = [&](const auto& g) {
-                if (mu == T(0)) {
-                    w.array() -= scale * g;
-                    return;
-                }
-                auto v = as_vector(buffers_[i]);
-                v.array() = mu * v.array() + scale * g;
-                w.array() -= v.array();
-            };
-            if (wd != T(0))
-                update(grad.array() + wd * w.array());
-            else
-                update(grad.array());
+            detail::for_each_chunk(p.value.numel(), [&](std::size_t off, std::size_t n) {
+                auto w = detail::chunk(p.value, off, n);
+                auto grad = detail::chunk(std::as_const(p.grad), off, n);
+                auto update = [&](const auto& g) {
+                    if (mu == T(0)) {
+                        w.array() -= scale * g;
+                        return;
+                    }
+                    auto v = detail::chunk(buffers_[i], off, n);
+                    v.array() = mu * v.array() + scale * g;
+                    w.array() -= v.array();
+                };
+                if (wd != T(0))
+                    update(grad.array() + wd * w.array());
+                else
+                    update(grad.array());
+            });
         }
         ++this->step_[0];
     }

@@ -33,6 +33,7 @@
 //
 // Optimizers are move-only: a copy would alias the state buffers (tensor
 // copies share storage) and update the same parameters twice.
+#include <algorithm>
 #include <cmath>
 #include <concepts>
 #include <cstddef>
@@ -69,6 +70,26 @@ inline void check_positive(const char* what, const char* field, double v) {
 /// v in [0, 1)
 inline void check_unit_open(const char* what, const char* field, double v) {
     check_field(v >= 0 && v < 1, what, field, "in [0, 1)", v);
+}
+
+/// Element-wise updates walk each parameter in chunks of this many elements,
+/// running all their passes (buffer, then weight) on one chunk before the next,
+/// so the later passes read from cache instead of memory.
+inline constexpr std::size_t chunk_elements = 4096;
+
+/// Calls f(offset, count) for consecutive chunks covering [0, n).
+template <class F>
+void for_each_chunk(std::size_t n, F&& f) {
+    for (std::size_t off = 0; off < n; off += chunk_elements) f(off, std::min(chunk_elements, n - off));
+}
+/// Elements [off, off + n) of a tensor as an Eigen vector.
+template <class T>
+vector_map<T> chunk(tensor<T>& t, std::size_t off, std::size_t n) {
+    return {t.data() + off, static_cast<Eigen::Index>(n)};
+}
+template <class T>
+const_vector_map<T> chunk(const tensor<T>& t, std::size_t off, std::size_t n) {
+    return {t.data() + off, static_cast<Eigen::Index>(n)};
 }
 
 }  // namespace detail

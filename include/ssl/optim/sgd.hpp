@@ -82,28 +82,30 @@ public:
         }
         for (std::size_t i = 0; i < this->slots_.size(); ++i) {
             parameter<T>& p = *this->slots_[i].param;
-            auto w = as_vector(p.value);
-            auto grad = as_vector(std::as_const(p.grad));
-            // `g` is an Eigen expression: the decayed gradient, evaluated element by element.
-            auto update = [&](const auto& g) {
-                if (mu == T(0)) {
-                    w.array() -= lr * g;
-                    return;
-                }
-                auto b = as_vector(buffers_[i]);
-                if (first)
-                    b.array() = g;
+            detail::for_each_chunk(p.value.numel(), [&](std::size_t off, std::size_t n) {
+                auto w = detail::chunk(p.value, off, n);
+                auto grad = detail::chunk(std::as_const(p.grad), off, n);
+                // `g` is an Eigen expression: the decayed gradient, evaluated element by element.
+                auto update = [&](const auto& g) {
+                    if (mu == T(0)) {
+                        w.array() -= lr * g;
+                        return;
+                    }
+                    auto b = detail::chunk(buffers_[i], off, n);
+                    if (first)
+                        b.array() = g;
+                    else
+                        b.array() = mu * b.array() + keep * g;
+                    if (cfg_.nesterov)
+                        w.array() -= lr * (g + mu * b.array());
+                    else
+                        w.array() -= lr * b.array();
+                };
+                if (wd != T(0))
+                    update(grad.array() + wd * w.array());
                 else
-                    b.array() = mu * b.array() + keep * g;
-                if (cfg_.nesterov)
-                    w.array() -= lr * (g + mu * b.array());
-                else
-                    w.array() -= lr * b.array();
-            };
-            if (wd != T(0))
-                update(grad.array() + wd * w.array());
-            else
-                update(grad.array());
+                    update(grad.array());
+            });
         }
         ++this->step_[0];
     }

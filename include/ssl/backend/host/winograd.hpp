@@ -36,8 +36,6 @@ struct tiling {
     std::size_t per_image() const { return th * tw; }
 };
 inline tiling make_tiling(std::size_t h, std::size_t w) { return {h, w, (h + m - 1) / m, (w + m - 1) / m}; }
-/// Elements of scratch transform_input / input_adjoint need: the padded plane and a 6-row band.
-inline std::size_t scratch_size(const tiling& tl) { return (m * tl.th + 2 + 6) * (m * tl.tw + 2); }
 
 namespace detail {
 
@@ -175,103 +173,180 @@ void weight_adjoint_add(const T* dU, std::size_t co, std::size_t ci, std::size_t
     }
 }
 
-/// V[p][c][t0 + t] for the g_count images at x (each C x H x W), padding 1.
-/// ldv: the number of tile columns of V (the group's T).
+namespace detail {
+/// L values of T processed together; the element-wise operators compile to
+/// SIMD instructions, so every 1-d transform above runs on L tiles at once.
+template <class T, std::size_t L>
+struct lanes {
+    T v[L];
+    lanes() = default;
+    lanes(T s) {  // broadcast (implicit: the transforms write T(4) * d)
+        for (std::size_t i = 0; i < L; ++i) v[i] = s;
+    }
+    friend lanes operator+(const lanes& a, const lanes& b) {
+        lanes r;
+        for (std::size_t i = 0; i < L; ++i) r.v[i] = a.v[i] + b.v[i];
+        return r;
+    }
+    friend lanes operator-(const lanes& a, const lanes& b) {
+        lanes r;
+        for (std::size_t i = 0; i < L; ++i) r.v[i] = a.v[i] - b.v[i];
+        return r;
+    }
+    friend lanes operator*(const lanes& a, const lanes& b) {
+        lanes r;
+        for (std::size_t i = 0; i < L; ++i) r.v[i] = a.v[i] * b.v[i];
+        return r;
+    }
+    friend lanes operator-(const lanes& a) {
+        lanes r;
+        for (std::size_t i = 0; i < L; ++i) r.v[i] = -a.v[i];
+        return r;
+    }
+};
+template <class T>
+inline constexpr std::size_t lane_count = 64 / sizeof(T);
+
+/// Where tile t of a group lives: image, tile row, tile column.
+struct tile_pos {
+    std::size_t img, a, b;
+};
+inline tile_pos locate(std::size_t t, const tiling& tl) {
+    const std::size_t r = t % tl.per_image();
+    return {t / tl.per_image(), r / tl.tw, r % tl.tw};
+}
+}  // namespace detail
+
+/// Elements of scratch that transform_input / input_adjoint need for a group
+/// of g_count images: one zero-padded plane per image.
+inline std::size_t scratch_size(const tiling& tl, std::size_t g_count) {
+    return g_count * (m * tl.th + 2) * (m * tl.tw + 2);
+}
+
+/// V[p][c][t] for the g_count images at x (each C x H x W), padding 1.
+/// ldv: the row length of V (at least the group's tile count).
 template <class T>
 void transform_input(const T* x, std::size_t g_count, std::size_t C, const tiling& tl, T* V, std::size_t ldv,
-                     T* scratch /* scratch_size(tl) */) {
-    const std::size_t ph = m * tl.th + 2, pw = m * tl.tw + 2;
-    std::fill(scratch, scratch + ph * pw, T(0));
-    T* band = scratch + ph * pw;
-    const std::size_t plane = C * ldv;
-    for (std::size_t c = 0; c < C; ++c)
+                     T* scratch /* scratch_size(tl, g_count) */) {
+    constexpr std::size_t L = detail::lane_count<T>;
+    using vec = detail::lanes<T, L>;
+    const std::size_t ph = m * tl.th + 2, pw = m * tl.tw + 2, nt = g_count * tl.per_image(), plane = C * ldv;
+    std::fill(scratch, scratch + g_count * ph * pw, T(0));  // borders stay zero
+    vec d[36], t[36], o[36];
+    for (std::size_t c = 0; c < C; ++c) {
         for (std::size_t g = 0; g < g_count; ++g) {
             const T* src = x + (g * C + c) * tl.h * tl.w;
-            for (std::size_t r = 0; r < tl.h; ++r) std::memcpy(scratch + (r + 1) * pw + 1, src + r * tl.w, tl.w * sizeof(T));
-            T* vrow = V + c * ldv + g * tl.per_image();
-            for (std::size_t a_ = 0; a_ < tl.th; ++a_) {
-                // rows 4a .. 4a+5 of the padded plane: vertical transform of the whole band
-                const T* rows = scratch + a_ * m * pw;
-                for (std::size_t col = 0; col < pw; ++col) detail::bt6(rows + col, pw, band + col, pw);
-                for (std::size_t b_ = 0; b_ < tl.tw; ++b_) {
-                    T* out = vrow + a_ * tl.tw + b_;
-                    for (std::size_t i = 0; i < 6; ++i)
-                        detail::bt6(band + i * pw + b_ * m, 1, out + i * 6 * plane, plane);
-                }
-            }
+            T* dst = scratch + g * ph * pw + pw + 1;
+            for (std::size_t r = 0; r < tl.h; ++r) std::memcpy(dst + r * pw, src + r * tl.w, tl.w * sizeof(T));
         }
+        for (std::size_t t0 = 0; t0 < nt; t0 += L) {
+            const std::size_t cnt = std::min(L, nt - t0);
+            for (std::size_t l = 0; l < cnt; ++l) {
+                const auto q = detail::locate(t0 + l, tl);
+                const T* src = scratch + q.img * ph * pw + q.a * m * pw + q.b * m;
+                for (std::size_t i = 0; i < 6; ++i)
+                    for (std::size_t j = 0; j < 6; ++j) d[i * 6 + j].v[l] = src[i * pw + j];
+            }
+            for (std::size_t l = cnt; l < L; ++l)
+                for (std::size_t k = 0; k < 36; ++k) d[k].v[l] = T(0);
+            for (std::size_t j = 0; j < 6; ++j) detail::bt6(d + j, 6, t + j, 6);          // t = B^T d
+            for (std::size_t i = 0; i < 6; ++i) detail::bt6(t + i * 6, 1, o + i * 6, 1);  // o = t B
+            T* out = V + c * ldv + t0;
+            for (std::size_t p = 0; p < npos; ++p) std::memcpy(out + p * plane, o[p].v, cnt * sizeof(T));
+        }
+    }
 }
 
 /// y (g_count images, C x H x W) = A^T M A, cropped to H x W.
 template <class T>
 void transform_output(const T* M, std::size_t g_count, std::size_t C, const tiling& tl, std::size_t ldm, T* y) {
-    const std::size_t plane = C * ldm;
-    T t[4 * 6], o[16];
+    constexpr std::size_t L = detail::lane_count<T>;
+    using vec = detail::lanes<T, L>;
+    const std::size_t nt = g_count * tl.per_image(), plane = C * ldm, hw = tl.h * tl.w;
+    vec in[36], t[24], o[16];
     for (std::size_t c = 0; c < C; ++c)
-        for (std::size_t g = 0; g < g_count; ++g) {
-            T* dst = y + (g * C + c) * tl.h * tl.w;
-            const T* mrow = M + c * ldm + g * tl.per_image();
-            for (std::size_t a_ = 0; a_ < tl.th; ++a_)
-                for (std::size_t b_ = 0; b_ < tl.tw; ++b_) {
-                    const T* in = mrow + a_ * tl.tw + b_;
-                    for (std::size_t j = 0; j < 6; ++j) detail::at6(in + j * plane, 6 * plane, t + j, 6);  // t (4x6) = A^T M
-                    for (std::size_t i = 0; i < 4; ++i) detail::at6(t + i * 6, 1, o + i * 4, 1);       // o = t A
-                    const std::size_t r0 = a_ * m, c0 = b_ * m;
-                    const std::size_t nr = std::min(m, tl.h - r0), nc = std::min(m, tl.w - c0);
-                    for (std::size_t i = 0; i < nr; ++i)
-                        for (std::size_t j = 0; j < nc; ++j) dst[(r0 + i) * tl.w + c0 + j] = o[i * 4 + j];
-                }
+        for (std::size_t t0 = 0; t0 < nt; t0 += L) {
+            const std::size_t cnt = std::min(L, nt - t0);
+            const T* src = M + c * ldm + t0;
+            for (std::size_t p = 0; p < npos; ++p) {
+                std::memcpy(in[p].v, src + p * plane, cnt * sizeof(T));
+                for (std::size_t l = cnt; l < L; ++l) in[p].v[l] = T(0);
+            }
+            for (std::size_t j = 0; j < 6; ++j) detail::at6(in + j, 6, t + j, 6);        // t (4x6) = A^T M
+            for (std::size_t i = 0; i < 4; ++i) detail::at6(t + i * 6, 1, o + i * 4, 1);  // o = t A
+            for (std::size_t l = 0; l < cnt; ++l) {
+                const auto q = detail::locate(t0 + l, tl);
+                T* dst = y + (q.img * C + c) * hw;
+                const std::size_t r0 = q.a * m, c0 = q.b * m;
+                const std::size_t nr = std::min(m, tl.h - r0), nc = std::min(m, tl.w - c0);
+                for (std::size_t i = 0; i < nr; ++i)
+                    for (std::size_t j = 0; j < nc; ++j) dst[(r0 + i) * tl.w + c0 + j] = o[i * 4 + j].v[l];
+            }
         }
 }
 
 /// dM[p][c][t] = (A dY A^T)[p], dY taken as zero outside H x W.
 template <class T>
 void output_adjoint(const T* dy, std::size_t g_count, std::size_t C, const tiling& tl, std::size_t ldm, T* dM) {
-    const std::size_t plane = C * ldm;
-    T gt[16], t[6 * 4], o[36];
+    constexpr std::size_t L = detail::lane_count<T>;
+    using vec = detail::lanes<T, L>;
+    const std::size_t nt = g_count * tl.per_image(), plane = C * ldm, hw = tl.h * tl.w;
+    vec gt[16], t[24], o[36];
     for (std::size_t c = 0; c < C; ++c)
-        for (std::size_t g = 0; g < g_count; ++g) {
-            const T* src = dy + (g * C + c) * tl.h * tl.w;
-            T* mrow = dM + c * ldm + g * tl.per_image();
-            for (std::size_t a_ = 0; a_ < tl.th; ++a_)
-                for (std::size_t b_ = 0; b_ < tl.tw; ++b_) {
-                    const std::size_t r0 = a_ * m, c0 = b_ * m;
-                    const std::size_t nr = std::min(m, tl.h - r0), nc = std::min(m, tl.w - c0);
-                    for (std::size_t i = 0; i < 4; ++i)
-                        for (std::size_t j = 0; j < 4; ++j)
-                            gt[i * 4 + j] = (i < nr && j < nc) ? src[(r0 + i) * tl.w + c0 + j] : T(0);
-                    for (std::size_t j = 0; j < 4; ++j) detail::a6(gt + j, 4, t + j, 4);  // t (6x4) = A g
-                    for (std::size_t i = 0; i < 6; ++i) detail::a6(t + i * 4, 1, o + i * 6, 1);  // o = t A^T
-                    T* out = mrow + a_ * tl.tw + b_;
-                    for (std::size_t p = 0; p < npos; ++p) out[p * plane] = o[p];
+        for (std::size_t t0 = 0; t0 < nt; t0 += L) {
+            const std::size_t cnt = std::min(L, nt - t0);
+            for (std::size_t l = 0; l < L; ++l) {
+                if (l >= cnt) {
+                    for (std::size_t k = 0; k < 16; ++k) gt[k].v[l] = T(0);
+                    continue;
                 }
+                const auto q = detail::locate(t0 + l, tl);
+                const T* src = dy + (q.img * C + c) * hw;
+                const std::size_t r0 = q.a * m, c0 = q.b * m;
+                const std::size_t nr = std::min(m, tl.h - r0), nc = std::min(m, tl.w - c0);
+                for (std::size_t i = 0; i < 4; ++i)
+                    for (std::size_t j = 0; j < 4; ++j)
+                        gt[i * 4 + j].v[l] = (i < nr && j < nc) ? src[(r0 + i) * tl.w + c0 + j] : T(0);
+            }
+            for (std::size_t j = 0; j < 4; ++j) detail::a6(gt + j, 4, t + j, 4);        // t (6x4) = A g
+            for (std::size_t i = 0; i < 6; ++i) detail::a6(t + i * 4, 1, o + i * 6, 1);  // o = t A^T
+            T* out = dM + c * ldm + t0;
+            for (std::size_t p = 0; p < npos; ++p) std::memcpy(out + p * plane, o[p].v, cnt * sizeof(T));
         }
 }
 
 /// dx (g_count images, C x H x W) = sum over tiles of B dV B^T (overwrites dx).
 template <class T>
 void input_adjoint(const T* dV, std::size_t g_count, std::size_t C, const tiling& tl, std::size_t ldv, T* dx,
-                   T* scratch /* scratch_size(tl) */) {
-    const std::size_t ph = m * tl.th + 2, pw = m * tl.tw + 2;
-    const std::size_t plane = C * ldv;
-    T v[36], t[36], o[36];
-    for (std::size_t c = 0; c < C; ++c)
-        for (std::size_t g = 0; g < g_count; ++g) {
-            std::fill(scratch, scratch + ph * pw, T(0));
-            const T* vrow = dV + c * ldv + g * tl.per_image();
-            for (std::size_t a_ = 0; a_ < tl.th; ++a_)
-                for (std::size_t b_ = 0; b_ < tl.tw; ++b_) {
-                    const T* in = vrow + a_ * tl.tw + b_;
-                    for (std::size_t p = 0; p < npos; ++p) v[p] = in[p * plane];
-                    for (std::size_t j = 0; j < 6; ++j) detail::b6(v + j, 6, t + j, 6);  // t = B v
-                    for (std::size_t i = 0; i < 6; ++i) detail::b6(t + i * 6, 1, o + i * 6, 1);  // o = t B^T
-                    T* dst = scratch + a_ * m * pw + b_ * m;
-                    for (std::size_t i = 0; i < 6; ++i)
-                        for (std::size_t j = 0; j < 6; ++j) dst[i * pw + j] += o[i * 6 + j];
-                }
-            T* out = dx + (g * C + c) * tl.h * tl.w;
-            for (std::size_t r = 0; r < tl.h; ++r) std::memcpy(out + r * tl.w, scratch + (r + 1) * pw + 1, tl.w * sizeof(T));
+                   T* scratch /* scratch_size(tl, g_count) */) {
+    constexpr std::size_t L = detail::lane_count<T>;
+    using vec = detail::lanes<T, L>;
+    const std::size_t ph = m * tl.th + 2, pw = m * tl.tw + 2, nt = g_count * tl.per_image(), plane = C * ldv;
+    vec v[36], t[36], o[36];
+    for (std::size_t c = 0; c < C; ++c) {
+        std::fill(scratch, scratch + g_count * ph * pw, T(0));
+        for (std::size_t t0 = 0; t0 < nt; t0 += L) {
+            const std::size_t cnt = std::min(L, nt - t0);
+            const T* src = dV + c * ldv + t0;
+            for (std::size_t p = 0; p < npos; ++p) {
+                std::memcpy(v[p].v, src + p * plane, cnt * sizeof(T));
+                for (std::size_t l = cnt; l < L; ++l) v[p].v[l] = T(0);
+            }
+            for (std::size_t j = 0; j < 6; ++j) detail::b6(v + j, 6, t + j, 6);          // t = B v
+            for (std::size_t i = 0; i < 6; ++i) detail::b6(t + i * 6, 1, o + i * 6, 1);  // o = t B^T
+            for (std::size_t l = 0; l < cnt; ++l) {
+                const auto q = detail::locate(t0 + l, tl);
+                T* dst = scratch + q.img * ph * pw + q.a * m * pw + q.b * m;
+                for (std::size_t i = 0; i < 6; ++i)
+                    for (std::size_t j = 0; j < 6; ++j) dst[i * pw + j] += o[i * 6 + j].v[l];
+            }
         }
+        for (std::size_t g = 0; g < g_count; ++g) {
+            const T* src = scratch + g * ph * pw + pw + 1;
+            T* out = dx + (g * C + c) * tl.h * tl.w;
+            for (std::size_t r = 0; r < tl.h; ++r) std::memcpy(out + r * tl.w, src + r * pw, tl.w * sizeof(T));
+        }
+    }
 }
 
 }  // namespace ssl::backend::host::winograd
