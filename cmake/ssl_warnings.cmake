@@ -1,7 +1,9 @@
 # Flags for ssl's own tests, examples and benchmarks (not forced on users of
 # the header-only ssl::ssl target).
 add_library(ssl_dev_flags INTERFACE)
-target_compile_options(ssl_dev_flags INTERFACE -Wall -Wextra -Wno-unused-parameter)
+# -Wno-maybe-uninitialized: GCC 12 reports false positives inside its own
+# avx512fintrin.h for every Eigen GEMM compiled with -march=native.
+target_compile_options(ssl_dev_flags INTERFACE -Wall -Wextra -Wno-unused-parameter -Wno-maybe-uninitialized)
 if(SSL_NATIVE)
   target_compile_options(ssl_dev_flags INTERFACE -march=native)
 endif()

@@ -128,3 +128,31 @@ TEST_SUITE("gradcheck") {
         check_backbone(net, {4, 1, 40, 40}, 2);
     }
 }
+
+#include <ssl/loss/cross_entropy.hpp>
+#include <ssl/optim/sgd.hpp>
+
+TEST_CASE("resnet: a steady-state training step makes no system allocation for tensors") {
+    ssl::resnet18<float> net({.in_channels = 1, .width = 4, .stem = ssl::stem::cifar, .num_classes = 5});
+    ssl::optim::sgd<float> opt(net, {.lr = 0.01, .momentum = 0.9, .weight_decay = 1e-4});
+    ssl::loss::cross_entropy<float> ce;
+    auto x = ref::random<float>({8, 1, 12, 12}, 1);
+    std::vector<std::int64_t> y{0, 1, 2, 3, 4, 0, 1, 2};
+    auto step = [&] {
+        opt.zero_grad();
+        auto [logits, cache] = net.forward(x);
+        auto l = ce(logits, y);
+        net.backward(cache, l.grad, false);
+        opt.step();
+        return l.value;
+    };
+    const double first = step();
+    step();
+    const auto before = ssl::host_pool_stats();
+    double last = 0;
+    for (int i = 0; i < 3; ++i) last = step();
+    const auto after = ssl::host_pool_stats();
+    CHECK(after.system_allocations == before.system_allocations);
+    CHECK(after.reuses > before.reuses);
+    CHECK(last < first);  // and it learns
+}

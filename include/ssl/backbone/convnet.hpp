@@ -35,6 +35,7 @@ class convnet {
 
 public:
     using value_type = T;
+    using options_type = convnet_options;
     using cache_type = typename stack::cache_type;
 
     explicit convnet(const convnet_options& o = {}) : opt_(o), features_(make(o)) {

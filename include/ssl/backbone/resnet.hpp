@@ -42,6 +42,7 @@ template <class Block>
 class resnet {
 public:
     using value_type = typename Block::value_type;
+    using options_type = resnet_options;
     using T = value_type;
     using block_type = Block;
 

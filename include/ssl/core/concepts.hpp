@@ -2,7 +2,11 @@
 // The concepts every policy and layer is checked against. A composition that
 // does not fit fails with one of these names and the sentence next to it.
 #include <concepts>
+#include <cstdint>
+#include <span>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "tensor.hpp"
 
@@ -33,6 +37,62 @@ concept layer = requires(L& l, const tensor<typename L::value_type>& x, const ty
     l.for_each_buffer(detail::any_param_visitor{}, prefix);
     l.train(true);
     { l.training() } -> std::convertible_to<bool>;
+};
+
+}  // namespace ssl
+
+namespace ssl {
+
+/// A backbone: a layer whose forward maps images (N, C, H, W) to pooled
+/// features (N, output_dim()), built from `options_type`.
+template <class B>
+concept backbone = layer<B> && requires(B& b) {
+    typename B::options_type;
+    { b.output_dim() } -> std::convertible_to<std::size_t>;
+};
+
+/// What an augmentation policy hands the method for one batch.
+template <class T>
+struct view_batch {
+    std::vector<tensor<T>> views;      ///< each (N_v, C, H, W)
+    std::vector<std::int64_t> labels;  ///< pretext labels (rotation index, ...) or empty
+};
+
+/// An augmentation policy: config_type, and
+///   make_views(images (N,C,H,W) in [0,1], sample ids, seed, epoch) -> view_batch<float>
+///   eval_transform(images) -> images as the backbone sees them at evaluation
+template <class A>
+concept augmentation = requires(const A& a, const tensor<float>& x, std::span<const std::size_t> ids) {
+    typename A::config_type;
+    { a.make_views(x, ids, std::uint64_t{}, std::uint64_t{}) } -> std::same_as<view_batch<float>>;
+    { a.eval_transform(x) } -> std::convertible_to<tensor<float>>;
+};
+
+/// A head: a layer built as Head(config, in_features, seed), with the part an
+/// EMA target copies (`target_type`, `target_part()`).
+template <class H>
+concept head = layer<H> && requires(H& h) {
+    typename H::config_type;
+    typename H::target_type;
+    { h.out_features() } -> std::convertible_to<std::size_t>;
+    { h.target_part() } -> std::same_as<typename H::target_type&>;
+};
+
+/// What a method-level loss returns: the value, dL/d(online output) for each
+/// view, and named metrics (accuracy of the pretext task, ...).
+template <class T>
+struct loss_output {
+    double value = 0;
+    std::vector<tensor<T>> grads;
+    std::vector<std::pair<std::string, double>> metrics;
+};
+
+/// A method-level loss policy: config_type and
+///   compute(online outputs per view, target outputs per view (may be empty), labels) -> loss_output
+template <class L>
+concept method_loss = requires(const L& l, const std::vector<tensor<float>>& o, std::span<const std::int64_t> y) {
+    typename L::config_type;
+    { l.compute(o, o, y) } -> std::same_as<loss_output<float>>;
 };
 
 }  // namespace ssl

@@ -12,7 +12,7 @@ namespace ssl {
 template <class T>
 using matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 template <class T>
-using matrix_map = Eigen::Map<matrix<T>, Eigen::Aligned64>;
+using matrix_map = Eigen::Map<matrix<T>>;  // unaligned: slices move the base pointer
 template <class T>
 using const_matrix_map = Eigen::Map<const matrix<T>, Eigen::Unaligned>;
 template <class T>

@@ -3,6 +3,7 @@
 // statistics per channel over N (and H, W). Train mode normalizes with the
 // batch statistics and updates running_mean / running_var (unbiased) with
 // `momentum` as PyTorch does; eval mode uses the running statistics.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -56,103 +57,25 @@ public:
     tensor<T>& running_var() noexcept { return running_var_; }
     std::int64_t num_batches_tracked() const noexcept { return num_batches_[0]; }
 
-    forward_result<T, cache_type> forward(const tensor<T>& x) {
-        check_input(x);
-        const std::size_t n = x.dim(0), C = cfg_.channels, S = spatial(x), M = n * S;
-        cache_type c{x, tensor<T>({C}), tensor<T>({C}), training_ || !cfg_.track_running_stats};
-        if (c.batch_stats)
-            require<shape_error>(M > 1, "batch_norm: training needs more than one value per channel, got input ",
-                                 x.shape().str());
-        tensor<T> y(x.shape());
-        parallel_for(C, [&](std::size_t ch, std::size_t) {
-            double mean, var;
-            if (c.batch_stats) {
-                double s = 0;
-                for (std::size_t b = 0; b < n; ++b) {
-                    const T* p = x.data() + (b * C + ch) * S;
-                    for (std::size_t i = 0; i < S; ++i) s += p[i];
-                }
-                mean = s / static_cast<double>(M);
-                double ss = 0;
-                for (std::size_t b = 0; b < n; ++b) {
-                    const T* p = x.data() + (b * C + ch) * S;
-                    for (std::size_t i = 0; i < S; ++i) {
-                        const double d = p[i] - mean;
-                        ss += d * d;
-                    }
-                }
-                var = ss / static_cast<double>(M);
-                if (training_ && cfg_.track_running_stats) {
-                    const double m = cfg_.momentum;
-                    running_mean_[ch] = static_cast<T>((1 - m) * running_mean_[ch] + m * mean);
-                    running_var_[ch] = static_cast<T>((1 - m) * running_var_[ch] +
-                                                      m * var * static_cast<double>(M) / static_cast<double>(M - 1));
-                }
-            } else {
-                mean = running_mean_[ch];
-                var = running_var_[ch];
-            }
-            const double invstd = 1.0 / std::sqrt(var + cfg_.eps);
-            c.mean[ch] = static_cast<T>(mean);
-            c.invstd[ch] = static_cast<T>(invstd);
-            const T g = cfg_.affine ? weight_.value[ch] : T(1);
-            const T bt = cfg_.affine ? bias_.value[ch] : T(0);
-            const T scale = static_cast<T>(g * invstd);
-            const T shift = static_cast<T>(bt - mean * g * invstd);
-            for (std::size_t b = 0; b < n; ++b) {
-                const T* p = x.data() + (b * C + ch) * S;
-                T* q = y.data() + (b * C + ch) * S;
-                for (std::size_t i = 0; i < S; ++i) q[i] = p[i] * scale + shift;
-            }
-        });
-        if (training_ && cfg_.track_running_stats) num_batches_[0] += 1;
-        return {std::move(y), std::move(c)};
+    forward_result<T, cache_type> forward(const tensor<T>& x) { return forward_impl(x, nullptr, false); }
+
+    /// relu(bn(x)) in one pass (what conv - bn - relu needs); the output is
+    /// also the relu's mask for backward_relu.
+    forward_result<T, cache_type> forward_relu(const tensor<T>& x) { return forward_impl(x, nullptr, true); }
+
+    /// relu(bn(x) + shortcut) in one pass (the end of a residual block).
+    forward_result<T, cache_type> forward_add_relu(const tensor<T>& x, const tensor<T>& shortcut) {
+        check_same_shape(x, shortcut, "batch_norm add_relu (main path vs shortcut)");
+        return forward_impl(x, shortcut.data(), true);
     }
 
-    tensor<T> backward(const cache_type& c, const tensor<T>& dy) {
-        check_same_shape(dy, c.x, "batch_norm backward (gradient vs input)");
-        const tensor<T>& x = c.x;
-        const std::size_t n = x.dim(0), C = cfg_.channels, S = spatial(x), M = n * S;
-        tensor<T> dx(x.shape());
-        parallel_for(C, [&](std::size_t ch, std::size_t) {
-            const double mean = c.mean[ch], invstd = c.invstd[ch];
-            double sdy = 0, sdyx = 0;  // sum(dy), sum(dy * xhat)
-            for (std::size_t b = 0; b < n; ++b) {
-                const T* p = x.data() + (b * C + ch) * S;
-                const T* d = dy.data() + (b * C + ch) * S;
-                for (std::size_t i = 0; i < S; ++i) {
-                    sdy += d[i];
-                    sdyx += d[i] * (p[i] - mean);
-                }
-            }
-            sdyx *= invstd;
-            const double g = cfg_.affine ? static_cast<double>(weight_.value[ch]) : 1.0;
-            if (cfg_.affine) {
-                weight_.grad[ch] += static_cast<T>(sdyx);
-                bias_.grad[ch] += static_cast<T>(sdy);
-            }
-            if (c.batch_stats) {
-                // dx = g * invstd / M * (M dy - sum(dy) - xhat * sum(dy xhat))
-                const double k = g * invstd;
-                const double a = sdy / static_cast<double>(M);
-                const double bcoef = sdyx / static_cast<double>(M) * invstd;
-                for (std::size_t b = 0; b < n; ++b) {
-                    const T* p = x.data() + (b * C + ch) * S;
-                    const T* d = dy.data() + (b * C + ch) * S;
-                    T* o = dx.data() + (b * C + ch) * S;
-                    for (std::size_t i = 0; i < S; ++i)
-                        o[i] = static_cast<T>(k * (d[i] - a - (p[i] - mean) * bcoef));
-                }
-            } else {
-                const T k = static_cast<T>(g * invstd);
-                for (std::size_t b = 0; b < n; ++b) {
-                    const T* d = dy.data() + (b * C + ch) * S;
-                    T* o = dx.data() + (b * C + ch) * S;
-                    for (std::size_t i = 0; i < S; ++i) o[i] = d[i] * k;
-                }
-            }
-        });
-        return dx;
+    tensor<T> backward(const cache_type& c, const tensor<T>& dy) { return backward_impl(c, dy, nullptr); }
+
+    /// Backward through relu then this layer: y is the relu's output (from
+    /// forward_relu / forward_add_relu), dy the gradient at y.
+    tensor<T> backward_relu(const cache_type& c, const tensor<T>& y, const tensor<T>& dy) {
+        check_same_shape(y, dy, "batch_norm backward_relu (output vs gradient)");
+        return backward_impl(c, dy, y.data());
     }
 
     template <class F>
@@ -173,6 +96,157 @@ public:
     bool training() const noexcept { return training_; }
 
 private:
+    static constexpr std::size_t L = 64 / sizeof(T);  // one cache line of lanes
+
+    /// sum(p[0..n)) with L independent accumulators (vectorizes), in double.
+    static double plane_sum(const T* p, std::size_t n) {
+        T acc[L] = {};
+        std::size_t i = 0;
+        for (; i + L <= n; i += L)
+            for (std::size_t l = 0; l < L; ++l) acc[l] += p[i + l];
+        double s = 0;
+        for (std::size_t l = 0; l < L; ++l) s += acc[l];
+        for (; i < n; ++i) s += p[i];
+        return s;
+    }
+    /// sum((p - mean)^2).
+    static double plane_sq(const T* p, std::size_t n, T mean) {
+        T acc[L] = {};
+        std::size_t i = 0;
+        for (; i + L <= n; i += L)
+            for (std::size_t l = 0; l < L; ++l) {
+                const T d = p[i + l] - mean;
+                acc[l] += d * d;
+            }
+        double s = 0;
+        for (std::size_t l = 0; l < L; ++l) s += acc[l];
+        for (; i < n; ++i) {
+            const double d = static_cast<double>(p[i]) - static_cast<double>(mean);
+            s += d * d;
+        }
+        return s;
+    }
+
+    forward_result<T, cache_type> forward_impl(const tensor<T>& x, const T* shortcut, bool relu) {
+        check_input(x);
+        const std::size_t n = x.dim(0), C = cfg_.channels, S = spatial(x), M = n * S;
+        cache_type c{x, tensor<T>({C}), tensor<T>({C}), training_ || !cfg_.track_running_stats};
+        if (c.batch_stats)
+            require<shape_error>(M > 1, "batch_norm: training needs more than one value per channel, got input ",
+                                 x.shape().str());
+        tensor<T> y(x.shape());
+        parallel_for(C, [&](std::size_t ch, std::size_t) {
+            double mean, var;
+            if (c.batch_stats) {
+                double s = 0;
+                for (std::size_t b = 0; b < n; ++b) s += plane_sum(x.data() + (b * C + ch) * S, S);
+                mean = s / static_cast<double>(M);
+                double ss = 0;
+                for (std::size_t b = 0; b < n; ++b) ss += plane_sq(x.data() + (b * C + ch) * S, S, static_cast<T>(mean));
+                // correct for rounding mean to T: sum (x - m')^2 = sum (x - m)^2 + M (m - m')^2
+                const double dm = mean - static_cast<double>(static_cast<T>(mean));
+                ss -= static_cast<double>(M) * dm * dm;
+                var = std::max(0.0, ss / static_cast<double>(M));
+                if (training_ && cfg_.track_running_stats) {
+                    const double m = cfg_.momentum;
+                    running_mean_[ch] = static_cast<T>((1 - m) * running_mean_[ch] + m * mean);
+                    running_var_[ch] = static_cast<T>((1 - m) * running_var_[ch] +
+                                                      m * var * static_cast<double>(M) / static_cast<double>(M - 1));
+                }
+            } else {
+                mean = running_mean_[ch];
+                var = running_var_[ch];
+            }
+            const double invstd = 1.0 / std::sqrt(var + cfg_.eps);
+            c.mean[ch] = static_cast<T>(mean);
+            c.invstd[ch] = static_cast<T>(invstd);
+            const double g = cfg_.affine ? static_cast<double>(weight_.value[ch]) : 1.0;
+            const double bt = cfg_.affine ? static_cast<double>(bias_.value[ch]) : 0.0;
+            const T scale = static_cast<T>(g * invstd);
+            const T shift = static_cast<T>(bt - mean * g * invstd);
+            for (std::size_t b = 0; b < n; ++b) {
+                const std::size_t off = (b * C + ch) * S;
+                const T* p = x.data() + off;
+                T* q = y.data() + off;
+                if (shortcut) {
+                    const T* r = shortcut + off;
+                    for (std::size_t i = 0; i < S; ++i) {
+                        const T v = p[i] * scale + shift + r[i];
+                        q[i] = v > T(0) ? v : T(0);
+                    }
+                } else if (relu) {
+                    for (std::size_t i = 0; i < S; ++i) {
+                        const T v = p[i] * scale + shift;
+                        q[i] = v > T(0) ? v : T(0);
+                    }
+                } else {
+                    for (std::size_t i = 0; i < S; ++i) q[i] = p[i] * scale + shift;
+                }
+            }
+        });
+        if (training_ && cfg_.track_running_stats) num_batches_[0] += 1;
+        return {std::move(y), std::move(c)};
+    }
+
+    /// mask: the relu output (the gradient passes where mask > 0) or null.
+    tensor<T> backward_impl(const cache_type& c, const tensor<T>& dy, const T* mask) {
+        check_same_shape(dy, c.x, "batch_norm backward (gradient vs input)");
+        const tensor<T>& x = c.x;
+        const std::size_t n = x.dim(0), C = cfg_.channels, S = spatial(x), M = n * S;
+        tensor<T> dx(x.shape());
+        parallel_for(C, [&](std::size_t ch, std::size_t) {
+            const T mean = c.mean[ch];
+            const double invstd = c.invstd[ch];
+            double sdy = 0, sdyx = 0;  // sum(dy), sum(dy * (x - mean))
+            for (std::size_t b = 0; b < n; ++b) {
+                const std::size_t off = (b * C + ch) * S;
+                const T* p = x.data() + off;
+                const T* d = dy.data() + off;
+                const T* mk = mask ? mask + off : nullptr;
+                T a1[L] = {}, a2[L] = {};
+                std::size_t i = 0;
+                for (; i + L <= S; i += L)
+                    for (std::size_t l = 0; l < L; ++l) {
+                        const T g = (!mk || mk[i + l] > T(0)) ? d[i + l] : T(0);
+                        a1[l] += g;
+                        a2[l] += g * (p[i + l] - mean);
+                    }
+                for (std::size_t l = 0; l < L; ++l) {
+                    sdy += a1[l];
+                    sdyx += a2[l];
+                }
+                for (; i < S; ++i) {
+                    const T g = (!mk || mk[i] > T(0)) ? d[i] : T(0);
+                    sdy += g;
+                    sdyx += static_cast<double>(g) * (p[i] - mean);
+                }
+            }
+            sdyx *= invstd;  // sum(dy * xhat)
+            const double g = cfg_.affine ? static_cast<double>(weight_.value[ch]) : 1.0;
+            if (cfg_.affine) {
+                weight_.grad[ch] += static_cast<T>(sdyx);
+                bias_.grad[ch] += static_cast<T>(sdy);
+            }
+            // batch statistics: dx = g * invstd / M * (M dy - sum(dy) - xhat * sum(dy xhat))
+            // running statistics: dx = g * invstd * dy
+            const T k = static_cast<T>(g * invstd);
+            const T a = c.batch_stats ? static_cast<T>(sdy / static_cast<double>(M)) : T(0);
+            const T bc = c.batch_stats ? static_cast<T>(sdyx / static_cast<double>(M) * invstd) : T(0);
+            for (std::size_t b = 0; b < n; ++b) {
+                const std::size_t off = (b * C + ch) * S;
+                const T* p = x.data() + off;
+                const T* d = dy.data() + off;
+                const T* mk = mask ? mask + off : nullptr;
+                T* o = dx.data() + off;
+                for (std::size_t i = 0; i < S; ++i) {
+                    const T gd = (!mk || mk[i] > T(0)) ? d[i] : T(0);
+                    o[i] = k * (gd - a - (p[i] - mean) * bc);
+                }
+            }
+        });
+        return dx;
+    }
+
     void check_input(const tensor<T>& x) const {
         check_rank(x, Rank, Rank == 4 ? "batch_norm2d" : "batch_norm1d", Rank == 4 ? "(N, C, H, W)" : "(N, C)");
         require<shape_error>(x.dim(1) == cfg_.channels, Rank == 4 ? "batch_norm2d" : "batch_norm1d", ": input has ",

@@ -109,7 +109,7 @@ public:
         if (need_input_grad) dx = tensor<T>::zeros(x.shape());
         const std::size_t g = group_size(q, n);
         const std::size_t tasks = (n + g - 1) / g;
-        const std::size_t workers = std::min(num_threads(), tasks);
+        const std::size_t workers = num_threads();  // worker ids go up to num_threads() - 1
         const bool direct = is_pointwise(q);
         // Per-worker partial weight/bias gradients, summed at the end.
         tensor<T> dw_parts = tensor<T>::zeros({workers, co * k});
@@ -288,7 +288,8 @@ private:
             winograd_bias_grad(dy, n, co, hw);
             return dx;
         }
-        const std::size_t workers = std::min(num_threads(), tasks), usz = wg::npos * co * ci;
+        // one partial dU per pool thread (worker ids go up to num_threads() - 1)
+        const std::size_t workers = num_threads(), usz = wg::npos * co * ci;
         tensor<T> dU_parts({workers, usz});
         std::vector<char> used(workers, 0);
         parallel_for(tasks, [&](std::size_t t, std::size_t w) {

@@ -12,6 +12,7 @@
 // checkpoints load into torchvision models.
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "../core/tensor.hpp"
 
@@ -62,6 +63,33 @@ std::size_t parameter_count(M& m) {
     std::size_t n = 0;
     m.for_each_parameter([&](const std::string&, auto& p) { n += p.value.numel(); }, "");
     return n;
+}
+
+}  // namespace ssl
+
+namespace ssl {
+
+/// A copy of a module with its own storage: parameters, gradients and buffers
+/// are cloned (a plain copy would share them, as tensor copies do).
+template <class M>
+M deep_copy(const M& m) {
+    M c = m;
+    c.for_each_parameter(
+        [](const std::string&, auto& p) {
+            p.value = p.value.clone();
+            p.grad = p.grad.clone();
+        },
+        "");
+    c.for_each_buffer([](const std::string&, auto& t) { t = t.clone(); }, "");
+    return c;
+}
+
+/// The parameters of a module, in visiting order.
+template <class T, class M>
+std::vector<parameter<T>*> parameter_list(M& m) {
+    std::vector<parameter<T>*> v;
+    m.for_each_parameter([&](const std::string&, parameter<T>& p) { v.push_back(&p); }, "");
+    return v;
 }
 
 }  // namespace ssl

@@ -54,8 +54,41 @@ void add_into(tensor<T>& a, const tensor<T>& b) {
         for (std::size_t i = s; i < e; ++i) p[i] += q[i];
     });
 }
+/// a += (y > 0 ? dy : 0): the identity shortcut's share of the gradient
+/// through the block's final relu.
+template <class T>
+void add_masked_into(tensor<T>& a, const tensor<T>& y, const tensor<T>& dy) {
+    check_same_shape(a, dy, "gradient sum");
+    T* p = a.data();
+    const T *m = y.data(), *g = dy.data();
+    parallel_chunks(a.numel(), [&](std::size_t s, std::size_t e) {
+        for (std::size_t i = s; i < e; ++i) p[i] += m[i] > T(0) ? g[i] : T(0);
+    });
+}
 template <class T>
 using downsample_t = sequential<conv2d<T>, batch_norm2d<T>>;
+
+/// The shortcut's forward / backward (identity or conv1x1 - bn); backward
+/// takes the gradient at the block's relu output y and applies the mask.
+template <class T>
+tensor<T> shortcut_forward(std::optional<downsample_t<T>>& ds, const tensor<T>& x,
+                           std::optional<typename downsample_t<T>::cache_type>& cache) {
+    if (!ds) return x;
+    auto d = ds->forward(x);
+    cache = std::move(d.cache);
+    return std::move(d.out);
+}
+template <class T>
+void shortcut_backward_add(std::optional<downsample_t<T>>& ds,
+                           const std::optional<typename downsample_t<T>::cache_type>& cache, const tensor<T>& y,
+                           const tensor<T>& dy, tensor<T>& dx) {
+    if (!ds) {
+        add_masked_into(dx, y, dy);
+        return;
+    }
+    tensor<T> g = ds->template get<1>().backward_relu(std::get<1>(*cache), y, dy);
+    add_into(dx, ds->template get<0>().backward(std::get<0>(*cache), g));
+}
 
 template <class T>
 std::optional<downsample_t<T>> make_downsample(std::size_t in, std::size_t out, std::size_t stride,
@@ -91,40 +124,30 @@ public:
     const block_config& config() const noexcept { return cfg_; }
     std::size_t out_channels() const noexcept { return cfg_.planes * expansion; }
 
+    // bn - relu and bn - add - relu run fused (batch_norm's forward_relu /
+    // forward_add_relu / backward_relu): one pass over the data instead of two.
     forward_result<T, cache_type> forward(const tensor<T>& x) {
         cache_type c;
         auto a = conv1_.forward(x);
-        auto b = bn1_.forward(a.out);
-        auto r = relu_.forward(b.out);
-        auto a2 = conv2_.forward(r.out);
-        auto b2 = bn2_.forward(a2.out);
-        tensor<T> shortcut = x;
-        if (downsample_) {
-            auto d = downsample_->forward(x);
-            shortcut = std::move(d.out);
-            c.ds = std::move(d.cache);
-        }
-        tensor<T> y = detail::add_relu(b2.out, shortcut);
+        auto b = bn1_.forward_relu(a.out);  // = relu(bn1(conv1(x)))
+        auto a2 = conv2_.forward(b.out);
+        const tensor<T> shortcut = detail::shortcut_forward(downsample_, x, c.ds);
+        auto b2 = bn2_.forward_add_relu(a2.out, shortcut);
         c.c1 = std::move(a.cache);
         c.b1 = std::move(b.cache);
-        c.r1 = std::move(r.cache);
+        c.r1 = typename relu<T>::cache_type{b.out};
         c.c2 = std::move(a2.cache);
         c.b2 = std::move(b2.cache);
-        c.y = y;
-        return {std::move(y), std::move(c)};
+        c.y = b2.out;
+        return {std::move(b2.out), std::move(c)};
     }
 
     tensor<T> backward(const cache_type& c, const tensor<T>& dy) {
-        tensor<T> d = detail::relu_mask(c.y, dy);
-        tensor<T> g = bn2_.backward(c.b2, d);
+        tensor<T> g = bn2_.backward_relu(c.b2, c.y, dy);
         g = conv2_.backward(c.c2, g);
-        g = relu_.backward(c.r1, g);
-        g = bn1_.backward(c.b1, g);
+        g = bn1_.backward_relu(c.b1, c.r1.y, g);
         tensor<T> dx = conv1_.backward(c.c1, g);
-        if (downsample_)
-            detail::add_into(dx, downsample_->backward(*c.ds, d));
-        else
-            detail::add_into(dx, d);
+        detail::shortcut_backward_add(downsample_, c.ds, c.y, dy, dx);
         return dx;
     }
 
@@ -195,46 +218,32 @@ public:
     forward_result<T, cache_type> forward(const tensor<T>& x) {
         cache_type c;
         auto a1 = conv1_.forward(x);
-        auto n1 = bn1_.forward(a1.out);
-        auto r1 = relu_.forward(n1.out);
-        auto a2 = conv2_.forward(r1.out);
-        auto n2 = bn2_.forward(a2.out);
-        auto r2 = relu_.forward(n2.out);
-        auto a3 = conv3_.forward(r2.out);
-        auto n3 = bn3_.forward(a3.out);
-        tensor<T> shortcut = x;
-        if (downsample_) {
-            auto d = downsample_->forward(x);
-            shortcut = std::move(d.out);
-            c.ds = std::move(d.cache);
-        }
-        tensor<T> y = detail::add_relu(n3.out, shortcut);
+        auto n1 = bn1_.forward_relu(a1.out);
+        auto a2 = conv2_.forward(n1.out);
+        auto n2 = bn2_.forward_relu(a2.out);
+        auto a3 = conv3_.forward(n2.out);
+        const tensor<T> shortcut = detail::shortcut_forward(downsample_, x, c.ds);
+        auto n3 = bn3_.forward_add_relu(a3.out, shortcut);
         c.c1 = std::move(a1.cache);
         c.b1 = std::move(n1.cache);
-        c.r1 = std::move(r1.cache);
+        c.r1 = typename relu<T>::cache_type{n1.out};
         c.c2 = std::move(a2.cache);
         c.b2 = std::move(n2.cache);
-        c.r2 = std::move(r2.cache);
+        c.r2 = typename relu<T>::cache_type{n2.out};
         c.c3 = std::move(a3.cache);
         c.b3 = std::move(n3.cache);
-        c.y = y;
-        return {std::move(y), std::move(c)};
+        c.y = n3.out;
+        return {std::move(n3.out), std::move(c)};
     }
 
     tensor<T> backward(const cache_type& c, const tensor<T>& dy) {
-        tensor<T> d = detail::relu_mask(c.y, dy);
-        tensor<T> g = bn3_.backward(c.b3, d);
+        tensor<T> g = bn3_.backward_relu(c.b3, c.y, dy);
         g = conv3_.backward(c.c3, g);
-        g = relu_.backward(c.r2, g);
-        g = bn2_.backward(c.b2, g);
+        g = bn2_.backward_relu(c.b2, c.r2.y, g);
         g = conv2_.backward(c.c2, g);
-        g = relu_.backward(c.r1, g);
-        g = bn1_.backward(c.b1, g);
+        g = bn1_.backward_relu(c.b1, c.r1.y, g);
         tensor<T> dx = conv1_.backward(c.c1, g);
-        if (downsample_)
-            detail::add_into(dx, downsample_->backward(*c.ds, d));
-        else
-            detail::add_into(dx, d);
+        detail::shortcut_backward_add(downsample_, c.ds, c.y, dy, dx);
         return dx;
     }
 

@@ -1,0 +1,126 @@
+#pragma once
+// A CSV metrics log (one row per record, columns fixed by the first record)
+// and an SVG plot of a run: loss per step and evaluation accuracy per epoch.
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "../core/error.hpp"
+
+namespace ssl::io {
+
+class csv_log {
+public:
+    csv_log() = default;
+    /// Opens `path` for appending when `append` and the file exists (resume),
+    /// else truncates it.
+    csv_log(const std::filesystem::path& path, std::vector<std::string> columns, bool append = false)
+        : path_(path), columns_(std::move(columns)) {
+        const bool exists = append && std::filesystem::exists(path);
+        out_.open(path, exists ? std::ios::app : std::ios::trunc);
+        require<io_error>(out_.good(), "metrics log '", path.string(), "': cannot open for writing");
+        if (!exists) {
+            for (std::size_t i = 0; i < columns_.size(); ++i) out_ << (i ? "," : "") << columns_[i];
+            out_ << '\n';
+            out_.flush();
+        }
+    }
+    bool is_open() const noexcept { return out_.is_open(); }
+    /// One row; values in column order.
+    void row(const std::vector<double>& values) {
+        require<value_error>(values.size() == columns_.size(), "metrics log: ", values.size(), " values for ",
+                             columns_.size(), " columns");
+        for (std::size_t i = 0; i < values.size(); ++i) {
+            if (i) out_ << ',';
+            if (std::isfinite(values[i])) out_ << values[i]; else out_ << "nan";
+        }
+        out_ << '\n';
+        out_.flush();
+        require<io_error>(out_.good(), "metrics log '", path_.string(), "': write failed (disk full?)");
+    }
+
+private:
+    std::filesystem::path path_;
+    std::vector<std::string> columns_;
+    std::ofstream out_;
+};
+
+struct series {
+    std::string name;
+    std::vector<std::pair<double, double>> points;  ///< (x, y)
+};
+
+namespace detail {
+inline std::string svg_panel(const std::vector<series>& s, double x0, double y0, double w, double h,
+                             const std::string& title, const std::string& xlabel) {
+    static const char* colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"};
+    double xmin = 1e300, xmax = -1e300, ymin = 1e300, ymax = -1e300;
+    for (const auto& se : s)
+        for (auto [x, y] : se.points)
+            if (std::isfinite(y)) {
+                xmin = std::min(xmin, x), xmax = std::max(xmax, x), ymin = std::min(ymin, y), ymax = std::max(ymax, y);
+            }
+    std::ostringstream os;
+    os << "<text x='" << x0 + w / 2 << "' y='" << y0 - 8 << "' text-anchor='middle' font-size='14'>" << title
+       << "</text>\n";
+    os << "<rect x='" << x0 << "' y='" << y0 << "' width='" << w << "' height='" << h
+       << "' fill='none' stroke='#444'/>\n";
+    if (xmin > xmax) return os.str();
+    if (xmax == xmin) xmax = xmin + 1;
+    if (ymax == ymin) ymax = ymin + 1, ymin -= 1;
+    const double pad = 0.05 * (ymax - ymin);
+    ymin -= pad, ymax += pad;
+    auto px = [&](double x) { return x0 + (x - xmin) / (xmax - xmin) * w; };
+    auto py = [&](double y) { return y0 + h - (y - ymin) / (ymax - ymin) * h; };
+    for (int i = 0; i <= 4; ++i) {
+        const double y = ymin + (ymax - ymin) * i / 4.0;
+        os << "<text x='" << x0 - 4 << "' y='" << py(y) + 4 << "' text-anchor='end' font-size='10'>" << y
+           << "</text>\n";
+        const double x = xmin + (xmax - xmin) * i / 4.0;
+        os << "<text x='" << px(x) << "' y='" << y0 + h + 14 << "' text-anchor='middle' font-size='10'>" << x
+           << "</text>\n";
+    }
+    os << "<text x='" << x0 + w / 2 << "' y='" << y0 + h + 30 << "' text-anchor='middle' font-size='11'>" << xlabel
+       << "</text>\n";
+    for (std::size_t k = 0; k < s.size(); ++k) {
+        const char* c = colors[k % 5];
+        os << "<polyline fill='none' stroke='" << c << "' stroke-width='1.5' points='";
+        for (auto [x, y] : s[k].points)
+            if (std::isfinite(y)) os << px(x) << ',' << py(y) << ' ';
+        os << "'/>\n";
+        for (auto [x, y] : s[k].points)
+            if (std::isfinite(y) && s[k].points.size() < 60)
+                os << "<circle cx='" << px(x) << "' cy='" << py(y) << "' r='2.5' fill='" << c << "'/>\n";
+        os << "<text x='" << x0 + 8 << "' y='" << y0 + 16 + 14 * k << "' font-size='11' fill='" << c << "'>"
+           << s[k].name << "</text>\n";
+    }
+    return os.str();
+}
+}  // namespace detail
+
+/// Writes an SVG with the loss curve (left) and accuracy curves (right).
+inline void write_run_plot(const std::filesystem::path& path, const std::string& title, const series& loss,
+                           const std::vector<series>& accuracy) {
+    std::ostringstream os;
+    os << "<svg xmlns='http://www.w3.org/2000/svg' width='900' height='360' font-family='sans-serif'>\n"
+       << "<rect width='100%' height='100%' fill='white'/>\n"
+       << "<text x='450' y='20' text-anchor='middle' font-size='16'>" << title << "</text>\n";
+    os << detail::svg_panel({loss}, 60, 50, 360, 250, "training loss", "step");
+    os << detail::svg_panel(accuracy, 510, 50, 360, 250, "evaluation top-1 (%)", "epoch");
+    os << "</svg>\n";
+    const auto tmp = path.string() + ".tmp";
+    {
+        std::ofstream f(tmp, std::ios::trunc);
+        require<io_error>(f.good(), "plot '", path.string(), "': cannot open for writing");
+        f << os.str();
+        require<io_error>(f.good(), "plot '", path.string(), "': write failed");
+    }
+    std::filesystem::rename(tmp, path);
+}
+
+}  // namespace ssl::io

@@ -1,0 +1,162 @@
+#pragma once
+// NT-Xent, the normalized temperature-scaled cross entropy of SimCLR
+// (Chen et al. 2020, eq. 1).
+//
+// Inputs z1, z2 (N, D): projections of two augmented views of the same N
+// images, NOT normalized (the loss L2-normalizes each row itself and
+// backpropagates through the normalization). Stack them as the 2N rows
+//   u_a = z_a / max(||z_a||, eps),  a = 0..2N-1  (z1 rows first, then z2),
+// with cosine similarities s_ab = u_a . u_b. The positive of anchor a is the
+// other view of the same image, p(a) = (a + N) mod 2N; the other 2N - 2
+// samples are its negatives. With temperature tau,
+//   l_a = -log( exp(s_a,p(a) / tau) / sum_{b != a} exp(s_ab / tau) ),
+//   L   = 1/(2N) sum_a l_a.
+// Gradient: with P_ab the softmax over b != a of s_ab / tau (P_aa = 0),
+//   dL/ds_ab = (P_ab - [b == p(a)]) / (2N tau) =: G_ab,
+//   dL/dU    = (G + G^T) U,
+//   dL/dz_a  = (dL/du_a - u_a (u_a . dL/du_a)) / ||z_a||.
+// The (2N, 2N) similarity matrix is one Eigen GEMM, split by row blocks over
+// ssl::parallel_for; each row's log-sum-exp subtracts the row maximum, and
+// everything past the GEMMs is accumulated in double. Results do not depend
+// on the number of threads.
+//
+// `accuracy` is SimCLR's "contrastive accuracy": the fraction of the 2N
+// anchors whose positive has a strictly larger similarity than every
+// negative (a tie counts as a miss).
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <vector>
+
+#include "../core/tensor.hpp"
+#include "../core/thread_pool.hpp"
+#include "../core/views.hpp"
+
+namespace ssl::loss {
+
+struct nt_xent_config {
+    double temperature = 0.5;  ///< tau > 0 (SimCLR: 0.5 on CIFAR-10, 0.1 on ImageNet with large batches)
+    double eps = 1e-12;        ///< norm floor of the internal L2 normalization (as F.normalize)
+};
+
+template <class T = float>
+struct nt_xent_result {
+    double value = 0;         ///< mean loss over the 2N anchors
+    tensor<T> grad_z1;        ///< dL/dz1, (N, D)
+    tensor<T> grad_z2;        ///< dL/dz2, (N, D)
+    std::size_t correct = 0;  ///< anchors (of 2N) whose positive is ranked first
+    double accuracy = 0;      ///< correct / (2N)
+};
+
+template <class T = float>
+class nt_xent {
+    static_assert(std::is_floating_point_v<T>, "ssl::loss::nt_xent<T> needs a floating-point T (float or double)");
+
+public:
+    using value_type = T;
+    explicit nt_xent(const nt_xent_config& c = {}) : cfg_(c) {
+        require<value_error>(std::isfinite(c.temperature) && c.temperature > 0,
+                             "nt_xent: temperature must be finite and > 0, got ", c.temperature);
+        require<value_error>(c.eps > 0, "nt_xent: eps must be > 0, got ", c.eps);
+    }
+    const nt_xent_config& config() const noexcept { return cfg_; }
+
+    /// z1, z2: (N, D) projections of the two views, N >= 2.
+    nt_xent_result<T> operator()(const tensor<T>& z1, const tensor<T>& z2) const {
+        check_rank(z1, 2, "nt_xent", "(N, D) for z1");
+        check_rank(z2, 2, "nt_xent", "(N, D) for z2");
+        check_same_shape(z1, z2, "nt_xent (z1 vs z2)");
+        const std::size_t n = z1.dim(0), d = z1.dim(1), m = 2 * n;
+        require<shape_error>(n >= 2, "nt_xent: needs N >= 2 pairs (so that every anchor has negatives), got shape ",
+                             z1.shape().str());
+        require<shape_error>(d >= 1, "nt_xent: empty feature dimension, shape ", z1.shape().str());
+        const double tau = cfg_.temperature;
+        const auto E = static_cast<Eigen::Index>(m);
+
+        // Normalized rows U (2N, D) and their norms.
+        matrix<T> U(E, static_cast<Eigen::Index>(d));
+        std::vector<double> norm(m);
+        std::vector<unsigned char> clamped(m);
+        for (std::size_t a = 0; a < m; ++a) {
+            const T* src = a < n ? z1.data() + a * d : z2.data() + (a - n) * d;
+            double s = 0;
+            for (std::size_t j = 0; j < d; ++j) s += static_cast<double>(src[j]) * src[j];
+            double nr = std::sqrt(s);
+            clamped[a] = !(nr >= cfg_.eps);  // also catches NaN
+            if (nr < cfg_.eps) nr = cfg_.eps;
+            norm[a] = nr;
+            T* dst = U.data() + a * d;
+            for (std::size_t j = 0; j < d; ++j) dst[j] = static_cast<T>(src[j] / nr);
+        }
+
+        // S = U U^T and, row by row, G = dL/dS. Row blocks run in parallel.
+        matrix<T> S(E, E);
+        std::vector<double> row_loss(m);
+        std::vector<unsigned char> row_hit(m);
+        const std::size_t rows_per_task = std::max<std::size_t>(16, (m + 4 * num_threads() - 1) / (4 * num_threads()));
+        const std::size_t tasks = (m + rows_per_task - 1) / rows_per_task;
+        const double gscale = 1.0 / (static_cast<double>(m) * tau);
+        parallel_for(tasks, [&](std::size_t t, std::size_t) {
+            const std::size_t r0 = t * rows_per_task, r1 = std::min(m, r0 + rows_per_task);
+            const auto nr = static_cast<Eigen::Index>(r1 - r0), e0 = static_cast<Eigen::Index>(r0);
+            S.middleRows(e0, nr).noalias() = U.middleRows(e0, nr) * U.transpose();
+            std::vector<double> p(m);
+            for (std::size_t a = r0; a < r1; ++a) {
+                T* s = S.data() + a * m;  // row a; overwritten with G_a
+                const std::size_t pos = (a + n) % m;
+                double mx = -INFINITY, neg_mx = -INFINITY;
+                for (std::size_t b = 0; b < m; ++b) {
+                    if (b == a) continue;
+                    mx = std::max(mx, static_cast<double>(s[b]));
+                    if (b != pos) neg_mx = std::max(neg_mx, static_cast<double>(s[b]));
+                }
+                row_hit[a] = static_cast<double>(s[pos]) > neg_mx;
+                double se = 0;
+                for (std::size_t b = 0; b < m; ++b) {
+                    p[b] = b == a ? 0.0 : std::exp((s[b] - mx) / tau);
+                    se += p[b];
+                }
+                const double lse = mx / tau + std::log(se);
+                row_loss[a] = lse - s[pos] / tau;
+                for (std::size_t b = 0; b < m; ++b)
+                    s[b] = static_cast<T>((p[b] / se - (b == pos ? 1.0 : 0.0)) * gscale);
+                s[a] = T(0);
+            }
+        });
+
+        // dU = (G + G^T) U, then back through the normalization.
+        matrix<T> dU(E, static_cast<Eigen::Index>(d));
+        parallel_for(tasks, [&](std::size_t t, std::size_t) {
+            const std::size_t r0 = t * rows_per_task, r1 = std::min(m, r0 + rows_per_task);
+            const auto nr = static_cast<Eigen::Index>(r1 - r0), e0 = static_cast<Eigen::Index>(r0);
+            dU.middleRows(e0, nr).noalias() = S.middleRows(e0, nr) * U;
+            dU.middleRows(e0, nr).noalias() += S.middleCols(e0, nr).transpose() * U;
+        });
+
+        nt_xent_result<T> r;
+        r.grad_z1 = tensor<T>(z1.shape());
+        r.grad_z2 = tensor<T>(z2.shape());
+        double total = 0;
+        for (std::size_t a = 0; a < m; ++a) {
+            total += row_loss[a];
+            r.correct += row_hit[a];
+            const T* u = U.data() + a * d;
+            const T* g = dU.data() + a * d;
+            T* o = a < n ? r.grad_z1.data() + a * d : r.grad_z2.data() + (a - n) * d;
+            const double inv = 1.0 / norm[a];
+            double dot = 0;
+            if (!clamped[a])
+                for (std::size_t j = 0; j < d; ++j) dot += static_cast<double>(u[j]) * g[j];
+            for (std::size_t j = 0; j < d; ++j) o[j] = static_cast<T>((g[j] - u[j] * dot) * inv);
+        }
+        require<value_error>(std::isfinite(total), "nt_xent: the loss is not finite (z1 or z2 contain NaN or Inf)");
+        r.value = total / static_cast<double>(m);
+        r.accuracy = static_cast<double>(r.correct) / static_cast<double>(m);
+        return r;
+    }
+
+private:
+    nt_xent_config cfg_;
+};
+
+}  // namespace ssl::loss

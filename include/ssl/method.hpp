@@ -1,0 +1,174 @@
+#pragma once
+// The primary template every method alias instantiates:
+//
+//   ssl::method<Backbone, Augmentation, Head, Loss, TargetUpdate>
+//
+// One training step, whatever the paper:
+//   views   = augmentation.make_views(images)             (+ pretext labels)
+//   online  = head(backbone(view)) for every view         (caches kept)
+//   targets = target_update.targets(views)                (EMA copy, or none)
+//   loss    = loss.compute(online, targets, labels)       (value + dL/d online)
+//   backward through head and backbone for every view     (gradients accumulate)
+// and after the optimizer's update, target_update.after_step(...).
+// Types choose the structure; the `config` struct chooses hyperparameters.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <span>
+#include <type_traits>
+#include <string>
+#include <vector>
+
+#include "core/concepts.hpp"
+#include "core/tensor.hpp"
+#include "nn/parameter.hpp"
+
+namespace ssl {
+
+/// What the trainer tells a step.
+struct step_context {
+    std::uint64_t seed = 0;
+    std::size_t epoch = 0;
+    std::size_t step = 0;         ///< global step (0-based)
+    std::size_t total_steps = 1;  ///< steps of the whole run (for schedules)
+};
+
+struct step_result {
+    double loss = 0;
+    std::vector<std::pair<std::string, double>> metrics;
+};
+
+template <class Backbone, class Augmentation, class Head, class Loss, class TargetUpdate>
+class method {
+    static_assert(backbone<Backbone>,
+                  "ssl::method: the first policy must be a backbone (ssl::backbone concept: a layer with options_type "
+                  "and output_dim(), e.g. ssl::resnet18<float>)");
+    static_assert(augmentation<Augmentation>,
+                  "ssl::method: the second policy must be an augmentation (ssl::augmentation concept: config_type, "
+                  "make_views(images, ids, seed, epoch) -> view_batch<float>, eval_transform(images))");
+    static_assert(head<Head>,
+                  "ssl::method: the third policy must be a head (ssl::head concept: a layer built as Head(config, "
+                  "in_features, seed) with out_features() and target_part())");
+    static_assert(method_loss<Loss>,
+                  "ssl::method: the fourth policy must be a loss (ssl::method_loss concept: config_type and "
+                  "compute(online, targets, labels) -> loss_output<float>)");
+    static_assert(requires { typename TargetUpdate::config_type; typename TargetUpdate::template state<Backbone, Head>; },
+                  "ssl::method: the fifth policy must be a target update (config_type and a nested "
+                  "template state<Backbone, Head>, e.g. ssl::target::none or ssl::target::ema)");
+    static_assert(std::is_same_v<typename Backbone::value_type, float>,
+                  "ssl::method trains in float; double backbones are for gradient checks");
+
+public:
+    using backbone_type = Backbone;
+    using augmentation_type = Augmentation;
+    using head_type = Head;
+    using loss_type = Loss;
+    using target_type = TargetUpdate;
+    using T = float;
+
+    struct config {
+        typename Backbone::options_type backbone{};
+        typename Augmentation::config_type augment{};
+        typename Head::config_type head{};
+        typename Loss::config_type loss{};
+        typename TargetUpdate::config_type target{};
+    };
+
+    explicit method(const config& c = {})
+        : cfg_(c),
+          backbone_(c.backbone),
+          augment_(c.augment),
+          head_(c.head, backbone_.output_dim(), c.backbone.seed + 4242),
+          loss_(c.loss),
+          target_(c.target, backbone_, head_) {}
+
+    const config& cfg() const noexcept { return cfg_; }
+    Backbone& backbone() noexcept { return backbone_; }
+    Head& head() noexcept { return head_; }
+    const Augmentation& augmentation() const noexcept { return augment_; }
+    const Loss& loss() const noexcept { return loss_; }
+    auto& target() noexcept { return target_; }
+
+    /// Forward and backward of one batch: gradients are added into the
+    /// parameters (call the optimizer after, then after_step).
+    step_result train_step(const tensor<float>& images, std::span<const std::size_t> ids, const step_context& ctx) {
+        view_batch<float> vb = augment_.make_views(images, ids, ctx.seed, ctx.epoch);
+        require(!vb.views.empty(), "method: the augmentation made no views");
+        backbone_.train(true);
+        head_.train(true);
+        std::vector<typename Backbone::cache_type> bc;
+        std::vector<typename Head::cache_type> hc;
+        std::vector<tensor<float>> online;
+        bc.reserve(vb.views.size());
+        hc.reserve(vb.views.size());
+        for (const auto& v : vb.views) {
+            auto b = backbone_.forward(v);
+            auto h = head_.forward(b.out);
+            bc.push_back(std::move(b.cache));
+            hc.push_back(std::move(h.cache));
+            online.push_back(std::move(h.out));
+        }
+        std::vector<tensor<float>> targets = target_.targets(vb.views);
+        loss_output<float> lo = loss_.compute(online, targets, vb.labels);
+        require(lo.grads.size() == online.size(), "method: the loss returned ", lo.grads.size(),
+                " gradients for ", online.size(), " views");
+        step_result r{lo.value, std::move(lo.metrics)};
+        if (!std::isfinite(lo.value)) return r;  // the trainer stops; nothing is backpropagated
+        for (std::size_t i = 0; i < online.size(); ++i) {
+            if (!lo.grads[i].defined()) continue;  // a view the loss does not differentiate
+            backbone_.backward(bc[i], head_.backward(hc[i], lo.grads[i]), false);
+        }
+        return r;
+    }
+
+    /// After the optimizer's update: EMA targets follow, banks update, ...
+    void after_step(const step_context& ctx) { target_.after_step(backbone_, head_, ctx.step, ctx.total_steps); }
+
+    /// Backbone features of images (N, C, H, W) in [0, 1], in eval mode, in
+    /// chunks of `chunk` images: (N, output_dim()).
+    tensor<float> embed(const tensor<float>& images, std::size_t chunk = 512) {
+        check_rank(images, 4, "method::embed", "(N, C, H, W)");
+        require(chunk > 0, "method::embed: chunk must be positive");
+        const bool was = backbone_.training();
+        backbone_.train(false);
+        const std::size_t n = images.dim(0), d = backbone_.output_dim();
+        tensor<float> out({n, d});
+        for (std::size_t b = 0; b < n; b += chunk) {
+            const std::size_t e = std::min(n, b + chunk);
+            auto x = augment_.eval_transform(images.slice(b, e));
+            auto f = backbone_.forward(x).out;
+            std::copy(f.begin(), f.end(), out.data() + b * d);
+        }
+        backbone_.train(was);
+        return out;
+    }
+
+    /// Trainable parameters: "backbone.*" and "head.*".
+    template <class F>
+    void for_each_parameter(F&& f, const std::string& prefix) {
+        backbone_.for_each_parameter(f, join_name(prefix, "backbone"));
+        head_.for_each_parameter(f, join_name(prefix, "head"));
+    }
+    /// Buffers, including the target's state ("target.*"), for checkpoints.
+    template <class F>
+    void for_each_buffer(F&& f, const std::string& prefix) {
+        backbone_.for_each_buffer(f, join_name(prefix, "backbone"));
+        head_.for_each_buffer(f, join_name(prefix, "head"));
+        target_.for_each_state(f, join_name(prefix, "target"));
+    }
+    void train(bool on) {
+        backbone_.train(on);
+        head_.train(on);
+    }
+    bool training() const noexcept { return backbone_.training(); }
+
+private:
+    config cfg_;
+    Backbone backbone_;
+    Augmentation augment_;
+    Head head_;
+    Loss loss_;
+    typename TargetUpdate::template state<Backbone, Head> target_;
+};
+
+}  // namespace ssl
