@@ -9,11 +9,13 @@
 //   STEP config=w16_n256 median_ms=... mean_ms=... min_ms=... steps=...
 //   POOL config=w16_n256 sys_allocs_after_warmup=... sys_allocs_after_timed=...
 // Own flags (before Google Benchmark's): --steps=N (timed steps, default 15
-// at width 16 and 8 at width 64), --warmup=N (default 3), --config=w16_n256.
+// at width 16 and 8 at width 64), --warmup=N (default 3), --config=w16_n256,
+// --im2col (no Winograd: every conv through im2col + GEMM).
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <cstdio>
 #include <cstring>
 #include <numeric>
@@ -96,9 +98,18 @@ struct trainer {
     }
 };
 
+/// CPU time of the whole process (all threads), seconds: a load-insensitive
+/// view of the work done, next to the wall clock.
+double process_cpu_seconds() {
+    timespec ts{};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
 struct result {
     std::string config;
     std::vector<double> ms;
+    double cpu_ms_per_step = 0;
     std::size_t allocs_warm = 0, allocs_timed = 0;
     double loss = 0;
 };
@@ -107,7 +118,8 @@ std::vector<result> g_results;
 void bench_step(benchmark::State& st, ssl_bench::config c) {
     trainer t(c.width, c.batch);
     for (int i = 0; i < g_warmup; ++i) t.step();
-    result res{c.name(), {}, ssl::host_pool_stats().system_allocations, 0, 0};
+    result res{c.name(), {}, 0, ssl::host_pool_stats().system_allocations, 0, 0};
+    const double cpu0 = process_cpu_seconds();
     for (auto _ : st) {
         const auto t0 = std::chrono::steady_clock::now();
         t.step();
@@ -115,6 +127,7 @@ void bench_step(benchmark::State& st, ssl_bench::config c) {
         st.SetIterationTime(s);
         res.ms.push_back(s * 1e3);
     }
+    res.cpu_ms_per_step = (process_cpu_seconds() - cpu0) * 1e3 / static_cast<double>(res.ms.size());
     res.allocs_timed = ssl::host_pool_stats().system_allocations;
     res.loss = t.last_loss;
     st.counters["loss"] = res.loss;
@@ -132,6 +145,8 @@ int main(int argc, char** argv) {
             g_warmup = std::atoi(argv[i] + 9);
         else if (std::strncmp(argv[i], "--config=", 9) == 0)
             g_only = argv[i] + 9;
+        else if (std::strcmp(argv[i], "--im2col") == 0)
+            ssl::backend::host::winograd::enabled = false;
         else
             rest.push_back(argv[i]);
     }
@@ -154,8 +169,8 @@ int main(int argc, char** argv) {
         std::sort(s.begin(), s.end());
         const double median = s.size() % 2 ? s[s.size() / 2] : 0.5 * (s[s.size() / 2 - 1] + s[s.size() / 2]);
         const double mean = std::accumulate(s.begin(), s.end(), 0.0) / static_cast<double>(s.size());
-        std::printf("STEP config=%s median_ms=%.1f mean_ms=%.1f min_ms=%.1f steps=%zu loss=%.4g\n", r.config.c_str(),
-                    median, mean, s.front(), s.size(), r.loss);
+        std::printf("STEP config=%s median_ms=%.1f mean_ms=%.1f min_ms=%.1f cpu_ms=%.1f steps=%zu loss=%.4g\n",
+                    r.config.c_str(), median, mean, s.front(), r.cpu_ms_per_step, s.size(), r.loss);
         std::printf("POOL config=%s sys_allocs_after_warmup=%zu sys_allocs_after_timed=%zu (steady state: %zu)\n",
                     r.config.c_str(), r.allocs_warm, r.allocs_timed, r.allocs_timed - r.allocs_warm);
     }

@@ -5,7 +5,7 @@
 #   the optional PyTorch checks (never a dependency of the library).
 set -euo pipefail
 pkgs=(build-essential cmake libeigen3-dev libxtensor-dev xtl-dev doctest-dev libbenchmark-dev
-      libstb-dev nlohmann-json3-dev libcli11-dev zlib1g-dev)
+      libstb-dev nlohmann-json3-dev libcli11-dev zlib1g-dev dataset-fashion-mnist)
 if [ "${SSL_WITH_PEERS:-0}" = 1 ]; then pkgs+=(python3-torch); fi
 missing=()
 for p in "${pkgs[@]}"; do

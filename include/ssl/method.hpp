@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <span>
 #include <type_traits>
 #include <string>
@@ -40,17 +41,17 @@ struct step_result {
 
 template <class Backbone, class Augmentation, class Head, class Loss, class TargetUpdate>
 class method {
-    static_assert(backbone<Backbone>,
-                  "ssl::method: the first policy must be a backbone (ssl::backbone concept: a layer with options_type "
+    static_assert(backbone_policy<Backbone>,
+                  "ssl::method: the first policy must be a backbone (ssl::backbone_policy concept: a layer with options_type "
                   "and output_dim(), e.g. ssl::resnet18<float>)");
-    static_assert(augmentation<Augmentation>,
-                  "ssl::method: the second policy must be an augmentation (ssl::augmentation concept: config_type, "
+    static_assert(augmentation_policy<Augmentation>,
+                  "ssl::method: the second policy must be an augmentation (ssl::augmentation_policy concept: config_type, "
                   "make_views(images, ids, seed, epoch) -> view_batch<float>, eval_transform(images))");
-    static_assert(head<Head>,
-                  "ssl::method: the third policy must be a head (ssl::head concept: a layer built as Head(config, "
+    static_assert(head_policy<Head>,
+                  "ssl::method: the third policy must be a head (ssl::head_policy concept: a layer built as Head(config, "
                   "in_features, seed) with out_features() and target_part())");
-    static_assert(method_loss<Loss>,
-                  "ssl::method: the fourth policy must be a loss (ssl::method_loss concept: config_type and "
+    static_assert(loss_policy<Loss>,
+                  "ssl::method: the fourth policy must be a loss (ssl::loss_policy concept: config_type and "
                   "compute(online, targets, labels) -> loss_output<float>)");
     static_assert(requires { typename TargetUpdate::config_type; typename TargetUpdate::template state<Backbone, Head>; },
                   "ssl::method: the fifth policy must be a target update (config_type and a nested "
@@ -108,6 +109,12 @@ public:
             hc.push_back(std::move(h.cache));
             online.push_back(std::move(h.out));
         }
+        // A diverged network gives non-finite outputs: report a NaN loss (the
+        // trainer stops and names the step) instead of an error from deep
+        // inside the loss.
+        for (const auto& o : online)
+            for (float v : o)
+                if (!std::isfinite(v)) return {std::numeric_limits<double>::quiet_NaN(), {}};
         std::vector<tensor<float>> targets = target_.targets(vb.views);
         loss_output<float> lo = loss_.compute(online, targets, vb.labels);
         require(lo.grads.size() == online.size(), "method: the loss returned ", lo.grads.size(),

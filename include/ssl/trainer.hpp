@@ -39,7 +39,8 @@ struct trainer_config {
     std::filesystem::path out_dir;  ///< checkpoints, metrics.csv, plot.svg; empty: none
     bool resume = false;            ///< continue from out_dir/last.safetensors
     bool progress = true;           ///< progress line on stderr
-    std::size_t max_steps = 0;      ///< stop after this many steps in total (0: all epochs)
+    std::size_t max_steps = 0;      ///< stop after this many steps in total (0: all epochs); the
+                                    ///< schedules still span all epochs, so a stopped run resumes exactly
 };
 
 struct train_summary {
@@ -99,8 +100,8 @@ public:
                 " images, fewer than one batch of ", c.batch);
         require(c.lr > 0 && std::isfinite(c.lr), "trainer: lr must be positive, got ", c.lr);
         steps_per_epoch_ = train.size() / c.batch;  // drop_last
-        total_steps_ = steps_per_epoch_ * c.epochs;
-        if (c.max_steps) total_steps_ = std::min(total_steps_, c.max_steps);
+        total_steps_ = steps_per_epoch_ * c.epochs;  // the schedules span the whole run
+        stop_at_ = c.max_steps ? std::min(total_steps_, c.max_steps) : total_steps_;
     }
 
     std::size_t steps_per_epoch() const noexcept { return steps_per_epoch_; }
@@ -135,15 +136,16 @@ public:
                                             std::max<std::size_t>(total_steps_, 1));
         const auto t_run = std::chrono::steady_clock::now();
         std::size_t images = 0;
-        for (std::size_t epoch = start_epoch; epoch < cfg_.epochs && step_ < total_steps_; ++epoch) {
-            data::loader ld(data_, {.batch = cfg_.batch, .shuffle = true, .drop_last = true, .seed = cfg_.seed,
-                                    .workers = cfg_.workers, .prefetch = 2});
+        for (std::size_t epoch = start_epoch; epoch < cfg_.epochs && step_ < stop_at_; ++epoch) {
+            data::loader<> ld(data_, {.batch_size = cfg_.batch, .shuffle = true, .drop_last = true,
+                                      .seed = cfg_.seed, .workers = cfg_.workers, .prefetch = 2});
             double epoch_loss = 0;
             std::size_t epoch_steps = 0, in_epoch = 0;
             const auto t_epoch = std::chrono::steady_clock::now();
-            for (auto& b : ld.epoch(epoch)) {
-                if (in_epoch++ < skip) continue;  // resuming inside an epoch
-                if (step_ >= total_steps_) break;
+            in_epoch = skip;  // resuming inside an epoch starts at batch `skip`
+            for (auto& b : ld.epoch(epoch, skip)) {
+                ++in_epoch;
+                if (step_ >= stop_at_) break;
                 const step_context ctx{cfg_.seed, epoch, step_, total_steps_};
                 const double lr = schedule(step_);
                 std::visit([&](auto& o) {
@@ -274,7 +276,7 @@ private:
         const bool tty = isatty(fileno(stderr));
         if (!tty && in_epoch % 20 != 0 && in_epoch != steps_per_epoch_) return;
         const double per_step = epoch_secs / static_cast<double>(std::max<std::size_t>(epoch_steps, 1));
-        const std::size_t left = total_steps_ > step_ ? total_steps_ - step_ : 0;
+        const std::size_t left = stop_at_ > step_ ? stop_at_ - step_ : 0;
         const int width = 24;
         const int filled = static_cast<int>(width * static_cast<double>(in_epoch) / static_cast<double>(steps_per_epoch_));
         std::string bar(static_cast<std::size_t>(filled), '=');
@@ -297,7 +299,7 @@ private:
     const data::image_dataset& data_;
     trainer_config cfg_;
     optimizer_variant opt_;
-    std::size_t steps_per_epoch_ = 0, total_steps_ = 0, step_ = 0;
+    std::size_t steps_per_epoch_ = 0, total_steps_ = 0, stop_at_ = 0, step_ = 0;
     std::optional<io::csv_log> log_;
     std::vector<std::pair<double, double>> loss_points_;
     std::map<std::string, std::vector<std::pair<double, double>>> acc_;

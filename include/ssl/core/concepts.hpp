@@ -46,7 +46,7 @@ namespace ssl {
 /// A backbone: a layer whose forward maps images (N, C, H, W) to pooled
 /// features (N, output_dim()), built from `options_type`.
 template <class B>
-concept backbone = layer<B> && requires(B& b) {
+concept backbone_policy = layer<B> && requires(B& b) {
     typename B::options_type;
     { b.output_dim() } -> std::convertible_to<std::size_t>;
 };
@@ -62,7 +62,7 @@ struct view_batch {
 ///   make_views(images (N,C,H,W) in [0,1], sample ids, seed, epoch) -> view_batch<float>
 ///   eval_transform(images) -> images as the backbone sees them at evaluation
 template <class A>
-concept augmentation = requires(const A& a, const tensor<float>& x, std::span<const std::size_t> ids) {
+concept augmentation_policy = requires(const A& a, const tensor<float>& x, std::span<const std::size_t> ids) {
     typename A::config_type;
     { a.make_views(x, ids, std::uint64_t{}, std::uint64_t{}) } -> std::same_as<view_batch<float>>;
     { a.eval_transform(x) } -> std::convertible_to<tensor<float>>;
@@ -71,7 +71,7 @@ concept augmentation = requires(const A& a, const tensor<float>& x, std::span<co
 /// A head: a layer built as Head(config, in_features, seed), with the part an
 /// EMA target copies (`target_type`, `target_part()`).
 template <class H>
-concept head = layer<H> && requires(H& h) {
+concept head_policy = layer<H> && requires(H& h) {
     typename H::config_type;
     typename H::target_type;
     { h.out_features() } -> std::convertible_to<std::size_t>;
@@ -90,7 +90,7 @@ struct loss_output {
 /// A method-level loss policy: config_type and
 ///   compute(online outputs per view, target outputs per view (may be empty), labels) -> loss_output
 template <class L>
-concept method_loss = requires(const L& l, const std::vector<tensor<float>>& o, std::span<const std::int64_t> y) {
+concept loss_policy = requires(const L& l, const std::vector<tensor<float>>& o, std::span<const std::int64_t> y) {
     typename L::config_type;
     { l.compute(o, o, y) } -> std::same_as<loss_output<float>>;
 };

@@ -18,6 +18,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <span>
 #include <string>
 #include <utility>
@@ -56,7 +57,6 @@ struct image_dataset {
     /// 0 exactly when unlabelled, class_names empty or num_classes long.
     void validate() const {
         const std::string who = describe();
-        require(images.defined() || images.numel() == 0, who, ": images tensor has no storage");
         require(images.rank() == 4, who, ": images must be a rank-4 (N, C, H, W) tensor, got shape ",
                 images.shape().str());
         if (labels.empty()) {
@@ -152,4 +152,13 @@ private:
     }
 };
 
+namespace detail {
+
+/// Throws ssl::io_error "<kind> '<path>': <message>".
+template <class... Args>
+[[noreturn]] void file_fail(const char* kind, const std::filesystem::path& path, Args&&... args) {
+    throw io_error(ssl::detail::cat(kind, " '", path.string(), "': ", std::forward<Args>(args)...));
+}
+
+}  // namespace detail
 }  // namespace ssl::data

@@ -3,6 +3,7 @@
 // sinusoidal grating with its own frequency and orientation, at a random
 // phase and contrast, plus Gaussian noise. Deterministic in (seed, index),
 // so any sample can be made on any thread, in any order.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <numbers>
@@ -10,6 +11,7 @@
 
 #include "../core/rng.hpp"
 #include "../core/tensor.hpp"
+#include "dataset.hpp"
 
 namespace ssl::data {
 
@@ -69,6 +71,27 @@ public:
         std::vector<std::int64_t> l;
         for (std::size_t i = begin; i < end; ++i) l.push_back(label(i));
         return l;
+    }
+
+    /// The whole set as an image_dataset (bytes, values mapped from
+    /// [-1.5, 1.5] to [0, 255]), labelled with `classes` classes.
+    image_dataset to_dataset() const {
+        const std::size_t per = cfg_.channels * cfg_.height * cfg_.width;
+        image_dataset d;
+        d.images = tensor<std::uint8_t>({cfg_.size, cfg_.channels, cfg_.height, cfg_.width});
+        std::vector<float> buf(per);
+        for (std::size_t i = 0; i < cfg_.size; ++i) {
+            image(i, buf.data());
+            for (std::size_t j = 0; j < per; ++j) {
+                const float v = std::clamp((buf[j] + 1.5f) / 3.0f, 0.0f, 1.0f);
+                d.images[i * per + j] = static_cast<std::uint8_t>(v * 255.0f + 0.5f);
+            }
+        }
+        d.labels = labels(0, cfg_.size);
+        d.num_classes = cfg_.classes;
+        d.name = "synthetic";
+        d.source = "ssl::data::synthetic";
+        return d;
     }
 
 private:

@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <string>
 
+#include <Eigen/Core>
+
 #include "../core/thread_pool.hpp"
 #include "parameter.hpp"
 
@@ -96,35 +98,14 @@ public:
     bool training() const noexcept { return training_; }
 
 private:
-    static constexpr std::size_t L = 64 / sizeof(T);  // one cache line of lanes
-
-    /// sum(p[0..n)) with L independent accumulators (vectorizes), in double.
+    /// sum(p[0..n)) (Eigen's vectorized reduction), in double.
     static double plane_sum(const T* p, std::size_t n) {
-        T acc[L] = {};
-        std::size_t i = 0;
-        for (; i + L <= n; i += L)
-            for (std::size_t l = 0; l < L; ++l) acc[l] += p[i + l];
-        double s = 0;
-        for (std::size_t l = 0; l < L; ++l) s += acc[l];
-        for (; i < n; ++i) s += p[i];
-        return s;
+        return static_cast<double>(Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(p, static_cast<Eigen::Index>(n)).sum());
     }
     /// sum((p - mean)^2).
     static double plane_sq(const T* p, std::size_t n, T mean) {
-        T acc[L] = {};
-        std::size_t i = 0;
-        for (; i + L <= n; i += L)
-            for (std::size_t l = 0; l < L; ++l) {
-                const T d = p[i + l] - mean;
-                acc[l] += d * d;
-            }
-        double s = 0;
-        for (std::size_t l = 0; l < L; ++l) s += acc[l];
-        for (; i < n; ++i) {
-            const double d = static_cast<double>(p[i]) - static_cast<double>(mean);
-            s += d * d;
-        }
-        return s;
+        return static_cast<double>(
+            (Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(p, static_cast<Eigen::Index>(n)) - mean).square().sum());
     }
 
     forward_result<T, cache_type> forward_impl(const tensor<T>& x, const T* shortcut, bool relu) {
@@ -188,6 +169,34 @@ private:
         return {std::move(y), std::move(c)};
     }
 
+    using arr = Eigen::Array<T, Eigen::Dynamic, 1>;
+    using carr_map = Eigen::Map<const arr>;
+    /// sdy += sum(g), sdyx += sum(g * (p - mean)) with g = dy (masked by mk > 0).
+    template <bool Masked>
+    static void grad_sums(const T* p, const T* d, const T* mk, std::size_t S, T mean, double& sdy, double& sdyx) {
+        const auto n = static_cast<Eigen::Index>(S);
+        carr_map P(p, n), D(d, n);
+        if constexpr (Masked) {
+            const auto G = (carr_map(mk, n) > T(0)).select(D, T(0));
+            sdy += G.sum();
+            sdyx += (G * (P - mean)).sum();
+        } else {
+            sdy += D.sum();
+            sdyx += (D * (P - mean)).sum();
+        }
+    }
+    /// o = k * (g - a - (p - mean) * bc) with g = dy (masked by mk > 0).
+    template <bool Masked>
+    static void grad_input(const T* p, const T* d, const T* mk, T* o, std::size_t S, T mean, T k, T a, T bc) {
+        const auto n = static_cast<Eigen::Index>(S);
+        carr_map P(p, n), D(d, n);
+        Eigen::Map<arr> O(o, n);
+        if constexpr (Masked)
+            O = k * ((carr_map(mk, n) > T(0)).select(D, T(0)) - a - (P - mean) * bc);
+        else
+            O = k * (D - a - (P - mean) * bc);
+    }
+
     /// mask: the relu output (the gradient passes where mask > 0) or null.
     tensor<T> backward_impl(const cache_type& c, const tensor<T>& dy, const T* mask) {
         check_same_shape(dy, c.x, "batch_norm backward (gradient vs input)");
@@ -200,26 +209,10 @@ private:
             double sdy = 0, sdyx = 0;  // sum(dy), sum(dy * (x - mean))
             for (std::size_t b = 0; b < n; ++b) {
                 const std::size_t off = (b * C + ch) * S;
-                const T* p = x.data() + off;
-                const T* d = dy.data() + off;
-                const T* mk = mask ? mask + off : nullptr;
-                T a1[L] = {}, a2[L] = {};
-                std::size_t i = 0;
-                for (; i + L <= S; i += L)
-                    for (std::size_t l = 0; l < L; ++l) {
-                        const T g = (!mk || mk[i + l] > T(0)) ? d[i + l] : T(0);
-                        a1[l] += g;
-                        a2[l] += g * (p[i + l] - mean);
-                    }
-                for (std::size_t l = 0; l < L; ++l) {
-                    sdy += a1[l];
-                    sdyx += a2[l];
-                }
-                for (; i < S; ++i) {
-                    const T g = (!mk || mk[i] > T(0)) ? d[i] : T(0);
-                    sdy += g;
-                    sdyx += static_cast<double>(g) * (p[i] - mean);
-                }
+                if (mask)
+                    grad_sums<true>(x.data() + off, dy.data() + off, mask + off, S, mean, sdy, sdyx);
+                else
+                    grad_sums<false>(x.data() + off, dy.data() + off, nullptr, S, mean, sdy, sdyx);
             }
             sdyx *= invstd;  // sum(dy * xhat)
             const double g = cfg_.affine ? static_cast<double>(weight_.value[ch]) : 1.0;
@@ -234,14 +227,10 @@ private:
             const T bc = c.batch_stats ? static_cast<T>(sdyx / static_cast<double>(M) * invstd) : T(0);
             for (std::size_t b = 0; b < n; ++b) {
                 const std::size_t off = (b * C + ch) * S;
-                const T* p = x.data() + off;
-                const T* d = dy.data() + off;
-                const T* mk = mask ? mask + off : nullptr;
-                T* o = dx.data() + off;
-                for (std::size_t i = 0; i < S; ++i) {
-                    const T gd = (!mk || mk[i] > T(0)) ? d[i] : T(0);
-                    o[i] = k * (gd - a - (p[i] - mean) * bc);
-                }
+                if (mask)
+                    grad_input<true>(x.data() + off, dy.data() + off, mask + off, dx.data() + off, S, mean, k, a, bc);
+                else
+                    grad_input<false>(x.data() + off, dy.data() + off, nullptr, dx.data() + off, S, mean, k, a, bc);
             }
         });
         return dx;

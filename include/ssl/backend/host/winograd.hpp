@@ -207,6 +207,15 @@ struct lanes {
 template <class T>
 inline constexpr std::size_t lane_count = 64 / sizeof(T);
 
+/// Copies cnt <= lane_count<T> values; the full case is one fixed-size (vector) copy.
+template <class T>
+inline void copy_lanes(T* dst, const T* src, std::size_t cnt) {
+    if (cnt == lane_count<T>)
+        std::memcpy(dst, src, lane_count<T> * sizeof(T));
+    else
+        for (std::size_t l = 0; l < cnt; ++l) dst[l] = src[l];
+}
+
 /// Where tile t of a group lives: image, tile row, tile column.
 struct tile_pos {
     std::size_t img, a, b;
@@ -252,7 +261,7 @@ void transform_input(const T* x, std::size_t g_count, std::size_t C, const tilin
             for (std::size_t j = 0; j < 6; ++j) detail::bt6(d + j, 6, t + j, 6);          // t = B^T d
             for (std::size_t i = 0; i < 6; ++i) detail::bt6(t + i * 6, 1, o + i * 6, 1);  // o = t B
             T* out = V + c * ldv + t0;
-            for (std::size_t p = 0; p < npos; ++p) std::memcpy(out + p * plane, o[p].v, cnt * sizeof(T));
+            for (std::size_t p = 0; p < npos; ++p) detail::copy_lanes(out + p * plane, o[p].v, cnt);
         }
     }
 }
@@ -269,7 +278,7 @@ void transform_output(const T* M, std::size_t g_count, std::size_t C, const tili
             const std::size_t cnt = std::min(L, nt - t0);
             const T* src = M + c * ldm + t0;
             for (std::size_t p = 0; p < npos; ++p) {
-                std::memcpy(in[p].v, src + p * plane, cnt * sizeof(T));
+                detail::copy_lanes(in[p].v, src + p * plane, cnt);
                 for (std::size_t l = cnt; l < L; ++l) in[p].v[l] = T(0);
             }
             for (std::size_t j = 0; j < 6; ++j) detail::at6(in + j, 6, t + j, 6);        // t (4x6) = A^T M
@@ -311,7 +320,7 @@ void output_adjoint(const T* dy, std::size_t g_count, std::size_t C, const tilin
             for (std::size_t j = 0; j < 4; ++j) detail::a6(gt + j, 4, t + j, 4);        // t (6x4) = A g
             for (std::size_t i = 0; i < 6; ++i) detail::a6(t + i * 4, 1, o + i * 6, 1);  // o = t A^T
             T* out = dM + c * ldm + t0;
-            for (std::size_t p = 0; p < npos; ++p) std::memcpy(out + p * plane, o[p].v, cnt * sizeof(T));
+            for (std::size_t p = 0; p < npos; ++p) detail::copy_lanes(out + p * plane, o[p].v, cnt);
         }
 }
 
@@ -329,7 +338,7 @@ void input_adjoint(const T* dV, std::size_t g_count, std::size_t C, const tiling
             const std::size_t cnt = std::min(L, nt - t0);
             const T* src = dV + c * ldv + t0;
             for (std::size_t p = 0; p < npos; ++p) {
-                std::memcpy(v[p].v, src + p * plane, cnt * sizeof(T));
+                detail::copy_lanes(v[p].v, src + p * plane, cnt);
                 for (std::size_t l = cnt; l < L; ++l) v[p].v[l] = T(0);
             }
             for (std::size_t j = 0; j < 6; ++j) detail::b6(v + j, 6, t + j, 6);          // t = B v

@@ -1,0 +1,354 @@
+#pragma once
+// Image sets from a directory of PNG, JPEG and BMP files (decoded with
+// stb_image, Debian libstb-dev; see detail/stb.hpp for how ssl's private copy
+// of stb coexists with a program's own).
+//
+// Layout (decided from the directory, or forced with .labelled):
+//   dir/cat/1.png, dir/dog/x/2.jpg, ...   labelled: every sub-directory is a
+//                                         class, classes in sorted name order
+//                                         (like torchvision's ImageFolder),
+//                                         images found recursively inside it
+//   dir/1.png, dir/2.jpg, ...             unlabelled
+// Image files directly in dir next to sub-directories is an error (mixed
+// layouts) unless .labelled = false, which gathers every image below dir and
+// ignores the folders. Entries whose name starts with '.' are skipped, as are
+// files with other extensions (.png .jpg .jpeg .bmp, any case, are read).
+// Images are in sorted path order within each class.
+//
+// Size: with .height and .width set, every image is brought to that size by
+// resize_mode::center_crop (default: the largest centred region with the
+// target's aspect ratio is resampled to height x width, i.e. "resize the
+// shorter side, then centre-crop" for a square target, as torchvision's
+// Resize + CenterCrop) or resize_mode::stretch (the whole image resampled to
+// height x width, aspect ratio not kept). Resampling is stb_image_resize's
+// default filter (Mitchell when shrinking, Catmull-Rom when enlarging) on the
+// byte values. With height = width = 0 images are kept as they are and must
+// all have the size of the first.
+//
+// Channels: 1 (grey; colour is converted with stb's luma weights) or 3 (RGB;
+// grey is replicated). An alpha channel is dropped, not composited.
+//
+// Files are decoded in parallel on ssl's thread pool (ssl::parallel_for).
+// Errors: ssl::io_error naming the directory or file (missing directory, no
+// images, mixed layout, empty class folder, a file stb cannot decode with
+// stb's reason, an image of the wrong size); ssl::value_error for options.
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "../core/error.hpp"
+#include "../core/tensor.hpp"
+#include "../core/thread_pool.hpp"
+#include "dataset.hpp"
+#include "detail/stb.hpp"
+
+namespace ssl::data {
+
+/// How load_image_folder brings an image to the requested size.
+enum class resize_mode {
+    center_crop,  ///< keep the aspect ratio: resample the centred crop of the target's aspect ratio
+    stretch,      ///< resample the whole image to height x width
+};
+
+struct image_folder_options {
+    std::size_t height = 0;    ///< output height; 0 (with width 0): keep the images' own size
+    std::size_t width = 0;     ///< output width; 0 (with height 0): keep the images' own size
+    std::size_t channels = 3;  ///< 1 (grey) or 3 (RGB)
+    std::optional<bool> labelled = std::nullopt;  ///< nullopt: labelled exactly when dir has sub-directories
+    resize_mode resize = resize_mode::center_crop;
+};
+
+/// The file extensions load_image_folder reads (compared case-insensitively).
+inline constexpr const char* image_extensions[] = {".png", ".jpg", ".jpeg", ".bmp"};
+
+namespace detail {
+
+inline bool is_image_file(const std::filesystem::path& p) {
+    std::string ext = p.extension().string();
+    for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    for (const char* e : image_extensions)
+        if (ext == e) return true;
+    return false;
+}
+
+inline bool is_hidden(const std::filesystem::path& p) {
+    const std::string n = p.filename().string();
+    return !n.empty() && n[0] == '.';
+}
+
+inline std::string looked_for() {
+    std::string s = "(looked for";
+    for (const char* e : image_extensions) s += std::string(" ") + e;
+    return s + ")";
+}
+
+/// Image files below `dir` (recursively when `recursive`), sorted by path.
+/// Hidden entries are skipped; directory symlinks below dir are not followed.
+inline std::vector<std::filesystem::path> list_images(const std::filesystem::path& dir, bool recursive) {
+    namespace fs = std::filesystem;
+    std::vector<fs::path> out;
+    try {
+        if (recursive) {
+            for (auto it = fs::recursive_directory_iterator(dir); it != fs::recursive_directory_iterator(); ++it) {
+                if (is_hidden(it->path())) {
+                    if (it->is_directory()) it.disable_recursion_pending();
+                    continue;
+                }
+                if (it->is_regular_file() && is_image_file(it->path())) out.push_back(it->path());
+            }
+        } else {
+            for (const auto& e : fs::directory_iterator(dir))
+                if (!is_hidden(e.path()) && e.is_regular_file() && is_image_file(e.path())) out.push_back(e.path());
+        }
+    } catch (const fs::filesystem_error& e) {
+        file_fail("image folder", dir, "cannot list the directory: ", e.code().message(),
+                  e.path1().empty() ? std::string() : " ('" + e.path1().string() + "')");
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+/// Reads a whole file; returns an error text instead of throwing.
+inline std::string read_bytes(const std::filesystem::path& p, std::vector<unsigned char>& buf) {
+    std::ifstream in(p, std::ios::binary | std::ios::ate);
+    if (!in) return ssl::detail::cat("cannot open for reading: ", std::strerror(errno));
+    const auto end = in.tellg();
+    if (end < 0) return "cannot get the size";
+    if (static_cast<std::uint64_t>(end) > static_cast<std::uint64_t>(std::numeric_limits<int>::max()))
+        return ssl::detail::cat("the file is ", static_cast<std::uint64_t>(end),
+                                " bytes, larger than stb_image can decode (2 GiB)");
+    buf.resize(static_cast<std::size_t>(end));
+    in.seekg(0);
+    in.read(reinterpret_cast<char*>(buf.data()), static_cast<std::streamsize>(buf.size()));
+    if (static_cast<std::size_t>(in.gcount()) != buf.size()) return "read error";
+    return {};
+}
+
+/// A decoded image (HWC bytes owned by stb), or the reason it is not one.
+struct decoded_image {
+    unsigned char* px = nullptr;
+    std::size_t height = 0, width = 0, channels = 0;
+    std::string error;  ///< empty on success
+
+    decoded_image() = default;
+    decoded_image(const decoded_image&) = delete;
+    decoded_image& operator=(const decoded_image&) = delete;
+    ~decoded_image() {
+        if (px) stbi_image_free(px);
+    }
+    explicit operator bool() const noexcept { return px != nullptr; }
+};
+
+/// Reads and decodes `p` to `channels` channels. Never throws except bad_alloc.
+inline void decode_image(const std::filesystem::path& p, std::size_t channels, decoded_image& img) {
+    std::vector<unsigned char> file;
+    img.error = read_bytes(p, file);
+    if (!img.error.empty()) return;
+    if (file.empty()) {
+        img.error = "the file is empty";
+        return;
+    }
+    int w = 0, h = 0, c_in_file = 0;
+    img.px = stbi_load_from_memory(file.data(), static_cast<int>(file.size()), &w, &h, &c_in_file,
+                                   static_cast<int>(channels));
+    if (!img.px) {
+        const char* why = stbi_failure_reason();
+        img.error = ssl::detail::cat("stb_image cannot decode it: ", why ? why : "unknown reason");
+        return;
+    }
+    img.width = static_cast<std::size_t>(w);
+    img.height = static_cast<std::size_t>(h);
+    img.channels = channels;
+}
+
+/// Writes `img` as (C, H, W) bytes to `out`: at its own size when H = W = 0,
+/// else brought to H x W by `mode`. Returns an error text (empty on success).
+inline std::string place_image(const decoded_image& img, std::size_t H, std::size_t W, resize_mode mode,
+                               std::uint8_t* out) {
+    const std::size_t C = img.channels, W0 = img.width, H0 = img.height;
+    if (H == 0) {
+        H = H0;
+        W = W0;
+    }
+    // Source region [x0, x0 + cw) x [y0, y0 + ch) of the decoded image.
+    std::size_t x0 = 0, y0 = 0, cw = W0, ch = H0;
+    if (mode == resize_mode::center_crop) {
+        // The largest centred region with aspect W:H.
+        if (W0 * H > H0 * W) {
+            cw = std::min(W0, std::max<std::size_t>(1, (H0 * W + H / 2) / H));
+            x0 = (W0 - cw) / 2;
+        } else {
+            ch = std::min(H0, std::max<std::size_t>(1, (W0 * H + W / 2) / W));
+            y0 = (H0 - ch) / 2;
+        }
+    }
+    const unsigned char* src = img.px + (y0 * W0 + x0) * C;
+    std::size_t row = W0 * C;  // bytes between rows of src
+    std::vector<unsigned char> resized;
+    if (cw != W || ch != H) {
+        resized.resize(H * W * C);
+        if (!stbir_resize_uint8(src, static_cast<int>(cw), static_cast<int>(ch), static_cast<int>(row), resized.data(),
+                                static_cast<int>(W), static_cast<int>(H), 0, static_cast<int>(C)))
+            return ssl::detail::cat("stb_image_resize failed to resize it from ", W0, "x", H0, " to ", W, "x", H);
+        src = resized.data();
+        row = W * C;
+    }
+    // HWC -> CHW (an exact-size crop is copied, not resampled).
+    for (std::size_t c = 0; c < C; ++c)
+        for (std::size_t y = 0; y < H; ++y) {
+            const unsigned char* s = src + y * row + c;
+            std::uint8_t* d = out + (c * H + y) * W;
+            for (std::size_t x = 0; x < W; ++x) d[x] = s[x * C];
+        }
+    return {};
+}
+
+inline void check_folder_options(const image_folder_options& o, const char* who) {
+    require(o.channels == 1 || o.channels == 3, who, ": channels must be 1 (grey) or 3 (RGB), got ",
+            o.channels);
+    require((o.height == 0) == (o.width == 0), who, ": set both height and width (to resize) or neither (",
+            "to keep the images' own size), got height ", o.height, " and width ", o.width);
+    require(o.height <= 65536 && o.width <= 65536, who, ": output size ", o.height, "x", o.width,
+            " is too large (at most 65536 per side)");
+}
+
+}  // namespace detail
+
+/// Decodes one image file as a (channels, H, W) byte tensor; height and
+/// width 0 keep its own size. Throws io_error naming the file and stb's reason.
+inline tensor<std::uint8_t> read_image(const std::filesystem::path& path, std::size_t channels = 3,
+                                       std::size_t height = 0, std::size_t width = 0,
+                                       resize_mode mode = resize_mode::center_crop) {
+    detail::check_folder_options({.height = height, .width = width, .channels = channels}, "read_image");
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(path, ec)) detail::file_fail("image file", path, "no such file");
+    detail::decoded_image img;
+    detail::decode_image(path, channels, img);
+    if (!img) detail::file_fail("image file", path, img.error);
+    tensor<std::uint8_t> t({channels, height ? height : img.height, width ? width : img.width});
+    if (auto e = detail::place_image(img, height, width, mode, t.data()); !e.empty())
+        detail::file_fail("image file", path, e);
+    return t;
+}
+
+/// Loads every image below `dir` into memory (see the top of this file for
+/// the layout and resizing rules).
+inline image_dataset load_image_folder(const std::filesystem::path& dir, const image_folder_options& opt = {}) {
+    namespace fs = std::filesystem;
+    detail::check_folder_options(opt, "load_image_folder");
+    std::error_code ec;
+    const auto st = fs::status(dir, ec);
+    if (!fs::exists(st)) detail::file_fail("image folder", dir, "no such directory");
+    if (!fs::is_directory(st)) detail::file_fail("image folder", dir, "not a directory");
+
+    // What is directly in dir.
+    std::vector<fs::path> subdirs;
+    std::vector<fs::path> top_images;
+    try {
+        for (const auto& e : fs::directory_iterator(dir)) {
+            if (detail::is_hidden(e.path())) continue;
+            std::error_code ec2;
+            if (e.is_directory(ec2)) subdirs.push_back(e.path());
+            else if (e.is_regular_file(ec2) && detail::is_image_file(e.path())) top_images.push_back(e.path());
+        }
+    } catch (const fs::filesystem_error& e) {
+        detail::file_fail("image folder", dir, "cannot list the directory: ", e.code().message());
+    }
+    std::sort(subdirs.begin(), subdirs.end());
+    std::sort(top_images.begin(), top_images.end());
+
+    const bool labelled = opt.labelled.value_or(!subdirs.empty());
+    const bool gather_all = opt.labelled.has_value() && !*opt.labelled;  // .labelled = false
+    if (!gather_all) {
+        // Detected or forced class layout: images next to class folders are a mix.
+        if (!top_images.empty() && !subdirs.empty())
+            detail::file_fail("image folder", dir, "mixed layouts: it holds image files directly (e.g. '",
+                              top_images.front().filename().string(), "') and sub-directories (e.g. '",
+                              subdirs.front().filename().string(),
+                              "/'); put every image in a class folder, or none, or pass .labelled = false to read "
+                              "all images below it without labels");
+    }
+    if (labelled && subdirs.empty())
+        detail::file_fail("image folder", dir, ".labelled = true but it has no class sub-directories ",
+                          top_images.empty() ? "and no images" : "(its images are directly in it)");
+
+    std::vector<fs::path> files;
+    std::vector<std::int64_t> labels;
+    std::vector<std::string> class_names;
+    if (labelled) {
+        for (std::size_t k = 0; k < subdirs.size(); ++k) {
+            auto in_class = detail::list_images(subdirs[k], true);
+            if (in_class.empty())
+                detail::file_fail("image folder", dir, "the class folder '", subdirs[k].filename().string(),
+                                  "' holds no images ", detail::looked_for(),
+                                  "; remove it or pass .labelled = false");
+            class_names.push_back(subdirs[k].filename().string());
+            files.insert(files.end(), in_class.begin(), in_class.end());
+            labels.insert(labels.end(), in_class.size(), static_cast<std::int64_t>(k));
+        }
+    } else {
+        files = subdirs.empty() ? top_images : detail::list_images(dir, true);
+    }
+    if (files.empty()) detail::file_fail("image folder", dir, "no images found in ", dir.string(), " ", detail::looked_for());
+
+    // Output size: requested, or the first image's.
+    std::size_t H = opt.height, W = opt.width;
+    const bool native = H == 0;
+    if (native) {
+        detail::decoded_image img;
+        detail::decode_image(files[0], opt.channels, img);
+        if (!img) detail::file_fail("image file", files[0], img.error);
+        H = img.height;
+        W = img.width;
+    }
+    const std::size_t n = files.size(), C = opt.channels, per = C * H * W;
+    image_dataset ds;
+    ds.images = tensor<std::uint8_t>({n, C, H, W});
+    std::vector<std::string> errors(n);
+    parallel_for(n, [&](std::size_t i, std::size_t) {
+        try {
+            detail::decoded_image img;
+            detail::decode_image(files[i], C, img);
+            if (!img) {
+                errors[i] = img.error;
+            } else if (native && (img.height != H || img.width != W)) {
+                errors[i] = ssl::detail::cat("the image is ", img.width, "x", img.height, " (width x height) but '",
+                                             files[0].filename().string(), "', the first image, is ", W, "x", H,
+                                             "; images of different sizes need .height and .width to resize them");
+            } else {
+                errors[i] = detail::place_image(img, opt.height, opt.width, opt.resize, ds.images.data() + i * per);
+            }
+        } catch (const std::exception& e) {
+            errors[i] = e.what();
+        }
+    });
+    std::size_t bad = 0, first = n;
+    for (std::size_t i = 0; i < n; ++i)
+        if (!errors[i].empty()) {
+            ++bad;
+            first = std::min(first, i);
+        }
+    if (bad)
+        detail::file_fail("image file", files[first], errors[first],
+                          bad > 1 ? ssl::detail::cat(" (and ", bad - 1, " more unreadable images in '", dir.string(), "')")
+                                  : std::string());
+
+    ds.labels = std::move(labels);
+    ds.num_classes = class_names.size();
+    ds.class_names = std::move(class_names);
+    ds.name = dir.filename().empty() ? dir.parent_path().filename().string() : dir.filename().string();
+    ds.source = dir.string();
+    return ds;
+}
+
+}  // namespace ssl::data

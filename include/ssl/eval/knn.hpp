@@ -1,0 +1,220 @@
+#pragma once
+// Weighted k-nearest-neighbour classification of frozen features, the
+// protocol of InstDisc (Wu et al. 2018) used by most SSL papers:
+//   1. train and query features are L2-normalized (rows, norm floored at 1e-12);
+//   2. each query's cosine similarity s to every train feature;
+//   3. its k most similar train features (k clamped to the train set size)
+//      vote for their class with weight exp(s / T);
+//   4. prediction = the class with the largest summed vote (lowest class
+//      index on ties); top-5 is correct when the true class is among the five
+//      largest sums (ranked the same way), reported when there are >= 5 classes.
+// The similarities are computed by blocks of at most `block_size` queries,
+// so at most block_size x N_train of them exist at once (1024 x 60k floats
+// = 240 MiB); a block's rows are split over ssl::parallel_for, each task
+// running its own Eigen GEMM, top-k selection and vote. Votes are taken as
+// exp((s - s_max) / T) with s_max the query's largest neighbour similarity:
+// the same arg-max, no overflow at small T. Results do not depend on the
+// number of threads; among neighbours of equal similarity at the k-th place
+// the lower train index wins.
+//
+//   auto r = ssl::eval::knn_evaluate(train_f, train_y, test_f, test_y, {.k = 200, .temperature = 0.1});
+//   r.top1, *r.top5, r.predictions
+//
+// Labels are int64 in [0, C), C = knn_config::num_classes or, when that is 0,
+// 1 + the largest label seen (train or test).
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <utility>
+#include <vector>
+
+#include "../core/tensor.hpp"
+#include "../core/thread_pool.hpp"
+#include "../core/views.hpp"
+#include "metrics.hpp"
+
+namespace ssl::eval {
+
+struct knn_config {
+    std::size_t k = 200;            ///< neighbours (clamped to the train set size)
+    double temperature = 0.1;       ///< T of the vote weight exp(s / T)
+    std::size_t block_size = 1024;  ///< queries whose similarities are held at once
+    std::size_t num_classes = 0;    ///< 0: 1 + the largest label
+};
+
+struct knn_result {
+    double top1 = 0;                         ///< fraction of queries predicted right
+    std::optional<double> top5;              ///< top-5 accuracy, when num_classes >= 5
+    std::vector<std::int64_t> predictions;   ///< predicted class of each query
+    std::size_t k = 0;                       ///< neighbours used (after clamping)
+    std::size_t num_classes = 0;
+};
+
+namespace detail {
+
+/// Copy of x (N, D) with L2-normalized rows.
+template <class T>
+void normalize_rows_into(const T* x, std::size_t n, std::size_t d, T* out) {
+    for (std::size_t i = 0; i < n; ++i) {
+        const T* src = x + i * d;
+        double s = 0;
+        for (std::size_t j = 0; j < d; ++j) s += static_cast<double>(src[j]) * src[j];
+        require<value_error>(std::isfinite(s), "kNN: a feature vector contains NaN or Inf");
+        const double inv = 1.0 / std::max(std::sqrt(s), 1e-12);
+        T* dst = out + i * d;
+        for (std::size_t j = 0; j < d; ++j) dst[j] = static_cast<T>(src[j] * inv);
+    }
+}
+
+#ifndef SSL_KNN_GROUP_ROWS
+#define SSL_KNN_GROUP_ROWS 128
+#endif
+#ifndef SSL_KNN_TILE_COLS
+#define SSL_KNN_TILE_COLS 4096
+#endif
+inline constexpr std::size_t knn_group_rows = SSL_KNN_GROUP_ROWS;  // queries per task
+inline constexpr std::size_t knn_tile_cols = SSL_KNN_TILE_COLS;    // train samples per GEMM
+
+struct knn_raw {
+    std::vector<std::int64_t> predictions;
+    std::size_t top1_hits = 0, top5_hits = 0, k = 0, classes = 0;
+};
+
+template <class T>
+knn_raw knn_run(const tensor<T>& train, std::span<const std::int64_t> train_labels, const tensor<T>& queries,
+                std::span<const std::int64_t> query_labels, const knn_config& cfg, const char* who) {
+    static_assert(std::is_floating_point_v<T>, "ssl::eval kNN needs floating-point features (float or double)");
+    check_rank(train, 2, who, "(N_train, D) for the train features");
+    check_rank(queries, 2, who, "(N_query, D) for the query features");
+    const std::size_t nt = train.dim(0), d = train.dim(1), nq = queries.dim(0);
+    require<shape_error>(queries.dim(1) == d, who, ": feature dimensions differ: train ", train.shape().str(),
+                         ", queries ", queries.shape().str());
+    require<shape_error>(nt > 0, who, ": the train set is empty (shape ", train.shape().str(), ")");
+    require<shape_error>(nq > 0, who, ": the query set is empty (shape ", queries.shape().str(), ")");
+    require<shape_error>(d > 0, who, ": features have dimension 0");
+    require<shape_error>(train_labels.size() == nt, who, ": ", train_labels.size(), " train labels for train features ",
+                         train.shape().str());
+    require<shape_error>(query_labels.empty() || query_labels.size() == nq, who, ": ", query_labels.size(),
+                         " query labels for query features ", queries.shape().str());
+    require<value_error>(cfg.k >= 1, who, ": k must be >= 1");
+    require<value_error>(std::isfinite(cfg.temperature) && cfg.temperature > 0, who,
+                         ": temperature must be finite and > 0, got ", cfg.temperature);
+    require<value_error>(cfg.block_size >= 1, who, ": block_size must be >= 1");
+    std::size_t classes = detail::check_labels(train_labels, who, "train", cfg.num_classes);
+    classes = std::max(classes, detail::check_labels(query_labels, who, "query", cfg.num_classes));
+    if (cfg.num_classes) classes = cfg.num_classes;
+
+    knn_raw out;
+    out.k = std::min(cfg.k, nt);
+    out.classes = classes;
+    out.predictions.assign(nq, 0);
+    const std::size_t k = out.k;
+    const double inv_t = 1.0 / cfg.temperature;
+
+    const auto D = static_cast<Eigen::Index>(d);
+    matrix<T> X(static_cast<Eigen::Index>(nt), D);
+    normalize_rows_into(train.data(), nt, d, X.data());
+    const std::size_t block = std::min(cfg.block_size, nq);
+    matrix<T> Q(static_cast<Eigen::Index>(block), D);
+    std::vector<unsigned char> hit1(nq, 0), hit5(nq, 0);
+    using entry = std::pair<T, std::size_t>;
+    // min-heap on similarity; on equal similarity the higher index is "smaller"
+    auto worse = [](const entry& a, const entry& b) {
+        return a.first > b.first || (a.first == b.first && a.second < b.second);
+    };
+
+    for (std::size_t q0 = 0; q0 < nq; q0 += block) {
+        const std::size_t qb = std::min(block, nq - q0);
+        const std::size_t tasks = (qb + knn_group_rows - 1) / knn_group_rows;
+        parallel_for(tasks, [&](std::size_t t, std::size_t) {
+            const std::size_t r0 = t * knn_group_rows, r1 = std::min(qb, r0 + knn_group_rows), nr = r1 - r0;
+            const auto e0 = static_cast<Eigen::Index>(r0), er = static_cast<Eigen::Index>(nr);
+            normalize_rows_into(queries.data() + (q0 + r0) * d, nr, d, Q.data() + r0 * d);
+            const std::size_t tile = std::min(knn_tile_cols, nt);
+            matrix<T> S(er, static_cast<Eigen::Index>(tile));
+            std::vector<std::vector<entry>> heaps(nr);
+            for (auto& h : heaps) h.reserve(k);
+            for (std::size_t c0 = 0; c0 < nt; c0 += tile) {
+                const std::size_t nc = std::min(tile, nt - c0);
+                S.leftCols(static_cast<Eigen::Index>(nc)).noalias() =
+                    Q.middleRows(e0, er) * X.middleRows(static_cast<Eigen::Index>(c0), static_cast<Eigen::Index>(nc)).transpose();
+                for (std::size_t i = 0; i < nr; ++i) {
+                    const T* s = S.data() + i * tile;
+                    auto& h = heaps[i];
+                    std::size_t j = 0;
+                    for (; j < nc && h.size() < k; ++j) {
+                        h.emplace_back(s[j], c0 + j);
+                        std::push_heap(h.begin(), h.end(), worse);
+                    }
+                    if (j == nc) continue;
+                    T thr = h.front().first;
+                    for (; j < nc; ++j) {
+                        if (s[j] > thr) {  // strictly: an equal, later train sample does not displace
+                            std::pop_heap(h.begin(), h.end(), worse);
+                            h.back() = {s[j], c0 + j};
+                            std::push_heap(h.begin(), h.end(), worse);
+                            thr = h.front().first;
+                        }
+                    }
+                }
+            }
+            std::vector<double> votes(classes);
+            for (std::size_t i = 0; i < nr; ++i) {
+                const auto& h = heaps[i];
+                double smax = -INFINITY;
+                for (const auto& e : h) smax = std::max(smax, static_cast<double>(e.first));
+                std::fill(votes.begin(), votes.end(), 0.0);
+                for (const auto& e : h)
+                    votes[static_cast<std::size_t>(train_labels[e.second])] +=
+                        std::exp((static_cast<double>(e.first) - smax) * inv_t);
+                std::size_t best = 0;
+                for (std::size_t c = 1; c < classes; ++c)
+                    if (votes[c] > votes[best]) best = c;
+                const std::size_t qi = q0 + r0 + i;
+                out.predictions[qi] = static_cast<std::int64_t>(best);
+                if (!query_labels.empty()) {
+                    const auto y = static_cast<std::size_t>(query_labels[qi]);
+                    hit1[qi] = best == y;
+                    std::size_t rank = 0;  // classes ranked before y
+                    for (std::size_t c = 0; c < classes; ++c)
+                        rank += votes[c] > votes[y] || (votes[c] == votes[y] && c < y);
+                    hit5[qi] = rank < 5;
+                }
+            }
+        });
+    }
+    for (std::size_t i = 0; i < nq; ++i) out.top1_hits += hit1[i], out.top5_hits += hit5[i];
+    return out;
+}
+
+}  // namespace detail
+
+/// Predicted class of each query (N_query, D) from the labelled train set (N_train, D).
+template <class T>
+std::vector<std::int64_t> knn_predict(const tensor<T>& train_features, std::span<const std::int64_t> train_labels,
+                                      const tensor<T>& queries, const knn_config& cfg = {}) {
+    return detail::knn_run(train_features, train_labels, queries, {}, cfg, "knn_predict").predictions;
+}
+
+/// Weighted kNN accuracy of the test set against the train set.
+template <class T>
+knn_result knn_evaluate(const tensor<T>& train_features, std::span<const std::int64_t> train_labels,
+                        const tensor<T>& test_features, std::span<const std::int64_t> test_labels,
+                        const knn_config& cfg = {}) {
+    require<shape_error>(test_features.rank() != 2 || test_labels.size() == test_features.dim(0), "knn_evaluate: ",
+                         test_labels.size(), " test labels for test features ", test_features.shape().str());
+    auto raw = detail::knn_run(train_features, train_labels, test_features, test_labels, cfg, "knn_evaluate");
+    knn_result r;
+    const double nq = static_cast<double>(raw.predictions.size());
+    r.top1 = static_cast<double>(raw.top1_hits) / nq;
+    if (raw.classes >= 5) r.top5 = static_cast<double>(raw.top5_hits) / nq;
+    r.predictions = std::move(raw.predictions);
+    r.k = raw.k;
+    r.num_classes = raw.classes;
+    return r;
+}
+
+}  // namespace ssl::eval

@@ -1,0 +1,32 @@
+#pragma once
+// SimCLR: "A Simple Framework for Contrastive Learning of Visual
+// Representations", Chen, Kornblith, Norouzi, Hinton, ICML 2020.
+// Two augmented views, an MLP projector (hidden 2048, BN, ReLU, out 128),
+// the NT-Xent loss (eq. 1), no target network.
+#include "augment/policies.hpp"
+#include "backbone/resnet.hpp"
+#include "head/mlp.hpp"
+#include "loss/policies.hpp"
+#include "method.hpp"
+#include "target/none.hpp"
+
+namespace ssl {
+
+template <class Backbone = resnet18<float>>
+using simclr = method<Backbone, augment::two_views, head::mlp<float>, loss::contrastive_pair, target::none>;
+
+/// The paper's settings for images of `size` pixels with `channels`
+/// channels: temperature 0.5 (the CIFAR recipe), 0.2 for images under 32
+/// pixels, which worked better at small batch sizes.
+template <class Backbone = resnet18<float>>
+typename simclr<Backbone>::config simclr_config(const typename Backbone::options_type& backbone, std::size_t size,
+                                                std::size_t channels) {
+    typename simclr<Backbone>::config c;
+    c.backbone = backbone;
+    c.augment = {size, channels};
+    c.head = {2048, 128, true};
+    c.loss = {size < 32 ? 0.2 : 0.5};
+    return c;
+}
+
+}  // namespace ssl

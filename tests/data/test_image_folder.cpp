@@ -1,0 +1,297 @@
+#include <doctest/doctest.h>
+
+#include <ssl/core/thread_pool.hpp>
+#include <ssl/data/image_folder.hpp>
+
+// The test writes its images with stb_image_write, compiled privately here.
+#define STB_IMAGE_WRITE_STATIC
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#include <stb/stb_image_write.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct temp_dir {
+    fs::path path;
+    temp_dir() {
+        std::string tmpl = (fs::temp_directory_path() / "ssl_test_folder_XXXXXX").string();
+        REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
+        path = tmpl;
+    }
+    ~temp_dir() {
+        std::error_code ec;
+        fs::remove_all(path, ec);
+    }
+    fs::path operator/(const std::string& name) const { return path / name; }
+};
+
+/// An HWC image whose pixel (y, x, c) is a function of (seed, y, x, c).
+std::vector<unsigned char> pattern(int w, int h, int c, int seed) {
+    std::vector<unsigned char> px(static_cast<std::size_t>(w * h * c));
+    for (int y = 0; y < h; ++y)
+        for (int x = 0; x < w; ++x)
+            for (int k = 0; k < c; ++k)
+                px[static_cast<std::size_t>((y * w + x) * c + k)] = static_cast<unsigned char>((seed * 40 + y * 13 + x * 5 + k * 70) % 256);
+    return px;
+}
+
+void write_png(const fs::path& p, int w, int h, int c, int seed) {
+    fs::create_directories(p.parent_path());
+    const auto px = pattern(w, h, c, seed);
+    REQUIRE(stbi_write_png(p.c_str(), w, h, c, px.data(), w * c) != 0);
+}
+
+void write_bytes(const fs::path& p, const std::string& s) {
+    fs::create_directories(p.parent_path());
+    std::ofstream out(p, std::ios::binary);
+    out << s;
+}
+
+template <class E = ssl::io_error, class F>
+std::string error_of(F&& f) {
+    try {
+        f();
+    } catch (const E& e) {
+        return e.what();
+    } catch (const std::exception& e) {
+        FAIL("threw the wrong exception type: ", e.what());
+        return {};
+    }
+    FAIL("threw nothing");
+    return {};
+}
+
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+}  // namespace
+
+TEST_CASE("image folder: class sub-directories, sorted, exact pixels in CHW") {
+    temp_dir d;
+    write_png(d / "dog/b.png", 6, 4, 3, 1);
+    write_png(d / "dog/a.png", 6, 4, 3, 2);
+    write_png(d / "cat/z.PNG", 6, 4, 3, 3);
+    write_png(d / "cat/deeper/y.png", 6, 4, 3, 4);
+    write_bytes(d / "cat/notes.txt", "not an image");
+    write_png(d / ".hidden/x.png", 6, 4, 3, 5);
+    write_png(d / "dog/.thumb.png", 6, 4, 3, 6);
+
+    auto ds = ssl::data::load_image_folder(d.path);
+    CHECK(ds.images.shape() == ssl::shape_t{4, 3, 4, 6});
+    CHECK(ds.class_names == std::vector<std::string>{"cat", "dog"});
+    CHECK(ds.num_classes == 2);
+    // cat/deeper/y.png < cat/z.PNG < dog/a.png < dog/b.png
+    CHECK(ds.labels == std::vector<std::int64_t>{0, 0, 1, 1});
+    const int seeds[] = {4, 3, 2, 1};
+    for (std::size_t i = 0; i < 4; ++i) {
+        const auto px = pattern(6, 4, 3, seeds[i]);
+        for (std::size_t c = 0; c < 3; ++c)
+            for (std::size_t y = 0; y < 4; ++y)
+                for (std::size_t x = 0; x < 6; ++x) REQUIRE(ds.images.at(i, c, y, x) == px[(y * 6 + x) * 3 + c]);
+    }
+    CHECK_NOTHROW(ds.validate());
+    CHECK(ds.source == d.path.string());
+}
+
+TEST_CASE("image folder: flat directory is unlabelled; .labelled = false gathers everything") {
+    temp_dir d;
+    write_png(d / "1.png", 5, 5, 3, 1);
+    write_png(d / "2.bmp", 5, 5, 3, 2);
+    {
+        const auto px = pattern(5, 5, 3, 3);
+        REQUIRE(stbi_write_bmp((d / "3.bmp").c_str(), 5, 5, 3, px.data()) != 0);
+    }
+    auto ds = ssl::data::load_image_folder(d.path);
+    CHECK(ds.size() == 3);
+    CHECK_FALSE(ds.labelled());
+    CHECK(ds.num_classes == 0);
+    CHECK(ds.class_names.empty());
+    CHECK_NOTHROW(ds.validate());
+    // BMP decodes exactly too.
+    const auto px = pattern(5, 5, 3, 3);
+    CHECK(ds.images.at(2, 1, 4, 2) == px[(4 * 5 + 2) * 3 + 1]);
+
+    temp_dir c;
+    write_png(c / "a/1.png", 5, 5, 3, 1);
+    write_png(c / "b/2.png", 5, 5, 3, 2);
+    auto all = ssl::data::load_image_folder(c.path, {.labelled = false});
+    CHECK(all.size() == 2);
+    CHECK_FALSE(all.labelled());
+}
+
+TEST_CASE("image folder: channels 1 and 3 convert, JPEG decodes") {
+    temp_dir d;
+    write_png(d / "grey.png", 4, 4, 1, 7);
+    auto rgb = ssl::data::load_image_folder(d.path, {.channels = 3});
+    CHECK(rgb.channels() == 3);
+    const auto g = pattern(4, 4, 1, 7);
+    for (std::size_t c = 0; c < 3; ++c) CHECK(rgb.images.at(0, c, 1, 2) == g[1 * 4 + 2]);
+
+    temp_dir e;
+    std::vector<unsigned char> px(8 * 8 * 3);
+    for (std::size_t i = 0; i < px.size(); i += 3) {
+        px[i] = 200;
+        px[i + 1] = 100;
+        px[i + 2] = 50;
+    }
+    REQUIRE(stbi_write_png((e / "c.png").c_str(), 8, 8, 3, px.data(), 24) != 0);
+    REQUIRE(stbi_write_jpg((e / "d.jpg").c_str(), 8, 8, 3, px.data(), 95) != 0);
+    auto grey = ssl::data::load_image_folder(e.path, {.channels = 1});
+    CHECK(grey.channels() == 1);
+    // stb's luma: (77 r + 150 g + 29 b) >> 8.
+    CHECK(grey.images.at(0, 0, 3, 3) == (77 * 200 + 150 * 100 + 29 * 50) >> 8);
+    CHECK(std::abs(int(grey.images.at(1, 0, 3, 3)) - ((77 * 200 + 150 * 100 + 29 * 50) >> 8)) <= 4);
+    auto colour = ssl::data::load_image_folder(e.path);
+    CHECK(std::abs(int(colour.images.at(1, 0, 4, 4)) - 200) <= 4);
+    CHECK(std::abs(int(colour.images.at(1, 2, 4, 4)) - 50) <= 4);
+}
+
+TEST_CASE("image folder: resizing by centre crop or stretch") {
+    temp_dir d;
+    write_png(d / "wide.png", 12, 4, 3, 1);  // 12 wide, 4 high
+    write_png(d / "tall.png", 4, 8, 3, 2);
+    write_png(d / "big.png", 20, 20, 3, 3);
+
+    // 4x4 from the 12x4 image is an exact centre crop: columns 4..7, no resampling.
+    auto crop = ssl::data::load_image_folder(d.path, {.height = 4, .width = 4});
+    CHECK(crop.images.shape() == ssl::shape_t{3, 3, 4, 4});
+    // files sorted: big, tall, wide
+    const auto wide = pattern(12, 4, 3, 1);
+    for (std::size_t c = 0; c < 3; ++c)
+        for (std::size_t y = 0; y < 4; ++y)
+            for (std::size_t x = 0; x < 4; ++x) REQUIRE(crop.images.at(2, c, y, x) == wide[(y * 12 + x + 4) * 3 + c]);
+    // The tall one: rows 2..5.
+    const auto tall = pattern(4, 8, 3, 2);
+    CHECK(crop.images.at(1, 0, 0, 0) == tall[(2 * 4 + 0) * 3 + 0]);
+
+    auto stretch = ssl::data::load_image_folder(d.path, {.height = 6, .width = 3, .resize = ssl::data::resize_mode::stretch});
+    CHECK(stretch.images.shape() == ssl::shape_t{3, 3, 6, 3});
+
+    // A constant image stays constant whatever the resampling.
+    temp_dir k;
+    std::vector<unsigned char> px(30 * 18 * 3, 0);
+    for (std::size_t i = 0; i < px.size(); i += 3) {
+        px[i] = 10;
+        px[i + 1] = 128;
+        px[i + 2] = 250;
+    }
+    REQUIRE(stbi_write_png((k / "flat.png").c_str(), 30, 18, 3, px.data(), 90) != 0);
+    for (auto mode : {ssl::data::resize_mode::center_crop, ssl::data::resize_mode::stretch})
+        for (std::size_t s : {std::size_t{7}, std::size_t{32}}) {
+            auto r = ssl::data::load_image_folder(k.path, {.height = s, .width = s, .resize = mode});
+            for (std::size_t y = 0; y < s; ++y)
+                for (std::size_t x = 0; x < s; ++x) {
+                    REQUIRE(std::abs(int(r.images.at(0, 0, y, x)) - 10) <= 1);
+                    REQUIRE(std::abs(int(r.images.at(0, 1, y, x)) - 128) <= 1);
+                    REQUIRE(std::abs(int(r.images.at(0, 2, y, x)) - 250) <= 1);
+                }
+        }
+
+    auto one = ssl::data::read_image(d / "wide.png", 1, 2, 2);
+    CHECK(one.shape() == ssl::shape_t{1, 2, 2});
+    auto native = ssl::data::read_image(d / "tall.png");
+    CHECK(native.shape() == ssl::shape_t{3, 8, 4});
+}
+
+TEST_CASE("image folder: parallel loading gives the same result on 1 and 4 threads") {
+    temp_dir d;
+    for (int i = 0; i < 24; ++i) {
+        std::string cls = "c";  // (not "c" + to_string(..): GCC 12 warns -Wrestrict in its own <string>)
+        cls += std::to_string(i % 3);
+        write_png(d / cls / (std::to_string(i) + ".png"), 9 + i % 4, 7, 3, i);
+    }
+    const std::size_t before = ssl::num_threads();
+    ssl::set_num_threads(1);
+    auto a = ssl::data::load_image_folder(d.path, {.height = 5, .width = 5});
+    ssl::set_num_threads(4);
+    auto b = ssl::data::load_image_folder(d.path, {.height = 5, .width = 5});
+    ssl::set_num_threads(before);
+    REQUIRE(a.images.shape() == b.images.shape());
+    for (std::size_t i = 0; i < a.images.numel(); ++i) REQUIRE(a.images[i] == b.images[i]);
+    CHECK(a.labels == b.labels);
+    CHECK(a.class_counts() == std::vector<std::size_t>{8, 8, 8});
+}
+
+TEST_CASE("image folder: bad input") {
+    temp_dir d;
+    auto msg = error_of([&] { ssl::data::load_image_folder(d / "absent"); });
+    CHECK(contains(msg, (d / "absent").string()));
+    CHECK(contains(msg, "no such directory"));
+
+    write_bytes(d / "file.png", "x");
+    CHECK(contains(error_of([&] { ssl::data::load_image_folder(d / "file.png"); }), "not a directory"));
+    fs::remove(d / "file.png");
+
+    // Empty folder (an unrelated file does not count).
+    write_bytes(d / "readme.txt", "hello");
+    msg = error_of([&] { ssl::data::load_image_folder(d.path); });
+    CHECK(contains(msg, "no images found in " + d.path.string() + " (looked for .png .jpg .jpeg .bmp)"));
+
+    // Corrupt and truncated PNGs: the file and stb's reason.
+    temp_dir c;
+    write_png(c / "good.png", 8, 8, 3, 1);
+    write_bytes(c / "junk.png", "this is not a png file at all");
+    msg = error_of([&] { ssl::data::load_image_folder(c.path); });
+    CHECK(contains(msg, (c / "junk.png").string()));
+    CHECK(contains(msg, "stb_image cannot decode it: "));
+    fs::remove(c / "junk.png");
+    {
+        std::ifstream in(c / "good.png", std::ios::binary);
+        std::string s((std::istreambuf_iterator<char>(in)), {});
+        write_bytes(c / "cut.png", s.substr(0, s.size() / 2));
+    }
+    msg = error_of([&] { ssl::data::load_image_folder(c.path); });
+    CHECK(contains(msg, (c / "cut.png").string()));
+    CHECK(contains(msg, "stb_image cannot decode it"));
+    write_bytes(c / "empty.jpg", "");
+    msg = error_of([&] { ssl::data::load_image_folder(c.path, {.height = 8, .width = 8}); });
+    CHECK(contains(msg, (c / "cut.png").string()));
+    CHECK(contains(msg, "(and 1 more unreadable images"));
+    fs::remove(c / "cut.png");
+    fs::remove(c / "empty.jpg");
+
+    // Different sizes without a requested size.
+    write_png(c / "other.png", 8, 6, 3, 2);
+    msg = error_of([&] { ssl::data::load_image_folder(c.path); });
+    CHECK(contains(msg, (c / "other.png").string()));
+    CHECK(contains(msg, "8x6"));
+    CHECK(contains(msg, "8x8"));
+    CHECK(ssl::data::load_image_folder(c.path, {.height = 8, .width = 8}).size() == 2);
+
+    // Mixed layouts.
+    write_png(c / "cls/1.png", 8, 8, 3, 3);
+    msg = error_of([&] { ssl::data::load_image_folder(c.path); });
+    CHECK(contains(msg, c.path.string()));
+    CHECK(contains(msg, "mixed layouts"));
+    CHECK(contains(error_of([&] { ssl::data::load_image_folder(c.path, {.height = 8, .width = 8, .labelled = true}); }),
+                   "mixed layouts"));
+    CHECK(ssl::data::load_image_folder(c.path, {.height = 8, .width = 8, .labelled = false}).size() == 3);
+
+    // An empty class folder.
+    temp_dir e;
+    write_png(e / "a/1.png", 4, 4, 3, 1);
+    fs::create_directories(e / "b");
+    msg = error_of([&] { ssl::data::load_image_folder(e.path); });
+    CHECK(contains(msg, "class folder 'b' holds no images"));
+
+    // Labelled requested on a flat folder.
+    temp_dir f;
+    write_png(f / "1.png", 4, 4, 3, 1);
+    CHECK(contains(error_of([&] { ssl::data::load_image_folder(f.path, {.labelled = true}); }),
+                   "no class sub-directories"));
+
+    // Options.
+    msg = error_of<ssl::value_error>([&] { ssl::data::load_image_folder(f.path, {.channels = 2}); });
+    CHECK(contains(msg, "got 2"));
+    msg = error_of<ssl::value_error>([&] { ssl::data::load_image_folder(f.path, {.height = 4}); });
+    CHECK(contains(msg, "height 4 and width 0"));
+    msg = error_of([&] { ssl::data::read_image(f / "2.png"); });
+    CHECK(contains(msg, (f / "2.png").string()));
+}
