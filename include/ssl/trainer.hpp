@@ -39,6 +39,7 @@ struct trainer_config {
     std::filesystem::path out_dir;  ///< checkpoints, metrics.csv, plot.svg; empty: none
     bool resume = false;            ///< continue from out_dir/last.safetensors
     bool progress = true;           ///< progress line on stderr
+    std::map<std::string, std::string> metadata;  ///< written into every checkpoint (method, backbone, ...)
     std::size_t max_steps = 0;      ///< stop after this many steps in total (0: all epochs); the
                                     ///< schedules still span all epochs, so a stopped run resumes exactly
 };
@@ -204,8 +205,12 @@ public:
     /// Writes model + optimizer state + position to `path` (atomic).
     void save_to(const std::filesystem::path& path, std::size_t epoch, std::size_t step_in_epoch) {
         state_view v{m_, opt_};
-        save_checkpoint(path, v, {{"epoch", std::to_string(epoch)}, {"step_in_epoch", std::to_string(step_in_epoch)},
-                                  {"global_step", std::to_string(step_)}, {"optimizer", cfg_.optimizer}});
+        auto meta = cfg_.metadata;
+        meta["epoch"] = std::to_string(epoch);
+        meta["step_in_epoch"] = std::to_string(step_in_epoch);
+        meta["global_step"] = std::to_string(step_);
+        meta["optimizer"] = cfg_.optimizer;
+        save_checkpoint(path, v, meta);
     }
 
 private:

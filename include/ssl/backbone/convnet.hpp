@@ -52,7 +52,12 @@ public:
                              x.shape().str());
         return features_.forward(x);
     }
-    tensor<T> backward(const cache_type& c, const tensor<T>& dy) { return features_.backward(c, dy); }
+    /// need_input_grad is accepted for the backbone interface; the input
+    /// gradient is always computed (it is a small part of this network).
+    tensor<T> backward(const cache_type& c, const tensor<T>& dy, bool need_input_grad = true) {
+        (void)need_input_grad;
+        return features_.backward(c, dy);
+    }
 
     template <class F>
     void for_each_parameter(F&& f, const std::string& p) {

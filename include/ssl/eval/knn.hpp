@@ -8,14 +8,18 @@
 //   4. prediction = the class with the largest summed vote (lowest class
 //      index on ties); top-5 is correct when the true class is among the five
 //      largest sums (ranked the same way), reported when there are >= 5 classes.
-// The similarities are computed by blocks of at most `block_size` queries,
-// so at most block_size x N_train of them exist at once (1024 x 60k floats
-// = 240 MiB); a block's rows are split over ssl::parallel_for, each task
-// running its own Eigen GEMM, top-k selection and vote. Votes are taken as
+// Memory stays bounded: queries are taken `block_size` at a time (default
+// 1024) and split into tasks of 32..256 queries over ssl::parallel_for; a
+// task computes its similarities against 1024 train samples at a time (one
+// Eigen GEMM into a cache-resident tile, at most 256 x 1024) and folds them
+// into a candidate list of at most 2k entries per query, so no more than
+// (threads x 256 x 1024) similarities and (threads x 256 x 2k) candidates
+// exist at once, whatever N_train. Votes are taken as
 // exp((s - s_max) / T) with s_max the query's largest neighbour similarity:
-// the same arg-max, no overflow at small T. Results do not depend on the
-// number of threads; among neighbours of equal similarity at the k-th place
-// the lower train index wins.
+// the same arg-max, no overflow at small T. Each query is handled on its
+// own, so results do not depend on the number of threads or the block size;
+// among train samples of equal similarity at the k-th place the lower index
+// wins.
 //
 //   auto r = ssl::eval::knn_evaluate(train_f, train_y, test_f, test_y, {.k = 200, .temperature = 0.1});
 //   r.top1, *r.top5, r.predictions
@@ -26,6 +30,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <span>
 #include <utility>
@@ -41,7 +46,7 @@ namespace ssl::eval {
 struct knn_config {
     std::size_t k = 200;            ///< neighbours (clamped to the train set size)
     double temperature = 0.1;       ///< T of the vote weight exp(s / T)
-    std::size_t block_size = 1024;  ///< queries whose similarities are held at once
+    std::size_t block_size = 1024;  ///< queries handled per parallel round
     std::size_t num_classes = 0;    ///< 0: 1 + the largest label
 };
 
@@ -69,14 +74,9 @@ void normalize_rows_into(const T* x, std::size_t n, std::size_t d, T* out) {
     }
 }
 
-#ifndef SSL_KNN_GROUP_ROWS
-#define SSL_KNN_GROUP_ROWS 128
-#endif
-#ifndef SSL_KNN_TILE_COLS
-#define SSL_KNN_TILE_COLS 4096
-#endif
-inline constexpr std::size_t knn_group_rows = SSL_KNN_GROUP_ROWS;  // queries per task
-inline constexpr std::size_t knn_tile_cols = SSL_KNN_TILE_COLS;    // train samples per GEMM
+inline constexpr std::size_t knn_min_group_rows = 32;   // queries per task, at least
+inline constexpr std::size_t knn_max_group_rows = 256;  // and at most
+inline constexpr std::size_t knn_tile_cols = 1024;      // train samples per GEMM (a 1 MiB float tile)
 
 struct knn_raw {
     std::vector<std::int64_t> predictions;
@@ -115,55 +115,77 @@ knn_raw knn_run(const tensor<T>& train, std::span<const std::int64_t> train_labe
     const double inv_t = 1.0 / cfg.temperature;
 
     const auto D = static_cast<Eigen::Index>(d);
-    matrix<T> X(static_cast<Eigen::Index>(nt), D);
-    normalize_rows_into(train.data(), nt, d, X.data());
+    // Normalized train features, column-major: Eigen packs a tile of them for
+    // its GEMM kernel by plain copies instead of transposes.
+    Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic> X;
+    {
+        matrix<T> Xr(static_cast<Eigen::Index>(nt), D);
+        normalize_rows_into(train.data(), nt, d, Xr.data());
+        X = Xr;
+    }
     const std::size_t block = std::min(cfg.block_size, nq);
     matrix<T> Q(static_cast<Eigen::Index>(block), D);
     std::vector<unsigned char> hit1(nq, 0), hit5(nq, 0);
     using entry = std::pair<T, std::size_t>;
-    // min-heap on similarity; on equal similarity the higher index is "smaller"
-    auto worse = [](const entry& a, const entry& b) {
+    // the ranking of neighbours: larger similarity first, then the lower train index
+    auto better = [](const entry& a, const entry& b) {
         return a.first > b.first || (a.first == b.first && a.second < b.second);
     };
 
     for (std::size_t q0 = 0; q0 < nq; q0 += block) {
         const std::size_t qb = std::min(block, nq - q0);
-        const std::size_t tasks = (qb + knn_group_rows - 1) / knn_group_rows;
+        // queries per task: up to 256 (the GEMM's efficiency), fewer so that every thread has work
+        const std::size_t group =
+            std::clamp<std::size_t>((qb + num_threads() - 1) / num_threads(), knn_min_group_rows, knn_max_group_rows);
+        const std::size_t tasks = (qb + group - 1) / group;
         parallel_for(tasks, [&](std::size_t t, std::size_t) {
-            const std::size_t r0 = t * knn_group_rows, r1 = std::min(qb, r0 + knn_group_rows), nr = r1 - r0;
+            const std::size_t r0 = t * group, r1 = std::min(qb, r0 + group), nr = r1 - r0;
             const auto e0 = static_cast<Eigen::Index>(r0), er = static_cast<Eigen::Index>(nr);
             normalize_rows_into(queries.data() + (q0 + r0) * d, nr, d, Q.data() + r0 * d);
             const std::size_t tile = std::min(knn_tile_cols, nt);
             matrix<T> S(er, static_cast<Eigen::Index>(tile));
-            std::vector<std::vector<entry>> heaps(nr);
-            for (auto& h : heaps) h.reserve(k);
+            // Per query: candidates above `thr`, the k-th best similarity so far. When 2k
+            // have gathered, nth_element keeps the best k (amortized O(1) per candidate).
+            std::vector<std::vector<entry>> cand(nr);
+            std::vector<T> thr(nr, -std::numeric_limits<T>::infinity());
+            for (auto& c : cand) c.reserve(2 * k);
+            auto keep_best = [&](std::size_t i) {
+                auto& c = cand[i];
+                std::nth_element(c.begin(), c.begin() + static_cast<std::ptrdiff_t>(k - 1), c.end(), better);
+                c.resize(k);
+                thr[i] = c[k - 1].first;
+            };
             for (std::size_t c0 = 0; c0 < nt; c0 += tile) {
                 const std::size_t nc = std::min(tile, nt - c0);
                 S.leftCols(static_cast<Eigen::Index>(nc)).noalias() =
-                    Q.middleRows(e0, er) * X.middleRows(static_cast<Eigen::Index>(c0), static_cast<Eigen::Index>(nc)).transpose();
+                    Q.middleRows(e0, er) *
+                    X.middleRows(static_cast<Eigen::Index>(c0), static_cast<Eigen::Index>(nc)).transpose();
                 for (std::size_t i = 0; i < nr; ++i) {
                     const T* s = S.data() + i * tile;
-                    auto& h = heaps[i];
-                    std::size_t j = 0;
-                    for (; j < nc && h.size() < k; ++j) {
-                        h.emplace_back(s[j], c0 + j);
-                        std::push_heap(h.begin(), h.end(), worse);
-                    }
-                    if (j == nc) continue;
-                    T thr = h.front().first;
-                    for (; j < nc; ++j) {
-                        if (s[j] > thr) {  // strictly: an equal, later train sample does not displace
-                            std::pop_heap(h.begin(), h.end(), worse);
-                            h.back() = {s[j], c0 + j};
-                            std::push_heap(h.begin(), h.end(), worse);
-                            thr = h.front().first;
+                    auto& c = cand[i];
+                    // strictly above: an equal, later train sample ranks after the k-th kept one
+                    auto consider = [&](std::size_t j) {
+                        if (s[j] > thr[i]) {
+                            c.emplace_back(s[j], c0 + j);
+                            if (c.size() == 2 * k) keep_best(i);
                         }
+                    };
+                    std::size_t j = 0;
+                    // 16 at a time: most runs of 16 hold nothing above the k-th best so far
+                    for (; j + 16 <= nc; j += 16) {
+                        int above = 0;  // a counting loop the compiler vectorizes
+                        for (std::size_t q = 0; q < 16; ++q) above += s[j + q] > thr[i];
+                        if (above == 0) continue;
+                        for (std::size_t jj = j; jj < j + 16; ++jj) consider(jj);
                     }
+                    for (; j < nc; ++j) consider(j);
                 }
             }
+            for (std::size_t i = 0; i < nr; ++i)
+                if (cand[i].size() > k) keep_best(i);
             std::vector<double> votes(classes);
             for (std::size_t i = 0; i < nr; ++i) {
-                const auto& h = heaps[i];
+                const auto& h = cand[i];
                 double smax = -INFINITY;
                 for (const auto& e : h) smax = std::max(smax, static_cast<double>(e.first));
                 std::fill(votes.begin(), votes.end(), 0.0);
