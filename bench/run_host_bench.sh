@@ -46,15 +46,21 @@ field() {  # field KEY LINE
   sed -n "s/.*$1=\([^ ]*\).*/\1/p" <<<"$2"
 }
 echo
-printf '%-10s | %14s | %17s | %24s\n' config "ours ms/step" "PyTorch ms/step" "speed-up (PyTorch/ours)"
-printf '%-10s-+-%14s-+-%17s-+-%24s\n' ---------- -------------- ----------------- ------------------------
+printf '%-10s | %12s | %15s | %23s | %12s | %15s\n' config "ours ms/step" "PyTorch ms/step" "speed-up (PyTorch/ours)" "ours cpu ms" "PyTorch cpu ms"
+printf '%-10s-+-%12s-+-%15s-+-%23s-+-%12s-+-%15s\n' ---------- ------------ --------------- ----------------------- ------------ ---------------
 for cfg in w16_n256 w64_n128; do
-  o="$(field median_ms "$(grep "^STEP config=$cfg " <<<"$ours_out" || true)")"
-  t="$(field median_ms "$(grep "^TORCH config=$cfg " <<<"$torch_out" || true)")"
+  ol="$(grep "^STEP config=$cfg " <<<"$ours_out" || true)"
+  tl="$(grep "^TORCH config=$cfg " <<<"$torch_out" || true)"
+  o="$(field median_ms "$ol")"
+  t="$(field median_ms "$tl")"
   if [[ -n "$o" && -n "$t" ]]; then
     r="$(awk -v o="$o" -v t="$t" 'BEGIN { printf "%.2fx", t / o }')"
   else
     r="n/a"
   fi
-  printf '%-10s | %14s | %17s | %24s\n' "$cfg" "${o:-n/a}" "${t:-n/a}" "$r"
+  oc="$(field cpu_ms "$ol")"
+  tc="$(field cpu_ms "$tl")"
+  printf '%-10s | %12s | %15s | %23s | %12s | %15s\n' "$cfg" "${o:-n/a}" "${t:-n/a}" "$r" "${oc:-n/a}" "${tc:-n/a}"
 done
+echo "# medians over the timed steps; cpu ms = process CPU time per step (all threads). With the load"
+echo "# above ~0.5, both programs share the 2 cores with other work and the wall times are inflated."

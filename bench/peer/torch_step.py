@@ -9,7 +9,9 @@ forward in train mode, L = 0.5 * mean_n(sum(features^2)), backward, SGD
 (lr 0.01, momentum 0.9, weight decay 5e-4), zero_grad.
 
 Prints one machine-readable line per configuration:
-  TORCH config=w16_n256 median_ms=... mean_ms=... min_ms=... steps=...
+  TORCH config=w16_n256 median_ms=... mean_ms=... min_ms=... cpu_ms=... steps=...
+(cpu_ms: process CPU time per step, all threads; OpenMP may spin while waiting,
+so it overstates the work somewhat.)
 With --conv it also times F.conv2d forward / backward for the conv shapes of
 bench_conv.cpp:
   TORCHCONV config=w16_n256 shape=l1_3x3_28 fwd_ms=... bwd_ms=...
@@ -77,7 +79,10 @@ def time_step(width, batch, warmup, steps):
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     x = torch.randn(batch, 1, 28, 28)
     ms = []
+    cpu0 = 0.0
     for i in range(warmup + steps):
+        if i == warmup:
+            cpu0 = time.process_time()
         t0 = time.perf_counter()
         f = net(x)
         loss = 0.5 * f.pow(2).sum(dim=1).mean()
@@ -87,7 +92,8 @@ def time_step(width, batch, warmup, steps):
         dt = (time.perf_counter() - t0) * 1e3
         if i >= warmup:
             ms.append(dt)
-    return ms
+    cpu_ms = (time.process_time() - cpu0) * 1e3 / steps
+    return ms, cpu_ms
 
 
 def conv_shapes(w):
@@ -138,8 +144,10 @@ def main():
     for name in a.config or sorted(CONFIGS):
         width, batch = CONFIGS[name]
         steps = a.steps or (15 if width <= 16 else 8)
-        med, mean, mn = summary(time_step(width, batch, a.warmup, steps))
-        print(f"TORCH config={name} median_ms={med:.1f} mean_ms={mean:.1f} min_ms={mn:.1f} steps={steps}", flush=True)
+        ms, cpu_ms = time_step(width, batch, a.warmup, steps)
+        med, mean, mn = summary(ms)
+        print(f"TORCH config={name} median_ms={med:.1f} mean_ms={mean:.1f} min_ms={mn:.1f} cpu_ms={cpu_ms:.1f} "
+              f"steps={steps}", flush=True)
         if a.conv:
             for shape, f, b in time_conv(width, batch):
                 print(f"TORCHCONV config={name} shape={shape} fwd_ms={f:.2f} bwd_ms={b:.2f}", flush=True)
