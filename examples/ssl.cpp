@@ -303,6 +303,7 @@ int main(int argc, char** argv) {
     run_options o;
     CLI::App app{"ssl: self-supervised visual representation learning"};
     app.require_subcommand(1);
+    app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // later flags win
     auto add_common = [&](CLI::App* c) {
         c->add_option("--data", o.data,
                       "fashion-mnist[:DIR] | cifar10:DIR | cifar100:DIR | folder:DIR | idx:IMAGES[,LABELS] | synthetic");
