@@ -4,7 +4,9 @@
 #include <ssl/eval.hpp>
 
 #include <cmath>
+#include <algorithm>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 using ssl::tensor;
@@ -116,6 +118,52 @@ TEST_CASE("knn: results do not depend on the query block size; top-5 by hand") {
     CHECK(r.top1 == 0.0);
     REQUIRE(r.top5.has_value());
     CHECK(*r.top5 == 0.5);
+}
+
+TEST_CASE("knn: equals a naive sort-everything implementation (several train tiles)") {
+    const std::size_t nt = 3000, nq = 60, d = 8, classes = 7, k = 50;
+    const double temp = 0.07;
+    ssl::philox g(21, 0);
+    tensor<double> train({nt, d}), q({nq, d});
+    for (auto& v : train) v = g.normal();
+    for (auto& v : q) v = g.normal();
+    std::vector<std::int64_t> ty(nt), qy(nq);
+    for (auto& y : ty) y = static_cast<std::int64_t>(g.below(classes));
+    for (auto& y : qy) y = static_cast<std::int64_t>(g.below(classes));
+    auto unit = [&](const tensor<double>& x, std::size_t i) {
+        std::vector<double> u(d);
+        double s = 0;
+        for (std::size_t j = 0; j < d; ++j) s += x.at(i, j) * x.at(i, j);
+        for (std::size_t j = 0; j < d; ++j) u[j] = x.at(i, j) / std::sqrt(s);
+        return u;
+    };
+    std::size_t hits1 = 0, hits5 = 0;
+    std::vector<std::int64_t> expected(nq);
+    for (std::size_t i = 0; i < nq; ++i) {
+        const auto u = unit(q, i);
+        std::vector<std::pair<double, std::size_t>> sims;
+        for (std::size_t t = 0; t < nt; ++t) {
+            const auto v = unit(train, t);
+            double s = 0;
+            for (std::size_t j = 0; j < d; ++j) s += u[j] * v[j];
+            sims.emplace_back(-s, t);  // ascending: most similar first
+        }
+        std::sort(sims.begin(), sims.end());
+        std::vector<double> votes(classes, 0.0);
+        for (std::size_t r = 0; r < k; ++r) votes[static_cast<std::size_t>(ty[sims[r].second])] += std::exp(-sims[r].first / temp);
+        std::vector<std::size_t> order(classes);
+        for (std::size_t c = 0; c < classes; ++c) order[c] = c;
+        std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return votes[a] > votes[b]; });
+        expected[i] = static_cast<std::int64_t>(order[0]);
+        hits1 += order[0] == static_cast<std::size_t>(qy[i]);
+        for (std::size_t r = 0; r < 5; ++r) hits5 += order[r] == static_cast<std::size_t>(qy[i]);
+    }
+    auto r = knn_evaluate(train, ty, q, qy, {.k = k, .temperature = temp});
+    CHECK(r.predictions == expected);
+    CHECK(r.top1 == doctest::Approx(static_cast<double>(hits1) / nq));
+    REQUIRE(r.top5.has_value());
+    CHECK(*r.top5 == doctest::Approx(static_cast<double>(hits5) / nq));
+    CHECK(*r.top5 > r.top1);
 }
 
 TEST_CASE("knn: double features, given num_classes") {

@@ -66,26 +66,29 @@ public:
         const std::size_t tasks = (n + g - 1) / g;
         const bool direct = is_pointwise(q);
         auto W = as_matrix(weight_.value, co, k);
-        parallel_for(tasks, [&](std::size_t t, std::size_t) {
+        // per-worker scratch (col, then the group's output), taken before the
+        // parallel loop so the pool sees the same requests every step
+        const std::size_t per_worker = (k + co) * g * hwo;
+        tensor<T> work({num_threads(), per_worker});
+        parallel_for(tasks, [&](std::size_t t, std::size_t w) {
             const std::size_t b0 = t * g, gc = std::min(g, n - b0);
             const std::size_t ncols = gc * hwo;
+            T* col = work.data() + w * per_worker;
+            T* yg = col + k * ncols;
             const T* xb = x.data() + b0 * q.c * q.hw_in();
             if (gc == 1) {
                 Eigen::Map<matrix<T>> Y(y.data() + b0 * co * hwo, co, hwo);
                 if (direct) {
                     Y.noalias() = W * Eigen::Map<const matrix<T>>(xb, k, hwo);
                 } else {
-                    tensor<T> col({k, ncols});
-                    backend::host::im2col(xb, 1, q, col.data());
-                    Y.noalias() = W * as_matrix(col, k, ncols);
+                    backend::host::im2col(xb, 1, q, col);
+                    Y.noalias() = W * Eigen::Map<const matrix<T>>(col, k, ncols);
                 }
                 add_bias(Y);
             } else {
-                tensor<T> col({k, ncols});
-                backend::host::im2col(xb, gc, q, col.data());
-                tensor<T> yg({co, ncols});
-                auto Yg = as_matrix(yg, co, ncols);
-                Yg.noalias() = W * as_matrix(col, k, ncols);
+                backend::host::im2col(xb, gc, q, col);
+                Eigen::Map<matrix<T>> Yg(yg, co, ncols);
+                Yg.noalias() = W * Eigen::Map<const matrix<T>>(col, k, ncols);
                 add_bias(Yg);
                 for (std::size_t i = 0; i < gc; ++i)
                     Eigen::Map<matrix<T>>(y.data() + (b0 + i) * co * hwo, co, hwo) = Yg.middleCols(i * hwo, hwo);
@@ -115,22 +118,24 @@ public:
         tensor<T> dw_parts = tensor<T>::zeros({workers, co * k});
         tensor<T> db_parts = tensor<T>::zeros({workers, co});
         auto W = as_matrix(weight_.value, co, k);
+        const std::size_t per_worker = (co + k) * g * hwo;  // grouped dy, then col
+        tensor<T> work({workers, per_worker});
         parallel_for(tasks, [&](std::size_t t, std::size_t w) {
             const std::size_t b0 = t * g, gc = std::min(g, n - b0);
             const std::size_t ncols = gc * hwo;
             const T* xb = x.data() + b0 * q.c * q.hw_in();
+            T* dyg = work.data() + w * per_worker;
+            T* col = dyg + co * ncols;
             Eigen::Map<matrix<T>> dW(dw_parts.data() + w * co * k, co, k);
             Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, 1>> db(db_parts.data() + w * co, co);
-            tensor<T> dyg_store;
             const T* dyg_ptr;
             if (gc == 1) {
                 dyg_ptr = dy.data() + b0 * co * hwo;
             } else {
-                dyg_store = tensor<T>({co, ncols});
-                auto G = as_matrix(dyg_store, co, ncols);
+                Eigen::Map<matrix<T>> G(dyg, co, ncols);
                 for (std::size_t i = 0; i < gc; ++i)
                     G.middleCols(i * hwo, hwo) = Eigen::Map<const matrix<T>>(dy.data() + (b0 + i) * co * hwo, co, hwo);
-                dyg_ptr = dyg_store.data();
+                dyg_ptr = dyg;
             }
             Eigen::Map<const matrix<T>> dY(dyg_ptr, co, ncols);
             if (cfg_.bias) db += dY.rowwise().sum();
@@ -141,12 +146,12 @@ public:
                     Eigen::Map<matrix<T>>(dx.data() + b0 * q.c * q.hw_in(), k, hwo).noalias() = W.transpose() * dY;
                 return;
             }
-            tensor<T> col({k, ncols});
-            backend::host::im2col(xb, gc, q, col.data());
-            dW.noalias() += dY * as_matrix(col, k, ncols).transpose();
+            backend::host::im2col(xb, gc, q, col);
+            Eigen::Map<matrix<T>> C(col, k, ncols);
+            dW.noalias() += dY * C.transpose();
             if (need_input_grad) {
-                as_matrix(col, k, ncols).noalias() = W.transpose() * dY;
-                backend::host::col2im_add(col.data(), gc, q, dx.data() + b0 * q.c * q.hw_in());
+                C.noalias() = W.transpose() * dY;
+                backend::host::col2im_add(col, gc, q, dx.data() + b0 * q.c * q.hw_in());
             }
         });
         auto gW = as_vector(weight_.grad);
@@ -188,10 +193,10 @@ private:
         const std::size_t co = cfg_.out_channels, ci = cfg_.in_channels;
         tensor<T> U({wg::npos, co, ci});
         const std::size_t blocks = std::min<std::size_t>(co, 4 * num_threads());
-        parallel_for(blocks, [&](std::size_t b, std::size_t) {
-            tensor<T> scratch({9 * ci});
+        tensor<T> work({num_threads(), 9 * ci});
+        parallel_for(blocks, [&](std::size_t b, std::size_t w) {
             wg::transform_weights(weight_.value.data(), co, ci, b * co / blocks, (b + 1) * co / blocks, U.data(),
-                                  scratch.data());
+                                  work.data() + w * 9 * ci);
         });
         return U;
     }
@@ -209,11 +214,12 @@ private:
             const std::size_t nt = n * tl.per_image();
             const auto ldt = static_cast<Eigen::Index>(nt);
             tensor<T> V({wg::npos, ci, nt}), M({wg::npos, co, nt});
-            parallel_for(tasks, [&](std::size_t t, std::size_t) {
+            const std::size_t ss = wg::scratch_size(tl, g);
+            tensor<T> work({num_threads(), ss});
+            parallel_for(tasks, [&](std::size_t t, std::size_t w) {
                 const std::size_t b0 = t * g, gc = std::min(g, n - b0);
-                tensor<T> scratch({wg::scratch_size(tl, gc)});
                 wg::transform_input(x.data() + b0 * ci * q.hw_in(), gc, ci, tl, V.data() + b0 * tl.per_image(), nt,
-                                    scratch.data());
+                                    work.data() + w * ss);
             });
             parallel_for(wg::npos, [&](std::size_t p, std::size_t) {
                 mmap(M.data() + p * co * nt, co, ldt).noalias() =
@@ -223,17 +229,25 @@ private:
                 const std::size_t b0 = t * g, gc = std::min(g, n - b0);
                 wg::transform_output(M.data() + b0 * tl.per_image(), gc, co, tl, nt, y.data() + b0 * co * hw);
             });
-        } else
-        parallel_for(tasks, [&](std::size_t t, std::size_t) {
-            const std::size_t b0 = t * g, gc = std::min(g, n - b0), nt = gc * tl.per_image();
-            tensor<T> V({wg::npos, ci, nt}), M({wg::npos, co, nt}), scratch({wg::scratch_size(tl, gc)});
-            wg::transform_input(x.data() + b0 * ci * q.hw_in(), gc, ci, tl, V.data(), nt, scratch.data());
-            const auto ldm = static_cast<Eigen::Index>(nt);
-            for (std::size_t p = 0; p < wg::npos; ++p)
-                mmap(M.data() + p * co * nt, co, ldm).noalias() =
-                    cmap(U.data() + p * co * ci, co, ci) * cmap(V.data() + p * ci * nt, ci, ldm);
-            wg::transform_output(M.data(), gc, co, tl, nt, y.data() + b0 * co * hw);
-        });
+        } else {
+            // per group: V, M and the padded planes stay in cache; per-worker
+            // scratch taken before the loop (the same pool requests every step)
+            const std::size_t ntmax = g * tl.per_image();
+            const std::size_t per_worker = wg::npos * (ci + co) * ntmax + wg::scratch_size(tl, g);
+            tensor<T> work({num_threads(), per_worker});
+            parallel_for(tasks, [&](std::size_t t, std::size_t w) {
+                const std::size_t b0 = t * g, gc = std::min(g, n - b0), nt = gc * tl.per_image();
+                T* V = work.data() + w * per_worker;
+                T* M = V + wg::npos * ci * nt;
+                T* scratch = M + wg::npos * co * nt;
+                wg::transform_input(x.data() + b0 * ci * q.hw_in(), gc, ci, tl, V, nt, scratch);
+                const auto ldm = static_cast<Eigen::Index>(nt);
+                for (std::size_t p = 0; p < wg::npos; ++p)
+                    mmap(M + p * co * nt, co, ldm).noalias() =
+                        cmap(U.data() + p * co * ci, co, ci) * cmap(V + p * ci * nt, ci, ldm);
+                wg::transform_output(M, gc, co, tl, nt, y.data() + b0 * co * hw);
+            });
+        }
         if (cfg_.bias)
             for (std::size_t b = 0; b < n; ++b)
                 for (std::size_t o = 0; o < co; ++o) {
@@ -259,11 +273,12 @@ private:
             const std::size_t nt = n * tl.per_image();
             const auto ldt = static_cast<Eigen::Index>(nt);
             tensor<T> V({wg::npos, ci, nt}), dM({wg::npos, co, nt}), dU({wg::npos, co, ci});
-            parallel_for(tasks, [&](std::size_t t, std::size_t) {
+            const std::size_t ss = std::max(wg::scratch_size(tl, g), 9 * ci);
+            tensor<T> work({num_threads(), ss});
+            parallel_for(tasks, [&](std::size_t t, std::size_t w) {
                 const std::size_t b0 = t * g, gc = std::min(g, n - b0);
-                tensor<T> scratch({wg::scratch_size(tl, gc)});
                 wg::transform_input(x.data() + b0 * ci * q.hw_in(), gc, ci, tl, V.data() + b0 * tl.per_image(), nt,
-                                    scratch.data());
+                                    work.data() + w * ss);
                 wg::output_adjoint(dy.data() + b0 * co * hw, gc, co, tl, nt, dM.data() + b0 * tl.per_image());
             });
             parallel_for(wg::npos, [&](std::size_t p, std::size_t) {
@@ -273,17 +288,15 @@ private:
                 if (need_input_grad) Vp.noalias() = cmap(U.data() + p * co * ci, co, ci).transpose() * dMp;
             });
             const std::size_t blocks = std::min<std::size_t>(co, 4 * num_threads());
-            parallel_for(blocks + (need_input_grad ? tasks : 0), [&](std::size_t b, std::size_t) {
+            parallel_for(blocks + (need_input_grad ? tasks : 0), [&](std::size_t b, std::size_t w) {
                 if (b < blocks) {
-                    tensor<T> scratch({9 * ci});
                     wg::weight_adjoint_add(dU.data(), co, ci, b * co / blocks, (b + 1) * co / blocks,
-                                           weight_.grad.data(), scratch.data());
+                                           weight_.grad.data(), work.data() + w * ss);
                     return;
                 }
                 const std::size_t b0 = (b - blocks) * g, gc = std::min(g, n - b0);
-                tensor<T> scratch({wg::scratch_size(tl, gc)});
                 wg::input_adjoint(V.data() + b0 * tl.per_image(), gc, ci, tl, nt, dx.data() + b0 * ci * q.hw_in(),
-                                  scratch.data());
+                                  work.data() + w * ss);
             });
             winograd_bias_grad(dy, n, co, hw);
             return dx;
@@ -292,17 +305,22 @@ private:
         const std::size_t workers = num_threads(), usz = wg::npos * co * ci;
         tensor<T> dU_parts({workers, usz});
         std::vector<char> used(workers, 0);
+        const std::size_t ntmax = g * tl.per_image();
+        const std::size_t per_worker = wg::npos * (ci + co) * ntmax + std::max(wg::scratch_size(tl, g), 9 * ci);
+        tensor<T> work({workers, per_worker});
         parallel_for(tasks, [&](std::size_t t, std::size_t w) {
             const std::size_t b0 = t * g, gc = std::min(g, n - b0), nt = gc * tl.per_image();
             const auto ldt = static_cast<Eigen::Index>(nt);
-            tensor<T> V({wg::npos, ci, nt}), dM({wg::npos, co, nt}), scratch({wg::scratch_size(tl, gc)});
-            wg::transform_input(x.data() + b0 * ci * q.hw_in(), gc, ci, tl, V.data(), nt, scratch.data());
-            wg::output_adjoint(dy.data() + b0 * co * hw, gc, co, tl, nt, dM.data());
+            T* V = work.data() + w * per_worker;
+            T* dM = V + wg::npos * ci * nt;
+            T* scratch = dM + wg::npos * co * nt;
+            wg::transform_input(x.data() + b0 * ci * q.hw_in(), gc, ci, tl, V, nt, scratch);
+            wg::output_adjoint(dy.data() + b0 * co * hw, gc, co, tl, nt, dM);
             T* dU = dU_parts.data() + w * usz;
             for (std::size_t p = 0; p < wg::npos; ++p) {
                 mmap dUp(dU + p * co * ci, co, ci);
-                cmap dMp(dM.data() + p * co * nt, co, ldt);
-                mmap Vp(V.data() + p * ci * nt, ci, ldt);
+                cmap dMp(dM + p * co * nt, co, ldt);
+                mmap Vp(V + p * ci * nt, ci, ldt);
                 if (used[w])
                     dUp.noalias() += dMp * Vp.transpose();
                 else
@@ -311,11 +329,11 @@ private:
             }
             used[w] = 1;
             if (need_input_grad)
-                wg::input_adjoint(V.data(), gc, ci, tl, nt, dx.data() + b0 * ci * q.hw_in(), scratch.data());
+                wg::input_adjoint(V, gc, ci, tl, nt, dx.data() + b0 * ci * q.hw_in(), scratch);
         });
         // Sum the workers' dU and map it back to the 3x3 filters, rows split over the pool.
         const std::size_t blocks = std::min<std::size_t>(co, 4 * num_threads());
-        parallel_for(blocks, [&](std::size_t b, std::size_t) {
+        parallel_for(blocks, [&](std::size_t b, std::size_t wk) {
             const std::size_t o0 = b * co / blocks, o1 = (b + 1) * co / blocks;
             std::size_t first = 0;
             while (first < workers && !used[first]) ++first;
@@ -327,9 +345,8 @@ private:
                 for (std::size_t p = 0; p < wg::npos; ++p)
                     for (std::size_t i = (p * co + o0) * ci; i < (p * co + o1) * ci; ++i) dst[i] += src[i];
             }
-            tensor<T> scratch({9 * ci});
             wg::weight_adjoint_add(dU_parts.data() + first * usz, co, ci, o0, o1, weight_.grad.data(),
-                                   scratch.data());
+                                   work.data() + wk * per_worker);
         });
         winograd_bias_grad(dy, n, co, hw);
         return dx;
