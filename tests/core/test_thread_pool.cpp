@@ -46,3 +46,11 @@ TEST_CASE("thread pool: nested calls run serially, resize works") {
     ssl::set_num_threads(n);
     CHECK(ssl::num_threads() == n);
 }
+
+TEST_CASE("thread pool: the schedule is static (task -> worker is fixed for a thread count)") {
+    std::vector<std::size_t> first(64), second(64);
+    ssl::parallel_for(64, [&](std::size_t i, std::size_t w) { first[i] = w; });
+    ssl::parallel_for(64, [&](std::size_t i, std::size_t w) { second[i] = w; });
+    CHECK(first == second);
+    for (std::size_t i = 1; i < 64; ++i) CHECK(first[i] >= first[i - 1]);  // contiguous blocks
+}

@@ -137,13 +137,15 @@ TEST_CASE("knn: equals a naive sort-everything implementation (several train til
         for (std::size_t j = 0; j < d; ++j) u[j] = x.at(i, j) / std::sqrt(s);
         return u;
     };
+    std::vector<std::vector<double>> train_unit(nt);
+    for (std::size_t t = 0; t < nt; ++t) train_unit[t] = unit(train, t);
     std::size_t hits1 = 0, hits5 = 0;
     std::vector<std::int64_t> expected(nq);
     for (std::size_t i = 0; i < nq; ++i) {
         const auto u = unit(q, i);
         std::vector<std::pair<double, std::size_t>> sims;
         for (std::size_t t = 0; t < nt; ++t) {
-            const auto v = unit(train, t);
+            const auto& v = train_unit[t];
             double s = 0;
             for (std::size_t j = 0; j < d; ++j) s += u[j] * v[j];
             sims.emplace_back(-s, t);  // ascending: most similar first

@@ -115,6 +115,13 @@ TEST_CASE("linear_probe: convergence flag and iteration limit") {
     CHECK(full.converged);
     CHECK(full.loss < one.loss);
     CHECK(full.gradient_norm < one.gradient_norm);
+    // tolerance 0 cannot be met: the loop ends when f stops decreasing in double
+    auto exact = linear_probe(d.train, d.train_y, d.test, d.test_y, {.max_iterations = 100000, .tolerance = 0});
+    CHECK_FALSE(exact.converged);
+    CHECK(exact.stop == ssl::eval::probe_stop::no_progress);
+    CHECK(exact.iterations < 100000);
+    CHECK(exact.loss <= full.loss);
+    CHECK(exact.gradient_norm < 1e-6 * one.gradient_norm);
     // a single class: the gradient is zero at the start, nothing to do
     std::vector<std::int64_t> same(d.train_y.size(), 2);
     auto trivial = linear_probe(d.train, same, d.test, std::vector<std::int64_t>(d.test_y.size(), 2));

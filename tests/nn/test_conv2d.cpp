@@ -18,6 +18,8 @@ const conv_case cases[] = {
     {2, 3, 7, 7, 4, 3, 1, 1, true},  {3, 2, 8, 6, 5, 3, 2, 1, false}, {2, 4, 5, 5, 3, 1, 1, 0, true},
     {2, 4, 6, 6, 6, 1, 2, 0, false}, {1, 1, 9, 9, 2, 7, 2, 3, false}, {5, 2, 4, 4, 3, 3, 1, 0, true},
     {40, 2, 3, 3, 3, 3, 1, 1, true},  // many images per GEMM group
+    {3, 8, 9, 7, 5, 3, 1, 1, true},   // >= 8 input channels, 3x3/1/1: the Winograd path
+    {2, 12, 4, 4, 9, 3, 1, 1, false}, // Winograd with a tile that overhangs the image
 };
 }  // namespace
 

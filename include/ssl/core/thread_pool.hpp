@@ -3,6 +3,8 @@
 // for i in [0, n) on the pool; the calling thread takes part, and a call made
 // from inside a pool task runs serially (no nested oversubscription).
 // `ssl::set_num_threads(k)` resizes it (default: hardware concurrency).
+// Tasks are split into one contiguous block per thread (a static schedule),
+// so results that combine per-thread partials are reproducible run to run.
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -53,7 +55,6 @@ public:
             std::lock_guard lk(mu_);
             job_ = &f;
             n_tasks_ = n;
-            next_.store(0);
             pending_ = workers_.size();
             error_ = nullptr;
             ++generation_;
@@ -86,11 +87,16 @@ private:
         workers_.clear();
     }
 
+    // Static schedule: worker w runs the contiguous block of tasks
+    // [w n / W, (w + 1) n / W) in order. Which worker computes which task is
+    // then fixed for a given thread count, so per-worker partial sums (weight
+    // gradients) add up in the same order every run: training is bitwise
+    // reproducible at a fixed number of threads.
     void run_tasks(std::size_t w) {
         in_task_ = true;
-        for (;;) {
-            std::size_t i = next_.fetch_add(1);
-            if (i >= n_tasks_) break;
+        const std::size_t W = workers_.size() + 1;
+        const std::size_t begin = w * n_tasks_ / W, end = (w + 1) * n_tasks_ / W;
+        for (std::size_t i = begin; i < end; ++i) {
             try {
                 (*job_)(i, w);
             } catch (...) {
@@ -124,7 +130,6 @@ private:
     std::condition_variable cv_, done_cv_;
     std::function<void(std::size_t, std::size_t)>* job_ = nullptr;
     std::size_t n_tasks_ = 0;
-    std::atomic<std::size_t> next_{0};
     std::size_t pending_ = 0;
     std::size_t generation_ = 0;
     bool quit_ = false;

@@ -23,25 +23,34 @@
 //    for every train set with N <= D) the unregularized loss has no minimum
 //    (||W|| -> infinity), so "trained to convergence" would mean nothing and
 //    the result would depend on when the optimizer stopped. With lambda > 0
-//    f is strongly convex in W (and convex in b, whose gradient has no
-//    component along the flat direction b + c 1), so it has one minimizer.
+//    f has bounded level sets and one minimizer: it is strongly convex in W,
+//    and in b on the subspace sum(b) = 0 where the iterates stay (the
+//    gradient in b sums to zero; every output class has train samples, since
+//    only the classes present are outputs, so softmax's Hessian is positive
+//    definite there on a bounded level set).
 //    lambda = 1e-4 on the mean loss corresponds to scikit-learn's C = 1 /
 //    (lambda N), i.e. C ~ 0.17 for N = 60k: on standardized features it
 //    barely moves the accuracy of a well-fitted probe while keeping the
 //    condition number (~ largest feature-covariance eigenvalue / lambda)
-//    low enough that L-BFGS converges in a few hundred iterations. Sweep it
-//    (e.g. 1e-6 .. 1e-2 on a held-out split) for a paper-grade number, as
-//    the SimCLR and BYOL linear-transfer protocols do.
+//    low enough for L-BFGS (measured: 40 to 75 iterations on 60k x 128 and
+//    60k x 512 synthetic features with a 100:1 covariance spectrum). Sweep
+//    it (e.g. 1e-6 .. 1e-2 on a held-out split) for a paper-grade number, as
+//    the SimCLR and BYOL linear-transfer protocols do. weight_decay = 0 is
+//    allowed: on separable data the gradient then vanishes only as ||W||
+//    grows, and the relative tolerance below stops it there.
 // 4. L-BFGS (Nocedal & Wright, Alg. 7.4/7.5): two-loop recursion with the
 //    last `history` pairs, initial scaling s^T y / y^T y, backtracking
 //    Armijo line search (c1 = 1e-4, safeguarded quadratic interpolation)
-//    starting at step 1. Pairs with s^T y <= 1e-10 ||s|| ||y|| are skipped;
-//    for lambda > 0, s^T y >= lambda ||s_W||^2 keeps the inverse-Hessian
-//    approximations uniformly bounded, so the directions are gradient-related
-//    and the Armijo iteration converges to the minimizer (Zoutendijk). If a
-//    line search (30 trials) fails the memory is dropped and a steepest-descent
-//    step is tried; the loop gives up (`probe_stop::no_progress`) when that
-//    fails too or after 5 failed searches.
+//    starting at step 1. Pairs with s^T y <= 1e-10 ||s|| ||y|| are skipped.
+//    For lambda > 0 the strong convexity above gives s^T y >= mu ||s||^2 and
+//    ||y|| <= L ||s|| on the level set, which keeps the inverse-Hessian
+//    approximations uniformly bounded (Liu & Nocedal 1989), so the
+//    directions are gradient-related and the Armijo iteration converges to
+//    the minimizer (Zoutendijk). If a line search (30 trials) fails, the
+//    memory is dropped and a steepest-descent step is tried; the loop gives
+//    up (`probe_stop::no_progress`) when that fails too, after 5 failed
+//    searches, or when 20 steps in a row decrease neither f nor the smallest
+//    gradient norm seen (the rounding floor; tolerance 0 ends there).
 //    Converged: ||grad f||_2 <= tolerance * ||grad f(0)||_2 (relative to the
 //    start W = 0, b = 0). `iterations` counts L-BFGS steps taken.
 //    Precision: the standardized copy of the train features and the GEMMs
@@ -55,7 +64,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
-#include <limits>
 #include <span>
 #include <vector>
 
@@ -257,8 +265,8 @@ private:
 enum class probe_stop {
     gradient_tolerance,  ///< converged: ||grad|| <= tolerance * ||grad at start||
     max_iterations,      ///< the step budget ran out first
-    no_progress,         ///< no step decreased f, even steepest descent after dropping the memory
-                         ///< (the gradient is below what the compute type can resolve)
+    no_progress,         ///< f and the gradient stopped improving before the tolerance was met
+                         ///< (line searches fail, or the rounding floor of double is reached)
 };
 
 struct linear_probe_result {
@@ -355,7 +363,8 @@ linear_probe_result linear_probe(const tensor<T>& train_features, std::span<cons
     std::deque<double> rho;
     std::vector<double> alpha(cfg.history);
     double gnorm = g0;
-    std::size_t failed_searches = 0;
+    double best_gnorm = g0;
+    std::size_t failed_searches = 0, stalled = 0;
     for (;;) {
         if (gnorm <= threshold) {
             r.converged = true;
@@ -417,9 +426,19 @@ linear_probe_result linear_probe(const tensor<T>& train_features, std::span<cons
             if (S.size() == cfg.history) S.pop_front(), Y.pop_front(), rho.pop_front();
             S.push_back(std::move(s)), Y.push_back(std::move(yv)), rho.push_back(1.0 / sy);
         }
+        const bool decreased = fn < fx;
         x.swap(xn), g.swap(gn), fx = fn;
         gnorm = std::sqrt(detail::dot(g, g));
         ++r.iterations;
+        // At the rounding floor steps are accepted with f unchanged; stop when
+        // neither f nor the best gradient norm has improved for 20 steps.
+        if (decreased || gnorm < best_gnorm)
+            stalled = 0;
+        else if (++stalled >= 20) {
+            r.stop = probe_stop::no_progress;
+            break;
+        }
+        best_gnorm = std::min(best_gnorm, gnorm);
     }
     std::size_t correct = 0;
     fx = f(x, g, &correct);
