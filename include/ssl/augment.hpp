@@ -8,3 +8,4 @@
 #include "augment/normalize.hpp"
 #include "augment/pipeline.hpp"
 #include "augment/presets.hpp"
+#include "augment/policies.hpp"

@@ -1,7 +1,8 @@
 #pragma once
-// Losses: softmax cross entropy (supervised heads, linear evaluation),
-// NT-Xent (SimCLR, MoCo-style InfoNCE over two views) and BYOL's cosine
-// regression loss.
+// Losses: softmax cross entropy (supervised heads, pretext tasks, linear
+// evaluation), NT-Xent (SimCLR), BYOL's cosine regression loss, and the
+// method-level policies built on them.
 #include "loss/cross_entropy.hpp"
 #include "loss/cosine.hpp"
 #include "loss/nt_xent.hpp"
+#include "loss/policies.hpp"
