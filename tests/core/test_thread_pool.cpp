@@ -54,3 +54,15 @@ TEST_CASE("thread pool: the schedule is static (task -> worker is fixed for a th
     CHECK(first == second);
     for (std::size_t i = 1; i < 64; ++i) CHECK(first[i] >= first[i - 1]);  // contiguous blocks
 }
+
+TEST_CASE("thread pool: resizing after jobs have run starts workers that wait for the next job") {
+    const auto n = ssl::num_threads();
+    for (int round = 0; round < 5; ++round) {
+        std::atomic<int> c{0};
+        ssl::parallel_for(8, [&](std::size_t, std::size_t) { c++; });
+        ssl::set_num_threads(round % 2 ? 2 : 3);
+        ssl::parallel_for(8, [&](std::size_t, std::size_t) { c++; });
+        CHECK(c.load() == 16);
+    }
+    ssl::set_num_threads(n);
+}

@@ -75,7 +75,9 @@ private:
 
     void start(std::size_t n) {
         quit_ = false;
-        for (std::size_t w = 1; w < n; ++w) workers_.emplace_back([this, w] { loop(w); });
+        // New workers must not take the last job (already done) for a new one.
+        const std::size_t current = generation_;
+        for (std::size_t w = 1; w < n; ++w) workers_.emplace_back([this, w, current] { loop(w, current); });
     }
     void stop() {
         {
@@ -107,8 +109,7 @@ private:
         in_task_ = false;
     }
 
-    void loop(std::size_t w) {
-        std::size_t seen = 0;
+    void loop(std::size_t w, std::size_t seen) {
         for (;;) {
             {
                 std::unique_lock lk(mu_);

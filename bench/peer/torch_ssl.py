@@ -1,0 +1,555 @@
+#!/usr/bin/env python3
+"""PyTorch peer of `ssl train` for the quality comparison (bench/run_quality.sh).
+
+A quality peer only: ssl does not depend on torch. Trains SimCLR, BYOL or
+RotNet on Fashion-MNIST with the recipe `ssl train` uses by default, then
+evaluates the frozen backbone the way `ssl train` does (kNN and linear probe on
+the test set), and prints one machine-readable line at the end:
+
+  TORCH_QUALITY method=simclr epochs=5 train_seconds=... knn_top1=... linear_top1=... [more key=value]
+
+(accuracies in percent). The recipe, mirroring examples/ssl.cpp and the
+headers under include/ssl/:
+
+* data: Fashion-MNIST IDX .gz files read here (gzip + struct + numpy), pixels
+  /255; --train-limit N trains on the first N images, --eval-limit N uses the
+  first N train images as the kNN / probe train set (the test set is always
+  the full 10k).
+* backbone: ResNet-18 in torchvision's layout with the CIFAR stem (3x3 conv
+  stride 1, no max pool), 1 input channel, base width --width (16: channels
+  16-32-64-128); convs kaiming_normal_(fan_out, relu), BN weight 1 / bias 0.
+  Features: global average pool (128 at width 16).
+* SimCLR: projector Linear(no bias) - BN1d - ReLU - Linear, 2048 hidden, 128
+  out; NT-Xent with temperature 0.2 (images under 32 px); two views from one
+  pipeline: random resized crop scale (0.2, 1) ratio (3/4, 4/3), flip 0.5,
+  color jitter (0.4, 0.4, 0.4, 0.1) p 0.8, grayscale p 0.2, normalize. No
+  blur at 28 px (the preset drops it at or below 32 px).
+* BYOL: projector and predictor of the same MLP shape, 1024 hidden, 128 out;
+  target = EMA copy of backbone + projector (parameters only; its batch norms
+  run in train mode on the target's own batches), tau from 0.99 to 1 on BYOL's
+  cosine schedule over all steps; loss (2 - 2 cos(p0, z1')) + (2 - 2 cos(p1, z0'))
+  batch means summed; asymmetric views: the SimCLR crop / flip, jitter
+  (0.4, 0.4, 0.2, 0.1) p 0.8, grayscale p 0.2, Gaussian blur (kernel 3 at
+  28 px, sigma U(0.1, 2), reflect padding) with p 1.0 / 0.1, solarize
+  (threshold 0.5) with p 0.0 / 0.2.
+* RotNet: random resized crop scale (0.5, 1), flip 0.5, then every image at
+  0/90/180/270 degrees clockwise (labels 0-3, same crop and flip for the four)
+  in one batch of 4N; a 4-way linear classifier; cross entropy.
+* Each view goes through the network in its own forward (batch norm sees one
+  view at a time), as ssl::method does.
+* Color jitter on 1 channel: brightness x -> clamp(f x) and contrast
+  x -> clamp(f x + (1 - f) mean(x)) in a random order (saturation and hue do
+  nothing to 1-channel images); grayscale is a no-op on 1 channel.
+* Resampling: F.interpolate(mode="bilinear", antialias=True) of each crop,
+  the PIL-style triangle filter ssl's random_resized_crop uses.
+* Normalize with mean 0.2860, std 0.3530.
+* Optimizer: torch.optim.SGD, momentum 0.9, weight decay 5e-4 on every
+  parameter, lr = base * batch / 256 (base 0.3 for SimCLR and BYOL, 0.1 for
+  RotNet), linear warm-up from 0 over int(0.5 * steps per epoch) steps, then
+  cosine to 0 at the last step; shuffled, drop_last.
+* Evaluation: features of the un-augmented, normalized images in eval mode.
+  kNN: L2-normalized features, cosine similarity, k = 200 nearest train
+  features vote with exp(s / 0.1). Linear probe: features standardized with
+  the train mean / population std, multinomial logistic regression in float64
+  over the classes present in the train set, mean cross entropy +
+  (1e-4 / 2) ||W||^2 (bias not decayed), full-batch torch.optim.LBFGS
+  (history 10, strong-Wolfe line search) from W = 0, b = 0 until
+  ||grad|| <= 1e-5 ||grad at start|| or 500 iterations.
+
+Usage:
+  /usr/bin/python3 bench/peer/torch_ssl.py --method simclr [--epochs 5] [--batch 256]
+      [--width 16] [--threads 2] [--seed 0] [--train-limit N] [--eval-limit N]
+      [--data /usr/share/datasets/fashion-mnist]
+"""
+import argparse
+import copy
+import gzip
+import math
+import os
+import struct
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+MEAN, STD = 0.2860, 0.3530
+BASE_LR = {"simclr": 0.3, "byol": 0.3, "rotnet": 0.1}
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- data ----
+
+def read_idx_gz(path):
+    """An IDX file (gzip-compressed) as a numpy array."""
+    with gzip.open(path, "rb") as f:
+        raw = f.read()
+    zero, dtype_code, ndim = struct.unpack(">HBB", raw[:4])
+    if zero != 0 or dtype_code != 0x08:
+        raise ValueError(f"{path}: not an unsigned-byte IDX file (header {raw[:4].hex()})")
+    dims = struct.unpack(">" + "I" * ndim, raw[4:4 + 4 * ndim])
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(dims)):
+        raise ValueError(f"{path}: {data.size} bytes of data for dimensions {dims}")
+    return data.reshape(dims)
+
+
+def load_fashion_mnist(directory):
+    def pair(prefix):
+        x = read_idx_gz(os.path.join(directory, f"{prefix}-images-idx3-ubyte.gz"))
+        y = read_idx_gz(os.path.join(directory, f"{prefix}-labels-idx1-ubyte.gz"))
+        return torch.from_numpy(x.copy()).unsqueeze(1), torch.from_numpy(y.astype(np.int64))
+    return pair("train"), pair("t10k")
+
+
+def to_float(images_u8):
+    return images_u8.float().div_(255.0)
+
+
+# --------------------------------------------------------- augmentation ----
+
+class Augment:
+    """The augmentation ops of ssl's presets, batched over torch tensors
+    (N, 1, H, W) with values in [0, 1]. Random parameters come from one
+    numpy Generator."""
+
+    def __init__(self, seed, size):
+        self.rng = np.random.default_rng(seed)
+        self.size = size
+
+    def _uniform(self, n, lo, hi):
+        return torch.from_numpy(self.rng.uniform(lo, hi, size=n).astype(np.float32)).view(n, 1, 1, 1)
+
+    def _coin(self, n, p):
+        return torch.from_numpy(self.rng.random(n) < p).view(n, 1, 1, 1)
+
+    def crop_boxes(self, n, h, w, scale, ratio=(3.0 / 4.0, 4.0 / 3.0), attempts=10):
+        """torchvision RandomResizedCrop's box draw: (top, left, height, width) per image."""
+        area = float(h * w)
+        log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
+        boxes = []
+        for _ in range(n):
+            for _ in range(attempts):
+                target = area * self.rng.uniform(scale[0], scale[1])
+                aspect = math.exp(self.rng.uniform(log_lo, log_hi))
+                cw = round(math.sqrt(target * aspect))  # Python's round: half to even
+                ch = round(math.sqrt(target / aspect))
+                if 0 < cw <= w and 0 < ch <= h:
+                    top = int(self.rng.integers(0, h - ch + 1))
+                    left = int(self.rng.integers(0, w - cw + 1))
+                    boxes.append((top, left, ch, cw))
+                    break
+            else:  # central crop clamped to the ratio range
+                in_ratio = w / h
+                ch, cw = h, w
+                if in_ratio < ratio[0]:
+                    ch = round(w / ratio[0])
+                elif in_ratio > ratio[1]:
+                    cw = round(h * ratio[1])
+                ch, cw = min(max(ch, 1), h), min(max(cw, 1), w)
+                boxes.append(((h - ch) // 2, (w - cw) // 2, ch, cw))
+        return boxes
+
+    def resized_crop(self, x, boxes):
+        out = torch.empty(x.shape[0], x.shape[1], self.size, self.size)
+        for i, (t, l, h, w) in enumerate(boxes):
+            patch = x[i:i + 1, :, t:t + h, l:l + w]
+            if h == self.size and w == self.size:
+                out[i] = patch[0]
+            else:
+                out[i] = F.interpolate(patch, size=(self.size, self.size), mode="bilinear",
+                                       align_corners=False, antialias=True)[0]
+        return out
+
+    def random_resized_crop(self, x, scale):
+        return self.resized_crop(x, self.crop_boxes(x.shape[0], x.shape[2], x.shape[3], scale))
+
+    def flip(self, x, p=0.5):
+        return torch.where(self._coin(x.shape[0], p), x.flip(3), x)
+
+    def color_jitter(self, x, brightness, contrast, p):
+        """ColorJitter on 1 channel: brightness and contrast in a random order
+        (saturation and hue are the identity on gray images)."""
+        n = x.shape[0]
+        active = self._coin(n, p)
+        brightness_first = self._coin(n, 0.5)  # of a random order of the 4 adjustments
+        fb = self._uniform(n, max(0.0, 1 - brightness), 1 + brightness)
+        fc = self._uniform(n, max(0.0, 1 - contrast), 1 + contrast)
+
+        def adj_b(y):
+            return (y * fb).clamp_(0, 1)
+
+        def adj_c(y):
+            m = y.mean(dim=(1, 2, 3), keepdim=True)
+            return (fc * y + (1 - fc) * m).clamp_(0, 1)
+
+        y = torch.where(brightness_first, adj_c(adj_b(x)), adj_b(adj_c(x)))
+        return torch.where(active, y, x)
+
+    def gaussian_blur(self, x, p, sigma=(0.1, 2.0)):
+        """Separable Gaussian blur, kernel int(0.1 * side) made odd (at least 3),
+        sigma uniform per image, reflect padding."""
+        n, _, h, w = x.shape
+        k = min(h, w) // 10
+        if k % 2 == 0:
+            k += 1
+        k = max(k, 3)
+        r = k // 2
+        active = self._coin(n, p)
+        s = self._uniform(n, sigma[0], sigma[1]).view(n, 1)
+        taps = torch.arange(-r, r + 1, dtype=torch.float32).view(1, k)
+        kern = torch.exp(-0.5 * (taps / s) ** 2)
+        kern = kern / kern.sum(dim=1, keepdim=True)  # (n, k)
+        xp = F.pad(x, (r, r, 0, 0), mode="reflect")
+        y = sum(kern[:, i].view(n, 1, 1, 1) * xp[:, :, :, i:i + w] for i in range(k))
+        yp = F.pad(y, (0, 0, r, r), mode="reflect")
+        z = sum(kern[:, i].view(n, 1, 1, 1) * yp[:, :, i:i + h, :] for i in range(k))
+        return torch.where(active, z, x)
+
+    def solarize(self, x, p, threshold=0.5):
+        active = self._coin(x.shape[0], p)
+        return torch.where(active & (x >= threshold), 1 - x, x)
+
+    @staticmethod
+    def normalize(x):
+        return (x - MEAN) / STD
+
+    # ---- the method's views ----
+    def simclr_view(self, x):
+        scale = (0.2, 1.0) if self.size < 32 else (0.08, 1.0)
+        v = self.random_resized_crop(x, scale)
+        v = self.flip(v)
+        v = self.color_jitter(v, 0.4, 0.4, 0.8)
+        # random grayscale p 0.2: identity on 1 channel; no blur at <= 32 px
+        if self.size > 32:
+            v = self.gaussian_blur(v, 0.5)
+        return self.normalize(v)
+
+    def byol_view(self, x, blur_p, solarize_p):
+        scale = (0.2, 1.0) if self.size < 32 else (0.08, 1.0)
+        v = self.random_resized_crop(x, scale)
+        v = self.flip(v)
+        v = self.color_jitter(v, 0.4, 0.4, 0.8)
+        v = self.gaussian_blur(v, blur_p)
+        v = self.solarize(v, solarize_p)
+        return self.normalize(v)
+
+    def rotations(self, x):
+        """(4N, 1, H, W) with rotation labels: [all at 0, all at 90 cw, 180, 270]."""
+        v = self.random_resized_crop(x, (0.5, 1.0))
+        v = self.flip(v)
+        views = [torch.rot90(v, -k, dims=(2, 3)) for k in range(4)]  # -k: clockwise
+        labels = torch.arange(4).repeat_interleave(x.shape[0])
+        return self.normalize(torch.cat(views)), labels
+
+
+# -------------------------------------------------------------- models ----
+
+class BasicBlock(nn.Module):
+    def __init__(self, inp, planes, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inp, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.shortcut = None
+        if stride != 1 or inp != planes:
+            self.shortcut = nn.Sequential(nn.Conv2d(inp, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+
+    def forward(self, x):
+        y = F.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        return F.relu(y + (x if self.shortcut is None else self.shortcut(x)))
+
+
+class ResNet18Cifar(nn.Module):
+    """ResNet-18, CIFAR stem, no classifier: returns pooled features."""
+
+    def __init__(self, in_channels, width):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, width, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        stages, inp = [], width
+        for s in range(4):
+            planes = width << s
+            stages.append(nn.Sequential(BasicBlock(inp, planes, 1 if s == 0 else 2), BasicBlock(planes, planes, 1)))
+            inp = planes
+        self.layers = nn.Sequential(*stages)
+        self.feature_dim = inp
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x):
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = self.layers(x)
+        return x.mean(dim=(2, 3))
+
+
+def mlp(inp, hidden, out):
+    return nn.Sequential(nn.Linear(inp, hidden, bias=False), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
+                         nn.Linear(hidden, out))
+
+
+class SimCLR(nn.Module):
+    def __init__(self, backbone, size):
+        super().__init__()
+        self.backbone = backbone
+        self.head = mlp(backbone.feature_dim, 2048, 128)
+        self.temperature = 0.2 if size < 32 else 0.5
+
+    def loss(self, images, aug):
+        z = [self.head(self.backbone(aug.simclr_view(images))) for _ in range(2)]
+        u = F.normalize(torch.cat(z), dim=1, eps=1e-12)
+        n2 = u.shape[0]
+        logits = (u @ u.t()) / self.temperature
+        logits = logits.masked_fill(torch.eye(n2, dtype=torch.bool), float("-inf"))
+        positive = (torch.arange(n2) + n2 // 2) % n2
+        return F.cross_entropy(logits, positive)
+
+    def after_step(self, step, total_steps):
+        pass
+
+
+class BYOL(nn.Module):
+    def __init__(self, backbone, tau_base=0.99):
+        super().__init__()
+        self.backbone = backbone
+        self.projector = mlp(backbone.feature_dim, 1024, 128)
+        self.predictor = mlp(128, 1024, 128)
+        self.tau_base = tau_base
+        # the target: a copy of backbone + projector, updated by EMA only
+        self.target_backbone = copy.deepcopy(self.backbone)
+        self.target_projector = copy.deepcopy(self.projector)
+        for p in list(self.target_backbone.parameters()) + list(self.target_projector.parameters()):
+            p.requires_grad_(False)
+
+    def online_parameters(self):
+        return (list(self.backbone.parameters()) + list(self.projector.parameters()) +
+                list(self.predictor.parameters()))
+
+    @staticmethod
+    def regression(p, z):
+        return (2 - 2 * (F.normalize(p, dim=1, eps=1e-12) * F.normalize(z, dim=1, eps=1e-12)).sum(dim=1)).mean()
+
+    def loss(self, images, aug):
+        views = [aug.byol_view(images, 1.0, 0.0), aug.byol_view(images, 0.1, 0.2)]
+        p = [self.predictor(self.projector(self.backbone(v))) for v in views]
+        self.target_backbone.train(True)  # target batch norms use batch statistics
+        self.target_projector.train(True)
+        with torch.no_grad():
+            z = [self.target_projector(self.target_backbone(v)) for v in views]
+        return self.regression(p[0], z[1]) + self.regression(p[1], z[0])
+
+    @torch.no_grad()
+    def after_step(self, step, total_steps):
+        r = min(1.0, step / total_steps) if total_steps else 1.0
+        tau = 1 - (1 - self.tau_base) * (math.cos(math.pi * r) + 1) / 2
+        for tgt, src in ((self.target_backbone, self.backbone), (self.target_projector, self.projector)):
+            for t, o in zip(tgt.parameters(), src.parameters()):
+                t.mul_(tau).add_(o, alpha=1 - tau)
+
+
+class RotNet(nn.Module):
+    def __init__(self, backbone):
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Linear(backbone.feature_dim, 4)
+
+    def loss(self, images, aug):
+        x, y = aug.rotations(images)
+        return F.cross_entropy(self.head(self.backbone(x)), y)
+
+    def after_step(self, step, total_steps):
+        pass
+
+
+def lr_at(step, base, warmup, total):
+    if step < warmup:
+        return base * step / warmup
+    if step >= total:
+        return 0.0
+    return base * (1 + math.cos(math.pi * (step - warmup) / (total - warmup))) / 2
+
+
+# ---------------------------------------------------------- evaluation ----
+
+@torch.no_grad()
+def embed(backbone, images_u8, chunk=1024):
+    was = backbone.training
+    backbone.eval()
+    out = torch.cat([backbone(Augment.normalize(to_float(images_u8[i:i + chunk])))
+                     for i in range(0, images_u8.shape[0], chunk)])
+    backbone.train(was)
+    return out
+
+
+@torch.no_grad()
+def knn_top1(train_f, train_y, test_f, test_y, k=200, temperature=0.1, chunk=256):
+    tr = F.normalize(train_f, dim=1, eps=1e-12)
+    te = F.normalize(test_f, dim=1, eps=1e-12)
+    classes = int(max(train_y.max(), test_y.max())) + 1
+    k = min(k, tr.shape[0])
+    correct = 0
+    for i in range(0, te.shape[0], chunk):
+        s, idx = (te[i:i + chunk] @ tr.t()).topk(k, dim=1)
+        w = torch.exp((s - s[:, :1]) / temperature)  # exp(s / T) up to a per-query factor
+        votes = torch.zeros(s.shape[0], classes).scatter_add_(1, train_y[idx], w)
+        correct += int((votes.argmax(dim=1) == test_y[i:i + chunk]).sum())
+    return 100.0 * correct / te.shape[0]
+
+
+def linear_probe_top1(train_f, train_y, test_f, test_y, weight_decay=1e-4, max_iterations=500, tolerance=1e-5):
+    x = train_f.double()
+    mean = x.mean(dim=0)
+    std = x.std(dim=0, unbiased=False)
+    std = torch.where(std > 0, std, torch.ones_like(std))
+    x = (x - mean) / std
+    xt = (test_f.double() - mean) / std
+    present = torch.unique(train_y)  # classes present in the train set are the outputs
+    remap = torch.full((int(present.max()) + 1,), -1, dtype=torch.long)
+    remap[present] = torch.arange(present.numel())
+    y = remap[train_y]
+    kk, d = present.numel(), x.shape[1]
+    W = torch.zeros(kk, d, dtype=torch.float64, requires_grad=True)
+    b = torch.zeros(kk, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([W, b], lr=1, max_iter=1, max_eval=25, history_size=10,
+                            tolerance_grad=0.0, tolerance_change=0.0, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        f = F.cross_entropy(x @ W.t() + b, y) + 0.5 * weight_decay * (W * W).sum()
+        f.backward()
+        return f
+
+    def grad_norm():
+        f = closure()
+        return float(f), math.sqrt(float((W.grad ** 2).sum() + (b.grad ** 2).sum()))
+
+    f, g0 = grad_norm()
+    best, stale, it, converged = f, 0, 0, g0 == 0
+    while not converged and it < max_iterations:
+        opt.step(closure)
+        it += 1
+        f, g = grad_norm()
+        if not math.isfinite(f):
+            break
+        converged = g <= tolerance * g0
+        if f < best:
+            best, stale = f, 0
+        else:
+            stale += 1
+            if stale >= 20:
+                break
+    with torch.no_grad():
+        pred = present[(xt @ W.t() + b).argmax(dim=1)]
+        top1 = 100.0 * float((pred == test_y).double().mean())
+    return top1, it, converged
+
+
+# ----------------------------------------------------------------- main ----
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--method", required=True, choices=["simclr", "byol", "rotnet"])
+    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--width", type=int, default=16)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--train-limit", type=int, default=0, help="train on the first N images only")
+    ap.add_argument("--eval-limit", type=int, default=0,
+                    help="use only the first N train images as the kNN / probe train set")
+    ap.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
+    ap.add_argument("--log-every", type=int, default=50, help="progress line every N steps (stderr)")
+    a = ap.parse_args()
+
+    torch.set_num_threads(a.threads)
+    torch.set_num_interop_threads(1)
+    torch.manual_seed(a.seed)
+
+    (train_x, train_y), (test_x, test_y) = load_fashion_mnist(a.data)
+    eval_x, eval_y = train_x, train_y
+    if a.eval_limit and a.eval_limit < eval_x.shape[0]:
+        eval_x, eval_y = eval_x[:a.eval_limit], eval_y[:a.eval_limit]
+    if a.train_limit and a.train_limit < train_x.shape[0]:
+        train_x = train_x[:a.train_limit]
+    size = train_x.shape[2]
+
+    backbone = ResNet18Cifar(train_x.shape[1], a.width)
+    if a.method == "simclr":
+        model = SimCLR(backbone, size)
+        params = list(model.parameters())
+    elif a.method == "byol":
+        model = BYOL(backbone)
+        params = model.online_parameters()
+    else:
+        model = RotNet(backbone)
+        params = list(model.parameters())
+
+    n = train_x.shape[0]
+    steps_per_epoch = n // a.batch
+    if steps_per_epoch == 0:
+        sys.exit(f"torch_ssl: {n} images, fewer than one batch of {a.batch}")
+    total = steps_per_epoch * a.epochs
+    warmup = int(0.5 * steps_per_epoch)
+    base_lr = BASE_LR[a.method] * a.batch / 256
+    opt = torch.optim.SGD(params, lr=0.0, momentum=0.9, weight_decay=5e-4)
+    aug = Augment(a.seed, size)
+    order_rng = torch.Generator().manual_seed(a.seed)
+    log(f"torch {torch.__version__}, {torch.get_num_threads()} threads; training {a.method}, resnet18 width "
+        f"{a.width}, {n} images, batch {a.batch}, {a.epochs} epochs ({total} steps), lr {base_lr:.4g}")
+
+    model.train(True)
+    step, first_loss, last_loss = 0, None, None
+    t0 = time.perf_counter()
+    for epoch in range(a.epochs):
+        perm = torch.randperm(n, generator=order_rng)
+        epoch_loss = 0.0
+        for i in range(steps_per_epoch):
+            images = to_float(train_x[perm[i * a.batch:(i + 1) * a.batch]])
+            lr = lr_at(step, base_lr, warmup, total)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            opt.zero_grad(set_to_none=True)
+            loss = model.loss(images, aug)
+            value = float(loss)
+            if not math.isfinite(value):
+                sys.exit(f"torch_ssl: training diverged, loss {value} at step {step}")
+            loss.backward()
+            opt.step()
+            model.after_step(step, total)
+            step += 1
+            epoch_loss += value
+            first_loss = value if first_loss is None else first_loss
+            last_loss = value
+            if a.log_every and step % a.log_every == 0:
+                log(f"  step {step}/{total} loss {value:.4f} lr {lr:.4g} {time.perf_counter() - t0:.0f} s")
+        log(f"epoch {epoch + 1}/{a.epochs}: mean loss {epoch_loss / steps_per_epoch:.4f}, "
+            f"{time.perf_counter() - t0:.1f} s")
+    train_seconds = time.perf_counter() - t0
+
+    t1 = time.perf_counter()
+    ftr, fte = embed(backbone, eval_x), embed(backbone, test_x)
+    knn = knn_top1(ftr, eval_y, fte, test_y)
+    lin, iters, converged = linear_probe_top1(ftr, eval_y, fte, test_y)
+    eval_seconds = time.perf_counter() - t1
+    log(f"evaluation: kNN {knn:.2f} %, linear {lin:.2f} % ({iters} L-BFGS iterations, "
+        f"{'converged' if converged else 'not converged'}), {eval_seconds:.1f} s")
+    print(f"TORCH_QUALITY method={a.method} epochs={a.epochs} train_seconds={train_seconds:.2f} "
+          f"knn_top1={knn:.2f} linear_top1={lin:.2f} steps={step} first_loss={first_loss:.4f} "
+          f"last_loss={last_loss:.4f} probe_iterations={iters} probe_converged={int(converged)} "
+          f"eval_seconds={eval_seconds:.1f} threads={a.threads} train_images={n} eval_images={eval_x.shape[0]}",
+          flush=True)
+
+
+if __name__ == "__main__":
+    main()
