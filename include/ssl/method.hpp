@@ -22,6 +22,7 @@
 
 #include "core/concepts.hpp"
 #include "core/tensor.hpp"
+#include "core/views.hpp"
 #include "nn/parameter.hpp"
 
 namespace ssl {
@@ -148,6 +149,12 @@ public:
         }
         backbone_.train(was);
         return out;
+    }
+
+    /// embed() for xtensor users: images (N, C, H, W) in [0, 1] in, features
+    /// (N, output_dim()) out, both as xtensor arrays.
+    xt::xtensor<float, 2> embed(const xt::xtensor<float, 4>& images, std::size_t chunk = 512) {
+        return to_xtensor<2>(embed(from_xtensor<float>(images), chunk));
     }
 
     /// Trainable parameters: "backbone.*" and "head.*".

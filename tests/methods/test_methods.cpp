@@ -10,6 +10,7 @@
 #include <ssl/simclr.hpp>
 #include <ssl/trainer.hpp>
 
+#include <csignal>
 #include <filesystem>
 
 namespace {
@@ -119,4 +120,56 @@ TEST_CASE("trainer: checkpoints, resume continues where it stopped, NaN stops wi
     }
     CHECK(std::filesystem::file_size(dir2 / "epoch_002.safetensors") == before);
     std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("trainer: Ctrl-C saves a resumable checkpoint; the resumed run equals an uninterrupted one") {
+    const auto dir = std::filesystem::temp_directory_path() / ("ssl_sigint_test_" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir);
+    auto train = make_set(128, 1);
+    auto c = ssl::simclr_config(small_net, 16, 1);
+    c.head = {64, 16, true};
+    ssl::trainer_config tc{.epochs = 2, .batch = 32, .lr = 0.05, .seed = 3, .progress = false};
+    ssl::simclr<> full(c);
+    ssl::trainer<ssl::simclr<>>(full, train, tc).fit();
+
+    tc.out_dir = dir;
+    ssl::simclr<> part(c);
+    ssl::trainer<ssl::simclr<>> t(part, train, tc);
+    // Ctrl-C arrives at the end of epoch 1: the run stops after the next step.
+    t.on_epoch_end = [](std::size_t) -> std::vector<std::pair<std::string, double>> {
+        std::raise(SIGINT);
+        return {};
+    };
+    auto s = t.fit();
+    CHECK(s.interrupted);
+    CHECK(s.steps == 5);  // 4 steps of epoch 1 and one of epoch 2
+    REQUIRE(std::filesystem::exists(dir / "last.safetensors"));
+    {
+        auto prev = std::signal(SIGINT, SIG_DFL);  // the trainer put the previous handler back
+        CHECK((prev != &ssl::detail::ssl_on_sigint));
+        std::signal(SIGINT, prev);
+    }
+
+    ssl::simclr<> resumed(c);
+    auto tc2 = tc;
+    tc2.resume = true;
+    auto s2 = ssl::trainer<ssl::simclr<>>(resumed, train, tc2).fit();
+    CHECK_FALSE(s2.interrupted);
+    CHECK(s2.steps == 3);
+    std::vector<float> a, b;
+    full.for_each_parameter([&](const std::string&, auto& p) { a.insert(a.end(), p.value.begin(), p.value.end()); }, "");
+    resumed.for_each_parameter([&](const std::string&, auto& p) { b.insert(b.end(), p.value.begin(), p.value.end()); }, "");
+    CHECK(a == b);
+    std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("method: embed returns xtensor features") {
+    auto c = ssl::simclr_config(small_net, 16, 1);
+    c.head = {64, 16, true};
+    ssl::simclr<> m(c);
+    xt::xtensor<float, 4> images = xt::zeros<float>({3, 1, 16, 16});
+    images(1, 0, 3, 3) = 1.0f;
+    xt::xtensor<float, 2> f = m.embed(images);
+    CHECK(f.shape()[0] == 3);
+    CHECK(f.shape()[1] == m.backbone().output_dim());
 }
