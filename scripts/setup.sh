@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages ssl needs to build and test (only the missing
 # ones; apt-get runs only when something is missing). Run as root or with sudo.
-#   SSL_WITH_PEERS=1 also installs python3-torch, the peer for benchmarks and
+#   SSL_WITH_PEERS=1 also installs python3-torch and python3-faiss, the peers for benchmarks and
 #   the optional PyTorch checks (never a dependency of the library).
 set -euo pipefail
 pkgs=(build-essential cmake libeigen3-dev libxtensor-dev xtl-dev doctest-dev libbenchmark-dev
       libstb-dev nlohmann-json3-dev libcli11-dev zlib1g-dev dataset-fashion-mnist)
-if [ "${SSL_WITH_PEERS:-0}" = 1 ]; then pkgs+=(python3-torch); fi
+if [ "${SSL_WITH_PEERS:-0}" = 1 ]; then pkgs+=(python3-torch python3-faiss); fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
