@@ -6,10 +6,13 @@
 // One training step, whatever the paper:
 //   views   = augmentation.make_views(images)             (+ pretext labels)
 //   online  = head(backbone(view)) for every view         (caches kept)
-//   targets = target_update.targets(views)                (EMA copy, or none)
+//   targets = target_update.targets(views, ids)           (EMA copy, bank rows, labels, or none)
 //   loss    = loss.compute(online, targets, labels)       (value + dL/d online)
 //   backward through head and backbone for every view     (gradients accumulate)
-// and after the optimizer's update, target_update.after_step(...).
+// and after the optimizer's update, target_update.after_step(...); at the start
+// of each epoch the trainer calls begin_epoch, which lets a target update
+// recompute pseudo-labels over the whole data set and choose the sample order
+// (target/protocol.hpp says what a target update may provide).
 // Types choose the structure; the `config` struct chooses hyperparameters.
 #include <algorithm>
 #include <cmath>
@@ -24,6 +27,7 @@
 #include "core/tensor.hpp"
 #include "core/views.hpp"
 #include "nn/parameter.hpp"
+#include "target/protocol.hpp"
 
 namespace ssl {
 
@@ -51,12 +55,32 @@ class method {
     static_assert(head_policy<Head>,
                   "ssl::method: the third policy must be a head (ssl::head_policy concept: a layer built as Head(config, "
                   "in_features, seed) with out_features() and target_part())");
-    static_assert(loss_policy<Loss>,
-                  "ssl::method: the fourth policy must be a loss (ssl::loss_policy concept: config_type and "
-                  "compute(online, targets, labels) -> loss_output<float>)");
     static_assert(requires { typename TargetUpdate::config_type; typename TargetUpdate::template state<Backbone, Head>; },
                   "ssl::method: the fifth policy must be a target update (config_type and a nested "
                   "template state<Backbone, Head>, e.g. ssl::target::none or ssl::target::ema)");
+    using target_state = typename TargetUpdate::template state<Backbone, Head>;
+    static constexpr bool targets_take_ids =
+        requires(target_state& s, const std::vector<tensor<float>>& v, std::span<const std::size_t> ids) {
+            s.targets(v, ids);
+        };
+    static_assert(targets_take_ids ||
+                      requires(target_state& s, const std::vector<tensor<float>>& v) { s.targets(v); },
+                  "ssl::method: the target update's state needs targets(views, ids) (target/protocol.hpp)");
+    static auto call_targets(target_state& s, const std::vector<tensor<float>>& v, std::span<const std::size_t> ids) {
+        if constexpr (targets_take_ids)
+            return s.targets(v, ids);
+        else
+            return s.targets(v);
+    }
+    using targets_type = decltype(call_targets(std::declval<target_state&>(), std::declval<const std::vector<tensor<float>>&>(),
+                                               std::declval<std::span<const std::size_t>>()));
+    static_assert(requires { typename Loss::config_type; },
+                  "ssl::method: the fourth policy must be a loss (ssl::loss_policy concept: config_type and "
+                  "compute(online, targets, labels) -> loss_output<float>)");
+    static_assert(loss_policy<Loss, targets_type>,
+                  "ssl::method: the loss cannot take what the target update provides (ssl::loss_policy concept): "
+                  "Loss::compute(online, targets, labels) must accept the type the target state's targets(views, "
+                  "ids) returns and give a loss_output<float>");
     static_assert(std::is_same_v<typename Backbone::value_type, float>,
                   "ssl::method trains in float; double backbones are for gradient checks");
 
@@ -116,21 +140,47 @@ public:
         for (const auto& o : online)
             for (float v : o)
                 if (!std::isfinite(v)) return {std::numeric_limits<double>::quiet_NaN(), {}};
-        std::vector<tensor<float>> targets = target_.targets(vb.views);
+        targets_type targets = call_targets(target_, vb.views, ids);
         loss_output<float> lo = loss_.compute(online, targets, vb.labels);
         require(lo.grads.size() == online.size(), "method: the loss returned ", lo.grads.size(),
                 " gradients for ", online.size(), " views");
         step_result r{lo.value, std::move(lo.metrics)};
+        last_ids_.assign(ids.begin(), ids.end());
+        last_online_ = std::move(online);
         if (!std::isfinite(lo.value)) return r;  // the trainer stops; nothing is backpropagated
-        for (std::size_t i = 0; i < online.size(); ++i) {
+        for (std::size_t i = 0; i < last_online_.size(); ++i) {
             if (!lo.grads[i].defined()) continue;  // a view the loss does not differentiate
             backbone_.backward(bc[i], head_.backward(hc[i], lo.grads[i]), false);
         }
         return r;
     }
 
-    /// After the optimizer's update: EMA targets follow, banks update, ...
-    void after_step(const step_context& ctx) { target_.after_step(backbone_, head_, ctx.step, ctx.total_steps); }
+    /// After the optimizer's update: EMA targets follow, banks store the
+    /// batch's features, queues enqueue its keys, ...
+    void after_step(const step_context& ctx) {
+        if constexpr (requires(const target_step<float>& s) { target_.after_step(backbone_, head_, s); }) {
+            const target_step<float> s{ctx.step, ctx.total_steps, ctx.epoch, last_ids_, &last_online_};
+            target_.after_step(backbone_, head_, s);
+        } else {
+            target_.after_step(backbone_, head_, ctx.step, ctx.total_steps);
+        }
+    }
+
+    /// Called by the trainer before the first batch of every epoch: a target
+    /// update that recomputes pseudo-labels, re-initialises a head or picks
+    /// the sample order does it here (target/protocol.hpp). Targets without
+    /// begin_epoch get an empty plan.
+    epoch_plan begin_epoch(const data::image_dataset& data, std::size_t epoch, std::uint64_t seed,
+                           bool resumed_mid_epoch = false) {
+        if constexpr (requires(epoch_context<Backbone, Head>& c) { target_.begin_epoch(c); }) {
+            epoch_context<Backbone, Head> c{backbone_, head_, cfg_.head, backbone_.output_dim(), data, epoch, seed,
+                                            resumed_mid_epoch,
+                                            [this](const tensor<float>& x) { return augment_.eval_transform(x); }};
+            return target_.begin_epoch(c);
+        } else {
+            return {};
+        }
+    }
 
     /// Backbone features of images (N, C, H, W) in [0, 1], in eval mode, in
     /// chunks of `chunk` images: (N, output_dim()).
@@ -157,11 +207,14 @@ public:
         return to_xtensor<2>(embed(from_xtensor<float>(images), chunk));
     }
 
-    /// Trainable parameters: "backbone.*" and "head.*".
+    /// Trainable parameters: "backbone.*", "head.*", and "target.*" when the
+    /// target update owns some (an instance classifier's weight shards).
     template <class F>
     void for_each_parameter(F&& f, const std::string& prefix) {
         backbone_.for_each_parameter(f, join_name(prefix, "backbone"));
         head_.for_each_parameter(f, join_name(prefix, "head"));
+        if constexpr (requires { target_.for_each_parameter(f, prefix); })
+            target_.for_each_parameter(f, join_name(prefix, "target"));
     }
     /// Buffers, including the target's state ("target.*"), for checkpoints.
     template <class F>
@@ -182,7 +235,9 @@ private:
     Augmentation augment_;
     Head head_;
     Loss loss_;
-    typename TargetUpdate::template state<Backbone, Head> target_;
+    target_state target_;
+    std::vector<std::size_t> last_ids_;       // the last step's batch, for after_step
+    std::vector<tensor<float>> last_online_;  // and its online outputs
 };
 
 }  // namespace ssl

@@ -140,11 +140,15 @@ public:
         for (std::size_t epoch = start_epoch; epoch < cfg_.epochs && step_ < stop_at_; ++epoch) {
             data::loader<> ld(data_, {.batch_size = cfg_.batch, .shuffle = true, .drop_last = true,
                                       .seed = cfg_.seed, .workers = cfg_.workers, .prefetch = 2});
+            // The target update may recompute pseudo-labels, re-initialise
+            // parameters and choose this epoch's order (DeepCluster, SeLa, ...).
+            epoch_plan plan = m_.begin_epoch(data_, epoch, cfg_.seed, skip > 0);
+            reset_optimizer_state(plan.reset_optimizer_state);
             double epoch_loss = 0;
             std::size_t epoch_steps = 0, in_epoch = 0;
             const auto t_epoch = std::chrono::steady_clock::now();
             in_epoch = skip;  // resuming inside an epoch starts at batch `skip`
-            for (auto& b : ld.epoch(epoch, skip)) {
+            for (auto& b : plan.order ? ld.epoch(epoch, skip, std::move(*plan.order)) : ld.epoch(epoch, skip)) {
                 ++in_epoch;
                 if (step_ >= stop_at_) break;
                 const step_context ctx{cfg_.seed, epoch, step_, total_steps_};
@@ -230,6 +234,21 @@ private:
             }, o);
         }
     };
+
+    /// Zeroes the optimizer state (momentum, moments) of parameters whose
+    /// names start with one of `prefixes`: they were re-initialised.
+    void reset_optimizer_state(const std::vector<std::string>& prefixes) {
+        if (prefixes.empty()) return;
+        std::visit([&](auto& opt) {
+            opt.for_each_state([&](const std::string& n, auto& t) {
+                for (const auto& p : prefixes)
+                    if (n.size() > p.size() && n.compare(0, p.size(), p) == 0 && n[p.size()] == '.') {
+                        std::fill(t.begin(), t.end(), 0);
+                        break;
+                    }
+            });
+        }, opt_);
+    }
 
     static double seconds_since(std::chrono::steady_clock::time_point t) {
         return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();

@@ -88,11 +88,15 @@ struct loss_output {
 };
 
 /// A method-level loss policy: config_type and
-///   compute(online outputs per view, target outputs per view (may be empty), labels) -> loss_output
-template <class L>
-concept loss_policy = requires(const L& l, const std::vector<tensor<float>>& o, std::span<const std::int64_t> y) {
+///   compute(online outputs per view, targets, labels) -> loss_output
+/// where `targets` is what the target update's state provides (Targets):
+/// target outputs per view for none and ema (may be empty), bank rows,
+/// pseudo-labels, ... for the others (target/protocol.hpp).
+template <class L, class Targets = std::vector<tensor<float>>>
+concept loss_policy = requires(const L& l, const std::vector<tensor<float>>& o, const Targets& t,
+                               std::span<const std::int64_t> y) {
     typename L::config_type;
-    { l.compute(o, o, y) } -> std::same_as<loss_output<float>>;
+    { l.compute(o, t, y) } -> std::same_as<loss_output<float>>;
 };
 
 }  // namespace ssl

@@ -354,6 +354,19 @@ public:
     /// made). With workers > 0 the workers start now; destroying the range
     /// stops them.
     epoch_range epoch(std::size_t e, std::size_t first = 0) const { return epoch_range(st_, order(e), e, first); }
+
+    /// The batches of epoch `e` in a given sample order instead of the
+    /// loader's own (a sampler's: uniform over pseudo-labels, ...): exactly N
+    /// indices into the data set, repeats allowed; batching, drop_last,
+    /// workers and prefetch as for epoch(e, first).
+    epoch_range epoch(std::size_t e, std::size_t first, std::vector<std::size_t> order) const {
+        const std::size_t n = st_->ds.size();
+        require(order.size() == n, "loader: a custom epoch order must have one entry per sample (", n, "), got ",
+                order.size());
+        for (std::size_t i : order)
+            require(i < n, "loader: a custom epoch order names sample ", i, " of a data set of ", n);
+        return epoch_range(st_, std::move(order), e, first);
+    }
 };
 
 }  // namespace ssl::data

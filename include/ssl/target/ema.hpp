@@ -19,6 +19,7 @@
 #include "../core/tensor.hpp"
 #include "../core/views.hpp"
 #include "../nn/parameter.hpp"
+#include "protocol.hpp"
 
 namespace ssl::target {
 
@@ -70,7 +71,7 @@ struct ema {
         double tau() const noexcept { return tau_; }
 
         /// The target network's outputs for each view (no gradient).
-        std::vector<tensor<T>> targets(const std::vector<tensor<T>>& views) {
+        std::vector<tensor<T>> targets(const std::vector<tensor<T>>& views, std::span<const std::size_t> = {}) {
             std::vector<tensor<T>> out;
             for (const auto& v : views) {
                 auto f = backbone_.forward(v);
@@ -78,6 +79,7 @@ struct ema {
             }
             return out;
         }
+        void after_step(Backbone& b, Head& h, const target_step<T>& s) { after_step(b, h, s.step, s.total_steps); }
         void after_step(Backbone& b, Head& h, std::size_t step, std::size_t total_steps) {
             tau_ = ema_tau(cfg_, step, total_steps);
             ema_update<T>(backbone_, b, tau_);

@@ -3,7 +3,11 @@
 // (SimCLR) or with pretext labels (RotNet); nothing changes after a step.
 #include <vector>
 
+#include <span>
+#include <string>
+
 #include "../core/tensor.hpp"
+#include "protocol.hpp"
 
 namespace ssl::target {
 
@@ -20,8 +24,8 @@ struct none {
         state() = default;
         state(const none_config&, Backbone&, Head&) {}
         /// Target outputs for the views: none.
-        std::vector<tensor<T>> targets(const std::vector<tensor<T>>&) { return {}; }
-        void after_step(Backbone&, Head&, std::size_t /*step*/, std::size_t /*total_steps*/) {}
+        std::vector<tensor<T>> targets(const std::vector<tensor<T>>&, std::span<const std::size_t> = {}) { return {}; }
+        void after_step(Backbone&, Head&, const target_step<T>&) {}
         template <class F>
         void for_each_state(F&&, const std::string&) {}
     };

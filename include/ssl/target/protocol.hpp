@@ -1,0 +1,134 @@
+#pragma once
+// What a target-update policy's state sees, and what it may ask of the
+// trainer. A target update is a tag type with a config and a nested state:
+//
+//   struct my_target {
+//       using config_type = ...;
+//       template <class Backbone, class Head> class state {
+//           state(const config_type&, Backbone&, Head&);
+//
+//           // Required. What the loss compares against, for the views of one
+//           // batch whose samples are `ids` (their indices in the data set).
+//           // Any type: the method hands it to Loss::compute(online, targets,
+//           // labels) unchanged, so a loss and a target update agree on it
+//           // (none, ema: std::vector<tensor<float>>; a memory bank: the bank
+//           // rows and sampled negatives; a cluster target: pseudo-labels).
+//           auto targets(const std::vector<tensor<T>>& views, std::span<const std::size_t> ids);
+//
+//           // Required. After the optimizer's update: EMA targets follow the
+//           // online weights, banks store the batch's features, queues
+//           // enqueue the batch's keys.
+//           void after_step(Backbone&, Head&, const target_step<T>&);
+//
+//           // Required. The state a checkpoint keeps ("target.*").
+//           template <class F> void for_each_state(F&& f, const std::string& prefix);
+//
+//           // Optional. At the start of every epoch, before its first batch:
+//           // recompute pseudo-labels over the whole data set, re-initialise
+//           // a head, initialise weights from features, choose the epoch's
+//           // sample order. See epoch_context and epoch_plan.
+//           epoch_plan begin_epoch(epoch_context<Backbone, Head>&);
+//
+//           // Optional. Trainable parameters the target owns ("target.*"),
+//           // e.g. a sharded instance classifier; the optimizer updates them
+//           // with the backbone's and head's.
+//           template <class F> void for_each_parameter(F&& f, const std::string& prefix);
+//       };
+//   };
+//
+// (The older forms targets(views) and after_step(b, h, step, total_steps)
+// are still accepted.)
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "../core/tensor.hpp"
+#include "../data/dataset.hpp"
+
+namespace ssl {
+
+/// What after_step sees of the step that just ran.
+template <class T = float>
+struct target_step {
+    std::size_t step = 0;         ///< global step (0-based) that just ran
+    std::size_t total_steps = 1;  ///< steps of the whole run (for schedules)
+    std::size_t epoch = 0;
+    std::span<const std::size_t> ids;        ///< the batch's sample indices in the data set
+    const std::vector<tensor<T>>* online = nullptr;  ///< the online outputs per view, as the loss saw them
+};
+
+/// What begin_epoch may ask of the trainer for the epoch about to start.
+struct epoch_plan {
+    /// The samples this epoch visits, in order (indices into the data set,
+    /// repeats allowed, exactly N of them); none: the loader's shuffled
+    /// permutation. DeepCluster's sampler, uniform over pseudo-labels.
+    std::optional<std::vector<std::size_t>> order;
+    /// Parameter-name prefixes ("head", "target.classifier") whose optimizer
+    /// state (momentum, moments) is reset: the parameters were re-initialised.
+    std::vector<std::string> reset_optimizer_state;
+};
+
+/// What begin_epoch sees: the networks, the data and a way to compute
+/// features of all of it.
+template <class Backbone, class Head>
+struct epoch_context {
+    Backbone& backbone;
+    Head& head;
+    const typename Head::config_type& head_config;  ///< to rebuild the head: head = Head(head_config, in, seed)
+    std::size_t head_in_features = 0;               ///< the backbone's output width
+    const data::image_dataset& data;
+    std::size_t epoch = 0;
+    std::uint64_t seed = 0;
+    /// True when the run resumed from a checkpoint in the middle of this
+    /// epoch: the state restored from it (pseudo-labels, ...) is what the
+    /// epoch started with, so it must not be recomputed, only used (the
+    /// order must come out the same as in the uninterrupted run).
+    bool resumed_mid_epoch = false;
+    /// Images (B, C, H, W) in [0, 1] as the backbone sees them at evaluation
+    /// (the augmentation's eval_transform).
+    std::function<tensor<float>(const tensor<float>&)> eval_transform;
+
+    /// Runs fn(images as the backbone sees them, first index) over the whole
+    /// data set in order, `chunk` images at a time, with the networks in eval
+    /// mode (restored afterwards).
+    template <class F>
+    void for_each_chunk(F&& fn, std::size_t chunk = 512) {
+        const bool bt = backbone.training(), ht = head.training();
+        backbone.train(false);
+        head.train(false);
+        std::vector<std::size_t> idx;
+        for (std::size_t b = 0; b < data.size(); b += chunk) {
+            const std::size_t e = std::min(data.size(), b + chunk);
+            idx.resize(e - b);
+            for (std::size_t i = b; i < e; ++i) idx[i - b] = i;
+            fn(eval_transform(data.batch(idx)), b);
+        }
+        backbone.train(bt);
+        head.train(ht);
+    }
+    /// Backbone features of every image, (N, head_in_features), eval mode.
+    tensor<float> features(std::size_t chunk = 512) {
+        tensor<float> out({data.size(), head_in_features});
+        for_each_chunk([&](const tensor<float>& x, std::size_t first) {
+            auto f = backbone.forward(x).out;
+            std::copy(f.begin(), f.end(), out.data() + first * head_in_features);
+        }, chunk);
+        return out;
+    }
+    /// Head outputs of every image, (N, head.out_features()), eval mode.
+    tensor<float> head_outputs(std::size_t chunk = 512) {
+        const std::size_t d = head.out_features();
+        tensor<float> out({data.size(), d});
+        for_each_chunk([&](const tensor<float>& x, std::size_t first) {
+            auto f = head.forward(backbone.forward(x).out).out;
+            std::copy(f.begin(), f.end(), out.data() + first * d);
+        }, chunk);
+        return out;
+    }
+};
+
+}  // namespace ssl
