@@ -3,7 +3,9 @@
 // images (N, C, H, W) in [0, 1] into view_batch{views, pretext labels}
 // (ssl::augmentation_policy concept) from the pipelines of presets.hpp, and gives
 // the deterministic eval_transform the backbone sees at evaluation.
-//   two_views         SimCLR: two views from one pipeline
+//   one_view          InstDisc, DeepCluster, SeLa, the instance classifier:
+//                     one augmented view (SimCLR's pipeline) per image
+//   two_views         SimCLR, MoCo: two views from one pipeline
 //   asymmetric_views  BYOL: view 0 always blurred, view 1 sometimes solarized
 //   rotations         RotNet: every image at 0/90/180/270 degrees, labels 0-3,
 //                     stacked into one batch of 4N (so batch norm sees all
@@ -41,6 +43,22 @@ protected:
     pipeline eval_;
 };
 }  // namespace detail
+
+class one_view : public detail::policy_base {
+public:
+    static constexpr const char* name = "one_view";
+    explicit one_view(const views_config& c = {}) : policy_base(c), view_(simclr_pipeline(c.size, c.channels)) {}
+    view_batch<float> make_views(const tensor<float>& images, std::span<const std::size_t> ids, std::uint64_t seed,
+                                 std::uint64_t epoch) const {
+        view_batch<float> vb;
+        vb.views.push_back(view_.apply(images, ids, seed, epoch, 0));
+        return vb;
+    }
+    pipeline& view() noexcept { return view_; }
+
+private:
+    pipeline view_;
+};
 
 class two_views : public detail::policy_base {
 public:
