@@ -18,6 +18,9 @@
 # ours in bench/run_host_bench.sh). Expect ~3-4 hours for everything, so run it
 # on an otherwise idle machine, e.g. under nohup, and keep the log.
 #
+# Methods without a PyTorch peer (moco instdisc deepcluster sela deepercluster
+# instance-cls) run ours only; SSL_QUALITY_NO_PEER=1 skips the peer for all.
+#
 #   bench/run_quality.sh [--methods "simclr byol rotnet"] [--epochs 5] [--threads 2] [--seed 0]
 #                        [--train-limit N] [--eval-limit N] [--python /usr/bin/python3] [--no-build]
 #
@@ -52,8 +55,10 @@ while [[ $# -gt 0 ]]; do
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
+all_methods="simclr byol rotnet moco instdisc deepcluster sela deepercluster instance-cls"
+peer_methods=" simclr byol rotnet "  # the PyTorch peer implements these; the others get n/a in its columns
 for m in $methods; do
-  case "$m" in simclr|byol|rotnet) ;; *) echo "unknown method $m (simclr, byol, rotnet)" >&2; exit 2 ;; esac
+  case " $all_methods " in *" $m "*) ;; *) echo "unknown method $m ($all_methods)" >&2; exit 2 ;; esac
 done
 
 if [[ $do_build == 1 ]]; then
@@ -82,6 +87,10 @@ for m in $methods; do
     >"$outdir/$m.ours.log" 2>&1 || rc=$?
   [[ $rc == 0 ]] || echo "# $m: ours exited with $rc (see $outdir/$m.ours.log)" >&2
   ours[$m]="$(grep '^{' "$outdir/$m.ours.log" | tail -n1 || true)"
+  if [[ "$peer_methods" != *" $m "* || "${SSL_QUALITY_NO_PEER:-0}" == 1 ]]; then
+    torch_line[$m]=""
+    continue
+  fi
   echo "# $m: torch ($(date -u +%H:%M))" >&2
   rc=0
   "$python" "$here/peer/torch_ssl.py" --method "$m" --epochs "$epochs" --batch "$batch" --width "$width" \
