@@ -12,7 +12,9 @@
 // 1024) and split into tasks of 32..256 queries over ssl::parallel_for; a
 // task computes its similarities against 1024 train samples at a time (one
 // Eigen GEMM into a cache-resident tile, at most 256 x 1024) and folds them
-// into a candidate list of at most 2k entries per query, so no more than
+// into a candidate list of at most 2k entries per query (a SIMD scan skips
+// runs of similarities that are all at or below the query's k-th best so
+// far, which after the first tiles is nearly all of them), so no more than
 // (threads x 256 x 1024) similarities and (threads x 256 x 2k) candidates
 // exist at once, whatever N_train. Votes are taken as
 // exp((s - s_max) / T) with s_max the query's largest neighbour similarity:
@@ -77,6 +79,32 @@ void normalize_rows_into(const T* x, std::size_t n, std::size_t d, T* out) {
 inline constexpr std::size_t knn_min_group_rows = 32;   // queries per task, at least
 inline constexpr std::size_t knn_max_group_rows = 256;  // and at most
 inline constexpr std::size_t knn_tile_cols = 1024;      // train samples per GEMM (a 1 MiB float tile)
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wignored-attributes"  // __m512 etc. as template arguments
+/// Calls consider(j) for every j of each run of 4 SIMD packets of s[0, n) that holds a value > thr
+/// (thr re-read after each such run: consider may raise it); returns where the runs ended.
+template <class T, class F>
+std::size_t scan_above(const T* s, std::size_t n, const T& thr, F&& consider) {
+    using namespace Eigen::internal;
+    using P = typename packet_traits<T>::type;
+    constexpr std::size_t L = packet_traits<T>::size, W = 4 * L;
+    std::size_t j = 0;
+#if EIGEN_VERSION_AT_LEAST(3, 4, 0)  // pcmp_lt / predux_any for every packet type
+    if constexpr (L > 1) {
+        P t = pset1<P>(thr);
+        for (; j + W <= n; j += W) {
+            const P m = por(por(pcmp_lt(t, ploadu<P>(s + j)), pcmp_lt(t, ploadu<P>(s + j + L))),
+                            por(pcmp_lt(t, ploadu<P>(s + j + 2 * L)), pcmp_lt(t, ploadu<P>(s + j + 3 * L))));
+            if (!predux_any(m)) continue;
+            for (std::size_t jj = j; jj < j + W; ++jj) consider(jj);
+            t = pset1<P>(thr);
+        }
+    }
+#endif
+    return j;
+}
+#pragma GCC diagnostic pop
 
 struct knn_raw {
     std::vector<std::int64_t> predictions;
@@ -170,15 +198,9 @@ knn_raw knn_run(const tensor<T>& train, std::span<const std::int64_t> train_labe
                             if (c.size() == 2 * k) keep_best(i);
                         }
                     };
-                    std::size_t j = 0;
-                    // 16 at a time: most runs of 16 hold nothing above the k-th best so far
-                    for (; j + 16 <= nc; j += 16) {
-                        int above = 0;  // a counting loop the compiler vectorizes
-                        for (std::size_t q = 0; q < 16; ++q) above += s[j + q] > thr[i];
-                        if (above == 0) continue;
-                        for (std::size_t jj = j; jj < j + 16; ++jj) consider(jj);
-                    }
-                    for (; j < nc; ++j) consider(j);
+                    // 4 SIMD packets at a time: most runs hold nothing above the k-th best so far
+                    const std::size_t j = scan_above(s, nc, thr[i], consider);
+                    for (std::size_t jj = j; jj < nc; ++jj) consider(jj);
                 }
             }
             for (std::size_t i = 0; i < nr; ++i)
