@@ -1,0 +1,476 @@
+#pragma once
+// Instance cross entropy over a sharded cosine classifier: the loss of
+// "Train a One-Million-Way Instance Classifier for Unsupervised Visual
+// Representation Learning", Liu, Huang, Pan, Wang, Xu, Jin, AAAI 2021
+// (arXiv 2102.04848): every image of the data set is its own class, the
+// classifier is an N-way cosine softmax, and the label of each sample is
+// smoothed over its few hardest negative classes only.
+//
+// Inputs: features F (B, D) (online outputs, NOT normalised: the loss
+// L2-normalises them and backpropagates through it), the classifier weights
+// W (N, D) held as S shards of R rows (shard s holds classes [s R, s R + R_s),
+// the last one may be shorter; target/instance_classifier.hpp owns them), and
+// the label y_i of every row (its instance id). With u_i = f_i / ||f_i||,
+// v_j = w_j / ||w_j|| (norm floor `eps`, as F.normalize) and temperature tau,
+//   z_ij = u_i . v_j / tau                                  (cosine logits)
+//   H_i  = the k classes j != y_i with the largest z_ij     (hardest wrong classes;
+//          ties broken towards the smaller index)
+//   q_ij = 1 - eps_s at j = y_i,  eps_s / k for j in H_i,  0 otherwise
+//   L    = 1/B sum_i ( logsumexp_j z_ij - sum_j q_ij z_ij ).
+// k = min(top_k, N - 1) (all wrong classes when there are fewer than top_k);
+// k = 0 or smoothing = 0 is the plain cross entropy. This is the paper's
+// "smoothing labels of hardest classes": ordinary label smoothing spreads
+// eps over all N - 1 negatives (useless at N = 10^6), smoothing over the k
+// most similar instances stops the loss from pushing apart near-duplicates.
+//
+// Gradient (H_i is piecewise constant in the inputs, so it is treated as
+// fixed, exactly as top-k is in autograd): with G_ij = s (p_ij - q_ij),
+// p = softmax_j(z_i), s = grad_scale (1/B by default),
+//   dL/du_i = 1/tau sum_j G_ij v_j,  dL/dv_j = 1/tau sum_i G_ij u_i,
+//   dL/df_i = (dL/du_i - u_i (u_i . dL/du_i)) / ||f_i||, likewise dL/dw_j.
+// dL/dF is returned; dL/dW is ADDED into each shard's parameter grad (the
+// side effect a classifier owned by a target update needs: the optimizer
+// zeroes the grads every step and updates the shards with the network).
+//
+// Memory and order of work. The B x N logits are never stored. The shard is
+// the unit both passes loop over; inside a shard the classes are cut into
+// tiles of `block_columns` columns, each tile is one GEMM (B x D) x (D x t):
+//   pass 1, per tile: row max and sum of exp (merged online into a running
+//           log-sum-exp per row), the true-class logit, and a bounded heap of
+//           the k best wrong classes per row;
+//   merge:  per row: lse_i, H_i, the loss;
+//   pass 2, per tile: the same logits again, G = s (exp(z - lse) - q), then
+//           dV_tile = G^T U / tau (-> weight grads of these rows, through the
+//           normalisation) and dU += G V_tile.
+// A shard's tiles are split into a fixed number of column groups
+// (G = min(32, tiles per shard)) that run on ssl::parallel_for (static
+// schedule); every group keeps its own partial sums and the groups are merged
+// in order, so the result does not depend on the thread count. Peak scratch
+// is min(threads, G) x B x block_columns logits (G x block_columns is at most
+// a shard plus one tile: never more than about one B x shard block alive)
+// plus G x B x (D + k) partials: independent of N (`scratch_bytes` reports
+// it; 6.7 MiB at B = 256, D = 128, N = 1.28 M on 2 threads, where the dense
+// logits would be 1.25 GiB). Sums over classes are accumulated in double;
+// GEMMs run in T.
+//
+// A non-finite input gives a NaN loss (the trainer stops and reports it)
+// rather than an exception.
+//
+// Method-level policy: `instance_classification` (below) takes the online
+// outputs, the `instance_targets` of target::instance_classifier and the
+// (unused) pretext labels.
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "../core/concepts.hpp"
+#include "../core/tensor.hpp"
+#include "../core/thread_pool.hpp"
+#include "../core/views.hpp"
+#include "../nn/parameter.hpp"
+
+namespace ssl::loss {
+
+struct instance_ce_config {
+    double temperature = 0.15;         ///< tau > 0 (the paper's value)
+    std::size_t top_k = 10;            ///< hardest wrong classes sharing the smoothing mass (0: none)
+    double smoothing = 0.2;            ///< epsilon in [0, 1): label mass moved off the true class (the paper's value)
+    double eps = 1e-12;                ///< norm floor of the L2 normalisations
+    std::size_t block_columns = 256;   ///< classes per logits tile (one GEMM); memory only, not the result's value
+};
+
+/// Per-call options.
+struct instance_ce_options {
+    double grad_scale = 0;   ///< dL/dz = grad_scale (p - q); 0: 1/B (the gradient of the mean)
+    bool weight_grad = true; ///< add dL/dW into the shards' grad
+};
+
+template <class T = float>
+struct instance_ce_result {
+    double value = 0;                   ///< mean loss over the B rows
+    tensor<T> grad_features;            ///< dL/dF (B, D), scaled by grad_scale (1/B: of the mean)
+    std::size_t correct = 0;            ///< rows whose true class has a strictly larger logit than every other
+    std::size_t k = 0;                  ///< hardest classes per row (min(top_k, N - 1))
+    std::vector<std::int64_t> hardest;  ///< (B, k) row-major: each row's hardest wrong classes, best first
+    std::size_t instances = 0;          ///< N, the number of classes of the shards
+    std::size_t scratch_bytes = 0;      ///< temporary memory the call allocated (independent of N)
+};
+
+/// The weights and labels the instance cross entropy needs for one batch
+/// (what target::instance_classifier::targets returns): the classifier's
+/// shards (class j is row j % R of shard j / R, R = shards[0] rows) and the
+/// instance id of every sample.
+template <class T = float>
+struct instance_targets {
+    std::vector<parameter<T>*> shards;
+    std::vector<std::int64_t> labels;
+};
+
+template <class T = float>
+class instance_ce {
+    static_assert(std::is_floating_point_v<T>, "ssl::loss::instance_ce<T> needs a floating-point T (float or double)");
+
+public:
+    using value_type = T;
+    /// Column groups per shard: the fixed decomposition that makes the result
+    /// independent of the number of threads.
+    static constexpr std::size_t groups = 32;
+
+    explicit instance_ce(const instance_ce_config& c = {}) : cfg_(c) {
+        require<value_error>(std::isfinite(c.temperature) && c.temperature > 0,
+                             "instance_ce: temperature must be finite and > 0, got ", c.temperature);
+        require<value_error>(c.smoothing >= 0 && c.smoothing < 1, "instance_ce: smoothing must be in [0, 1), got ",
+                             c.smoothing);
+        require<value_error>(c.eps > 0, "instance_ce: eps must be > 0, got ", c.eps);
+        require<value_error>(c.block_columns > 0, "instance_ce: block_columns must be positive");
+    }
+    const instance_ce_config& config() const noexcept { return cfg_; }
+
+    /// features (B, D); shards: the classifier, shard s of shape (R_s, D);
+    /// labels: B class indices in [0, N). Adds dL/dW into shards[s]->grad
+    /// unless o.weight_grad is false.
+    instance_ce_result<T> operator()(const tensor<T>& features, std::span<parameter<T>* const> shards,
+                                     std::span<const std::int64_t> labels, const instance_ce_options& o = {}) const {
+        check_rank(features, 2, "instance_ce", "(B, D) features");
+        const std::size_t B = features.dim(0), D = features.dim(1);
+        require<shape_error>(B >= 1 && D >= 1, "instance_ce: empty features ", features.shape().str());
+        require<shape_error>(labels.size() == B, "instance_ce: ", labels.size(), " labels for features of shape ",
+                             features.shape().str());
+        require<shape_error>(!shards.empty(), "instance_ce: the classifier has no shards");
+        const std::size_t S = shards.size();
+        require<shape_error>(shards[0] != nullptr && shards[0]->value.rank() == 2,
+                             "instance_ce: shard 0 must be a (rows, D) parameter");
+        const std::size_t R = shards[0]->value.dim(0);
+        std::size_t N = 0;
+        for (std::size_t s = 0; s < S; ++s) {
+            const parameter<T>* p = shards[s];
+            require<shape_error>(p != nullptr && p->value.rank() == 2 && p->value.dim(1) == D,
+                                 "instance_ce: shard ", s, " has shape ",
+                                 p ? p->value.shape().str() : std::string("(null)"), ", expected (rows, ", D, ")");
+            const std::size_t r = p->value.dim(0);
+            require<shape_error>(r >= 1 && (s + 1 == S ? r <= R : r == R), "instance_ce: shard ", s, " has ", r,
+                                 " rows; every shard but the last must have ", R, " rows (the last at most ", R, ")");
+            if (o.weight_grad)
+                require<shape_error>(p->grad.shape() == p->value.shape(), "instance_ce: shard ", s,
+                                     " has a gradient of shape ", p->grad.shape().str(), " for weights of shape ",
+                                     p->value.shape().str());
+            N += r;
+        }
+        for (std::size_t i = 0; i < B; ++i)
+            require(labels[i] >= 0 && static_cast<std::size_t>(labels[i]) < N, "instance_ce: label ", labels[i],
+                    " of sample ", i, " is outside [0, ", N, ") (the classifier has ", N, " instance classes)");
+
+        const double tau = cfg_.temperature;
+        const std::size_t k = std::min<std::size_t>(cfg_.top_k, N - 1);
+        const std::size_t kh = std::max<std::size_t>(k, 1);  // kept per row (also gives the best wrong class)
+        const double eps_s = k > 0 ? cfg_.smoothing : 0.0;
+        const double scale = o.grad_scale != 0 ? o.grad_scale : 1.0 / static_cast<double>(B);
+        const std::size_t tile = std::min(cfg_.block_columns, R);
+        const std::size_t G = std::min(groups, (R + tile - 1) / tile);
+        const std::size_t W = num_threads();
+        const auto EB = static_cast<Eigen::Index>(B), ED = static_cast<Eigen::Index>(D);
+
+        instance_ce_result<T> res;
+        res.k = k;
+        res.instances = N;
+
+        // U: normalised features; Us = U / tau (the left factor of every logits GEMM).
+        tensor<T> Ut({B, D}), Ust({B, D});
+        std::vector<double> fnorm(B);
+        std::vector<unsigned char> fclamped(B);
+        for (std::size_t i = 0; i < B; ++i) {
+            const T* src = features.data() + i * D;
+            double ss = 0;
+            for (std::size_t d = 0; d < D; ++d) ss += static_cast<double>(src[d]) * src[d];
+            double nr = std::sqrt(ss);
+            fclamped[i] = !(nr >= cfg_.eps);
+            if (nr < cfg_.eps) nr = cfg_.eps;
+            fnorm[i] = nr;
+            for (std::size_t d = 0; d < D; ++d) {
+                Ut.data()[i * D + d] = static_cast<T>(src[d] / nr);
+                Ust.data()[i * D + d] = static_cast<T>(src[d] / nr / tau);
+            }
+        }
+        const const_matrix_map<T> Us(Ust.data(), EB, ED);
+
+        // Per-worker tile buffers: logits / G (B x tile), normalised rows and
+        // their gradient (tile x D), row norms.
+        struct worker_buffers {
+            tensor<T> z, v, dv;
+            std::vector<double> norm;
+            std::vector<unsigned char> clamped;
+        };
+        // Allocated by a worker when it first gets a tile: only the workers
+        // that have work (at most min(threads, groups)) hold a block.
+        std::vector<worker_buffers> wb(W);
+        const auto ready = [&](worker_buffers& b) -> worker_buffers& {
+            if (!b.z.defined()) {
+                b.z = tensor<T>({B, tile});
+                b.v = tensor<T>({tile, D});
+                if (o.weight_grad) b.dv = tensor<T>({tile, D});
+                b.norm.resize(tile);
+                b.clamped.resize(tile);
+            }
+            return b;
+        };
+        // Per-group partials: running (max, sum exp) per row, the k best wrong
+        // classes per row (a heap), and the group's part of dL/dU.
+        struct entry {
+            double v;
+            std::int64_t j;
+        };
+        // "a is a harder wrong class than b": larger logit, ties to the smaller index.
+        const auto better = [](const entry& a, const entry& b) { return a.v > b.v || (a.v == b.v && a.j < b.j); };
+        std::vector<double> gmax(G * B, -std::numeric_limits<double>::infinity()), gsum(G * B, 0.0);
+        std::vector<entry> gheap(G * B * kh);
+        std::vector<std::size_t> gcount(G * B, 0);
+        std::vector<double> ztrue(B, 0.0);
+        res.scratch_bytes = 2 * B * D * sizeof(T) + B * (2 * sizeof(double) + 1) +
+                            G * B * (2 * sizeof(double) + sizeof(std::size_t) + kh * sizeof(entry));
+
+        // Normalises rows [c0, c0 + n) of a shard into b.v.
+        const auto load_rows = [&](const parameter<T>& p, std::size_t c0, std::size_t n, worker_buffers& b) {
+            for (std::size_t r = 0; r < n; ++r) {
+                const const_vector_map<T> w(p.value.data() + (c0 + r) * D, ED);
+                double nr = std::sqrt(static_cast<double>(w.squaredNorm()));
+                b.clamped[r] = !(nr >= cfg_.eps);
+                if (nr < cfg_.eps) nr = cfg_.eps;
+                b.norm[r] = nr;
+                vector_map<T>(b.v.data() + r * D, ED) = w * static_cast<T>(1.0 / nr);
+            }
+        };
+        // Logits of the tile into b.z viewed as (B, n): Z = Us V^T.
+        const auto logits = [&](std::size_t n, worker_buffers& b) {
+            matrix_map<T> Z(b.z.data(), EB, static_cast<Eigen::Index>(n));
+            const const_matrix_map<T> V(b.v.data(), static_cast<Eigen::Index>(n), ED);
+            Z.noalias() = Us * V.transpose();
+            return Z;
+        };
+        // Calls fn(shard, c0, n, group, worker) for every tile of shard s,
+        // tiles split over the groups in contiguous ranges.
+        const auto for_each_tile = [&](std::size_t s, auto&& fn) {
+            const std::size_t rows = shards[s]->value.dim(0);
+            const std::size_t nt = (rows + tile - 1) / tile;
+            parallel_for(G, [&](std::size_t g, std::size_t w) {
+                for (std::size_t t = g * nt / G; t < (g + 1) * nt / G; ++t) {
+                    const std::size_t c0 = t * tile;
+                    fn(*shards[s], s * R, c0, std::min(tile, rows - c0), g, ready(wb[w]));
+                }
+            });
+        };
+
+        // Pass 1: log-sum-exp, true-class logits, hardest wrong classes.
+        for (std::size_t s = 0; s < S; ++s) {
+            for_each_tile(s, [&](const parameter<T>& p, std::size_t base, std::size_t c0, std::size_t n,
+                                 std::size_t g, worker_buffers& b) {
+                load_rows(p, c0, n, b);
+                auto Z = logits(n, b);
+                const auto first = static_cast<std::int64_t>(base + c0), last = first + static_cast<std::int64_t>(n);
+                for (std::size_t i = 0; i < B; ++i) {
+                    const T* z = Z.data() + i * n;
+                    const Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>> row(z, static_cast<Eigen::Index>(n));
+                    const T mx = row.maxCoeff();
+                    const double st = static_cast<double>((row - mx).exp().sum());
+                    double& m = gmax[g * B + i];
+                    double& sm = gsum[g * B + i];
+                    if (static_cast<double>(mx) > m) {
+                        sm = sm * std::exp(m - static_cast<double>(mx)) + st;
+                        m = mx;
+                    } else {
+                        sm += st * std::exp(static_cast<double>(mx) - m);
+                    }
+                    const std::int64_t y = labels[i];
+                    if (y >= first && y < last) ztrue[i] = static_cast<double>(z[y - first]);
+                    entry* h = gheap.data() + (g * B + i) * kh;
+                    std::size_t& cnt = gcount[g * B + i];
+                    double thr = cnt == kh ? h[0].v : -std::numeric_limits<double>::infinity();
+                    // Once the heap is full, most tiles hold no better class:
+                    // the row maximum says so without a scan. Columns come in
+                    // increasing class order within a group, so a tie with the
+                    // current worst (a smaller index) is not better.
+                    if (!(static_cast<double>(mx) > thr)) continue;
+                    for (std::size_t c = 0; c < n; ++c) {
+                        if (c % 32 == 0) {  // skip 32 columns at once when none beats the threshold
+                            const std::size_t len = std::min<std::size_t>(32, n - c);
+                            const Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>> blk(
+                                z + c, static_cast<Eigen::Index>(len));
+                            if (!(static_cast<double>(blk.maxCoeff()) > thr)) {
+                                c += len - 1;
+                                continue;
+                            }
+                        }
+                        if (!(static_cast<double>(z[c]) > thr)) continue;
+                        const std::int64_t j = first + static_cast<std::int64_t>(c);
+                        if (j == y) continue;
+                        const entry e{static_cast<double>(z[c]), j};
+                        if (cnt < kh) {
+                            h[cnt++] = e;
+                            std::push_heap(h, h + cnt, better);
+                        } else {
+                            std::pop_heap(h, h + kh, better);
+                            h[kh - 1] = e;
+                            std::push_heap(h, h + kh, better);
+                        }
+                        if (cnt == kh) thr = h[0].v;
+                    }
+                }
+            });
+        }
+
+        // Merge the groups, in order: lse, the hardest classes, the loss.
+        std::vector<double> lse(B);
+        res.hardest.assign(B * k, 0);
+        std::vector<entry> cand;
+        double total = 0;
+        for (std::size_t i = 0; i < B; ++i) {
+            double m = -std::numeric_limits<double>::infinity(), sm = 0;
+            cand.clear();
+            for (std::size_t g = 0; g < G; ++g) {
+                const double gm = gmax[g * B + i], gs = gsum[g * B + i];
+                if (gs > 0 || !std::isinf(gm)) {
+                    if (gm > m) {
+                        sm = sm * std::exp(m - gm) + gs;
+                        m = gm;
+                    } else {
+                        sm += gs * std::exp(gm - m);
+                    }
+                }
+                const entry* h = gheap.data() + (g * B + i) * kh;
+                cand.insert(cand.end(), h, h + gcount[g * B + i]);
+            }
+            lse[i] = m + std::log(sm);
+            const std::size_t keep = std::min(kh, cand.size());
+            std::partial_sort(cand.begin(), cand.begin() + static_cast<std::ptrdiff_t>(keep), cand.end(), better);
+            double l = lse[i] - (1 - eps_s) * ztrue[i];
+            for (std::size_t r = 0; r < k && r < cand.size(); ++r) {
+                res.hardest[i * k + r] = cand[r].j;
+                l -= eps_s / static_cast<double>(k) * cand[r].v;
+            }
+            total += l;
+            res.correct += cand.empty() || ztrue[i] > cand[0].v;
+        }
+        res.value = total / static_cast<double>(B);
+        if (!std::isfinite(res.value)) {  // NaN/Inf inputs: report, do not backpropagate
+            res.grad_features = tensor<T>::zeros(features.shape());
+            return res;
+        }
+
+        // Pass 2: G = s (p - q) tile by tile; weight grads and dL/dU.
+        std::vector<tensor<T>> dUg(G);
+        for (auto& t : dUg) t = tensor<T>::zeros({B, D});
+        res.scratch_bytes += G * B * D * sizeof(T);
+        const T keep_true = static_cast<T>((1 - eps_s) * scale), keep_hard = static_cast<T>(k ? eps_s / k * scale : 0);
+        for (std::size_t s = 0; s < S; ++s) {
+            for_each_tile(s, [&](parameter<T>& p, std::size_t base, std::size_t c0, std::size_t n, std::size_t g,
+                                 worker_buffers& b) {
+                load_rows(p, c0, n, b);
+                auto Z = logits(n, b);
+                const auto first = static_cast<std::int64_t>(base + c0), last = first + static_cast<std::int64_t>(n);
+                for (std::size_t i = 0; i < B; ++i) {
+                    T* z = Z.data() + i * n;
+                    Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>> row(z, static_cast<Eigen::Index>(n));
+                    row = (row - static_cast<T>(lse[i])).exp() * static_cast<T>(scale);
+                    const std::int64_t y = labels[i];
+                    if (y >= first && y < last) z[y - first] -= keep_true;
+                    for (std::size_t r = 0; r < k; ++r) {
+                        const std::int64_t j = res.hardest[i * k + r];
+                        if (j >= first && j < last) z[j - first] -= keep_hard;
+                    }
+                }
+                const const_matrix_map<T> V(b.v.data(), static_cast<Eigen::Index>(n), ED);
+                if (o.weight_grad) {
+                    matrix_map<T> dV(b.dv.data(), static_cast<Eigen::Index>(n), ED);
+                    dV.noalias() = Z.transpose() * Us;  // dL/dv_j = 1/tau sum_i G_ij u_i
+                    for (std::size_t r = 0; r < n; ++r) {
+                        const T* v = b.v.data() + r * D;
+                        const T* dv = b.dv.data() + r * D;
+                        T* gw = p.grad.data() + (c0 + r) * D;
+                        double dot = 0;
+                        if (!b.clamped[r])
+                            for (std::size_t d = 0; d < D; ++d) dot += static_cast<double>(v[d]) * dv[d];
+                        const double inv = 1.0 / b.norm[r];
+                        for (std::size_t d = 0; d < D; ++d) gw[d] += static_cast<T>((dv[d] - v[d] * dot) * inv);
+                    }
+                }
+                matrix_map<T> dU(dUg[g].data(), EB, ED);
+                dU.noalias() += Z * V;  // tau * dL/du_i, this group's part
+            });
+        }
+
+        for (const auto& b : wb)
+            if (b.z.defined())
+                res.scratch_bytes += (b.z.numel() + b.v.numel() + b.dv.numel()) * sizeof(T) + b.norm.size() * 9;
+
+        // dL/dU = 1/tau sum_g dU_g (in group order), then through the normalisation.
+        res.grad_features = tensor<T>({B, D});
+        std::vector<double> du(D);
+        for (std::size_t i = 0; i < B; ++i) {
+            std::fill(du.begin(), du.end(), 0.0);
+            for (std::size_t g = 0; g < G; ++g) {
+                const T* src = dUg[g].data() + i * D;
+                for (std::size_t d = 0; d < D; ++d) du[d] += static_cast<double>(src[d]);
+            }
+            const T* u = Ut.data() + i * D;
+            double dot = 0;
+            for (std::size_t d = 0; d < D; ++d) {
+                du[d] /= tau;
+                if (!fclamped[i]) dot += static_cast<double>(u[d]) * du[d];
+            }
+            T* out = res.grad_features.data() + i * D;
+            for (std::size_t d = 0; d < D; ++d) out[d] = static_cast<T>((du[d] - u[d] * dot) / fnorm[i]);
+        }
+        return res;
+    }
+
+private:
+    instance_ce_config cfg_;
+};
+
+/// Method-level loss policy (ssl::loss_policy) of the instance classifier:
+/// every view's online outputs are classified against the sharded classifier
+/// with the instance ids as labels; the value is the mean over views of the
+/// per-view mean loss.
+///
+/// SIDE EFFECT: compute() ADDS dL/dW into the classifier shards' grad (the
+/// shards are target-owned parameters, "target.classifier.shard_NNN", that
+/// the method exposes to the optimizer). The method calls compute() once per
+/// step before the backward pass, and the trainer's optimizer zeroes every
+/// grad before the step, so the sum is exactly this step's gradient.
+/// Metric "inst_top1": the percentage of samples whose own instance class
+/// scores highest.
+class instance_classification {
+public:
+    using config_type = instance_ce_config;
+    explicit instance_classification(const instance_ce_config& c = {}) : loss_(c) {}
+    const instance_ce_config& config() const noexcept { return loss_.config(); }
+
+    loss_output<float> compute(const std::vector<tensor<float>>& online, const instance_targets<float>& t,
+                               std::span<const std::int64_t> = {}) const {
+        require(!online.empty(), "instance_classification: no online outputs");
+        const double views = static_cast<double>(online.size());
+        loss_output<float> out;
+        std::size_t correct = 0, rows = 0;
+        for (const auto& o : online) {
+            check_rank(o, 2, "instance_classification", "(B, D) online outputs");
+            const double b = static_cast<double>(o.dim(0));
+            auto r = loss_(o, std::span<parameter<float>* const>(t.shards), t.labels,
+                           {.grad_scale = 1.0 / (b * views), .weight_grad = true});
+            out.value += r.value / views;
+            correct += r.correct;
+            rows += o.dim(0);
+            out.grads.push_back(std::move(r.grad_features));
+        }
+        out.metrics.emplace_back("inst_top1", 100.0 * static_cast<double>(correct) / static_cast<double>(rows));
+        return out;
+    }
+
+private:
+    instance_ce<float> loss_;
+};
+
+}  // namespace ssl::loss

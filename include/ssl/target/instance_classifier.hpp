@@ -1,0 +1,267 @@
+#pragma once
+// Target update of the one-million-way instance classifier (Liu, Huang, Pan,
+// Wang, Xu, Jin, "Train a One-Million-Way Instance Classifier for
+// Unsupervised Visual Representation Learning", AAAI 2021, arXiv
+// 2102.04848): the state OWNS the N-way classifier, one weight row per image
+// of the data set, as trainable parameters that the method exposes as
+// "target.classifier.shard_NNN" so the optimizer updates them with the
+// network. The loss is loss/instance_ce.hpp (cosine softmax, smoothing over
+// the hardest classes); targets() hands it the shards and the batch's ids,
+// which are the labels.
+//
+// Sharded by class. The N rows are stored as S shards of R = ceil(N / S) rows
+// (config `shard_rows`, or `shards`; the last shard may be shorter): class j
+// is row j % R of shard j / R. The shard is the unit every computation loops
+// over, so the paper's "hybrid parallel" training (data-parallel backbone,
+// model-parallel classifier: every process holds some shards, computes their
+// logits for the all-gathered features and only per-row max / sum-exp and
+// top-k cross the network) can later spread the shards over processes
+// without changing the loss. Each shard is a parameter<T> behind a
+// unique_ptr: its address never changes (optimizers hold parameter pointers,
+// attached when the trainer is built, before begin_epoch), also when the
+// state or the method is moved. The shapes are final at construction, which
+// is why the number of instances is part of the config.
+//
+// Raw-feature initialisation (the paper's "contrastive prior"): before the
+// first epoch (begin_epoch at epoch 0, not resumed, not yet initialised),
+// row i is set to the L2-normalised output of the HEAD (the classifier is
+// applied to the head output, so that is the space its rows live in) for
+// image i, computed by the initial, untrained network on the image as the
+// backbone sees it at evaluation (the augmentation's eval_transform). At
+// step 0 the classifier then scores a sample against the initial features of
+// every image: instance classification starts as contrastive learning
+// against a memory bank of raw features, which the paper reports converges
+// much faster than random weights. As in the paper ("a fixed random network
+// with running BNs") the features are computed with batch normalisation
+// using batch statistics (train mode, no gradient, the same statistics the
+// first training steps use), over consecutive chunks of at least
+// `init_chunk` images; the networks' running statistics are restored
+// afterwards, so the pass has no side effect. `init_batch_statistics =
+// false` uses eval mode instead. The optimizer state of the shards is reset
+// (epoch_plan::reset_optimizer_state). A flag ("classifier.initialised") is
+// checkpointed, so a resumed run or a second fit() never re-initialises.
+// Before that (or with raw_feature_init = false) the rows are random unit
+// vectors (Philox, per shard, reproducible).
+//
+// Sampler: the paper's second difficulty is that every instance class is
+// visited only once per epoch; its answer is the raw-feature initialisation,
+// not a special sampler (the sliding-window scheduler is PIC's, Cao et al.
+// 2020). The trainer's default order, a fresh permutation per epoch, already
+// visits every instance exactly once per epoch, so begin_epoch leaves
+// epoch_plan::order empty.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "../core/rng.hpp"
+#include "../core/tensor.hpp"
+#include "../core/thread_pool.hpp"
+#include "../loss/instance_ce.hpp"
+#include "../nn/parameter.hpp"
+#include "protocol.hpp"
+
+namespace ssl::target {
+
+struct instance_classifier_config {
+    std::size_t instances = 0;         ///< N: images in the training set, one class each (required)
+    std::size_t shard_rows = 0;        ///< rows (classes) per shard; 0: from `shards`
+    std::size_t shards = 0;            ///< number of shards when shard_rows is 0 (rows = ceil(N / shards));
+                                       ///< both 0: shards of default_shard_rows
+    bool raw_feature_init = true;      ///< rows = normalised initial head outputs before epoch 0
+    bool init_batch_statistics = true; ///< that pass uses batch-norm batch statistics (train mode); false: eval mode
+    std::size_t init_chunk = 256;      ///< images per forward of that pass (chunks of init_chunk .. 2 init_chunk - 1)
+    std::uint64_t seed = 0;            ///< random unit rows before the initialisation
+};
+
+/// Rows per shard when neither shard_rows nor shards is set: 16384 rows
+/// (a 256 x 16384 float logits block is 16 MiB; 1.28 M classes are 79 shards).
+inline constexpr std::size_t default_shard_rows = 16384;
+
+/// The rows per shard a config gives (R), and the number of shards ceil(N / R).
+inline std::size_t instance_shard_rows(const instance_classifier_config& c) {
+    require<value_error>(c.instances > 0, "instance_classifier: config.instances (the number of training images, "
+                                          "one class each) must be set");
+    if (c.shard_rows > 0) return std::min(c.shard_rows, c.instances);
+    if (c.shards > 0) return (c.instances + c.shards - 1) / c.shards;
+    return std::min(default_shard_rows, c.instances);
+}
+inline std::size_t instance_shard_count(const instance_classifier_config& c) {
+    const std::size_t r = instance_shard_rows(c);
+    return (c.instances + r - 1) / r;
+}
+
+struct instance_classifier {
+    using config_type = instance_classifier_config;
+    static constexpr const char* name = "instance_classifier";
+
+    template <class Backbone, class Head>
+    class state {
+    public:
+        using T = typename Backbone::value_type;
+
+        state() = default;
+        state(const instance_classifier_config& c, Backbone&, Head& h) : cfg_(c), dim_(h.out_features()) {
+            require<value_error>(c.init_chunk >= 1, "instance_classifier: init_chunk must be positive");
+            rows_ = instance_shard_rows(c);
+            const std::size_t S = instance_shard_count(c);
+            shards_.reserve(S);
+            for (std::size_t s = 0; s < S; ++s) {
+                const std::size_t r = std::min(rows_, c.instances - s * rows_);
+                shards_.push_back(std::make_unique<parameter<T>>(shape_t{r, dim_}, param_role::weight));
+            }
+            // Random unit rows, one Philox stream per shard (parallel, reproducible).
+            parallel_for(S, [&](std::size_t s, std::size_t) {
+                parameter<T>& p = *shards_[s];
+                philox g(c.seed, stream_id(0x1c5, s));
+                const std::size_t r = p.value.dim(0);
+                for (std::size_t i = 0; i < r; ++i) {
+                    T* w = p.value.data() + i * dim_;
+                    double ss = 0;
+                    for (std::size_t d = 0; d < dim_; ++d) {
+                        const double v = g.normal();
+                        w[d] = static_cast<T>(v);
+                        ss += v * v;
+                    }
+                    const double inv = 1.0 / std::max(std::sqrt(ss), 1e-12);
+                    for (std::size_t d = 0; d < dim_; ++d) w[d] = static_cast<T>(w[d] * inv);
+                }
+            });
+        }
+        state(state&&) noexcept = default;
+        state& operator=(state&&) noexcept = default;
+
+        const instance_classifier_config& config() const noexcept { return cfg_; }
+        std::size_t instances() const noexcept { return cfg_.instances; }
+        std::size_t dim() const noexcept { return dim_; }
+        std::size_t shard_rows() const noexcept { return rows_; }
+        std::size_t shard_count() const noexcept { return shards_.size(); }
+        parameter<T>& shard(std::size_t s) {
+            require(s < shards_.size(), "instance_classifier: shard ", s, " of ", shards_.size());
+            return *shards_[s];
+        }
+        /// Weight row of class j (D values).
+        const T* row(std::size_t j) const {
+            require(j < cfg_.instances, "instance_classifier: class ", j, " of ", cfg_.instances);
+            return shards_[j / rows_]->value.data() + (j % rows_) * dim_;
+        }
+        /// True once the raw-feature initialisation has run (checkpointed).
+        bool initialised() const noexcept { return init_flag_[0] != 0; }
+
+        /// The shards and the batch's instance ids (the labels).
+        loss::instance_targets<T> targets(const std::vector<tensor<T>>&, std::span<const std::size_t> ids) {
+            loss::instance_targets<T> t;
+            t.shards.reserve(shards_.size());
+            for (auto& p : shards_) t.shards.push_back(p.get());
+            t.labels.reserve(ids.size());
+            for (std::size_t id : ids) {
+                require(id < cfg_.instances, "instance_classifier: sample id ", id, " is outside the ",
+                        cfg_.instances, " instances the classifier was built for");
+                t.labels.push_back(static_cast<std::int64_t>(id));
+            }
+            return t;
+        }
+
+        /// Nothing changes after a step: the optimizer updates the shards.
+        void after_step(Backbone&, Head&, const target_step<T>&) {}
+
+        /// Before every epoch: the raw-feature initialisation before the first.
+        /// The order stays the loader's permutation (every instance once per epoch).
+        epoch_plan begin_epoch(epoch_context<Backbone, Head>& ctx) {
+            require<value_error>(ctx.data.size() == cfg_.instances, "instance_classifier: the data set has ",
+                                 ctx.data.size(), " images but the classifier was built for ", cfg_.instances,
+                                 " instances (config.target.instances must be the training set's size)");
+            epoch_plan plan;
+            if (cfg_.raw_feature_init && ctx.epoch == 0 && !ctx.resumed_mid_epoch && !initialised()) {
+                initialise_from_network(ctx);
+                plan.reset_optimizer_state.push_back("target.classifier");
+            }
+            return plan;
+        }
+
+        /// Rows [first, first + n) = the L2-normalised rows of features (n, D).
+        void set_rows(const tensor<T>& features, std::size_t first) {
+            check_rank(features, 2, "instance_classifier::set_rows", "(n, D)");
+            const std::size_t n = features.dim(0);
+            require<shape_error>(features.dim(1) == dim_ && first + n <= cfg_.instances,
+                                 "instance_classifier::set_rows: features of shape ", features.shape().str(),
+                                 " at row ", first, " do not fit ", cfg_.instances, " rows of width ", dim_);
+            for (std::size_t i = 0; i < n; ++i) {
+                const T* f = features.data() + i * dim_;
+                double ss = 0;
+                for (std::size_t d = 0; d < dim_; ++d) ss += static_cast<double>(f[d]) * f[d];
+                const double inv = 1.0 / std::max(std::sqrt(ss), 1e-12);
+                const std::size_t j = first + i;
+                T* w = shards_[j / rows_]->value.data() + (j % rows_) * dim_;
+                for (std::size_t d = 0; d < dim_; ++d) w[d] = static_cast<T>(f[d] * inv);
+            }
+        }
+
+        /// The raw-feature initialisation (begin_epoch calls it once): rows =
+        /// normalised head outputs of the current networks, batch statistics
+        /// or eval mode as configured; running statistics are left unchanged.
+        void initialise_from_network(epoch_context<Backbone, Head>& ctx) {
+            const std::size_t n = ctx.data.size();
+            require<value_error>(!cfg_.init_batch_statistics || n >= 2,
+                                 "instance_classifier: the batch-statistics initialisation needs at least 2 images");
+            // Save every buffer (running statistics) to restore it afterwards.
+            std::vector<std::function<void()>> restore;
+            const auto save = [&](const std::string&, auto& t) {
+                restore.push_back([p = &t, saved = t.clone()]() { p->assign(saved); });
+            };
+            ctx.backbone.for_each_buffer(save, "");
+            ctx.head.for_each_buffer(save, "");
+            const bool bt = ctx.backbone.training(), ht = ctx.head.training();
+            ctx.backbone.train(cfg_.init_batch_statistics);
+            ctx.head.train(cfg_.init_batch_statistics);
+            // Chunks of init_chunk .. 2 init_chunk - 1 images (no tiny last
+            // batch for batch norm), in data set order.
+            const std::size_t chunks = std::max<std::size_t>(1, n / cfg_.init_chunk);
+            std::vector<std::size_t> idx;
+            for (std::size_t c = 0; c < chunks; ++c) {
+                const std::size_t b = c * n / chunks, e = (c + 1) * n / chunks;
+                idx.resize(e - b);
+                for (std::size_t i = b; i < e; ++i) idx[i - b] = i;
+                auto x = ctx.eval_transform(ctx.data.batch(idx));
+                auto f = ctx.head.forward(ctx.backbone.forward(x).out).out;
+                set_rows(f, b);
+            }
+            ctx.backbone.train(bt);
+            ctx.head.train(ht);
+            for (auto& r : restore) r();
+            init_flag_[0] = 1;
+        }
+
+        /// Trainable parameters: "classifier.shard_000", ... (the method
+        /// prefixes "target.").
+        template <class F>
+        void for_each_parameter(F&& f, const std::string& prefix) {
+            for (std::size_t s = 0; s < shards_.size(); ++s) f(join_name(prefix, shard_name(s)), *shards_[s]);
+        }
+        /// Checkpointed state besides the shards (which are parameters):
+        /// "classifier.initialised", an int64 scalar.
+        template <class F>
+        void for_each_state(F&& f, const std::string& prefix) {
+            f(join_name(prefix, "classifier.initialised"), init_flag_);
+        }
+
+        static std::string shard_name(std::size_t s) {
+            char buf[48];
+            std::snprintf(buf, sizeof buf, "classifier.shard_%03zu", s);
+            return buf;
+        }
+
+    private:
+        instance_classifier_config cfg_{};
+        std::size_t dim_ = 0, rows_ = 1;
+        std::vector<std::unique_ptr<parameter<T>>> shards_;
+        tensor<std::int64_t> init_flag_ = tensor<std::int64_t>::zeros(shape_t{});
+    };
+};
+
+}  // namespace ssl::target
