@@ -1,0 +1,277 @@
+#pragma once
+// Target update "memory bank" of InstDisc (Wu, Xiong, Yu, Lin, "Unsupervised
+// Feature Learning via Non-Parametric Instance Discrimination", CVPR 2018,
+// sec. 3.1 and 3.2): one L2-normalized d-dim vector v_i per training
+// instance i, which the loss compares the online features f_i against (the
+// positive v_i and sampled noise rows v_j), and which follows the online
+// features after each step:
+//     v_i <- normalize(m v_i + (1 - m) f_i),          m = 0.5,
+// for every sample i of the batch, f_i the head's output (view 0) as the loss
+// saw it (the features of the forward before the optimizer's update, as in
+// the authors' implementation, lemniscate.pytorch NCEAverage). The update is
+// done in place on the bank rows of the batch; the bank is never copied
+// during training (1.28 M x 128 floats is 655 MB).
+//
+// Choices:
+// - Size. The bank must have its shape before a checkpoint is restored (the
+//   trainer loads a resumed run before the first begin_epoch), so the number
+//   of instances N is a config field (`instances`, required; instdisc_config
+//   sets it from the data set), the bank is allocated and initialized when
+//   the state is built, and begin_epoch checks N against the data set.
+// - Initialization. The authors draw the bank uniform in [-a, a] with
+//   a = 1 / sqrt(d / 3), which gives rows of norm about 1; here each row is
+//   then normalized, so every row is exactly a unit vector from the start
+//   (the paper's invariant). Row i's draws come from philox(seed, (tag, i)):
+//   the bank does not depend on the thread count.
+// - Negatives. Each sample of the batch gets its own m = `negatives` noise
+//   indices, drawn uniform over all N instances with replacement (P_n = 1/N,
+//   the paper's noise distribution; like the authors' AliasMethod draws, a
+//   sample's own index may appear among its noise). Per-sample draws, not one
+//   set shared by the batch, because that is what the paper's estimator
+//   assumes (independent noise per data sample) and what its implementation
+//   does; the cost is the same memory traffic either way for the gather-based
+//   loss. Sample b of global step t draws from philox(seed, (tag, t, b)) with
+//   Lemire's unbiased multiply-shift: reproducible, independent of threads,
+//   and the same after a resume (the step counter is checkpointed). Indices
+//   are 32-bit (N < 2^32). negatives = 0 draws nothing (the full softmax
+//   variant needs no noise).
+// - Memory. The bank is asked to be backed by transparent huge pages
+//   (madvise, Linux; a hint): the loss gathers a million random rows per
+//   step at ImageNet scale, and 2 MB pages make those gathers miss the TLB
+//   far less often.
+// - The NCE normalizing constant Z (loss/nce.hpp) lives here: the loss is
+//   const and Z must survive a checkpoint, so the state owns it ("z", 0 until
+//   the first batch, when the loss estimates and stores it through
+//   bank_targets::z, the one write a loss makes into its targets).
+//
+// Checkpointed state ("target.*"): bank (N, d) float, z (1,) F64, step (1,)
+// I64 (the global step the next targets() call draws for).
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "../core/rng.hpp"
+#include "../core/tensor.hpp"
+#include "../core/thread_pool.hpp"
+#include "../nn/parameter.hpp"
+#include "protocol.hpp"
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
+namespace ssl::target {
+
+struct memory_bank_config {
+    std::size_t instances = 0;     ///< N, the data set size (required; instdisc_config sets it)
+    std::size_t dim = 128;         ///< d, the head's output width
+    double momentum = 0.5;         ///< m in v_i <- normalize(m v_i + (1 - m) f_i)
+    std::size_t negatives = 4096;  ///< noise samples per data sample (0: none, for the full softmax)
+    std::uint64_t seed = 0;        ///< bank initialization and noise draws
+};
+
+/// What the memory bank hands the loss for one batch. It references the
+/// state (valid until the next targets() call); nothing is copied.
+template <class T = float>
+struct bank_targets {
+    const tensor<T>* bank = nullptr;        ///< (N, d), unit rows
+    std::span<const std::size_t> ids;       ///< (B,) the batch's instance indices: the positives
+    std::span<const std::uint32_t> noise;   ///< (B * negatives,) row b's noise at [b m, (b + 1) m)
+    std::size_t negatives = 0;              ///< m
+    double* z = nullptr;                    ///< NCE's normalizing constant; <= 0: not estimated yet
+};
+
+namespace detail {
+inline constexpr std::uint64_t bank_init_tag = 0xBA4C1417ull;
+inline constexpr std::uint64_t bank_noise_tag = 0xBA4C4015ull;
+
+/// Uniform in [0, n) from 32-bit draws, without bias (Lemire 2019).
+inline std::uint32_t below32(philox& g, std::uint32_t n) noexcept {
+    std::uint64_t p = static_cast<std::uint64_t>(g()) * n;
+    auto lo = static_cast<std::uint32_t>(p);
+    if (lo < n) {
+        const std::uint32_t t = static_cast<std::uint32_t>(-n) % n;
+        while (lo < t) {
+            p = static_cast<std::uint64_t>(g()) * n;
+            lo = static_cast<std::uint32_t>(p);
+        }
+    }
+    return static_cast<std::uint32_t>(p >> 32);
+}
+
+/// Normalizes the d values at v to unit length (a zero row stays zero).
+template <class T>
+void normalize_row(T* v, std::size_t d) noexcept {
+    double s = 0;
+    for (std::size_t j = 0; j < d; ++j) s += static_cast<double>(v[j]) * v[j];
+    if (!(s > 0)) return;
+    const double inv = 1.0 / std::sqrt(s);
+    for (std::size_t j = 0; j < d; ++j) v[j] = static_cast<T>(v[j] * inv);
+}
+}  // namespace detail
+
+/// Asks the kernel to back a large tensor with transparent huge pages (a
+/// hint; Linux only, ignored elsewhere or when refused). A gather of random
+/// bank rows then misses the TLB far less often (about 20% faster here).
+template <class T>
+void advise_huge_pages(tensor<T>& t) noexcept {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    const std::size_t huge = std::size_t{2} << 20;
+    if (t.numel() * sizeof(T) < 2 * huge) return;
+    const auto begin = (reinterpret_cast<std::uintptr_t>(t.data()) + huge - 1) & ~std::uintptr_t{huge - 1};
+    const auto end = reinterpret_cast<std::uintptr_t>(t.data() + t.numel()) & ~std::uintptr_t{huge - 1};
+    if (end > begin) (void)::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+#else
+    (void)t;
+#endif
+}
+
+/// Fills `bank` (N, d) as InstDisc does: uniform in [-a, a], a = sqrt(3 / d),
+/// then every row normalized. Row i depends only on (seed, i).
+template <class T>
+void init_bank(tensor<T>& bank, std::uint64_t seed) {
+    check_rank(bank, 2, "init_bank", "(N, d)");
+    const std::size_t n = bank.dim(0), d = bank.dim(1);
+    require<shape_error>(d > 0, "init_bank: empty rows, shape ", bank.shape().str());
+    const double a = std::sqrt(3.0 / static_cast<double>(d));
+    const std::size_t rows_per_task = 4096, tasks = (n + rows_per_task - 1) / rows_per_task;
+    T* base = bank.data();
+    parallel_for(tasks, [&](std::size_t t, std::size_t) {
+        const std::size_t r1 = std::min(n, (t + 1) * rows_per_task);
+        for (std::size_t r = t * rows_per_task; r < r1; ++r) {
+            philox g(seed, stream_id(detail::bank_init_tag, r));
+            T* v = base + r * d;
+            for (std::size_t j = 0; j < d; ++j) v[j] = static_cast<T>(a * (2.0 * g.uniform() - 1.0));
+            detail::normalize_row(v, d);
+        }
+    });
+}
+
+/// v_ids[b] <- normalize(momentum v_ids[b] + (1 - momentum) f_b) in place,
+/// for the rows f (B, d) of a batch, in batch order (a repeated id is updated
+/// twice, the later sample last).
+template <class T>
+void update_bank(tensor<T>& bank, std::span<const std::size_t> ids, const tensor<T>& f, double momentum) {
+    check_rank(bank, 2, "update_bank", "(N, d) for the bank");
+    check_rank(f, 2, "update_bank", "(B, d) for the features");
+    const std::size_t n = bank.dim(0), d = bank.dim(1);
+    require<shape_error>(f.dim(0) == ids.size() && f.dim(1) == d, "update_bank: features of shape ", f.shape().str(),
+                         " for ", ids.size(), " ids and a bank of shape ", bank.shape().str());
+    const double a = momentum, b = 1.0 - momentum;
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+        require<shape_error>(ids[i] < n, "update_bank: instance ", ids[i], " out of range for a bank of ", n,
+                             " rows");
+        T* v = bank.data() + ids[i] * d;
+        const T* x = f.data() + i * d;
+        for (std::size_t j = 0; j < d; ++j) v[j] = static_cast<T>(a * v[j] + b * x[j]);
+        detail::normalize_row(v, d);
+    }
+}
+
+/// Draws m noise indices uniform in [0, n) for each of `batch` samples of
+/// global step `step` into out (batch * m): sample b from
+/// philox(seed, (tag, step, b)).
+inline void sample_negatives(std::span<std::uint32_t> out, std::size_t batch, std::size_t m, std::size_t n,
+                             std::uint64_t seed, std::uint64_t step) {
+    require<shape_error>(out.size() == batch * m, "sample_negatives: buffer of ", out.size(), " for ", batch, " x ",
+                         m, " draws");
+    require(n > 0 && n <= std::numeric_limits<std::uint32_t>::max(), "sample_negatives: ", n,
+            " instances is out of range (1 to 2^32 - 1)");
+    const auto n32 = static_cast<std::uint32_t>(n);
+    parallel_for(batch, [&](std::size_t b, std::size_t) {
+        philox g(seed, stream_id(detail::bank_noise_tag, step, b));
+        std::uint32_t* o = out.data() + b * m;
+        for (std::size_t k = 0; k < m; ++k) o[k] = detail::below32(g, n32);
+    });
+}
+
+struct memory_bank {
+    using config_type = memory_bank_config;
+    static constexpr const char* name = "memory_bank";
+
+    template <class Backbone, class Head>
+    class state {
+    public:
+        using T = typename Backbone::value_type;
+
+        state(const memory_bank_config& c, Backbone&, Head& h) : cfg_(c) {
+            require(c.instances > 0,
+                    "target::memory_bank: config.instances (the number of images in the training set) must be set: "
+                    "the bank needs its shape before a checkpoint is restored (instdisc_config(..., instances) sets it)");
+            require(c.instances <= std::numeric_limits<std::uint32_t>::max(), "target::memory_bank: ", c.instances,
+                    " instances is more than the 2^32 - 1 the noise indices can address");
+            require(c.dim > 0, "target::memory_bank: dim must be positive");
+            require(h.out_features() == c.dim, "target::memory_bank: the bank holds ", c.dim,
+                    "-d vectors but the head outputs ", h.out_features(), " features (set config.dim to the head's width)");
+            require(c.momentum >= 0 && c.momentum <= 1, "target::memory_bank: momentum must be in [0, 1], got ",
+                    c.momentum);
+            bank_ = tensor<T>({c.instances, c.dim});
+            advise_huge_pages(bank_);  // before the first touch
+            init_bank(bank_, c.seed);
+            z_ = tensor<double>({1}, 0.0);
+            step_ = tensor<std::int64_t>({1}, std::int64_t{0});
+        }
+
+        const memory_bank_config& config() const noexcept { return cfg_; }
+        /// The bank (N, d); rows are unit vectors.
+        const tensor<T>& bank() const noexcept { return bank_; }
+        tensor<T>& bank() noexcept { return bank_; }
+        /// NCE's normalizing constant (0 until the first batch has estimated it).
+        double z() const noexcept { return z_[0]; }
+        /// The global step the next targets() call draws its noise for.
+        std::size_t step() const noexcept { return static_cast<std::size_t>(step_[0]); }
+
+        /// The bank, the batch's ids (the positives) and, when
+        /// config.negatives > 0, m fresh noise indices per sample.
+        bank_targets<T> targets(const std::vector<tensor<T>>& views, std::span<const std::size_t> ids) {
+            require<shape_error>(views.empty() || views[0].dim(0) == ids.size(), "target::memory_bank: a view of ",
+                                 views.empty() ? 0 : views[0].dim(0), " images for ", ids.size(), " ids");
+            for (std::size_t i : ids)
+                require<shape_error>(i < cfg_.instances, "target::memory_bank: sample index ", i,
+                                     " is out of range for a bank of ", cfg_.instances,
+                                     " instances (config.instances must be the data set size)");
+            const std::size_t m = cfg_.negatives;
+            noise_.resize(ids.size() * m);
+            if (m > 0) sample_negatives(noise_, ids.size(), m, cfg_.instances, cfg_.seed, step());
+            return {&bank_, ids, noise_, m, z_.data()};
+        }
+
+        /// v_i <- normalize(m v_i + (1 - m) f_i) for the batch's ids, f the
+        /// online output of view 0.
+        void after_step(Backbone&, Head&, const target_step<T>& s) {
+            require(s.online != nullptr && !s.online->empty(),
+                    "target::memory_bank: after_step needs the step's online outputs");
+            update_bank(bank_, s.ids, (*s.online)[0], cfg_.momentum);
+            step_[0] = static_cast<std::int64_t>(s.step + 1);
+        }
+
+        /// Checks that the bank matches the data set.
+        epoch_plan begin_epoch(epoch_context<Backbone, Head>& c) {
+            require(c.data.size() == cfg_.instances, "target::memory_bank: the bank has ", cfg_.instances,
+                    " rows but the training set '", c.data.name, "' has ", c.data.size(),
+                    " images; set config.instances to the data set size");
+            return {};
+        }
+
+        template <class F>
+        void for_each_state(F&& f, const std::string& prefix) {
+            f(join_name(prefix, "bank"), bank_);
+            f(join_name(prefix, "z"), z_);
+            f(join_name(prefix, "step"), step_);
+        }
+
+    private:
+        memory_bank_config cfg_{};
+        tensor<T> bank_{};                   // (N, d)
+        tensor<double> z_{};                 // (1,)
+        tensor<std::int64_t> step_{};        // (1,)
+        std::vector<std::uint32_t> noise_;   // (B * m,), reused every step
+    };
+};
+
+}  // namespace ssl::target

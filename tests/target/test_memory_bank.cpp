@@ -1,0 +1,277 @@
+#include <doctest/doctest.h>
+
+#include <ssl/backbone/resnet.hpp>
+#include <ssl/core/thread_pool.hpp>
+#include <ssl/data/synthetic.hpp>
+#include <ssl/head/embedding.hpp>
+#include <ssl/io/checkpoint.hpp>
+#include <ssl/target/memory_bank.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <unistd.h>
+#include <vector>
+
+using ssl::tensor;
+using net_t = ssl::resnet18<float>;
+using head_t = ssl::head::embedding<float>;
+using bank_state = ssl::target::memory_bank::state<net_t, head_t>;
+
+namespace {
+
+double row_norm(const tensor<float>& t, std::size_t i) {
+    const std::size_t d = t.dim(1);
+    double s = 0;
+    for (std::size_t j = 0; j < d; ++j) s += double(t.data()[i * d + j]) * t.data()[i * d + j];
+    return std::sqrt(s);
+}
+
+struct nets {
+    net_t backbone{{.in_channels = 1, .width = 2, .stem = ssl::stem::cifar}};
+    head_t head{{8}, backbone.output_dim(), 1};
+};
+
+/// The state seen as a module, for save_checkpoint / load_checkpoint.
+struct state_module {
+    bank_state& s;
+    template <class F>
+    void for_each_parameter(F&&, const std::string&) {}
+    template <class F>
+    void for_each_buffer(F&& f, const std::string& p) {
+        s.for_each_state(f, p);
+    }
+};
+
+tensor<float> unit_features(std::size_t b, std::size_t d, std::uint64_t seed) {
+    tensor<float> f({b, d});
+    ssl::philox g(seed, 1);
+    for (auto& v : f) v = static_cast<float>(g.normal());
+    for (std::size_t i = 0; i < b; ++i) {
+        double s = 0;
+        for (std::size_t j = 0; j < d; ++j) s += double(f.at(i, j)) * f.at(i, j);
+        for (std::size_t j = 0; j < d; ++j) f.at(i, j) = static_cast<float>(f.at(i, j) / std::sqrt(s));
+    }
+    return f;
+}
+
+}  // namespace
+
+TEST_CASE("memory_bank: init is uniform then normalized, per-row deterministic, thread independent") {
+    tensor<float> a({5000, 16}), b({5000, 16}), c({5000, 16});
+    ssl::target::init_bank(a, 7);
+    const std::size_t threads = ssl::num_threads();
+    ssl::set_num_threads(threads == 1 ? 2 : 1);
+    ssl::target::init_bank(b, 7);
+    ssl::set_num_threads(threads);
+    ssl::target::init_bank(c, 8);
+    CHECK(std::equal(a.begin(), a.end(), b.begin()));
+    CHECK_FALSE(std::equal(a.begin(), a.end(), c.begin()));
+    double mean = 0, sq = 0;
+    double worst = 0;
+    for (std::size_t i = 0; i < 5000; ++i) worst = std::max(worst, std::abs(row_norm(a, i) - 1.0));
+    CHECK(worst < 1e-6);
+    float largest = 0;
+    for (float v : a) mean += v, sq += double(v) * v, largest = std::max(largest, std::abs(v));
+    mean /= double(a.numel());
+    CHECK(std::abs(mean) < 0.01);
+    CHECK(sq / double(a.numel()) == doctest::Approx(1.0 / 16).epsilon(1e-3));  // unit rows: mean square 1/d
+    // uniform before the normalization: every entry within sqrt(3/d) / (smallest row norm), well inside 1
+    CHECK(largest < 0.9f);
+}
+
+TEST_CASE("memory_bank: the update formula exactly, other rows untouched") {
+    // bank row 1 = (1, 0), row 3 = (0, 1); f = (0, 1) for id 1, (0.6, 0.8) for id 3, m = 0.5:
+    //   v1 <- normalize(0.5 (1, 0) + 0.5 (0, 1)) = (1, 1) / sqrt 2
+    //   v3 <- normalize(0.5 (0, 1) + 0.5 (0.6, 0.8)) = (0.3, 0.9) / sqrt(0.9)
+    auto bank = tensor<double>::from({4, 2}, {5, 5, 1, 0, 7, 7, 0, 1});
+    auto f = tensor<double>::from({2, 2}, {0, 1, 0.6, 0.8});
+    std::vector<std::size_t> ids{1, 3};
+    ssl::target::update_bank(bank, ids, f, 0.5);
+    CHECK(bank.at(1, 0) == doctest::Approx(1 / std::sqrt(2.0)).epsilon(1e-15));
+    CHECK(bank.at(1, 1) == doctest::Approx(1 / std::sqrt(2.0)).epsilon(1e-15));
+    CHECK(bank.at(3, 0) == doctest::Approx(0.3 / std::sqrt(0.9)).epsilon(1e-15));
+    CHECK(bank.at(3, 1) == doctest::Approx(0.9 / std::sqrt(0.9)).epsilon(1e-15));
+    CHECK(bank.at(0, 0) == 5);
+    CHECK(bank.at(2, 1) == 7);
+    // momentum 0.9 on a general row, against the formula
+    auto b2 = tensor<double>::from({1, 3}, {0.2, -0.4, 0.1});
+    auto f2 = tensor<double>::from({1, 3}, {0.5, 0.5, -0.7});
+    std::vector<std::size_t> id0{0};
+    ssl::target::update_bank(b2, id0, f2, 0.9);
+    const double u[3] = {0.9 * 0.2 + 0.1 * 0.5, 0.9 * -0.4 + 0.1 * 0.5, 0.9 * 0.1 + 0.1 * -0.7};
+    const double nu = std::sqrt(u[0] * u[0] + u[1] * u[1] + u[2] * u[2]);
+    for (std::size_t j = 0; j < 3; ++j) CHECK(b2.at(0, j) == doctest::Approx(u[j] / nu).epsilon(1e-15));
+    // a repeated id is updated twice, in batch order
+    auto b3 = tensor<double>::from({1, 2}, {1, 0});
+    auto f3 = tensor<double>::from({2, 2}, {0, 1, 0, 1});
+    std::vector<std::size_t> twice{0, 0};
+    ssl::target::update_bank(b3, twice, f3, 0.5);
+    // (1,0) -> (1,1)/sqrt2 -> normalize((1,1)/(2 sqrt2) + (0, 0.5))
+    const double x = 0.5 / std::sqrt(2.0), y = 0.5 / std::sqrt(2.0) + 0.5, ny = std::sqrt(x * x + y * y);
+    CHECK(b3.at(0, 0) == doctest::Approx(x / ny).epsilon(1e-15));
+    CHECK(b3.at(0, 1) == doctest::Approx(y / ny).epsilon(1e-15));
+    CHECK_THROWS_AS(ssl::target::update_bank(bank, std::vector<std::size_t>{4, 0}, f, 0.5), ssl::shape_error);
+    CHECK_THROWS_AS(ssl::target::update_bank(bank, std::vector<std::size_t>{0}, f, 0.5), ssl::shape_error);
+}
+
+TEST_CASE("memory_bank: negatives are uniform, reproducible per (seed, step, sample), thread independent") {
+    const std::size_t n = 10, B = 50, m = 400;
+    std::vector<std::uint32_t> a(B * m), b(B * m), c(B * m), d(B * m);
+    ssl::target::sample_negatives(a, B, m, n, 3, 17);
+    const std::size_t threads = ssl::num_threads();
+    ssl::set_num_threads(threads == 1 ? 2 : 1);
+    ssl::target::sample_negatives(b, B, m, n, 3, 17);
+    ssl::set_num_threads(threads);
+    ssl::target::sample_negatives(c, B, m, n, 3, 18);
+    ssl::target::sample_negatives(d, B, m, n, 4, 17);
+    CHECK(a == b);
+    CHECK(a != c);
+    CHECK(a != d);
+    std::vector<double> count(n);
+    REQUIRE(*std::max_element(a.begin(), a.end()) < n);
+    for (auto v : a) count[v] += 1;
+    // chi-square with 9 degrees of freedom: 99.99th percentile about 33.7
+    double chi = 0;
+    const double expect = double(B * m) / double(n);
+    for (double k : count) chi += (k - expect) * (k - expect) / expect;
+    CHECK(chi < 34);
+    // every sample has its own draws
+    CHECK(!std::equal(a.begin(), a.begin() + m, a.begin() + m));
+    // bad sizes
+    CHECK_THROWS_AS(ssl::target::sample_negatives(a, B, m + 1, n, 3, 17), ssl::shape_error);
+    CHECK_THROWS_AS(ssl::target::sample_negatives(a, B, m, 0, 3, 17), ssl::value_error);
+}
+
+TEST_CASE("memory_bank state: targets reference the bank, after_step updates it in place") {
+    nets nw;
+    ssl::target::memory_bank_config cfg{.instances = 100, .dim = 8, .momentum = 0.5, .negatives = 16, .seed = 5};
+    bank_state st(cfg, nw.backbone, nw.head);
+    const float* data = st.bank().data();
+    const tensor<float> before = st.bank().clone();
+    CHECK(st.z() == 0);
+    CHECK(st.step() == 0);
+    for (std::size_t i = 0; i < 100; ++i) CHECK(row_norm(st.bank(), i) == doctest::Approx(1.0).epsilon(1e-6));
+
+    std::vector<std::size_t> ids{3, 50, 99, 0};
+    std::vector<tensor<float>> views{tensor<float>::zeros({4, 1, 8, 8})};
+    auto t = st.targets(views, ids);
+    CHECK(t.bank == &st.bank());  // a reference, not a copy
+    CHECK(t.bank->data() == data);
+    CHECK(t.ids.data() == ids.data());
+    CHECK(t.negatives == 16);
+    REQUIRE(t.noise.size() == 4 * 16);
+    for (auto j : t.noise) CHECK(j < 100);
+    std::vector<std::uint32_t> want(4 * 16);
+    ssl::target::sample_negatives(want, 4, 16, 100, 5, 0);
+    CHECK(std::equal(want.begin(), want.end(), t.noise.begin()));
+    // the same step draws the same noise; Z is reachable for the loss
+    std::vector<std::uint32_t> first(t.noise.begin(), t.noise.end());
+    auto t2 = st.targets(views, ids);
+    CHECK(std::equal(first.begin(), first.end(), t2.noise.begin()));
+    REQUIRE(t2.z != nullptr);
+    *t2.z = 123.5;  // what the loss does on the first batch
+    CHECK(st.z() == 123.5);
+
+    // after_step: the batch's rows follow the features, the others stay
+    std::vector<tensor<float>> online{unit_features(4, 8, 9)};
+    st.after_step(nw.backbone, nw.head, ssl::target_step<float>{0, 10, 0, ids, &online});
+    CHECK(st.bank().data() == data);  // updated in place
+    CHECK(st.step() == 1);
+    tensor<float> expect = before.clone();
+    ssl::target::update_bank(expect, ids, online[0], 0.5);
+    CHECK(std::equal(expect.begin(), expect.end(), st.bank().begin()));
+    std::size_t changed_rows = 0;
+    for (std::size_t i = 0; i < 100; ++i) {
+        bool changed = false;
+        for (std::size_t j = 0; j < 8; ++j) changed |= st.bank().at(i, j) != before.at(i, j);
+        changed_rows += changed;
+        CHECK(row_norm(st.bank(), i) == doctest::Approx(1.0).epsilon(1e-6));
+    }
+    CHECK(changed_rows == 4);
+    // the next step draws new noise
+    auto t3 = st.targets(views, ids);
+    CHECK_FALSE(std::equal(first.begin(), first.end(), t3.noise.begin()));
+
+    // many steps: rows stay unit, the storage is the same
+    for (std::size_t s = 1; s < 30; ++s) {
+        std::vector<std::size_t> b{s, s + 30, s + 60};
+        std::vector<tensor<float>> o{unit_features(3, 8, 100 + s)};
+        st.targets({tensor<float>::zeros({3, 1, 8, 8})}, b);
+        st.after_step(nw.backbone, nw.head, ssl::target_step<float>{s, 30, 0, b, &o});
+    }
+    CHECK(st.bank().data() == data);
+    CHECK(st.step() == 30);
+    for (std::size_t i = 0; i < 100; ++i) CHECK(row_norm(st.bank(), i) == doctest::Approx(1.0).epsilon(1e-6));
+    CHECK(st.z() == 123.5);  // nothing in the bank changes Z
+
+    // bad ids
+    CHECK_THROWS_AS(st.targets(views, std::vector<std::size_t>{1, 2, 3, 100}), ssl::shape_error);
+    CHECK_THROWS_AS(st.targets(views, std::vector<std::size_t>{1, 2}), ssl::shape_error);
+}
+
+TEST_CASE("memory_bank state: no negatives for the full softmax") {
+    nets nw;
+    bank_state st({.instances = 10, .dim = 8, .negatives = 0}, nw.backbone, nw.head);
+    std::vector<std::size_t> ids{1, 2};
+    auto t = st.targets({tensor<float>::zeros({2, 1, 8, 8})}, ids);
+    CHECK(t.noise.empty());
+    CHECK(t.negatives == 0);
+}
+
+TEST_CASE("memory_bank state: config errors, data set size checked at begin_epoch") {
+    nets nw;
+    CHECK_THROWS_AS(bank_state({.instances = 0, .dim = 8}, nw.backbone, nw.head), ssl::value_error);
+    try {
+        bank_state({.instances = 0, .dim = 8}, nw.backbone, nw.head);
+    } catch (const ssl::error& e) {
+        CHECK(std::string(e.what()).find("instances") != std::string::npos);
+    }
+    CHECK_THROWS_AS(bank_state({.instances = 10, .dim = 128}, nw.backbone, nw.head), ssl::value_error);  // head is 8-d
+    CHECK_THROWS_AS(bank_state({.instances = 10, .dim = 8, .momentum = 1.5}, nw.backbone, nw.head), ssl::value_error);
+
+    bank_state st({.instances = 12, .dim = 8}, nw.backbone, nw.head);
+    auto data = ssl::data::synthetic({.size = 12, .classes = 2, .height = 8, .width = 8}).to_dataset();
+    auto other = ssl::data::synthetic({.size = 13, .classes = 2, .height = 8, .width = 8}).to_dataset();
+    auto id = [](const tensor<float>& x) { return x; };
+    ssl::epoch_context<net_t, head_t> ok{nw.backbone, nw.head, nw.head.config(), 16, data, 0, 0, false, id};
+    CHECK(!st.begin_epoch(ok).order);
+    ssl::epoch_context<net_t, head_t> bad{nw.backbone, nw.head, nw.head.config(), 16, other, 0, 0, false, id};
+    CHECK_THROWS_AS(st.begin_epoch(bad), ssl::value_error);
+}
+
+TEST_CASE("memory_bank state: checkpoint round trip restores bank, Z and step in place") {
+    nets nw;
+    const auto path = std::filesystem::temp_directory_path() / ("ssl_bank_" + std::to_string(::getpid()) + ".safetensors");
+    bank_state a({.instances = 40, .dim = 8, .negatives = 8, .seed = 1}, nw.backbone, nw.head);
+    std::vector<std::size_t> ids{1, 2, 3};
+    auto t = a.targets({tensor<float>::zeros({3, 1, 8, 8})}, ids);
+    *t.z = 4242.25;
+    std::vector<tensor<float>> o{unit_features(3, 8, 3)};
+    a.after_step(nw.backbone, nw.head, ssl::target_step<float>{6, 10, 0, ids, &o});
+    std::vector<std::string> names;
+    a.for_each_state([&](const std::string& n, auto&) { names.push_back(n); }, "target");
+    CHECK(names == std::vector<std::string>{"target.bank", "target.z", "target.step"});
+    state_module ma{a};
+    ssl::save_checkpoint(path, ma);
+
+    bank_state b({.instances = 40, .dim = 8, .negatives = 8, .seed = 1}, nw.backbone, nw.head);
+    ssl::target::init_bank(b.bank(), 99);  // another bank
+    const float* data = b.bank().data();
+    CHECK_FALSE(std::equal(a.bank().begin(), a.bank().end(), b.bank().begin()));
+    state_module mb{b};
+    ssl::load_checkpoint(path, mb);
+    CHECK(b.bank().data() == data);  // restored into the existing storage
+    CHECK(std::equal(a.bank().begin(), a.bank().end(), b.bank().begin()));
+    CHECK(b.z() == 4242.25);
+    CHECK(b.step() == 7);
+    auto ta = a.targets({tensor<float>::zeros({3, 1, 8, 8})}, ids);
+    std::vector<std::uint32_t> na(ta.noise.begin(), ta.noise.end());
+    auto tb = b.targets({tensor<float>::zeros({3, 1, 8, 8})}, ids);
+    CHECK(std::equal(na.begin(), na.end(), tb.noise.begin()));  // the resumed state draws the same noise
+    // a bank of another size does not load
+    bank_state c({.instances = 41, .dim = 8}, nw.backbone, nw.head);
+    state_module mc{c};
+    CHECK_THROWS_AS(ssl::load_checkpoint(path, mc), ssl::io_error);
+    std::filesystem::remove(path);
+}
