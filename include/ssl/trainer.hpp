@@ -149,8 +149,8 @@ public:
             const auto t_epoch = std::chrono::steady_clock::now();
             in_epoch = skip;  // resuming inside an epoch starts at batch `skip`
             for (auto& b : plan.order ? ld.epoch(epoch, skip, std::move(*plan.order)) : ld.epoch(epoch, skip)) {
-                ++in_epoch;
                 if (step_ >= stop_at_) break;
+                ++in_epoch;
                 const step_context ctx{cfg_.seed, epoch, step_, total_steps_};
                 const double lr = schedule(step_);
                 std::visit([&](auto& o) {
@@ -193,6 +193,13 @@ public:
             }
             skip = 0;
             if (cfg_.progress) std::fprintf(stderr, "\n");
+            if (in_epoch < steps_per_epoch_) {
+                // max_steps ended the run inside this epoch: the checkpoint
+                // records the position, so --resume continues with the next
+                // batch of this epoch.
+                save(epoch, in_epoch);
+                break;
+            }
             s.epoch_loss.push_back(epoch_steps ? epoch_loss / static_cast<double>(epoch_steps) : 0.0);
             s.epochs_done = epoch + 1;
             save(epoch + 1, 0);
