@@ -151,12 +151,14 @@ private:
         base_ = store_.get();
     }
     std::size_t offset(std::initializer_list<std::size_t> idx) const {
-        require<shape_error>(idx.size() == shape_.rank(), "index of rank ", idx.size(), " into a tensor of shape ",
-                             shape_.str());
+        // The messages are built only on failure (shape_.str() allocates).
+        if (idx.size() != shape_.rank())
+            throw shape_error(detail::cat("index of rank ", idx.size(), " into a tensor of shape ", shape_.str()));
         std::size_t off = 0, k = 0;
         for (auto i : idx) {
-            require<shape_error>(i < shape_[k], "index ", i, " out of range for dimension ", k, " of shape ",
-                                 shape_.str());
+            if (i >= shape_[k])
+                throw shape_error(detail::cat("index ", i, " out of range for dimension ", k, " of shape ",
+                                              shape_.str()));
             off = off * shape_[k] + i;
             ++k;
         }
