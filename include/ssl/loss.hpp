@@ -4,5 +4,8 @@
 // method-level policies built on them.
 #include "loss/cross_entropy.hpp"
 #include "loss/cosine.hpp"
+#include "loss/info_nce.hpp"
+#include "loss/instance_ce.hpp"
+#include "loss/nce.hpp"
 #include "loss/nt_xent.hpp"
 #include "loss/policies.hpp"
