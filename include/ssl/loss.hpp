@@ -3,6 +3,7 @@
 // evaluation), NT-Xent (SimCLR), BYOL's cosine regression loss, and the
 // method-level policies built on them.
 #include "loss/cross_entropy.hpp"
+#include "loss/cluster_losses.hpp"
 #include "loss/cosine.hpp"
 #include "loss/info_nce.hpp"
 #include "loss/instance_ce.hpp"

@@ -1,0 +1,243 @@
+#pragma once
+// Target update by optimal-transport self-labelling: SeLa (Asano, Rupprecht,
+// Vedaldi, "Self-labelling via simultaneous clustering and representation
+// learning", ICLR 2020).
+//
+// The labels Q of all N images are the solution of an entropy-regularised
+// transport problem with equal-size clusters (eq. 5-7):
+//     max_Q <Q, log P> + 1/lambda H(Q)  s.t. Q 1 = 1/N, Q^T 1 = 1/K,
+// solved by Sinkhorn-Knopp on P^lambda, P = softmax of the head's outputs
+// over the whole data set (eval mode, eval transform), lambda = 25, in double
+// precision, the marginal error checked every 10 iterations down to 0.1 (the
+// reference implementation's settings; cluster/sinkhorn.hpp does the
+// iterations, and measures the error as the worst relative deviation of a
+// cluster's mass from N/K rather than SeLa's sum over the sample scalings);
+// each image's label is the arg-max of its row of Q.
+// With H heads (head::multi_classifier, output (B, H*K)) every head gets its
+// own labels from its own log-softmax block (sec. 3.4); the loss is the mean
+// of the heads' cross entropies (loss::pseudo_label_classification).
+//
+// When labels are re-optimised. SeLa re-optimises L times over the run, at
+// points spread quadratically (denser early in training, when the
+// representation changes fastest): the reference implementation places
+// optimisation i at (i / (L-1))^2 of the run (plus a little), in images seen.
+// Here update i of `updates` = L happens at global step
+//     s_i = floor(T * (i / L)^2),  i = 0 .. L-1,     (T = steps of the run)
+// duplicates merged (sinkhorn_schedule): the first at step 0, the last at
+// ((L-1)/L)^2 of the run, so all L fall inside training. Updates fall on
+// steps, not epochs: update 0 runs in begin_epoch of epoch 0; an update due
+// at step s > 0 runs in after_step of step s-1 (after the optimizer's update),
+// over the data set begin_epoch handed over, so step s trains on the new
+// labels. Labels before the first update: update 0 is at step 0, so the
+// network never trains on unoptimised labels. (The reference fills the
+// labels with a random balanced assignment and then, at its first
+// iteration, immediately re-optimises them; `random_initial_labels = true`
+// instead keeps a random balanced assignment until update 1, which is the
+// paper's description of the initialisation.)
+//
+// Checkpoints: the labels (H, N) (or (N) with one head) are "target.labels",
+// int64. A resumed run restores them and continues the same schedule (the
+// schedule is a function of the global step). As with
+// target::cluster_reassignment, set config.instances to the data-set size so
+// the labels exist before a checkpoint is loaded.
+//
+// Note: after_step uses the data set and networks begin_epoch saw, so a
+// label update is only possible while ssl::trainer (or a loop calling
+// method::begin_epoch every epoch) drives the run; an update due without it
+// is an error naming the step.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "../cluster/sinkhorn.hpp"
+#include "../core/rng.hpp"
+#include "../core/tensor.hpp"
+#include "../eval/metrics.hpp"
+#include "../loss/cluster_losses.hpp"
+#include "../nn/parameter.hpp"
+#include "cluster.hpp"
+#include "protocol.hpp"
+
+namespace ssl::target {
+
+/// The global steps at which SeLa re-optimises its labels: floor(T (i/L)^2)
+/// for i = 0..L-1, increasing, duplicates merged (L = updates, T = total_steps).
+inline std::vector<std::size_t> sinkhorn_schedule(std::size_t updates, std::size_t total_steps) {
+    std::vector<std::size_t> s;
+    for (std::size_t i = 0; i < updates; ++i) {
+        const double r = static_cast<double>(i) / static_cast<double>(updates);
+        const auto step = static_cast<std::size_t>(std::floor(static_cast<double>(total_steps) * r * r));
+        if (s.empty() || step > s.back()) s.push_back(step);
+    }
+    return s;
+}
+
+struct sinkhorn_labels_config {
+    std::size_t updates = 5;   ///< L label optimisations over the run (SeLa: 100 over 200 ImageNet epochs, one per epoch on CIFAR)
+    double lambda = 25;        ///< the transport problem's lambda (SeLa: 25)
+    double tolerance = 0.1;    ///< marginal error at which Sinkhorn-Knopp stops (SeLa: 0.1)
+    std::size_t heads = 1;     ///< used only when the head does not say (head::multi_classifier does)
+    std::size_t instances = 0; ///< data-set size (see target/cluster.hpp); 0: from the data set
+    bool random_initial_labels = false;  ///< train on random balanced labels until update 1
+    std::size_t chunk = 256;   ///< images per forward when computing head outputs
+};
+
+/// What the last label update found.
+struct label_update_stats {
+    std::size_t step = 0;
+    double error = 0;                ///< the largest Sinkhorn-Knopp marginal error over the heads
+    bool converged = true;           ///< every head reached the tolerance
+    std::optional<double> nmi_prev;  ///< NMI of head 0's labels with the previous ones
+};
+
+struct sinkhorn_labels {
+    using config_type = sinkhorn_labels_config;
+    static constexpr const char* name = "sinkhorn_labels";
+
+    template <class Backbone, class Head>
+    class state {
+    public:
+        using T = typename Backbone::value_type;
+
+        state(const sinkhorn_labels_config& c, Backbone&, Head& h) : cfg_(c) {
+            require(c.updates >= 1, "target::sinkhorn_labels: updates must be at least 1");
+            require(c.lambda > 0 && std::isfinite(c.lambda), "target::sinkhorn_labels: lambda must be positive, got ",
+                    c.lambda);
+            require(c.tolerance > 0, "target::sinkhorn_labels: tolerance must be positive, got ", c.tolerance);
+            require(c.chunk >= 1, "target::sinkhorn_labels: chunk must be positive");
+            if constexpr (requires { h.heads(); })
+                heads_ = h.heads();
+            else
+                heads_ = c.heads;
+            require(heads_ >= 1, "target::sinkhorn_labels: needs at least 1 head");
+            require(h.out_features() % heads_ == 0, "target::sinkhorn_labels: the head's ", h.out_features(),
+                    " outputs do not split into ", heads_, " heads");
+            k_ = h.out_features() / heads_;
+            require(k_ >= 2, "target::sinkhorn_labels: needs at least 2 classes per head, got ", k_);
+            labels_.allocate(heads_, c.instances);
+        }
+        const sinkhorn_labels_config& config() const noexcept { return cfg_; }
+        std::size_t heads() const noexcept { return heads_; }
+        std::size_t classes() const noexcept { return k_; }
+        /// (H, N) labels, or (N) with one head; -1 before the first update.
+        const tensor<std::int64_t>& labels() const noexcept { return labels_.t; }
+        const std::optional<label_update_stats>& last_update() const noexcept { return stats_; }
+        std::size_t updates_done() const noexcept { return updates_done_; }
+
+        epoch_plan begin_epoch(epoch_context<Backbone, Head>& ctx) {
+            labels_.ensure(heads_, ctx.data.size(), "target::sinkhorn_labels", ctx.data.name);
+            ctx_.reset();
+            ctx_.emplace(ctx);
+            if (ctx.epoch == 0 && !ctx.resumed_mid_epoch) {
+                if (cfg_.random_initial_labels)
+                    random_labels(ctx.seed);
+                else
+                    update(0);
+            }
+            require(labels_.assigned(), "target::sinkhorn_labels: epoch ", ctx.epoch + 1,
+                    " starts without labels (a run must start at epoch 1, or resume from a checkpoint that has them)");
+            return {};
+        }
+
+        /// The batch's labels for every head.
+        loss::pseudo_label_targets targets(const std::vector<tensor<T>>& views, std::span<const std::size_t> ids) {
+            require(labels_.assigned(), "target::sinkhorn_labels: no labels yet; begin_epoch computes them "
+                    "(ssl::trainer calls it before every epoch)");
+            require<shape_error>(views.size() == 1 && views[0].dim(0) == ids.size(), "target::sinkhorn_labels: "
+                                 "expects one view with a row per sample (", ids.size(), " samples)");
+            const std::size_t n = labels_.instances(), b = ids.size();
+            loss::pseudo_label_targets out;
+            out.heads = heads_;
+            out.labels.resize(heads_ * b);
+            for (std::size_t i = 0; i < b; ++i)
+                require(ids[i] < n, "target::sinkhorn_labels: sample ", ids[i], " is outside the ", n,
+                        " labelled images");
+            for (std::size_t h = 0; h < heads_; ++h)
+                for (std::size_t i = 0; i < b; ++i) out.labels[h * b + i] = labels_.t[h * n + ids[i]];
+            if (stats_ && stats_->nmi_prev) out.metrics.emplace_back("nmi_prev", *stats_->nmi_prev);
+            return out;
+        }
+
+        /// Runs the label update due at the next step, if any.
+        void after_step(Backbone&, Head&, const target_step<T>& s) {
+            if (sched_total_ != s.total_steps) {
+                sched_ = sinkhorn_schedule(cfg_.updates, s.total_steps);
+                sched_total_ = s.total_steps;
+            }
+            const std::size_t next = s.step + 1;
+            if (next >= s.total_steps || !std::binary_search(sched_.begin(), sched_.end(), next)) return;
+            require(ctx_.has_value(), "target::sinkhorn_labels: a label update is due at step ", next,
+                    " but begin_epoch was never called (use ssl::trainer, or call method::begin_epoch every epoch)");
+            update(next);
+        }
+        template <class F>
+        void for_each_state(F&& f, const std::string& prefix) {
+            if (labels_.t.defined()) f(join_name(prefix, "labels"), labels_.t);
+        }
+
+    private:
+        /// Sinkhorn-Knopp labels for every head from the head outputs of the
+        /// whole data set.
+        void update(std::size_t step) {
+            auto& ctx = *ctx_;
+            const tensor<float> z = ctx.head_outputs(cfg_.chunk);  // (N, H*K)
+            const std::size_t n = z.dim(0), d = z.dim(1);
+            require<shape_error>(d == heads_ * k_, "target::sinkhorn_labels: head outputs of width ", d, " for ",
+                                 heads_, " heads of ", k_, " classes");
+            std::vector<std::int64_t> old;
+            if (labels_.assigned()) old.assign(labels_.t.data(), labels_.t.data() + n);
+            tensor<double> logp({n, k_});
+            label_update_stats st;
+            st.step = step;
+            for (std::size_t h = 0; h < heads_; ++h) {
+                for (std::size_t i = 0; i < n; ++i) {  // log-softmax of head h's block, in double
+                    const float* r = z.data() + i * d + h * k_;
+                    double* o = logp.data() + i * k_;
+                    double mx = r[0];
+                    for (std::size_t j = 1; j < k_; ++j) mx = std::max(mx, double(r[j]));
+                    double se = 0;
+                    for (std::size_t j = 0; j < k_; ++j) se += std::exp(double(r[j]) - mx);
+                    const double lse = mx + std::log(se);
+                    for (std::size_t j = 0; j < k_; ++j) o[j] = double(r[j]) - lse;
+                }
+                auto r = cluster::sinkhorn_labels(logp, {.lambda = cfg_.lambda, .tolerance = cfg_.tolerance});
+                require(r.labels.size() == n, "target::sinkhorn_labels: Sinkhorn-Knopp returned ", r.labels.size(),
+                        " labels for ", n, " images");
+                std::copy(r.labels.begin(), r.labels.end(), labels_.t.data() + h * n);
+                st.error = std::max(st.error, r.error);
+                st.converged = st.converged && r.converged;
+            }
+            if (!old.empty())
+                st.nmi_prev = eval::clustering_nmi(old, std::span<const std::int64_t>(labels_.t.data(), n));
+            stats_ = st;
+            ++updates_done_;
+        }
+
+        /// SeLa's initial labels: i mod K for every image, randomly permuted per head.
+        void random_labels(std::uint64_t seed) {
+            const std::size_t n = labels_.instances();
+            std::vector<std::int64_t> v(n);
+            for (std::size_t h = 0; h < heads_; ++h) {
+                for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<std::int64_t>(i % k_);
+                philox g(seed, stream_id(0x5E1A0ull, h));
+                for (std::size_t i = n; i > 1; --i) std::swap(v[i - 1], v[g.below(i)]);
+                std::copy(v.begin(), v.end(), labels_.t.data() + h * n);
+            }
+        }
+
+        sinkhorn_labels_config cfg_;
+        std::size_t heads_ = 1, k_ = 0;
+        detail::instance_labels labels_;
+        std::optional<epoch_context<Backbone, Head>> ctx_;
+        std::vector<std::size_t> sched_;
+        std::size_t sched_total_ = 0;
+        std::size_t updates_done_ = 0;
+        std::optional<label_update_stats> stats_;
+    };
+};
+
+}  // namespace ssl::target
