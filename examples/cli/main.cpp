@@ -15,12 +15,15 @@
 
 namespace cli {
 // One entry per method, each defined in its own method_<name>.cpp.
-extern const method_entry simclr_entry, byol_entry, rotnet_entry;
+extern const method_entry simclr_entry, byol_entry, rotnet_entry, moco_entry, instdisc_entry, deepcluster_entry,
+    sela_entry, deepercluster_entry, instance_cls_entry;
 
 namespace {
 
 const std::vector<const method_entry*>& methods() {
-    static const std::vector<const method_entry*> all{&simclr_entry, &byol_entry, &rotnet_entry};
+    static const std::vector<const method_entry*> all{&simclr_entry,      &byol_entry,          &rotnet_entry,
+                                                      &moco_entry,        &instdisc_entry,      &deepcluster_entry,
+                                                      &sela_entry,        &deepercluster_entry, &instance_cls_entry};
     return all;
 }
 

@@ -1,0 +1,22 @@
+#include "common.hpp"
+
+#include <ssl/instdisc.hpp>
+
+namespace cli {
+namespace {
+struct instdisc_spec {
+    static constexpr const char* name = "instdisc";
+    static constexpr const char* summary = "InstDisc: memory bank, NCE with 4096 noise samples";
+    static constexpr double base_lr = 0.03;
+    template <class B>
+    using method = ssl::instdisc<B>;
+    template <class B>
+    static auto config(const run_options& o, const ssl::data::image_dataset& d, std::size_t instances) {
+        auto c = ssl::instdisc_config<B>(backbone_options<B>(o, d), d.height(), d.channels(), instances);
+        if (o.temperature > 0) c.loss.temperature = o.temperature;
+        return c;
+    }
+};
+}  // namespace
+extern const method_entry instdisc_entry = make_entry<instdisc_spec>();
+}  // namespace cli
