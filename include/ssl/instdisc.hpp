@@ -7,9 +7,14 @@
 // updated with momentum 0.5 after every step (target::memory_bank); the loss
 // tells an image's feature apart from its own memory among the others:
 //   instdisc               NCE against m = 4096 noise samples, eq. (5)-(7),
-//                          Z estimated once from the first batch, plus the
-//                          proximal term lambda ||f - v||^2 (sec. 3.3,
-//                          lambda = 30)                  (loss::instance_nce)
+//                          Z estimated until every bank row holds a
+//                          feature, then fixed (memory_bank_config::z;
+//                          z_estimate::first_batch is the paper's literal
+//                          rule, which diverges on small data sets: see
+//                          target/memory_bank.hpp), plus the proximal term
+//                          lambda ||f - v||^2 (sec. 3.3, lambda = 30) for
+//                          instances that already have a memory
+//                                                        (loss::instance_nce)
 //   instdisc_full_softmax  the exact non-parametric softmax over all N
 //                          memories, eq. (2)            (loss::instance_softmax)
 // Temperature 0.07 (the paper's ImageNet setting); 0.1 for images of 32
@@ -21,11 +26,7 @@
 // restores it before training starts): pass it as `instances`.
 //
 // Small data sets: the NCE approximation assumes N >> m. On a few hundred
-// images use far fewer noise samples (the tests use m = 64 for N = 256);
-// there, and while the features of a random-init network are still nearly
-// parallel, tau = 0.1 with Z fixed from the first (random) bank can
-// saturate h and the loss oscillates for many epochs (the instability
-// sec. 3.3 describes); a larger tau (0.2) trains smoothly.
+// images use far fewer noise samples (the tests use m = 64 for N = 256).
 #include "augment/policies.hpp"
 #include "backbone/resnet.hpp"
 #include "head/embedding.hpp"

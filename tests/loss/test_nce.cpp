@@ -23,7 +23,8 @@ double dotv(const tensor<double>& a, std::size_t i, const tensor<double>& b, std
 
 // The InstDisc NCE loss written straight from eq. (5)-(7) and (9), no tricks.
 double naive_nce(const tensor<double>& f, const tensor<double>& bank, const std::vector<std::size_t>& pos,
-                 const std::vector<std::uint32_t>& noise, double z, double tau, double lambda) {
+                 const std::vector<std::uint32_t>& noise, double z, double tau, double lambda,
+                 const std::vector<std::uint8_t>& has_memory = {}) {
     const std::size_t B = f.dim(0), N = bank.dim(0), m = noise.size() / B;
     const double pn = 1.0 / static_cast<double>(N);
     double total = 0;
@@ -34,21 +35,23 @@ double naive_nce(const tensor<double>& f, const tensor<double>& bank, const std:
         for (std::size_t k = 0; k < m; ++k) l -= std::log(1 - h(noise[b * m + k]));
         double prox = 0;
         for (std::size_t j = 0; j < f.dim(1); ++j) prox += std::pow(f.at(b, j) - bank.at(pos[b], j), 2);
-        total += l + lambda * prox;
+        const bool held = has_memory.empty() || has_memory[pos[b]] != 0;
+        total += l + (held ? lambda : 0.0) * prox;
     }
     return total / static_cast<double>(B);
 }
 
 // -log softmax over every bank row (eq. 2), plus the proximal term.
 double naive_softmax(const tensor<double>& f, const tensor<double>& bank, const std::vector<std::size_t>& pos,
-                     double tau, double lambda) {
+                     double tau, double lambda, const std::vector<std::uint8_t>& has_memory = {}) {
     double total = 0;
     for (std::size_t b = 0; b < f.dim(0); ++b) {
         double denom = 0;
         for (std::size_t j = 0; j < bank.dim(0); ++j) denom += std::exp(dotv(bank, j, f, b) / tau);
         double prox = 0;
         for (std::size_t j = 0; j < f.dim(1); ++j) prox += std::pow(f.at(b, j) - bank.at(pos[b], j), 2);
-        total += -std::log(std::exp(dotv(bank, pos[b], f, b) / tau) / denom) + lambda * prox;
+        const bool held = has_memory.empty() || has_memory[pos[b]] != 0;
+        total += -std::log(std::exp(dotv(bank, pos[b], f, b) / tau) / denom) + (held ? lambda : 0.0) * prox;
     }
     return total / static_cast<double>(f.dim(0));
 }
@@ -307,6 +310,40 @@ TEST_CASE("instance_nce / instance_softmax: policies on memory-bank targets") {
     static_assert(ssl::loss_policy<ssl::loss::instance_softmax, ssl::target::bank_targets<float>>);
 }
 
+TEST_CASE("nce / nonparametric_softmax: the proximal term only for rows that hold a memory") {
+    const std::size_t N = 12, d = 6, B = 4, m = 40;
+    auto bank = unit_rows(ssl::testing::random_tensor({N, d}, 80));
+    auto f = unit_rows(ssl::testing::random_tensor({B, d}, 81));
+    std::vector<std::size_t> pos{1, 4, 7, 4};
+    auto noise = random_noise(B * m, N, 82);
+    std::vector<std::uint8_t> held(N, 1);
+    held[4] = 0;  // samples 1 and 3: their row is still the random initialization
+    const double tau = 0.1, lambda = 30;
+    double z = 9.0;
+    nce<double> loss({.temperature = tau, .proximal = lambda});
+    auto r = loss(f, bank, pos, noise, z, held);
+    CHECK(r.value == doctest::Approx(naive_nce(f, bank, pos, noise, 9.0, tau, lambda, held)).epsilon(1e-12));
+    // the rows without memory get exactly the gradient of lambda = 0, the others that of lambda = 30
+    auto r0 = nce<double>({.temperature = tau, .proximal = 0})(f, bank, pos, noise, z);
+    auto r30 = loss(f, bank, pos, noise, z);
+    for (std::size_t b = 0; b < B; ++b)
+        for (std::size_t j = 0; j < d; ++j) {
+            const double want = (b == 1 || b == 3 ? r0 : r30).grad.at(b, j);
+            CHECK(r.grad.at(b, j) == doctest::Approx(want).epsilon(1e-12));
+        }
+    CHECK(r.proximal < r30.proximal);
+    CHECK(r.proximal > 0);
+
+    nonparametric_softmax<double> sm({.temperature = tau, .proximal = lambda});
+    auto s = sm(f, bank, pos, held);
+    CHECK(s.value == doctest::Approx(naive_softmax(f, bank, pos, tau, lambda, held)).epsilon(1e-12));
+
+    // the flags must cover the bank
+    std::vector<std::uint8_t> short_flags(N - 1, 1);
+    CHECK_THROWS_AS(loss(f, bank, pos, noise, z, short_flags), ssl::shape_error);
+    CHECK_THROWS_AS(sm(f, bank, pos, short_flags), ssl::shape_error);
+}
+
 TEST_SUITE("gradcheck") {
     TEST_CASE("nce gradcheck: with and without the proximal term") {
         const std::size_t N = 9, d = 5, B = 3, m = 70;  // m crosses a chunk boundary
@@ -326,6 +363,14 @@ TEST_SUITE("gradcheck") {
                 INFO("lambda ", lambda, " tau ", tau);
                 CHECK_MESSAGE(rep.ok, rep.str());
                 CHECK(rep.checked == B * d);
+                // row 7 still holds its random initialization: no proximal term for sample 1
+                std::vector<std::uint8_t> held(N, 1);
+                held[7] = 0;
+                auto rh = loss(f, bank, pos, noise, z, held);
+                auto fh = [&] { return loss(f, bank, pos, noise, z, held).value; };
+                ssl::testing::gradcheck_report reph;
+                ssl::testing::check_entries(reph, "f", f.data(), rh.grad.data(), f.numel(), fh, {});
+                CHECK_MESSAGE(reph.ok, reph.str());
             }
         }
     }

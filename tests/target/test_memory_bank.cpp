@@ -145,7 +145,8 @@ TEST_CASE("memory_bank: negatives are uniform, reproducible per (seed, step, sam
 
 TEST_CASE("memory_bank state: targets reference the bank, after_step updates it in place") {
     nets nw;
-    ssl::target::memory_bank_config cfg{.instances = 100, .dim = 8, .momentum = 0.5, .negatives = 16, .seed = 5};
+    ssl::target::memory_bank_config cfg{.instances = 100, .dim = 8, .momentum = 0.5, .negatives = 16, .seed = 5,
+                                        .z = ssl::target::z_estimate::first_batch};
     bank_state st(cfg, nw.backbone, nw.head);
     const float* data = st.bank().data();
     const tensor<float> before = st.bank().clone();
@@ -251,7 +252,7 @@ TEST_CASE("memory_bank state: checkpoint round trip restores bank, Z and step in
     a.after_step(nw.backbone, nw.head, ssl::target_step<float>{6, 10, 0, ids, &o});
     std::vector<std::string> names;
     a.for_each_state([&](const std::string& n, auto&) { names.push_back(n); }, "target");
-    CHECK(names == std::vector<std::string>{"target.bank", "target.z", "target.step"});
+    CHECK(names == std::vector<std::string>{"target.bank", "target.z", "target.step", "target.written"});
     state_module ma{a};
     ssl::save_checkpoint(path, ma);
 
@@ -265,6 +266,7 @@ TEST_CASE("memory_bank state: checkpoint round trip restores bank, Z and step in
     CHECK(std::equal(a.bank().begin(), a.bank().end(), b.bank().begin()));
     CHECK(b.z() == 4242.25);
     CHECK(b.step() == 7);
+    for (std::size_t i = 0; i < 40; ++i) CHECK(b.written()[i] == (i >= 1 && i <= 3 ? 1 : 0));
     auto ta = a.targets({tensor<float>::zeros({3, 1, 8, 8})}, ids);
     std::vector<std::uint32_t> na(ta.noise.begin(), ta.noise.end());
     auto tb = b.targets({tensor<float>::zeros({3, 1, 8, 8})}, ids);
@@ -274,4 +276,67 @@ TEST_CASE("memory_bank state: checkpoint round trip restores bank, Z and step in
     state_module mc{c};
     CHECK_THROWS_AS(ssl::load_checkpoint(path, mc), ssl::io_error);
     std::filesystem::remove(path);
+}
+
+TEST_CASE("memory_bank state: which rows hold a memory, and when Z is estimated") {
+    nets nw;
+    std::vector<tensor<float>> views{tensor<float>::zeros({2, 1, 8, 8})};
+    auto step = [&](bank_state& st, std::size_t s, std::vector<std::size_t> ids, double z_loss) {
+        auto t = st.targets(views, ids);
+        const double seen = *t.z;
+        if (!(*t.z > 0)) *t.z = z_loss;  // what the loss does when Z is not set
+        REQUIRE(t.has_memory.size() == 6);
+        CHECK(t.has_memory.data() == st.written().data());
+        std::vector<tensor<float>> o{unit_features(2, 8, 40 + s)};
+        st.after_step(nw.backbone, nw.head, ssl::target_step<float>{s, 3, 0, ids, &o});
+        return seen;
+    };
+    SUBCASE("until_filled (the default): every batch re-estimates until each row was written once") {
+        bank_state st({.instances = 6, .dim = 8, .negatives = 4}, nw.backbone, nw.head);
+        for (std::size_t i = 0; i < 6; ++i) CHECK(st.written()[i] == 0);
+        CHECK_FALSE(st.filled());
+        CHECK(step(st, 0, {0, 1}, 10.0) == 0);  // not estimated yet
+        CHECK(st.written()[0] == 1);
+        CHECK(st.written()[1] == 1);
+        CHECK(st.written()[2] == 0);
+        CHECK(step(st, 1, {2, 1}, 20.0) == 0);  // rows 3..5 still random: estimated afresh
+        CHECK(st.z() == 20.0);
+        CHECK(step(st, 2, {3, 4}, 30.0) == 0);
+        CHECK_FALSE(st.filled());
+        CHECK(step(st, 3, {5, 0}, 40.0) == 0);  // the last unwritten row: Z from this batch
+        CHECK(st.filled());
+        CHECK(step(st, 4, {1, 2}, 50.0) == 40.0);  // from now on fixed
+        CHECK(step(st, 5, {3, 4}, 60.0) == 40.0);
+        CHECK(st.z() == 40.0);
+    }
+    SUBCASE("first_batch (the paper's text): estimated once") {
+        bank_state st({.instances = 6, .dim = 8, .negatives = 4, .z = ssl::target::z_estimate::first_batch},
+                      nw.backbone, nw.head);
+        CHECK(step(st, 0, {0, 1}, 10.0) == 0);
+        CHECK(step(st, 1, {2, 3}, 20.0) == 10.0);
+        CHECK(step(st, 2, {4, 5}, 30.0) == 10.0);
+        CHECK(st.z() == 10.0);
+    }
+    SUBCASE("a restored bank that is not yet filled keeps estimating") {
+        const auto path = std::filesystem::temp_directory_path() /
+                          ("ssl_bank_fill_" + std::to_string(::getpid()) + ".safetensors");
+        bank_state a({.instances = 6, .dim = 8, .negatives = 4}, nw.backbone, nw.head);
+        step(a, 0, {0, 1}, 10.0);
+        step(a, 1, {2, 3}, 20.0);
+        state_module ma{a};
+        ssl::save_checkpoint(path, ma);
+        bank_state b({.instances = 6, .dim = 8, .negatives = 4}, nw.backbone, nw.head);
+        step(b, 0, {0, 1}, 1.0);
+        step(b, 1, {2, 3}, 2.0);
+        step(b, 2, {4, 5}, 3.0);  // b is filled, Z fixed at 3
+        CHECK(b.filled());
+        state_module mb{b};
+        ssl::load_checkpoint(path, mb);  // back to a's state: rows 4, 5 unwritten
+        CHECK_FALSE(b.filled());
+        CHECK(b.z() == 20.0);
+        CHECK(step(b, 2, {4, 5}, 70.0) == 0);
+        CHECK(b.filled());
+        CHECK(step(b, 3, {0, 1}, 80.0) == 70.0);
+        std::filesystem::remove(path);
+    }
 }

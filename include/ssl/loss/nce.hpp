@@ -17,16 +17,28 @@
 //   -log h = softplus(-x), -log(1 - h) = softplus(x),
 //   dL/df_b = [ (h_pos - 1) v_{i_b} + sum_k h_k v_{j_bk} ] / (tau B)
 //             + 2 lambda (f_b - v_{i_b}) / B.
-// Z (eq. 7) is estimated ONCE, from the first batch, by Monte Carlo over its
-// noise, Z = N mean_{b,k} exp(v_{j_bk} . f_b / tau) (the paper's estimator;
-// the authors' code also averages in each sample's positive, one term in m + 1),
-// and then kept fixed; it is treated as a constant in the gradient, also on
-// that first batch. The caller owns Z (the memory bank's state, so that it
-// is checkpointed): a z <= 0 is estimated and written back.
+// Z (eq. 7) is estimated by Monte Carlo over a batch's noise,
+// Z = N mean_{b,k} exp(v_{j_bk} . f_b / tau) (the paper's estimator; the
+// authors' code also averages in each sample's positive, one term in m + 1),
+// whenever the caller passes z <= 0, and written back; otherwise the given Z
+// is used. It is a constant in the gradient, also on the batch that
+// estimates it. The caller owns Z (the memory bank's state, so that it is
+// checkpointed) and decides when it is estimated: the paper's text fixes it
+// from the first batch; target::memory_bank by default re-estimates it on
+// every batch until every bank row holds a feature, then fixes it (see
+// memory_bank.hpp for why: a Z taken against the random initial bank is far
+// too small for the bank of real features that follows, and the noise terms
+// then saturate, h -> 1 for all m, and blow up the gradient m-fold).
 //
 // Proximal regularization (sec. 3.3, eq. 8-9): lambda ||v_i^(t) - v_i^(t-1)||^2
 // with v_i^(t) = f_b, this step's feature, and v_i^(t-1) = the bank row, the
 // memory of the earlier iterations (a constant: no gradient into the bank).
+// It is applied only to instances that have such a memory: on an instance's
+// first visit its row is still the random initialization, and pulling the
+// feature toward it (with weight 2 lambda = 60, six times the NCE positive's
+// 1 / tau) would teach the network noise for the whole first epoch. The
+// caller passes which rows hold a feature (has_memory; the memory bank
+// tracks it).
 // Its gradient 2 lambda (f_b - v_i) pulls the feature toward its memory.
 // Because f and v are unit vectors, ||f - v||^2 = 2 - 2 f . v: after the
 // head's normalization it is an extra positive-pair attraction of weight
@@ -146,6 +158,12 @@ void check_bank_inputs(const char* who, const tensor<T>& f, const tensor<T>& ban
         require<shape_error>(i < n, who, ": instance ", i, " is out of range for a bank of ", n, " rows");
 }
 
+template <class T>
+void check_memory_flags(const char* who, const tensor<T>& bank, std::span<const std::uint8_t> has_memory) {
+    require<shape_error>(has_memory.empty() || has_memory.size() == bank.dim(0), who, ": ", has_memory.size(),
+                         " has-memory flags for a bank of ", bank.dim(0), " rows");
+}
+
 }  // namespace detail
 
 template <class T = float>
@@ -189,10 +207,16 @@ public:
     /// f (B, d) features, bank (N, d), positives: the B bank rows of the
     /// samples, noise: B * m indices (row b's at [b m, (b + 1) m)), z: the
     /// normalizing constant (estimated from this batch and written back when
-    /// z <= 0 or not finite).
+    /// z <= 0 or not finite). has_memory (N flags, optional): the proximal
+    /// term is applied to sample b only when has_memory[positives[b]] != 0,
+    /// i.e. when its bank row holds an earlier feature of the instance (eq. 8
+    /// compares with the previous iteration's feature; before the first
+    /// visit the row is the random initialization). Empty: every row counts.
     nce_result<T> operator()(const tensor<T>& f, const tensor<T>& bank, std::span<const std::size_t> positives,
-                             std::span<const std::uint32_t> noise, double& z) const {
+                             std::span<const std::uint32_t> noise, double& z,
+                             std::span<const std::uint8_t> has_memory = {}) const {
         detail::check_bank_inputs("nce", f, bank, positives);
+        detail::check_memory_flags("nce", bank, has_memory);
         const std::size_t B = f.dim(0), d = f.dim(1), n = bank.dim(0);
         require<shape_error>(!noise.empty() && noise.size() % B == 0, "nce: ", noise.size(),
                              " noise indices do not give each of the ", B,
@@ -250,7 +274,7 @@ public:
             }
             // the proximal term lambda ||f - v_i||^2
             double prox = 0;
-            if (lambda > 0) {
+            if (lambda > 0 && (has_memory.empty() || has_memory[positives[b]] != 0)) {
                 for (std::size_t j = 0; j < d; ++j) {
                     const double diff = static_cast<double>(fb[j]) - static_cast<double>(vp[j]);
                     prox += diff * diff;
@@ -300,10 +324,14 @@ public:
     }
     const nonparametric_softmax_config& config() const noexcept { return cfg_; }
 
-    /// f (B, d) features, bank (N, d), positives: the B bank rows of the samples.
+    /// f (B, d) features, bank (N, d), positives: the B bank rows of the
+    /// samples; has_memory as for nce (the proximal term only for rows that
+    /// hold an earlier feature; empty: all).
     nonparametric_softmax_result<T> operator()(const tensor<T>& f, const tensor<T>& bank,
-                                               std::span<const std::size_t> positives) const {
+                                               std::span<const std::size_t> positives,
+                                               std::span<const std::uint8_t> has_memory = {}) const {
         detail::check_bank_inputs("nonparametric_softmax", f, bank, positives);
+        detail::check_memory_flags("nonparametric_softmax", bank, has_memory);
         const std::size_t B = f.dim(0), d = f.dim(1), n = bank.dim(0);
         const auto EB = static_cast<Eigen::Index>(B), ED = static_cast<Eigen::Index>(d);
         const double tau = cfg_.temperature, lambda = cfg_.proximal;
@@ -362,6 +390,7 @@ public:
             const T* fb = f.data() + b * d;
             const T* vp = bank.data() + positives[b] * d;
             double sp = 0, prox = 0;
+            const double lam = has_memory.empty() || has_memory[positives[b]] != 0 ? lambda : 0.0;
             for (std::size_t j = 0; j < d; ++j) sp += static_cast<double>(fb[j]) * vp[j];
             r.nll += M + std::log(sum) - sp / tau;
             r.mean_positive_similarity += sp;
@@ -369,9 +398,9 @@ public:
             for (std::size_t j = 0; j < d; ++j) {
                 const double diff = static_cast<double>(fb[j]) - static_cast<double>(vp[j]);
                 prox += diff * diff;
-                o[j] = static_cast<T>(((acc[j] / sum - vp[j]) / tau + 2.0 * lambda * diff) * gscale);
+                o[j] = static_cast<T>(((acc[j] / sum - vp[j]) / tau + 2.0 * lam * diff) * gscale);
             }
-            r.proximal += lambda * prox;
+            r.proximal += lam * prox;
         }
         r.nll *= gscale;
         r.proximal *= gscale;
@@ -402,7 +431,7 @@ public:
         require(t.bank != nullptr && t.z != nullptr, "instance_nce: the targets have no memory bank");
         require(t.negatives > 0, "instance_nce: the memory bank drew no noise samples (memory_bank_config.negatives "
                 "is 0, which is for the full softmax); set negatives > 0 (the paper: 4096)");
-        auto r = loss_(online[0], *t.bank, t.ids, t.noise, *t.z);
+        auto r = loss_(online[0], *t.bank, t.ids, t.noise, *t.z, t.has_memory);
         return {r.value,
                 {std::move(r.grad)},
                 {{"nce", r.nce}, {"prox", r.proximal}, {"pos_sim", r.mean_positive_similarity}}};
@@ -423,7 +452,7 @@ public:
                                std::span<const std::int64_t>) const {
         require(online.size() == 1, "instance_softmax: needs exactly 1 view, got ", online.size());
         require(t.bank != nullptr, "instance_softmax: the targets have no memory bank");
-        auto r = loss_(online[0], *t.bank, t.ids);
+        auto r = loss_(online[0], *t.bank, t.ids, t.has_memory);
         std::vector<std::pair<std::string, double>> metrics{{"nll", r.nll}, {"pos_sim", r.mean_positive_similarity}};
         if (loss_.config().proximal > 0) metrics.emplace_back("prox", r.proximal);
         return {r.value, {std::move(r.grad)}, std::move(metrics)};

@@ -40,12 +40,31 @@
 //   step at ImageNet scale, and 2 MB pages make those gathers miss the TLB
 //   far less often.
 // - The NCE normalizing constant Z (loss/nce.hpp) lives here: the loss is
-//   const and Z must survive a checkpoint, so the state owns it ("z", 0 until
-//   the first batch, when the loss estimates and stores it through
-//   bank_targets::z, the one write a loss makes into its targets).
+//   const and Z must survive a checkpoint, so the state owns it ("z"; the
+//   loss estimates it when it finds 0 and stores it through bank_targets::z,
+//   the one write a loss makes into its targets).
+// - When Z is estimated (config.z). The paper fixes Z from the first batch
+//   (z_estimate::first_batch). That batch meets a bank of random unit
+//   vectors, against which exp(v . f / tau) averages about exp(1 / (2 d
+//   tau^2)), so Z ~ 1.5 N at tau 0.1. During the first epoch the rows are
+//   replaced by real features, which a random-init network makes nearly
+//   parallel (cosines of 0.8-0.95): exp(s / tau) then exceeds m Z / N for
+//   every noise sample, h -> 1 for all m = 4096 of them, the NCE part of the
+//   loss grows ten-fold (measured here: 9.8 -> 108 over the first epoch of
+//   Fashion-MNIST) and its gradient m-fold, and training degrades instead of
+//   learning. With a Z that matches the bank, sum_k h_k ~ 1 and NCE behaves
+//   like the softmax it estimates. So the default, z_estimate::until_filled,
+//   re-estimates Z on every batch until every row has been written once
+//   (the first epoch, more with drop_last), then fixes it, as the paper
+//   does. On ImageNet the two hardly differ early on only because the bank
+//   fills over 5000 steps; on a small data set it fills in one epoch.
+// - Which rows hold a memory: written (N bytes) flags each row once a
+//   feature has been stored in it. The loss applies the proximal term only
+//   to those rows, and until_filled looks at them to know when to stop
+//   estimating Z.
 //
 // Checkpointed state ("target.*"): bank (N, d) float, z (1,) F64, step (1,)
-// I64 (the global step the next targets() call draws for).
+// I64 (the global step the next targets() call draws for), written (N,) U8.
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -67,12 +86,19 @@
 
 namespace ssl::target {
 
+/// When NCE's normalizing constant Z is estimated (see the file comment).
+enum class z_estimate {
+    first_batch,  ///< once, from the first batch, then fixed (the paper's text)
+    until_filled  ///< from every batch until every instance has a memory (the first epoch), then fixed
+};
+
 struct memory_bank_config {
     std::size_t instances = 0;     ///< N, the data set size (required; instdisc_config sets it)
     std::size_t dim = 128;         ///< d, the head's output width
     double momentum = 0.5;         ///< m in v_i <- normalize(m v_i + (1 - m) f_i)
     std::size_t negatives = 4096;  ///< noise samples per data sample (0: none, for the full softmax)
     std::uint64_t seed = 0;        ///< bank initialization and noise draws
+    z_estimate z = z_estimate::until_filled;  ///< when the NCE loss estimates Z
 };
 
 /// What the memory bank hands the loss for one batch. It references the
@@ -84,6 +110,7 @@ struct bank_targets {
     std::span<const std::uint32_t> noise;   ///< (B * negatives,) row b's noise at [b m, (b + 1) m)
     std::size_t negatives = 0;              ///< m
     double* z = nullptr;                    ///< NCE's normalizing constant; <= 0: not estimated yet
+    std::span<const std::uint8_t> has_memory;  ///< (N,) 1 where the row holds a feature (written at least once)
 };
 
 namespace detail {
@@ -213,6 +240,7 @@ struct memory_bank {
             bank_ = tensor<T>({c.instances, c.dim});
             advise_huge_pages(bank_);  // before the first touch
             init_bank(bank_, c.seed);
+            written_ = tensor<std::uint8_t>({c.instances}, std::uint8_t{0});
             z_ = tensor<double>({1}, 0.0);
             step_ = tensor<std::int64_t>({1}, std::int64_t{0});
         }
@@ -225,6 +253,14 @@ struct memory_bank {
         double z() const noexcept { return z_[0]; }
         /// The global step the next targets() call draws its noise for.
         std::size_t step() const noexcept { return static_cast<std::size_t>(step_[0]); }
+        /// (N,) 1 for the rows written at least once (holding a feature, not
+        /// the random initialization).
+        const tensor<std::uint8_t>& written() const noexcept { return written_; }
+        /// Whether every row has been written at least once.
+        bool filled() const noexcept {
+            const std::uint8_t* w = written_.data();
+            return std::all_of(w, w + written_.numel(), [](std::uint8_t x) { return x != 0; });
+        }
 
         /// The bank, the batch's ids (the positives) and, when
         /// config.negatives > 0, m fresh noise indices per sample.
@@ -238,7 +274,11 @@ struct memory_bank {
             const std::size_t m = cfg_.negatives;
             noise_.resize(ids.size() * m);
             if (m > 0) sample_negatives(noise_, ids.size(), m, cfg_.instances, cfg_.seed, step());
-            return {&bank_, ids, noise_, m, z_.data()};
+            // until_filled: Z is estimated afresh from this batch while some
+            // rows still hold their random initialization.
+            if (m > 0 && cfg_.z == z_estimate::until_filled && !filled_ && !(filled_ = filled())) z_[0] = 0;
+            return {&bank_, ids, noise_, m, z_.data(),
+                    std::span<const std::uint8_t>(written_.data(), written_.numel())};
         }
 
         /// v_i <- normalize(m v_i + (1 - m) f_i) for the batch's ids, f the
@@ -247,6 +287,7 @@ struct memory_bank {
             require(s.online != nullptr && !s.online->empty(),
                     "target::memory_bank: after_step needs the step's online outputs");
             update_bank(bank_, s.ids, (*s.online)[0], cfg_.momentum);
+            for (std::size_t i : s.ids) written_[i] = 1;
             step_[0] = static_cast<std::int64_t>(s.step + 1);
         }
 
@@ -263,6 +304,8 @@ struct memory_bank {
             f(join_name(prefix, "bank"), bank_);
             f(join_name(prefix, "z"), z_);
             f(join_name(prefix, "step"), step_);
+            f(join_name(prefix, "written"), written_);
+            filled_ = false;  // a restore may change the flags: look again
         }
 
     private:
@@ -270,6 +313,8 @@ struct memory_bank {
         tensor<T> bank_{};                   // (N, d)
         tensor<double> z_{};                 // (1,)
         tensor<std::int64_t> step_{};        // (1,)
+        tensor<std::uint8_t> written_{};     // (N,)
+        bool filled_ = false;                // cache of filled() (only ever goes false -> true)
         std::vector<std::uint32_t> noise_;   // (B * m,), reused every step
     };
 };
