@@ -33,7 +33,8 @@ struct trainer_config {
     double lr = 0.06;               ///< peak learning rate
     double momentum = 0.9;
     double weight_decay = 5e-4;
-    double warmup_epochs = 0.5;     ///< linear warmup, then cosine decay to 0
+    double warmup_epochs = 0.5;     ///< linear warmup, then the schedule below
+    std::string schedule = "cosine";  ///< after warmup: "cosine" (decay to 0) or "constant" (DeepCluster's)
     std::uint64_t seed = 0;
     std::size_t workers = 1;        ///< loader threads preparing batches ahead
     std::filesystem::path out_dir;  ///< checkpoints, metrics.csv, plot.svg; empty: none
@@ -100,6 +101,8 @@ public:
         require(train.size() >= c.batch, "trainer: the data set has ", train.size(),
                 " images, fewer than one batch of ", c.batch);
         require(c.lr > 0 && std::isfinite(c.lr), "trainer: lr must be positive, got ", c.lr);
+        require(c.schedule == "cosine" || c.schedule == "constant", "trainer: unknown schedule '", c.schedule,
+                "' (choose cosine or constant)");
         steps_per_epoch_ = train.size() / c.batch;  // drop_last
         total_steps_ = steps_per_epoch_ * c.epochs;  // the schedules span the whole run
         stop_at_ = c.max_steps ? std::min(total_steps_, c.max_steps) : total_steps_;
@@ -133,8 +136,10 @@ public:
             log_.emplace(cfg_.out_dir / "metrics.csv", cols, cfg_.resume);
         }
         detail::sigint_guard guard;
+        // "constant" is the cosine with its floor at the peak: warmup, then flat.
         const optim::warmup_cosine schedule(cfg_.lr, static_cast<std::size_t>(cfg_.warmup_epochs * steps_per_epoch_),
-                                            std::max<std::size_t>(total_steps_, 1));
+                                            std::max<std::size_t>(total_steps_, 1),
+                                            cfg_.schedule == "constant" ? cfg_.lr : 0.0);
         const auto t_run = std::chrono::steady_clock::now();
         std::size_t images = 0;
         for (std::size_t epoch = start_epoch; epoch < cfg_.epochs && step_ < stop_at_; ++epoch) {

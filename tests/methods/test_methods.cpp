@@ -12,6 +12,8 @@
 
 #include <csignal>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 namespace {
 
@@ -119,6 +121,51 @@ TEST_CASE("trainer: checkpoints, resume continues where it stopped, NaN stops wi
         CHECK_MESSAGE(msg.find("diverged") != std::string::npos, msg);
     }
     CHECK(std::filesystem::file_size(dir2 / "epoch_002.safetensors") == before);
+    std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("trainer: the constant schedule holds the peak lr after warmup; an unknown schedule is refused") {
+    const auto dir = std::filesystem::temp_directory_path() / ("ssl_schedule_test_" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir);
+    auto train = make_set(128, 1);
+    auto c = ssl::simclr_config(small_net, 16, 1);
+    c.head = {64, 16, true};
+    // the lr column of metrics.csv, one row per logged step
+    auto lrs = [](const std::filesystem::path& csv) {
+        std::ifstream in(csv);
+        std::string line;
+        std::getline(in, line);
+        std::size_t col = 0, i = 0;
+        std::stringstream hs(line);
+        for (std::string h; std::getline(hs, h, ','); ++i)
+            if (h == "lr") col = i;
+        std::vector<double> v;
+        while (std::getline(in, line)) {
+            std::stringstream ls(line);
+            std::string cell;
+            for (std::size_t k = 0; k <= col; ++k) std::getline(ls, cell, ',');
+            v.push_back(std::stod(cell));
+        }
+        return v;
+    };
+    for (const std::string sched : {"constant", "cosine"}) {
+        ssl::trainer_config tc{.epochs = 2, .batch = 32, .lr = 0.05, .warmup_epochs = 0.5, .schedule = sched,
+                               .seed = 3, .out_dir = dir / sched, .progress = false};
+        ssl::simclr<> m(c);
+        ssl::trainer<ssl::simclr<>>(m, train, tc).fit();
+        const auto v = lrs(dir / sched / "metrics.csv");
+        CAPTURE(sched);
+        REQUIRE(v.size() >= 2);
+        if (sched == "constant")
+            CHECK(v.back() == doctest::Approx(0.05));
+        else
+            CHECK(v.back() < 0.025);
+        CHECK(v.front() < 0.05);  // warmup either way
+    }
+    ssl::simclr<> m(c);
+    ssl::trainer_config bad{.epochs = 1, .batch = 32, .lr = 0.05, .schedule = "step", .progress = false};
+    CHECK_THROWS_WITH_AS(ssl::trainer<ssl::simclr<>>(m, train, bad), doctest::Contains("unknown schedule 'step'"),
+                         ssl::value_error);
     std::filesystem::remove_all(dir);
 }
 
