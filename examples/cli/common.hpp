@@ -39,6 +39,9 @@ struct run_options {
     double lr = 0, weight_decay = -1, temperature = 0;
     std::size_t clusters = 0, queue = 0;
     std::string optimizer;
+    std::string schedule;     // empty: the method's (cosine unless it says otherwise)
+    double proximal = -1;     // instdisc's proximal lambda; < 0: the method's
+    std::string nce_z;        // instdisc: first-batch or until-filled; empty: the method's
     std::uint64_t seed = 0;
     std::string device = "auto";
     std::string out;
@@ -121,7 +124,8 @@ int with_backbone(const std::string& name, F&& fn) {
 }
 
 template <class M>
-int run_method(M& m, const run_options& o, const data_sets& d, const std::string& method_name, double default_lr) {
+int run_method(M& m, const run_options& o, const data_sets& d, const std::string& method_name, double default_lr,
+               const char* default_schedule = "cosine") {
     const auto t_start = std::chrono::steady_clock::now();
     eval_numbers base;
     if (o.baseline) {
@@ -136,6 +140,7 @@ int run_method(M& m, const run_options& o, const data_sets& d, const std::string
     tc.batch = o.batch;
     tc.lr = o.lr > 0 ? o.lr : default_lr * static_cast<double>(o.batch) / 256.0;
     tc.optimizer = o.optimizer.empty() ? "sgd" : o.optimizer;
+    tc.schedule = o.schedule.empty() ? default_schedule : o.schedule;
     tc.weight_decay = o.weight_decay >= 0 ? o.weight_decay : 5e-4;
     tc.seed = o.seed;
     tc.workers = o.workers;
@@ -247,6 +252,7 @@ int checkpoint_action_on(M& m, const run_options& o, const ssl::io::safetensors_
 /// A method's table entry from its spec:
 ///   struct spec {
 ///       static constexpr const char* name, summary; static constexpr double base_lr;
+///       static constexpr const char* schedule;  // optional: "cosine" (default) or "constant"
 ///       template <class B> using method = ...;
 ///       template <class B> static typename method<B>::config config(const run_options&,
 ///                                           const ssl::data::image_dataset& train, std::size_t instances);
@@ -257,7 +263,10 @@ method_entry make_entry() {
             [](const run_options& o, const data_sets& d) {
                 return with_backbone(o.backbone, [&]<class B>() {
                     typename Spec::template method<B> m(Spec::template config<B>(o, d.train, d.train.size()));
-                    return run_method(m, o, d, Spec::name, Spec::base_lr);
+                    if constexpr (requires { Spec::schedule; })
+                        return run_method(m, o, d, Spec::name, Spec::base_lr, Spec::schedule);
+                    else
+                        return run_method(m, o, d, Spec::name, Spec::base_lr);
                 });
             },
             [](const run_options& o, const ssl::io::safetensors_file& f, const data_sets& d, checkpoint_action a,

@@ -106,6 +106,11 @@ int main(int argc, char** argv) {
     tr->add_option("--temperature", o.temperature, "contrastive temperature (simclr, moco, instdisc, instance-cls)")->check(CLI::PositiveNumber);
     tr->add_option("--clusters", o.clusters, "k of k-means / Sinkhorn (deepcluster, sela, deepercluster)");
     tr->add_option("--queue", o.queue, "queue length K (moco)");
+    tr->add_option("--schedule", o.schedule, "learning rate after warmup: cosine (to 0) or constant (default: the method's)")
+        ->check(CLI::IsMember({"cosine", "constant"}));
+    tr->add_option("--proximal", o.proximal, "proximal term lambda (instdisc; 0: off)")->check(CLI::NonNegativeNumber);
+    tr->add_option("--nce-z", o.nce_z, "when NCE's Z is estimated (instdisc): until-filled or first-batch")
+        ->check(CLI::IsMember({"until-filled", "first-batch"}));
     tr->add_option("--seed", o.seed);
     tr->add_option("--device", o.device, "host, auto or cuda")->check(CLI::IsMember({"host", "auto", "cuda"}));
     tr->add_option("--out", o.out, "output directory (default runs/METHOD)");
