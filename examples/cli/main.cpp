@@ -11,6 +11,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <iostream>
 
 namespace cli {
@@ -33,6 +34,33 @@ const method_entry& find_method(const std::string& name) {
     std::string known;
     for (const auto* m : methods()) known += std::string(known.empty() ? "" : ", ") + m->name;
     throw ssl::value_error("unknown method '" + name + "' (" + known + ")");
+}
+
+/// Method-specific options given to a method they do not apply to are an
+/// error, not silently ignored (`--queue` with simclr would otherwise train
+/// something other than what the user asked for without a word).
+void reject_foreign_options(const CLI::App& train, const std::string& method) {
+    struct rule {
+        const char* option;
+        std::vector<std::string> methods;
+    };
+    static const std::vector<rule> rules{
+        {"--temperature", {"simclr", "moco", "instdisc", "instance-cls"}},
+        {"--clusters", {"deepcluster", "sela"}},
+        {"--queue", {"moco"}},
+        {"--symmetric", {"moco"}},
+        {"--label-updates", {"sela"}},
+        {"--proximal", {"instdisc"}},
+        {"--nce-z", {"instdisc"}},
+    };
+    for (const auto& r : rules) {
+        if (train.get_option(r.option)->count() == 0) continue;
+        if (std::find(r.methods.begin(), r.methods.end(), method) != r.methods.end()) continue;
+        std::string list;
+        for (const auto& m : r.methods) list += (list.empty() ? "" : ", ") + m;
+        throw ssl::value_error(std::string(r.option) + " does not apply to --method " + method + " (only to " + list +
+                               ")");
+    }
 }
 
 int train(const run_options& o) {
@@ -104,13 +132,16 @@ int main(int argc, char** argv) {
     tr->add_option("--optimizer", o.optimizer, "sgd, lars, adam or adamw")->check(CLI::IsMember({"sgd", "lars", "adam", "adamw"}));
     tr->add_option("--weight-decay", o.weight_decay)->check(CLI::NonNegativeNumber);
     tr->add_option("--temperature", o.temperature, "contrastive temperature (simclr, moco, instdisc, instance-cls)")->check(CLI::PositiveNumber);
-    tr->add_option("--clusters", o.clusters, "k of k-means / Sinkhorn (deepcluster, sela, deepercluster)");
-    tr->add_option("--queue", o.queue, "queue length K (moco)");
+    tr->add_option("--clusters", o.clusters, "k of k-means / Sinkhorn (deepcluster, sela)")->check(CLI::PositiveNumber);
+    tr->add_option("--queue", o.queue, "queue length K (moco)")->check(CLI::PositiveNumber);
+    tr->add_option("--label-updates", o.label_updates, "label optimisations over the run, quadratically spaced (sela)")
+        ->check(CLI::PositiveNumber);
+    tr->add_flag("--symmetric", o.symmetric, "both views as queries against the other's key, losses summed (moco)");
     tr->add_option("--schedule", o.schedule, "learning rate after warmup: cosine (to 0) or constant (default: the method's)")
         ->check(CLI::IsMember({"cosine", "constant"}));
     tr->add_option("--proximal", o.proximal, "proximal term lambda (instdisc; 0: off)")->check(CLI::NonNegativeNumber);
-    tr->add_option("--nce-z", o.nce_z, "when NCE's Z is estimated (instdisc): until-filled or first-batch")
-        ->check(CLI::IsMember({"until-filled", "first-batch"}));
+    tr->add_option("--nce-z", o.nce_z, "when NCE's Z is estimated (instdisc): until-filled, first-batch or every-batch")
+        ->check(CLI::IsMember({"until-filled", "first-batch", "every-batch"}));
     tr->add_option("--seed", o.seed);
     tr->add_option("--device", o.device, "host, auto or cuda")->check(CLI::IsMember({"host", "auto", "cuda"}));
     tr->add_option("--out", o.out, "output directory (default runs/METHOD)");
@@ -135,7 +166,10 @@ int main(int argc, char** argv) {
     CLI11_PARSE(app, argc, argv);
     try {
         if (o.threads) ssl::set_num_threads(o.threads);
-        if (tr->parsed()) return train(o);
+        if (tr->parsed()) {
+            reject_foreign_options(*tr, o.method);
+            return train(o);
+        }
         if (ev->parsed()) return with_checkpoint(o, checkpoint_action::eval);
         if (em->parsed()) return with_checkpoint(o, checkpoint_action::embed);
         return with_checkpoint(o, checkpoint_action::export_backbone);

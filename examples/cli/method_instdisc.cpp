@@ -15,9 +15,9 @@ struct instdisc_spec {
         auto c = ssl::instdisc_config<B>(backbone_options<B>(o, d), d.height(), d.channels(), instances);
         if (o.temperature > 0) c.loss.temperature = o.temperature;
         if (o.proximal >= 0) c.loss.proximal = o.proximal;
-        if (!o.nce_z.empty())
-            c.target.z = o.nce_z == "first-batch" ? ssl::target::z_estimate::first_batch
-                                                  : ssl::target::z_estimate::until_filled;
+        if (o.nce_z == "first-batch") c.target.z = ssl::target::z_estimate::first_batch;
+        if (o.nce_z == "until-filled") c.target.z = ssl::target::z_estimate::until_filled;
+        if (o.nce_z == "every-batch") c.target.z = ssl::target::z_estimate::every_batch;
         return c;
     }
 };

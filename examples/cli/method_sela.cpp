@@ -14,6 +14,7 @@ struct sela_spec {
     static auto config(const run_options& o, const ssl::data::image_dataset& d, std::size_t instances) {
         auto c = ssl::sela_config<B>(backbone_options<B>(o, d), d.height(), d.channels(), instances);
         if (o.clusters > 0) c.head.classes = o.clusters;
+        if (o.label_updates > 0) c.target.updates = o.label_updates;
         return c;
     }
 };

@@ -88,9 +88,10 @@ TEST_CASE("head::embedding: linear to 128-d, unit rows") {
     CHECK_THROWS_AS(ssl::head::embedding<float>({0}, 64), ssl::value_error);
 }
 
-TEST_CASE("instdisc: Z is re-estimated until the bank is filled, then fixed (or fixed after the first batch)") {
+TEST_CASE("instdisc: Z is re-estimated until the bank is filled, then fixed (or fixed after the first batch, or never)") {
     auto train = make_set(64, 1);
-    for (auto mode : {ssl::target::z_estimate::until_filled, ssl::target::z_estimate::first_batch}) {
+    for (auto mode : {ssl::target::z_estimate::until_filled, ssl::target::z_estimate::first_batch,
+                      ssl::target::z_estimate::every_batch}) {
         auto c = ssl::instdisc_config(small_net, 16, 1, train.size());
         CHECK(c.target.z == ssl::target::z_estimate::until_filled);  // the default
         c.target.negatives = 256;
@@ -109,6 +110,9 @@ TEST_CASE("instdisc: Z is re-estimated until the bank is filled, then fixed (or 
         CAPTURE(static_cast<int>(mode));
         if (mode == ssl::target::z_estimate::first_batch) {
             for (double z : zs) CHECK(z == zs[0]);
+        } else if (mode == ssl::target::z_estimate::every_batch) {
+            CHECK(m.target().filled());
+            for (std::size_t i = 1; i < zs.size(); ++i) CHECK(zs[i] != zs[i - 1]);  // the network and bank move
         } else {
             CHECK(zs[1] != zs[0]);  // estimated afresh while rows are still random
             CHECK(zs[3] != zs[2]);  // the batch that writes the last rows estimates it once more

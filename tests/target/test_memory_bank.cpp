@@ -317,6 +317,16 @@ TEST_CASE("memory_bank state: which rows hold a memory, and when Z is estimated"
         CHECK(step(st, 2, {4, 5}, 30.0) == 10.0);
         CHECK(st.z() == 10.0);
     }
+    SUBCASE("every_batch: estimated afresh from every batch, before and after the bank is filled") {
+        bank_state st({.instances = 6, .dim = 8, .negatives = 4, .z = ssl::target::z_estimate::every_batch},
+                      nw.backbone, nw.head);
+        CHECK(step(st, 0, {0, 1}, 10.0) == 0);
+        CHECK(step(st, 1, {2, 3}, 20.0) == 0);
+        CHECK(step(st, 2, {4, 5}, 30.0) == 0);
+        CHECK(st.filled());
+        CHECK(step(st, 3, {0, 1}, 40.0) == 0);  // filled, still estimated
+        CHECK(st.z() == 40.0);
+    }
     SUBCASE("a restored bank that is not yet filled keeps estimating") {
         const auto path = std::filesystem::temp_directory_path() /
                           ("ssl_bank_fill_" + std::to_string(::getpid()) + ".safetensors");
