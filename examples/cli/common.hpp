@@ -38,12 +38,13 @@ struct run_options {
     std::size_t batch = 256, epochs = 5, threads = 0, workers = 1, max_steps = 0, train_limit = 0, eval_limit = 0;
     double lr = 0, weight_decay = -1, temperature = 0;
     std::size_t clusters = 0, queue = 0;
-    bool symmetric = false;   // moco: both directions of the loss
+    int symmetric = -1;       // moco: 1 both directions of the loss, 0 one; < 0: the method's
     std::size_t label_updates = 0;  // sela: label optimisations over the run; 0: the method's
     std::string optimizer;
     std::string schedule;     // empty: the method's (cosine unless it says otherwise)
     double proximal = -1;     // instdisc's proximal lambda; < 0: the method's
-    std::string nce_z;        // instdisc: first-batch or until-filled; empty: the method's
+    std::string nce_z;        // instdisc: first-batch, until-filled or every-batch; empty: the method's
+    std::string first_write;  // instdisc: mix or replace; empty: the method's
     std::uint64_t seed = 0;
     std::string device = "auto";
     std::string out;

@@ -49,9 +49,11 @@ void reject_foreign_options(const CLI::App& train, const std::string& method) {
         {"--clusters", {"deepcluster", "sela"}},
         {"--queue", {"moco"}},
         {"--symmetric", {"moco"}},
+        {"--asymmetric", {"moco"}},
         {"--label-updates", {"sela"}},
         {"--proximal", {"instdisc"}},
         {"--nce-z", {"instdisc"}},
+        {"--first-write", {"instdisc"}},
     };
     for (const auto& r : rules) {
         if (train.get_option(r.option)->count() == 0) continue;
@@ -134,14 +136,20 @@ int main(int argc, char** argv) {
     tr->add_option("--temperature", o.temperature, "contrastive temperature (simclr, moco, instdisc, instance-cls)")->check(CLI::PositiveNumber);
     tr->add_option("--clusters", o.clusters, "k of k-means / Sinkhorn (deepcluster, sela)")->check(CLI::PositiveNumber);
     tr->add_option("--queue", o.queue, "queue length K (moco)")->check(CLI::PositiveNumber);
-    tr->add_option("--label-updates", o.label_updates, "label optimisations over the run, quadratically spaced (sela)")
+    tr->add_option("--label-updates", o.label_updates, "label optimisations over the run, quadratically spaced (sela; default 2 per epoch up to 20, or 1 per epoch if more)")
         ->check(CLI::PositiveNumber);
-    tr->add_flag("--symmetric", o.symmetric, "both views as queries against the other's key, losses summed (moco)");
+    tr->add_flag_callback("--symmetric", [&] { o.symmetric = 1; },
+                          "both views as queries against the other's key, losses summed (moco; the default)");
+    tr->add_flag_callback("--asymmetric", [&] { o.symmetric = 0; },
+                          "view 0 as the query only, as in the MoCo v2 paper (moco)");
     tr->add_option("--schedule", o.schedule, "learning rate after warmup: cosine (to 0) or constant (default: the method's)")
         ->check(CLI::IsMember({"cosine", "constant"}));
     tr->add_option("--proximal", o.proximal, "proximal term lambda (instdisc; 0: off)")->check(CLI::NonNegativeNumber);
     tr->add_option("--nce-z", o.nce_z, "when NCE's Z is estimated (instdisc): until-filled, first-batch or every-batch")
         ->check(CLI::IsMember({"until-filled", "first-batch", "every-batch"}));
+    tr->add_option("--first-write", o.first_write,
+                   "a bank row's first write (instdisc): mix (with its random initialization, momentum) or replace")
+        ->check(CLI::IsMember({"mix", "replace"}));
     tr->add_option("--seed", o.seed);
     tr->add_option("--device", o.device, "host, auto or cuda")->check(CLI::IsMember({"host", "auto", "cuda"}));
     tr->add_option("--out", o.out, "output directory (default runs/METHOD)");

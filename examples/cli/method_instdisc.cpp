@@ -18,6 +18,7 @@ struct instdisc_spec {
         if (o.nce_z == "first-batch") c.target.z = ssl::target::z_estimate::first_batch;
         if (o.nce_z == "until-filled") c.target.z = ssl::target::z_estimate::until_filled;
         if (o.nce_z == "every-batch") c.target.z = ssl::target::z_estimate::every_batch;
+        if (!o.first_write.empty()) c.target.replace_first = o.first_write == "replace";
         return c;
     }
 };

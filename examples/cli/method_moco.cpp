@@ -16,7 +16,7 @@ struct moco_spec {
         auto c = ssl::moco_v2_config<B>(backbone_options<B>(o, d), d.height(), d.channels(), true);
         if (o.temperature > 0) c.loss.temperature = o.temperature;
         if (o.queue > 0) c.target.size = o.queue;
-        c.loss.symmetric = c.target.symmetric = o.symmetric;
+        if (o.symmetric >= 0) c.loss.symmetric = c.target.symmetric = o.symmetric == 1;
         return c;
     }
 };

@@ -18,6 +18,11 @@
 // for longer runs). Each update is one forward pass over the whole data set,
 // about a third of a training epoch's compute; with the quadratic spacing the
 // 5 updates fall at epochs 0, 0.2, 0.8, 1.8 and 3.2 of a 5-epoch run.
+// Short runs learn more with denser updates and a flat lr: at 5 epochs on
+// Fashion-MNIST (ResNet-18 w16; random init 76.57 / 79.99 kNN / linear,
+// bench/README.md) cosine lr with 5 updates gives 77.77 / 81.30, a constant
+// lr 77.99 / 81.81, a constant lr with 10 updates 78.55 / 82.12; the `ssl`
+// program uses the last (two updates per epoch up to 20).
 #include "augment/policies.hpp"
 #include "backbone/resnet.hpp"
 #include "head/multi_classifier.hpp"

@@ -115,6 +115,44 @@ TEST_CASE("memory_bank: the update formula exactly, other rows untouched") {
     CHECK_THROWS_AS(ssl::target::update_bank(bank, std::vector<std::size_t>{0}, f, 0.5), ssl::shape_error);
 }
 
+TEST_CASE("memory_bank: with written flags, a row's first write replaces its random initialization") {
+    // rows 0 and 2 hold memories (flag 1), row 1 does not (flag 0); m = 0.5
+    auto bank = tensor<double>::from({3, 2}, {1, 0, 1, 0, 0, 1});
+    auto f = tensor<double>::from({2, 2}, {0, 2, 3, 4});
+    const std::vector<std::uint8_t> written{1, 0, 1};
+    std::vector<std::size_t> ids{1, 2};
+    ssl::target::update_bank(bank, ids, f, 0.5, written);
+    CHECK(bank.at(1, 0) == 0);  // normalize((0, 2)): no trace of the old (1, 0)
+    CHECK(bank.at(1, 1) == doctest::Approx(1.0).epsilon(1e-15));
+    // row 2 mixes: normalize(0.5 (0, 1) + 0.5 (3, 4)) = (1.5, 2.5) / |.|
+    const double n2 = std::sqrt(1.5 * 1.5 + 2.5 * 2.5);
+    CHECK(bank.at(2, 0) == doctest::Approx(1.5 / n2).epsilon(1e-15));
+    CHECK(bank.at(2, 1) == doctest::Approx(2.5 / n2).epsilon(1e-15));
+    CHECK(bank.at(0, 0) == 1);
+    const std::vector<std::uint8_t> short_flags{1, 0};
+    CHECK_THROWS_AS(ssl::target::update_bank(bank, ids, f, 0.5, short_flags), ssl::shape_error);
+}
+
+TEST_CASE("memory_bank state: replace_first stores the first feature as is, then mixes") {
+    nets nw;
+    std::vector<tensor<float>> views{tensor<float>::zeros({2, 1, 8, 8})};
+    bank_state st({.instances = 4, .dim = 8, .negatives = 2, .replace_first = true}, nw.backbone, nw.head);
+    std::vector<std::size_t> ids{2, 0};
+    auto f1 = unit_features(2, 8, 7), f2 = unit_features(2, 8, 8);
+    (void)st.targets(views, ids);
+    std::vector<tensor<float>> o1{f1};
+    st.after_step(nw.backbone, nw.head, ssl::target_step<float>{0, 3, 0, ids, &o1});
+    for (std::size_t j = 0; j < 8; ++j) CHECK(st.bank().at(2, j) == doctest::Approx(f1.at(0, j)).epsilon(1e-6));
+    (void)st.targets(views, ids);
+    std::vector<tensor<float>> o2{f2};
+    st.after_step(nw.backbone, nw.head, ssl::target_step<float>{1, 3, 0, ids, &o2});
+    auto expect = tensor<float>::from({1, 8}, std::span<const float>(f1.data(), 8));
+    auto g = tensor<float>::from({1, 8}, std::span<const float>(f2.data(), 8));
+    std::vector<std::size_t> one{0};
+    ssl::target::update_bank(expect, one, g, 0.5);  // the second write: the momentum update
+    for (std::size_t j = 0; j < 8; ++j) CHECK(st.bank().at(2, j) == doctest::Approx(expect.at(0, j)).epsilon(1e-6));
+}
+
 TEST_CASE("memory_bank: negatives are uniform, reproducible per (seed, step, sample), thread independent") {
     const std::size_t n = 10, B = 50, m = 400;
     std::vector<std::uint32_t> a(B * m), b(B * m), c(B * m), d(B * m);

@@ -106,6 +106,7 @@ struct memory_bank_config {
     std::size_t negatives = 4096;  ///< noise samples per data sample (0: none, for the full softmax)
     std::uint64_t seed = 0;        ///< bank initialization and noise draws
     z_estimate z = z_estimate::until_filled;  ///< when the NCE loss estimates Z
+    bool replace_first = false;  ///< a row's first write stores normalize(f), not a mix with its random init
 };
 
 /// What the memory bank hands the loss for one batch. It references the
@@ -188,18 +189,25 @@ void init_bank(tensor<T>& bank, std::uint64_t seed) {
 
 /// v_ids[b] <- normalize(momentum v_ids[b] + (1 - momentum) f_b) in place,
 /// for the rows f (B, d) of a batch, in batch order (a repeated id is updated
-/// twice, the later sample last).
+/// twice, the later sample last). With `written` (N flags), a row whose flag
+/// is 0 holds no memory yet and takes v <- normalize(f_b) instead (its random
+/// initialization is not mixed in); the caller sets the flags afterwards, so
+/// a fresh id repeated within one batch ends as its later sample's feature.
 template <class T>
-void update_bank(tensor<T>& bank, std::span<const std::size_t> ids, const tensor<T>& f, double momentum) {
+void update_bank(tensor<T>& bank, std::span<const std::size_t> ids, const tensor<T>& f, double momentum,
+                 std::span<const std::uint8_t> written = {}) {
     check_rank(bank, 2, "update_bank", "(N, d) for the bank");
     check_rank(f, 2, "update_bank", "(B, d) for the features");
     const std::size_t n = bank.dim(0), d = bank.dim(1);
     require<shape_error>(f.dim(0) == ids.size() && f.dim(1) == d, "update_bank: features of shape ", f.shape().str(),
                          " for ", ids.size(), " ids and a bank of shape ", bank.shape().str());
-    const double a = momentum, b = 1.0 - momentum;
+    require<shape_error>(written.empty() || written.size() == n, "update_bank: ", written.size(),
+                         " written flags for a bank of ", n, " rows");
     for (std::size_t i = 0; i < ids.size(); ++i) {
         require<shape_error>(ids[i] < n, "update_bank: instance ", ids[i], " out of range for a bank of ", n,
                              " rows");
+        const bool fresh = !written.empty() && written[ids[i]] == 0;
+        const double a = fresh ? 0.0 : momentum, b = fresh ? 1.0 : 1.0 - momentum;
         T* v = bank.data() + ids[i] * d;
         const T* x = f.data() + i * d;
         for (std::size_t j = 0; j < d; ++j) v[j] = static_cast<T>(a * v[j] + b * x[j]);
@@ -295,7 +303,9 @@ struct memory_bank {
         void after_step(Backbone&, Head&, const target_step<T>& s) {
             require(s.online != nullptr && !s.online->empty(),
                     "target::memory_bank: after_step needs the step's online outputs");
-            update_bank(bank_, s.ids, (*s.online)[0], cfg_.momentum);
+            update_bank(bank_, s.ids, (*s.online)[0], cfg_.momentum,
+                        cfg_.replace_first ? std::span<const std::uint8_t>(written_.data(), written_.numel())
+                                           : std::span<const std::uint8_t>{});
             for (std::size_t i : s.ids) written_[i] = 1;
             step_[0] = static_cast<std::int64_t>(s.step + 1);
         }
