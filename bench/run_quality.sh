@@ -18,8 +18,10 @@
 # ours in bench/run_host_bench.sh). Expect ~3-4 hours for everything, so run it
 # on an otherwise idle machine, e.g. under nohup, and keep the log.
 #
-# Methods without a PyTorch peer (moco instdisc deepcluster sela deepercluster
+# Methods without a PyTorch peer (moco deepcluster sela deepercluster
 # instance-cls) run ours only; SSL_QUALITY_NO_PEER=1 skips the peer for all.
+# The peer's instdisc mirrors ours (m 4096, T 0.1, lambda 30, Z until filled);
+# its log also has head_knn_top1 (kNN on the 128-d head embedding) and Z.
 #
 #   bench/run_quality.sh [--methods "simclr byol rotnet"] [--epochs 5] [--threads 2] [--seed 0]
 #                        [--train-limit N] [--eval-limit N] [--python /usr/bin/python3] [--no-build]
@@ -56,7 +58,7 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 all_methods="simclr byol rotnet moco instdisc deepcluster sela deepercluster instance-cls"
-peer_methods=" simclr byol rotnet "  # the PyTorch peer implements these; the others get n/a in its columns
+peer_methods=" simclr byol rotnet instdisc "  # the PyTorch peer implements these; the others get n/a in its columns
 for m in $methods; do
   case " $all_methods " in *" $m "*) ;; *) echo "unknown method $m ($all_methods)" >&2; exit 2 ;; esac
 done

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """PyTorch peer of `ssl train` for the quality comparison (bench/run_quality.sh).
 
-A quality peer only: ssl does not depend on torch. Trains SimCLR, BYOL or
-RotNet on Fashion-MNIST with the recipe `ssl train` uses by default, then
+A quality peer only: ssl does not depend on torch. Trains SimCLR, BYOL,
+RotNet or InstDisc on Fashion-MNIST with the recipe `ssl train` uses by default, then
 evaluates the frozen backbone the way `ssl train` does (kNN and linear probe on
 the test set), and prints one machine-readable line at the end:
 
@@ -35,6 +35,28 @@ headers under include/ssl/:
 * RotNet: random resized crop scale (0.5, 1), flip 0.5, then every image at
   0/90/180/270 degrees clockwise (labels 0-3, same crop and flip for the four)
   in one batch of 4N; a 4-way linear classifier; cross entropy.
+* InstDisc (NPID, Wu et al. 2018; include/ssl/instdisc.hpp, loss/nce.hpp,
+  target/memory_bank.hpp): one SimCLR view per image (augment::one_view);
+  head Linear(feature_dim, 128) with bias, then L2 normalize
+  (head::embedding); a memory bank V (N, 128), N = the number of training
+  images, each row uniform in [-sqrt(3/d), sqrt(3/d)] and then normalized,
+  kept as a plain tensor. Per step: m = 4096 noise indices per sample drawn
+  uniform over [0, N) with replacement (a sample's own index may be among
+  them); x = v . f / T - log Z - log(m / N), T 0.1 at <= 32 px (0.07 above);
+  loss mean_b [ softplus(-x_pos) + sum_k softplus(x_k)
+  + lambda ||f_b - v_{i_b}||^2 ], lambda 30, the proximal term only for rows
+  that already hold a feature (`written`); the bank and Z are constants in
+  the gradient. Z = N mean_{b,k} exp(v_{j_bk} . f_b / T) over the batch's
+  noise, estimated: until-filled (default) on every batch as long as some
+  bank row has never been written (checked before the batch), then fixed;
+  first-batch once; every-batch always. After the optimizer's step:
+  v_i <- normalize(0.5 v_i + 0.5 f_i) (index_copy_) with the features of the
+  forward before the step (a row's first write mixes with its random
+  initialization too; --first-write replace stores normalize(f)), then the
+  rows are flagged written. lr base 0.03. For the diagnosis the summary also
+  has head_knn_top1, the kNN on the L2-normalized 128-d head embedding (the
+  paper's protocol; knn_top1 stays on the backbone's pooled features, as for
+  every method).
 * Each view goes through the network in its own forward (batch norm sees one
   view at a time), as ssl::method does.
 * Color jitter on 1 channel: brightness x -> clamp(f x) and contrast
@@ -45,7 +67,7 @@ headers under include/ssl/:
 * Normalize with mean 0.2860, std 0.3530.
 * Optimizer: torch.optim.SGD, momentum 0.9, weight decay 5e-4 on every
   parameter, lr = base * batch / 256 (base 0.3 for SimCLR and BYOL, 0.1 for
-  RotNet), linear warm-up from 0 over int(0.5 * steps per epoch) steps, then
+  RotNet, 0.03 for InstDisc), linear warm-up from 0 over int(0.5 * steps per epoch) steps, then
   cosine to 0 at the last step; shuffled, drop_last.
 * Evaluation: features of the un-augmented, normalized images in eval mode.
   kNN: L2-normalized features, cosine similarity, k = 200 nearest train
@@ -60,6 +82,9 @@ Usage:
   /usr/bin/python3 bench/peer/torch_ssl.py --method simclr [--epochs 5] [--batch 256]
       [--width 16] [--threads 2] [--seed 0] [--train-limit N] [--eval-limit N]
       [--data /usr/share/datasets/fashion-mnist]
+  InstDisc only (as `ssl train --method instdisc`): [--temperature T] [--proximal L]
+      [--nce-z until-filled|first-batch|every-batch] [--first-write mix|replace]
+      [--nce-negatives M] (M: the peer's own option; ours is fixed at 4096)
 """
 import argparse
 import copy
@@ -76,7 +101,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 MEAN, STD = 0.2860, 0.3530
-BASE_LR = {"simclr": 0.3, "byol": 0.3, "rotnet": 0.1}
+BASE_LR = {"simclr": 0.3, "byol": 0.3, "rotnet": 0.1, "instdisc": 0.03}
 
 
 def log(msg):
@@ -306,7 +331,7 @@ class SimCLR(nn.Module):
         self.head = mlp(backbone.feature_dim, 2048, 128)
         self.temperature = 0.2 if size < 32 else 0.5
 
-    def loss(self, images, aug):
+    def loss(self, images, aug, ids=None):
         z = [self.head(self.backbone(aug.simclr_view(images))) for _ in range(2)]
         u = F.normalize(torch.cat(z), dim=1, eps=1e-12)
         n2 = u.shape[0]
@@ -340,7 +365,7 @@ class BYOL(nn.Module):
     def regression(p, z):
         return (2 - 2 * (F.normalize(p, dim=1, eps=1e-12) * F.normalize(z, dim=1, eps=1e-12)).sum(dim=1)).mean()
 
-    def loss(self, images, aug):
+    def loss(self, images, aug, ids=None):
         views = [aug.byol_view(images, 1.0, 0.0), aug.byol_view(images, 0.1, 0.2)]
         p = [self.predictor(self.projector(self.backbone(v))) for v in views]
         self.target_backbone.train(True)  # target batch norms use batch statistics
@@ -364,12 +389,144 @@ class RotNet(nn.Module):
         self.backbone = backbone
         self.head = nn.Linear(backbone.feature_dim, 4)
 
-    def loss(self, images, aug):
+    def loss(self, images, aug, ids=None):
         x, y = aug.rotations(images)
         return F.cross_entropy(self.head(self.backbone(x)), y)
 
     def after_step(self, step, total_steps):
         pass
+
+
+def derived_seed(seed, tag):
+    """A 63-bit seed for a torch.Generator from (seed, tag): separate streams."""
+    return int(np.random.SeedSequence([seed, tag]).generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+
+
+class BankScores(torch.autograd.Function):
+    """s[b, k] = bank[idx[b, k]] . f[b] for a constant bank (no gradient into
+    it), without keeping the (B, K, d) gathered rows (512 MB at B 256, K 4096,
+    d 128): forward and backward each gather them `chunk` samples at a time.
+    Measured here (1 thread, 60k x 128 bank): ~0.2 s + ~0.16 s per step, where
+    a dense B x N score GEMM took ~1 s each way with this torch's generic BLAS.
+    The bank must not change between forward and backward (after_step runs
+    after the optimizer's step)."""
+
+    @staticmethod
+    def forward(ctx, f, bank, idx, chunk=4):
+        out = f.new_empty(idx.shape)
+        for b0 in range(0, f.shape[0], chunk):
+            rows = bank.index_select(0, idx[b0:b0 + chunk].reshape(-1)).view(-1, idx.shape[1], bank.shape[1])
+            out[b0:b0 + chunk] = (rows * f[b0:b0 + chunk, None, :]).sum(dim=2)
+        ctx.save_for_backward(idx)
+        ctx.bank, ctx.chunk = bank, chunk
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (idx,) = ctx.saved_tensors
+        bank, chunk = ctx.bank, ctx.chunk
+        gf = grad.new_empty(grad.shape[0], bank.shape[1])
+        for b0 in range(0, grad.shape[0], chunk):
+            rows = bank.index_select(0, idx[b0:b0 + chunk].reshape(-1)).view(-1, idx.shape[1], bank.shape[1])
+            gf[b0:b0 + chunk] = torch.bmm(grad[b0:b0 + chunk, None, :], rows).squeeze(1)
+        return gf, None, None, None
+
+
+class InstDisc(nn.Module):
+    """InstDisc / NPID with NCE against a memory bank, as ssl::instdisc
+    (include/ssl/instdisc.hpp, loss/nce.hpp, target/memory_bank.hpp)."""
+
+    Z_MODES = ("until-filled", "first-batch", "every-batch")
+
+    def __init__(self, backbone, instances, size, seed, dim=128, negatives=4096, temperature=None, proximal=30.0,
+                 momentum=0.5, z_mode="until-filled", first_write="mix"):
+        super().__init__()
+        if negatives <= 0:
+            raise ValueError("instdisc: the number of noise samples must be > 0 (ours refuses 0 as well)")
+        if z_mode not in self.Z_MODES:
+            raise ValueError(f"instdisc: unknown Z mode {z_mode}")
+        self.backbone = backbone
+        self.head = nn.Linear(backbone.feature_dim, dim)  # bias, nn.Linear's init (head::embedding)
+        self.n, self.dim, self.m = instances, dim, negatives
+        # instdisc_temperature(size): 0.1 for <= 32 px, 0.07 above
+        self.temperature = temperature if temperature is not None else (0.1 if size <= 32 else 0.07)
+        self.proximal, self.momentum = proximal, momentum
+        self.z_mode, self.replace_first = z_mode, first_write == "replace"
+        g = torch.Generator().manual_seed(derived_seed(seed, 0xBA4C1417))
+        a = math.sqrt(3.0 / dim)  # init_bank: uniform in [-a, a], then every row normalized
+        self.bank = F.normalize((torch.rand(instances, dim, generator=g) * 2 - 1) * a, dim=1, eps=1e-12)
+        self.written = torch.zeros(instances, dtype=torch.bool)
+        self.noise_gen = torch.Generator().manual_seed(derived_seed(seed, 0xBA4C4015))
+        self.z = 0.0              # <= 0: estimate on the next batch
+        self.filled = False       # cache of written.all() (only goes False -> True)
+        self.z_fixed_at = None    # the first step whose Z was not re-estimated (until-filled)
+        self.z_estimates = 0
+        self.steps = 0
+        self._last = None         # (ids, features) of the last loss() for after_step
+        self.stats = {}
+
+    def embed_head(self, feats):
+        return F.normalize(self.head(feats), dim=1, eps=1e-12)
+
+    def loss(self, images, aug, ids=None):
+        if ids is None:
+            raise ValueError("instdisc: loss() needs the batch's instance indices")
+        ids = ids.long()
+        f = self.embed_head(self.backbone(aug.simclr_view(images)))  # one_view = simclr_pipeline
+        bsz, n, m, tau = f.shape[0], self.n, self.m, self.temperature
+        # memory_bank::targets: noise first, then the Z policy, all before the loss
+        noise = torch.randint(0, n, (bsz, m), generator=self.noise_gen)
+        if self.z_mode == "until-filled" and not self.filled:
+            self.filled = bool(self.written.all())
+            if self.filled:
+                self.z_fixed_at = self.steps
+            else:
+                self.z = 0.0
+        elif self.z_mode == "every-batch":
+            self.z = 0.0
+        v_pos = self.bank.index_select(0, ids)  # the bank is a constant: no grad into it
+        s_pos = (f * v_pos).sum(dim=1)
+        s_noise = BankScores.apply(f, self.bank, noise)
+        if not (self.z > 0 and math.isfinite(self.z)):
+            with torch.no_grad():
+                z = n * float(torch.exp(s_noise.detach().double() / tau).mean())
+            if not (math.isfinite(z) and z > 0):
+                raise FloatingPointError(f"instdisc: the estimate of Z is {z}")
+            self.z = z
+            self.z_estimates += 1
+        c = math.log(self.z) + math.log(m / n)  # log Z + log(m P_n), P_n = 1 / N
+        x_pos = s_pos / tau - c
+        x_noise = s_noise / tau - c
+        nce = F.softplus(-x_pos) + F.softplus(x_noise).sum(dim=1)  # -log h - sum log(1 - h)
+        has_memory = self.written.index_select(0, ids).to(f.dtype)  # before this step's update
+        prox = self.proximal * ((f - v_pos) ** 2).sum(dim=1) * has_memory if self.proximal > 0 else torch.zeros_like(nce)
+        self._last = (ids, f.detach())
+        with torch.no_grad():
+            self.stats = {"nce": float(nce.mean()), "prox": float(prox.mean()),
+                          "pos_sim": float(s_pos.mean()),
+                          "h_noise_sum": float(torch.sigmoid(x_noise).sum(dim=1).mean()), "z": self.z}
+        return (nce + prox).mean()
+
+    @torch.no_grad()
+    def after_step(self, step, total_steps):
+        ids, f = self._last
+        self._last = None
+        # update_bank: v <- normalize(momentum v + (1 - momentum) f); with
+        # replace_first a never-written row takes normalize(f). The batch comes
+        # from a permutation: no id repeats, so one index_copy_ is the
+        # sequential update.
+        a = torch.full((ids.numel(), 1), self.momentum)
+        if self.replace_first:
+            a = torch.where(self.written.index_select(0, ids).view(-1, 1), a, torch.zeros_like(a))
+        v = a * self.bank.index_select(0, ids) + (1 - a) * f
+        self.bank.index_copy_(0, ids, F.normalize(v, dim=1, eps=1e-12))
+        self.written[ids] = True
+        self.steps += 1
+
+    def progress(self):
+        s = self.stats
+        return (f" nce {s['nce']:.4f} prox {s['prox']:.4f} pos_sim {s['pos_sim']:.4f} "
+                f"sum_h_noise {s['h_noise_sum']:.3f} Z {s['z']:.4g}") if s else ""
 
 
 def lr_at(step, base, warmup, total):
@@ -459,7 +616,7 @@ def linear_probe_top1(train_f, train_y, test_f, test_y, weight_decay=1e-4, max_i
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--method", required=True, choices=["simclr", "byol", "rotnet"])
+    ap.add_argument("--method", required=True, choices=["simclr", "byol", "rotnet", "instdisc"])
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--width", type=int, default=16)
@@ -470,7 +627,27 @@ def main():
                     help="use only the first N train images as the kNN / probe train set")
     ap.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
     ap.add_argument("--log-every", type=int, default=50, help="progress line every N steps (stderr)")
+    # InstDisc only, as `ssl train --method instdisc` (None: the method's default)
+    ap.add_argument("--temperature", type=float, default=None,
+                    help="instdisc: NCE temperature (default 0.1 for <= 32 px images, else 0.07)")
+    ap.add_argument("--proximal", type=float, default=None, help="instdisc: proximal lambda (default 30; 0: off)")
+    ap.add_argument("--nce-z", choices=list(InstDisc.Z_MODES), default=None,
+                    help="instdisc: when Z is estimated (default until-filled)")
+    ap.add_argument("--first-write", choices=["mix", "replace"], default=None,
+                    help="instdisc: a bank row's first write mixes with its random init (default) or replaces it")
+    ap.add_argument("--nce-negatives", type=int, default=None,
+                    help="instdisc: noise samples per sample (default 4096; ours has no such option)")
     a = ap.parse_args()
+    if a.method != "instdisc":  # as ours: method-specific options are refused for other methods
+        for opt in ("temperature", "proximal", "nce_z", "first_write", "nce_negatives"):
+            if getattr(a, opt) is not None:
+                ap.error(f"--{opt.replace('_', '-')} applies only to --method instdisc")
+    if a.temperature is not None and not a.temperature > 0:
+        ap.error("--temperature must be > 0")
+    if a.proximal is not None and not a.proximal >= 0:
+        ap.error("--proximal must be >= 0")
+    if a.nce_negatives is not None and a.nce_negatives <= 0:
+        ap.error("--nce-negatives must be > 0")
 
     torch.set_num_threads(a.threads)
     torch.set_num_interop_threads(1)
@@ -491,9 +668,21 @@ def main():
     elif a.method == "byol":
         model = BYOL(backbone)
         params = model.online_parameters()
-    else:
+    elif a.method == "rotnet":
         model = RotNet(backbone)
         params = list(model.parameters())
+    else:
+        m = 4096 if a.nce_negatives is None else a.nce_negatives
+        if m >= train_x.shape[0]:
+            # ours has no check: it draws m of N with replacement whatever m is
+            log(f"warning: {m} noise samples for a bank of {train_x.shape[0]} rows (NCE assumes N >> m); "
+                f"drawn with replacement, as ours does")
+        model = InstDisc(backbone, train_x.shape[0], size, a.seed, negatives=m, temperature=a.temperature,
+                         proximal=30.0 if a.proximal is None else a.proximal,
+                         z_mode=a.nce_z or "until-filled", first_write=a.first_write or "mix")
+        params = list(model.parameters())  # backbone + head; the bank is a plain tensor, not a parameter
+        log(f"instdisc: bank {model.n} x {model.dim}, m {model.m}, T {model.temperature}, lambda {model.proximal}, "
+            f"momentum {model.momentum}, Z {model.z_mode}, first write {'replace' if model.replace_first else 'mix'}")
 
     n = train_x.shape[0]
     steps_per_epoch = n // a.batch
@@ -515,12 +704,13 @@ def main():
         perm = torch.randperm(n, generator=order_rng)
         epoch_loss = 0.0
         for i in range(steps_per_epoch):
-            images = to_float(train_x[perm[i * a.batch:(i + 1) * a.batch]])
+            idx = perm[i * a.batch:(i + 1) * a.batch]
+            images = to_float(train_x[idx])
             lr = lr_at(step, base_lr, warmup, total)
             for g in opt.param_groups:
                 g["lr"] = lr
             opt.zero_grad(set_to_none=True)
-            loss = model.loss(images, aug)
+            loss = model.loss(images, aug, idx)
             value = float(loss)
             if not math.isfinite(value):
                 sys.exit(f"torch_ssl: training diverged, loss {value} at step {step}")
@@ -532,7 +722,8 @@ def main():
             first_loss = value if first_loss is None else first_loss
             last_loss = value
             if a.log_every and step % a.log_every == 0:
-                log(f"  step {step}/{total} loss {value:.4f} lr {lr:.4g} {time.perf_counter() - t0:.0f} s")
+                extra = model.progress() if hasattr(model, "progress") else ""
+                log(f"  step {step}/{total} loss {value:.4f}{extra} lr {lr:.4g} {time.perf_counter() - t0:.0f} s")
         log(f"epoch {epoch + 1}/{a.epochs}: mean loss {epoch_loss / steps_per_epoch:.4f}, "
             f"{time.perf_counter() - t0:.1f} s")
     train_seconds = time.perf_counter() - t0
@@ -541,13 +732,26 @@ def main():
     ftr, fte = embed(backbone, eval_x), embed(backbone, test_x)
     knn = knn_top1(ftr, eval_y, fte, test_y)
     lin, iters, converged = linear_probe_top1(ftr, eval_y, fte, test_y)
+    more = ""
+    if isinstance(model, InstDisc):
+        with torch.no_grad():  # the paper's kNN: on the L2-normalized 128-d embedding
+            head_knn = knn_top1(model.embed_head(ftr), eval_y, model.embed_head(fte), test_y)
+            rows = model.bank[torch.randperm(model.n, generator=torch.Generator().manual_seed(1))[:4096]]
+            k = rows.shape[0]  # mean cosine over the pairs of up to 4096 random rows (diagonal left out)
+            bank_cos = float(((rows @ rows.t()).sum() - k) / max(k * (k - 1), 1))
+        log(f"instdisc: head-embedding kNN {head_knn:.2f} %; Z {model.z:.4g} ({model.z_estimates} estimates, "
+            f"{'fixed from step %d' % model.z_fixed_at if model.z_fixed_at is not None else 'not fixed by until-filled'}); bank rows written {int(model.written.sum())}/{model.n}; "
+            f"mean cosine between bank rows {bank_cos:.3f}")
+        more = (f" head_knn_top1={head_knn:.2f} z={model.z:.6g} z_estimates={model.z_estimates} "
+                f"z_fixed_at_step={-1 if model.z_fixed_at is None else model.z_fixed_at} "
+                f"bank_mean_cos={bank_cos:.4f}")
     eval_seconds = time.perf_counter() - t1
     log(f"evaluation: kNN {knn:.2f} %, linear {lin:.2f} % ({iters} L-BFGS iterations, "
         f"{'converged' if converged else 'not converged'}), {eval_seconds:.1f} s")
     print(f"TORCH_QUALITY method={a.method} epochs={a.epochs} train_seconds={train_seconds:.2f} "
           f"knn_top1={knn:.2f} linear_top1={lin:.2f} steps={step} first_loss={first_loss:.4f} "
           f"last_loss={last_loss:.4f} probe_iterations={iters} probe_converged={int(converged)} "
-          f"eval_seconds={eval_seconds:.1f} threads={a.threads} train_images={n} eval_images={eval_x.shape[0]}",
+          f"eval_seconds={eval_seconds:.1f} threads={a.threads} train_images={n} eval_images={eval_x.shape[0]}{more}",
           flush=True)
 
 
