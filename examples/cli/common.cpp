@@ -8,6 +8,10 @@
 #include <ssl/data/image_folder.hpp>
 #include <ssl/data/synthetic.hpp>
 
+// The four architectures behind --backbone, compiled here only (common.hpp
+// keeps every other translation unit from instantiating them).
+SSL_INSTANTIATE_ANY_BACKBONE(float);
+
 namespace cli {
 
 std::vector<std::size_t> iota(std::size_t n) {

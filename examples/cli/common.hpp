@@ -7,8 +7,9 @@
 //   method_<name>.cpp         one method: its config from the options, and
 //                             its entry in the method table
 //   main.cpp                  the command line and the method table
-#include <ssl/backbone/convnet.hpp>
-#include <ssl/backbone/resnet.hpp>
+// Methods are built over ssl::any_backbone<float> (the architecture is a run
+// time choice), so each is instantiated once, not once per architecture.
+#include <ssl/backbone/any_backbone.hpp>
 #include <ssl/data/dataset.hpp>
 #include <ssl/eval/knn.hpp>
 #include <ssl/eval/linear_probe.hpp>
@@ -17,6 +18,8 @@
 #include <ssl/trainer.hpp>
 
 #include <nlohmann/json.hpp>
+
+SSL_EXTERN_ANY_BACKBONE(float);  // compiled once, in common.cpp
 
 #include <chrono>
 #include <cstdio>
@@ -105,25 +108,14 @@ eval_numbers evaluate(M& m, const data_sets& d) {
     return r;
 }
 
-template <class B>
-typename B::options_type backbone_options(const run_options& o, const ssl::data::image_dataset& d) {
-    if constexpr (std::is_same_v<typename B::options_type, ssl::convnet_options>) {
-        return {.in_channels = d.channels(), .width = o.width, .seed = o.seed};
-    } else {
-        const bool cifar = o.stem == "cifar" || (o.stem == "auto" && d.height() <= 64);
-        return {.in_channels = d.channels(), .width = o.width, .stem = cifar ? ssl::stem::cifar : ssl::stem::imagenet,
-                .seed = o.seed};
-    }
-}
+/// Every method is instantiated once, over a backbone picked at run time
+/// (--backbone): the architectures are compiled once, in common.cpp.
+using backbone_t = ssl::any_backbone<float>;
 
-/// Calls fn.template operator()<Backbone>() for the backbone named in o.
-template <class F>
-int with_backbone(const std::string& name, F&& fn) {
-    if (name == "resnet18") return fn.template operator()<ssl::resnet18<float>>();
-    if (name == "resnet34") return fn.template operator()<ssl::resnet34<float>>();
-    if (name == "resnet50") return fn.template operator()<ssl::resnet50<float>>();
-    if (name == "convnet") return fn.template operator()<ssl::convnet<float>>();
-    throw ssl::value_error("unknown backbone '" + name + "' (resnet18, resnet34, resnet50 or convnet)");
+inline ssl::any_backbone_options backbone_options(const run_options& o, const ssl::data::image_dataset& d) {
+    const bool cifar = o.stem == "cifar" || (o.stem == "auto" && d.height() <= 64);
+    return {.arch = o.backbone, .in_channels = d.channels(), .width = o.width,
+            .stem = cifar ? ssl::stem::cifar : ssl::stem::imagenet, .seed = o.seed};
 }
 
 template <class M>
@@ -264,20 +256,16 @@ template <class Spec>
 method_entry make_entry() {
     return {Spec::name, Spec::summary,
             [](const run_options& o, const data_sets& d) {
-                return with_backbone(o.backbone, [&]<class B>() {
-                    typename Spec::template method<B> m(Spec::template config<B>(o, d.train, d.train.size()));
-                    if constexpr (requires { Spec::schedule; })
-                        return run_method(m, o, d, Spec::name, Spec::base_lr, Spec::schedule);
-                    else
-                        return run_method(m, o, d, Spec::name, Spec::base_lr);
-                });
+                typename Spec::template method<backbone_t> m(Spec::template config<backbone_t>(o, d.train, d.train.size()));
+                if constexpr (requires { Spec::schedule; })
+                    return run_method(m, o, d, Spec::name, Spec::base_lr, Spec::schedule);
+                else
+                    return run_method(m, o, d, Spec::name, Spec::base_lr);
             },
             [](const run_options& o, const ssl::io::safetensors_file& f, const data_sets& d, checkpoint_action a,
                std::size_t instances) {
-                return with_backbone(o.backbone, [&]<class B>() {
-                    typename Spec::template method<B> m(Spec::template config<B>(o, d.train, instances));
-                    return checkpoint_action_on(m, o, f, d, a);
-                });
+                typename Spec::template method<backbone_t> m(Spec::template config<backbone_t>(o, d.train, instances));
+                return checkpoint_action_on(m, o, f, d, a);
             }};
 }
 

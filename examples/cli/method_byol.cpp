@@ -12,7 +12,7 @@ struct byol_spec {
     using method = ssl::byol<B>;
     template <class B>
     static auto config(const run_options& o, const ssl::data::image_dataset& d, std::size_t) {
-        return ssl::byol_config<B>(backbone_options<B>(o, d), d.height(), d.channels());
+        return ssl::byol_config<B>(backbone_options(o, d), d.height(), d.channels());
     }
 };
 }  // namespace

@@ -17,7 +17,7 @@ struct deepcluster_spec {
     using method = ssl::deepcluster<B>;
     template <class B>
     static auto config(const run_options& o, const ssl::data::image_dataset& d, std::size_t instances) {
-        auto c = ssl::deepcluster_config<B>(backbone_options<B>(o, d), d.height(), d.channels(), instances);
+        auto c = ssl::deepcluster_config<B>(backbone_options(o, d), d.height(), d.channels(), instances);
         if (o.clusters > 0) c.head.classes = o.clusters;
         return c;
     }

@@ -12,7 +12,7 @@ struct deepercluster_spec {
     using method = ssl::deepercluster<B>;
     template <class B>
     static auto config(const run_options& o, const ssl::data::image_dataset& d, std::size_t instances) {
-        auto c = ssl::deepercluster_config<B>(backbone_options<B>(o, d), d.height(), d.channels(), instances);
+        auto c = ssl::deepercluster_config<B>(backbone_options(o, d), d.height(), d.channels(), instances);
 
         return c;
     }

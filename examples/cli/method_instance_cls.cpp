@@ -12,7 +12,7 @@ struct instance_cls_spec {
     using method = ssl::instance_cls<B>;
     template <class B>
     static auto config(const run_options& o, const ssl::data::image_dataset& d, std::size_t instances) {
-        auto c = ssl::instance_cls_config<B>(backbone_options<B>(o, d), d.height(), d.channels(), instances);
+        auto c = ssl::instance_cls_config<B>(backbone_options(o, d), d.height(), d.channels(), instances);
         if (o.temperature > 0) c.loss.temperature = o.temperature;
         return c;
     }

@@ -12,7 +12,7 @@ struct instdisc_spec {
     using method = ssl::instdisc<B>;
     template <class B>
     static auto config(const run_options& o, const ssl::data::image_dataset& d, std::size_t instances) {
-        auto c = ssl::instdisc_config<B>(backbone_options<B>(o, d), d.height(), d.channels(), instances);
+        auto c = ssl::instdisc_config<B>(backbone_options(o, d), d.height(), d.channels(), instances);
         if (o.temperature > 0) c.loss.temperature = o.temperature;
         if (o.proximal >= 0) c.loss.proximal = o.proximal;
         if (o.nce_z == "first-batch") c.target.z = ssl::target::z_estimate::first_batch;

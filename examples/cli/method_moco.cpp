@@ -13,7 +13,7 @@ struct moco_spec {
     template <class B>
     static auto config(const run_options& o, const ssl::data::image_dataset& d, std::size_t instances) {
         (void)instances;  // no per-instance state
-        auto c = ssl::moco_v2_config<B>(backbone_options<B>(o, d), d.height(), d.channels(), true);
+        auto c = ssl::moco_v2_config<B>(backbone_options(o, d), d.height(), d.channels(), true);
         if (o.temperature > 0) c.loss.temperature = o.temperature;
         if (o.queue > 0) c.target.size = o.queue;
         if (o.symmetric >= 0) c.loss.symmetric = c.target.symmetric = o.symmetric == 1;

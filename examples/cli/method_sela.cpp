@@ -21,7 +21,7 @@ struct sela_spec {
     using method = ssl::sela<B>;
     template <class B>
     static auto config(const run_options& o, const ssl::data::image_dataset& d, std::size_t instances) {
-        auto c = ssl::sela_config<B>(backbone_options<B>(o, d), d.height(), d.channels(), instances);
+        auto c = ssl::sela_config<B>(backbone_options(o, d), d.height(), d.channels(), instances);
         if (o.clusters > 0) c.head.classes = o.clusters;
         // two per epoch up to 10 epochs (20 updates), then the recipe's one
         // per epoch (each is a forward pass over the data set, ~1/3 epoch)

@@ -12,7 +12,7 @@ struct simclr_spec {
     using method = ssl::simclr<B>;
     template <class B>
     static auto config(const run_options& o, const ssl::data::image_dataset& d, std::size_t) {
-        auto c = ssl::simclr_config<B>(backbone_options<B>(o, d), d.height(), d.channels());
+        auto c = ssl::simclr_config<B>(backbone_options(o, d), d.height(), d.channels());
         if (o.temperature > 0) c.loss.temperature = o.temperature;
         return c;
     }

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <vector>
 
+namespace test_blur {  // each file in its own namespace: an area builds as one unity translation unit
+
 using namespace aug_test;
 
 namespace {
@@ -106,3 +108,5 @@ TEST_CASE("gaussian_blur: bad configs throw value_error naming the field") {
                          "gaussian_blur: kernel_size = 4 must be odd (or 0 for 10% of the image)", ssl::value_error);
     CHECK_THROWS_AS(aug::gaussian_blur{.p = 1.2}.validate(), ssl::value_error);
 }
+
+}  // namespace test_blur

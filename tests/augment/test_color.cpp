@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <set>
 
+namespace test_color {  // each file in its own namespace: an area builds as one unity translation unit
+
 using namespace aug_test;
 
 namespace {
@@ -230,3 +232,5 @@ TEST_CASE("solarize: x -> 1 - x at and above the threshold") {
     CHECK_THROWS_AS(aug::solarize{.threshold = 1.5}.validate(), ssl::value_error);
     CHECK_THROWS_AS(aug::solarize{.p = -1}.validate(), ssl::value_error);
 }
+
+}  // namespace test_color

@@ -4,6 +4,8 @@
 
 #include <cmath>
 
+namespace test_geometry {  // each file in its own namespace: an area builds as one unity translation unit
+
 using namespace aug_test;
 using aug::crop_box;
 
@@ -234,3 +236,5 @@ TEST_CASE("rotate90: exact quarter turns, four of them are the identity") {
         for (std::size_t y = 0; y < 8; ++y)
             for (std::size_t xx = 0; xx < 5; ++xx) REQUIRE(hv.at(c, y, xx) == big.at(c, 7 - y, xx));
 }
+
+}  // namespace test_geometry

@@ -2,6 +2,8 @@
 
 #include "augment/helpers.hpp"
 
+namespace test_normalize {  // each file in its own namespace: an area builds as one unity translation unit
+
 using namespace aug_test;
 
 TEST_CASE("normalize: (x - mean[c]) / stddev[c] by hand") {
@@ -26,3 +28,5 @@ TEST_CASE("normalize: channel mismatch is a shape_error, bad statistics a value_
     CHECK_THROWS_AS(aug::normalize{}.validate(), ssl::value_error);
     CHECK_NOTHROW(op.validate());
 }
+
+}  // namespace test_normalize

@@ -5,6 +5,8 @@
 #include <numeric>
 #include <vector>
 
+namespace test_pipeline {  // each file in its own namespace: an area builds as one unity translation unit
+
 using namespace aug_test;
 
 namespace {
@@ -184,3 +186,5 @@ TEST_CASE("rotation views for RotNet: view k is the input turned k times") {
             CHECK(same(item(views[std::size_t(k)], i), aug::apply_op(aug::rotate90{.k = k}, item(x, i), {})));
     CHECK(item(views[1], 0).at(0, 0, 5) == x.at(0, 0, 0, 0));
 }
+
+}  // namespace test_pipeline

@@ -6,6 +6,8 @@
 
 #include <vector>
 
+namespace test_policies {  // each file in its own namespace: an area builds as one unity translation unit
+
 static_assert(ssl::augmentation_policy<ssl::augment::two_views>);
 static_assert(ssl::augmentation_policy<ssl::augment::asymmetric_views>);
 static_assert(ssl::augmentation_policy<ssl::augment::rotations>);
@@ -82,3 +84,5 @@ TEST_CASE("loss policies: values and gradients are the underlying losses'") {
     CHECK(r3.value > 0);
     CHECK(r3.metrics.at(0).first == "pretext_top1");
 }
+
+}  // namespace test_policies

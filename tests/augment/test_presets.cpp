@@ -5,6 +5,8 @@
 #include <numeric>
 #include <vector>
 
+namespace test_presets {  // each file in its own namespace: an area builds as one unity translation unit
+
 using namespace aug_test;
 using names_t = std::vector<std::string_view>;
 
@@ -112,3 +114,5 @@ TEST_CASE("presets reject bad arguments") {
     CHECK_THROWS_AS(aug::eval_pipeline(0, 1), ssl::value_error);
     CHECK_THROWS_AS(aug::default_normalize(2), ssl::value_error);
 }
+
+}  // namespace test_presets

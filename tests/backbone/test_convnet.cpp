@@ -5,6 +5,8 @@
 
 #include "../nn/reference.hpp"
 
+namespace test_convnet {  // each file in its own namespace: an area builds as one unity translation unit
+
 using ssl::shape_t;
 
 static_assert(ssl::layer<ssl::convnet<float>>);
@@ -33,3 +35,5 @@ TEST_SUITE("gradcheck") {
         }
     }
 }
+
+}  // namespace test_convnet

@@ -3,9 +3,14 @@
 #include <ssl/backbone/resnet.hpp>
 #include <ssl/testing/gradcheck.hpp>
 
+#include <ssl/loss/cross_entropy.hpp>
+#include <ssl/optim/sgd.hpp>
+
 #include "../nn/reference.hpp"
 
 #include <set>
+
+namespace test_resnet {  // each file in its own namespace: an area builds as one unity translation unit
 
 using ssl::shape_t;
 using ssl::tensor;
@@ -129,9 +134,6 @@ TEST_SUITE("gradcheck") {
     }
 }
 
-#include <ssl/loss/cross_entropy.hpp>
-#include <ssl/optim/sgd.hpp>
-
 TEST_CASE("resnet: a steady-state training step makes no system allocation for tensors") {
     ssl::resnet18<float> net({.in_channels = 1, .width = 4, .stem = ssl::stem::cifar, .num_classes = 5});
     ssl::optim::sgd<float> opt(net, {.lr = 0.01, .momentum = 0.9, .weight_decay = 1e-4});
@@ -156,3 +158,5 @@ TEST_CASE("resnet: a steady-state training step makes no system allocation for t
     CHECK(after.reuses > before.reuses);
     CHECK(last < first);  // and it learns
 }
+
+}  // namespace test_resnet

@@ -13,6 +13,8 @@
 #include <set>
 #include <vector>
 
+namespace test_kmeans {  // each file in its own namespace: an area builds as one unity translation unit
+
 using ssl::tensor;
 using ssl::cluster::kmeans;
 using ssl::cluster::kmeans_assign;
@@ -315,3 +317,5 @@ TEST_CASE("kmeans: bad input is rejected") {
     CHECK_THROWS_AS(kmeans(x, tensor<float>({3, 3}, 0.0f), {.k = 3, .restarts = 2}), ssl::value_error);
     CHECK_THROWS_AS(kmeans_assign(x, tensor<float>({3, 4})), ssl::shape_error);
 }
+
+}  // namespace test_kmeans

@@ -11,6 +11,8 @@
 #include <limits>
 #include <vector>
 
+namespace test_pca {  // each file in its own namespace: an area builds as one unity translation unit
+
 using ssl::tensor;
 using ssl::cluster::pca;
 
@@ -176,3 +178,5 @@ TEST_CASE("pca: bad input is rejected") {
     CHECK_THROWS_AS(pca<double>({.dims = 2, .eps = 0}).fit(tensor<double>::from({3, 2}, {1, 0, 2, 0, 3, 0})),
                     ssl::value_error);
 }
+
+}  // namespace test_pca

@@ -10,6 +10,8 @@
 #include <limits>
 #include <vector>
 
+namespace test_sinkhorn {  // each file in its own namespace: an area builds as one unity translation unit
+
 using ssl::tensor;
 using ssl::cluster::sinkhorn_labels;
 
@@ -179,3 +181,5 @@ TEST_CASE("sinkhorn: bad input is rejected") {
     bad.at(4, 2) = std::numeric_limits<float>::infinity();
     CHECK_THROWS_WITH_AS(sinkhorn_labels(bad), doctest::Contains("logit (4, 2)"), ssl::value_error);
 }
+
+}  // namespace test_sinkhorn

@@ -4,6 +4,8 @@
 
 #include <cmath>
 
+namespace test_rng {  // each file in its own namespace: an area builds as one unity translation unit
+
 TEST_CASE("philox: known-answer vectors of Philox4x32-10") {
     // Salmon et al.'s published known answers (counter, key) -> output.
     ssl::philox zero(0, 0);
@@ -54,3 +56,5 @@ TEST_CASE("philox: distributions have the right moments") {
     CHECK(std::abs(u / n - 0.5) < 0.005);
     for (auto h : below_hist) CHECK(std::abs(static_cast<double>(h) / n - 0.2) < 0.005);
 }
+
+}  // namespace test_rng

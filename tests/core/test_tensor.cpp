@@ -5,6 +5,8 @@
 
 #include <string>
 
+namespace test_tensor {  // each file in its own namespace: an area builds as one unity translation unit
+
 using ssl::shape_t;
 using ssl::tensor;
 
@@ -112,3 +114,5 @@ TEST_CASE("tensor: the caching pool reuses freed storage") {
     CHECK(after.reuses >= mid.reuses + 5);
     CHECK(mid.system_allocations <= before.system_allocations + 1);
 }
+
+}  // namespace test_tensor

@@ -6,6 +6,8 @@
 #include <stdexcept>
 #include <vector>
 
+namespace test_thread_pool {  // each file in its own namespace: an area builds as one unity translation unit
+
 TEST_CASE("thread pool: every index runs exactly once") {
     for (std::size_t n : {0u, 1u, 2u, 7u, 1000u}) {
         std::vector<std::atomic<int>> hits(n);
@@ -66,3 +68,5 @@ TEST_CASE("thread pool: resizing after jobs have run starts workers that wait fo
     }
     ssl::set_num_threads(n);
 }
+
+}  // namespace test_thread_pool

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+namespace test_cifar {  // each file in its own namespace: an area builds as one unity translation unit
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -197,3 +199,5 @@ TEST_CASE("cifar: bad input names the file") {
 
     CHECK_THROWS_AS(ssl::data::read_cifar_files({}, ssl::data::cifar10_format), ssl::value_error);
 }
+
+}  // namespace test_cifar

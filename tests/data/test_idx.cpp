@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+namespace test_idx {  // each file in its own namespace: an area builds as one unity translation unit
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -384,3 +386,5 @@ TEST_CASE("fashion-mnist: the real data set (/usr/share/datasets/fashion-mnist)"
     CHECK(train.size() == 60000);
     CHECK(train.class_counts() == std::vector<std::size_t>(10, 6000));
 }
+
+}  // namespace test_idx

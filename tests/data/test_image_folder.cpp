@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+namespace test_image_folder {  // each file in its own namespace: an area builds as one unity translation unit
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -295,3 +297,5 @@ TEST_CASE("image folder: bad input") {
     msg = error_of([&] { ssl::data::read_image(f / "2.png"); });
     CHECK(contains(msg, (f / "2.png").string()));
 }
+
+}  // namespace test_image_folder

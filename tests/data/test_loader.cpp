@@ -12,6 +12,8 @@
 #include <thread>
 #include <vector>
 
+namespace test_loader {  // each file in its own namespace: an area builds as one unity translation unit
+
 namespace {
 
 /// n images of shape (1, 2, 2) whose every pixel is the image's index (mod 256), labels i % 3.
@@ -256,3 +258,5 @@ TEST_CASE("loader: bad options") {
     (void)r.begin();
     CHECK_THROWS_AS(r.begin(), ssl::value_error);
 }
+
+}  // namespace test_loader

@@ -4,6 +4,8 @@
 
 #include <cmath>
 
+namespace test_synthetic {  // each file in its own namespace: an area builds as one unity translation unit
+
 TEST_CASE("synthetic: deterministic, labelled, class-dependent") {
     ssl::data::synthetic a({.size = 40, .classes = 4, .channels = 2, .height = 12, .width = 10, .seed = 3});
     ssl::data::synthetic b({.size = 40, .classes = 4, .channels = 2, .height = 12, .width = 10, .seed = 3});
@@ -22,3 +24,5 @@ TEST_CASE("synthetic: deterministic, labelled, class-dependent") {
     CHECK_THROWS_AS(a.images(30, 41), ssl::value_error);
     CHECK_THROWS_AS(ssl::data::synthetic({.size = 0}), ssl::value_error);
 }
+
+}  // namespace test_synthetic

@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+namespace test_knn {  // each file in its own namespace: an area builds as one unity translation unit
+
 using ssl::tensor;
 using ssl::eval::knn_evaluate;
 using ssl::eval::knn_predict;
@@ -208,3 +210,5 @@ TEST_CASE("knn: bad input") {
     nan[4] = NAN;
     CHECK_THROWS_AS(knn_evaluate(train, y, nan, ty), ssl::value_error);
 }
+
+}  // namespace test_knn

@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <vector>
 
+namespace test_linear_probe {  // each file in its own namespace: an area builds as one unity translation unit
+
 using ssl::tensor;
 using ssl::eval::linear_probe;
 
@@ -198,3 +200,5 @@ TEST_SUITE("gradcheck") {
         }
     }
 }
+
+}  // namespace test_linear_probe

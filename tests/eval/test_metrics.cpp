@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <vector>
 
+namespace test_metrics {  // each file in its own namespace: an area builds as one unity translation unit
+
 using ssl::eval::clustering_nmi;
 using ssl::eval::top1_accuracy;
 using v = std::vector<std::int64_t>;
@@ -45,3 +47,5 @@ TEST_CASE("clustering_nmi: special cases") {
     CHECK_THROWS_AS(clustering_nmi(v{0, 1}, v{0}), ssl::shape_error);
     CHECK_THROWS_AS(clustering_nmi(v{}, v{}), ssl::shape_error);
 }
+
+}  // namespace test_metrics

@@ -3,6 +3,8 @@
 #include <ssl/head/mlp.hpp>
 #include <ssl/testing/gradcheck.hpp>
 
+namespace test_mlp {  // each file in its own namespace: an area builds as one unity translation unit
+
 using ssl::shape_t;
 
 TEST_CASE("heads: shapes, names, bad configs") {
@@ -48,3 +50,5 @@ TEST_SUITE("gradcheck") {
         CHECK_MESSAGE(r4.ok, r4.str());
     }
 }
+
+}  // namespace test_mlp

@@ -6,6 +6,8 @@
 #include <ssl/head/multi_classifier.hpp>
 #include <ssl/testing/gradcheck.hpp>
 
+namespace test_multi_classifier {  // each file in its own namespace: an area builds as one unity translation unit
+
 using ssl::shape_t;
 
 static_assert(ssl::head_policy<ssl::head::multi_classifier<float>>);
@@ -84,3 +86,5 @@ TEST_SUITE("gradcheck") {
         CHECK(rb.checked > 6 * 5 + 4 * 7 + 12 * 7 - 1);
     }
 }
+
+}  // namespace test_multi_classifier

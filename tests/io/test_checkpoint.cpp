@@ -17,6 +17,8 @@
 #include <ssl/core/rng.hpp>
 #include <ssl/io/checkpoint.hpp>
 
+namespace test_checkpoint {  // each file in its own namespace: an area builds as one unity translation unit
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -402,3 +404,5 @@ TEST_CASE("save_checkpoint into a missing directory") {
     CHECK(contains(msg, p.string()));
     CHECK(fs::is_empty(d.path));
 }
+
+}  // namespace test_checkpoint

@@ -17,6 +17,8 @@
 
 #include <ssl/io/safetensors.hpp>
 
+namespace test_safetensors {  // each file in its own namespace: an area builds as one unity translation unit
+
 namespace fs = std::filesystem;
 using ssl::io::dtype;
 using ssl::io::safetensors_file;
@@ -559,3 +561,5 @@ TEST_CASE("atomic write: a write that fails half-way keeps the old file") {
     CHECK(tmp_leftovers(d.path).empty());
     CHECK(ssl::io::read_safetensors(p).tensors.count("old") == 1);
 }
+
+}  // namespace test_safetensors

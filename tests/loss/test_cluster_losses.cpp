@@ -9,6 +9,8 @@
 #include <cmath>
 #include <functional>
 
+namespace test_cluster_losses {  // each file in its own namespace: an area builds as one unity translation unit
+
 using ssl::loss::hierarchical_targets;
 using ssl::loss::pseudo_label_targets;
 
@@ -122,3 +124,5 @@ TEST_SUITE("gradcheck") {
                    ssl::testing::random_tensor({4, 16}, 7));
     }
 }
+
+}  // namespace test_cluster_losses

@@ -5,6 +5,8 @@
 
 #include <cmath>
 
+namespace test_cosine {  // each file in its own namespace: an area builds as one unity translation unit
+
 using ssl::tensor;
 using ssl::loss::cosine;
 
@@ -119,3 +121,5 @@ TEST_SUITE("gradcheck") {
         }
     }
 }
+
+}  // namespace test_cosine

@@ -6,6 +6,8 @@
 #include <cmath>
 #include <vector>
 
+namespace test_cross_entropy {  // each file in its own namespace: an area builds as one unity translation unit
+
 using ssl::tensor;
 
 TEST_CASE("cross_entropy: value by hand") {
@@ -50,3 +52,5 @@ TEST_SUITE("gradcheck") {
         }
     }
 }
+
+}  // namespace test_cross_entropy

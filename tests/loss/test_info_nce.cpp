@@ -7,6 +7,8 @@
 #include <cmath>
 #include <vector>
 
+namespace test_info_nce {  // each file in its own namespace: an area builds as one unity translation unit
+
 using ssl::tensor;
 using ssl::loss::info_nce;
 using ssl::loss::info_nce_config;
@@ -272,3 +274,5 @@ TEST_SUITE("gradcheck") {
         }
     }
 }
+
+}  // namespace test_info_nce

@@ -15,6 +15,8 @@
 #include <numeric>
 #include <vector>
 
+namespace test_instance_ce {  // each file in its own namespace: an area builds as one unity translation unit
+
 using ssl::parameter;
 using ssl::tensor;
 
@@ -415,3 +417,5 @@ TEST_SUITE("gradcheck") {
         }
     }
 }
+
+}  // namespace test_instance_ce

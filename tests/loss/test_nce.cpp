@@ -8,6 +8,8 @@
 #include <numeric>
 #include <vector>
 
+namespace test_nce {  // each file in its own namespace: an area builds as one unity translation unit
+
 using ssl::tensor;
 using ssl::loss::nce;
 using ssl::loss::nonparametric_softmax;
@@ -394,3 +396,5 @@ TEST_SUITE("gradcheck") {
         }
     }
 }
+
+}  // namespace test_nce

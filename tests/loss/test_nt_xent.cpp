@@ -6,6 +6,8 @@
 #include <cmath>
 #include <vector>
 
+namespace test_nt_xent {  // each file in its own namespace: an area builds as one unity translation unit
+
 using ssl::tensor;
 using ssl::loss::nt_xent;
 
@@ -208,3 +210,5 @@ TEST_SUITE("gradcheck") {
         }
     }
 }
+
+}  // namespace test_nt_xent

@@ -17,6 +17,8 @@
 #include <filesystem>
 #include <unistd.h>
 
+namespace test_deepcluster {  // each file in its own namespace: an area builds as one unity translation unit
+
 namespace {
 
 const ssl::resnet_options small_net{.in_channels = 1, .width = 8, .stem = ssl::stem::cifar, .seed = 1};
@@ -160,3 +162,5 @@ TEST_CASE("deepcluster, sela, deepercluster: a run resumed mid-epoch equals an u
     d.target.reassign_every = 1;  // epoch 2 reclusters: its head is re-initialised before the interruption
     check_resume<ssl::deepercluster<>>(d, "deepercluster", 0.05);
 }
+
+}  // namespace test_deepcluster

@@ -13,6 +13,8 @@
 #include <numeric>
 #include <unistd.h>
 
+namespace test_instance_cls {  // each file in its own namespace: an area builds as one unity translation unit
+
 namespace {
 
 const ssl::resnet_options icls_net{.in_channels = 1, .width = 8, .stem = ssl::stem::cifar, .seed = 1};
@@ -112,3 +114,5 @@ TEST_CASE("instance_cls: a run stopped after one epoch and resumed equals an uni
     REQUIRE(r.metrics.size() == 1);
     CHECK(r.metrics[0].first == "inst_top1");
 }
+
+}  // namespace test_instance_cls

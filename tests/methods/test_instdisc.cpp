@@ -15,6 +15,8 @@
 #include <filesystem>
 #include <unistd.h>
 
+namespace test_instdisc {  // each file in its own namespace: an area builds as one unity translation unit
+
 namespace {
 
 const ssl::resnet_options small_net{.in_channels = 1, .width = 8, .stem = ssl::stem::cifar, .seed = 1};
@@ -286,3 +288,5 @@ TEST_SUITE("gradcheck") {
         CHECK(r.checked == 4 * 5 + 6 * 5 + 6);
     }
 }
+
+}  // namespace test_instdisc

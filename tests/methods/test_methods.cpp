@@ -15,6 +15,8 @@
 #include <fstream>
 #include <sstream>
 
+namespace test_methods {  // each file in its own namespace: an area builds as one unity translation unit
+
 namespace {
 
 const ssl::resnet_options small_net{.in_channels = 1, .width = 8, .stem = ssl::stem::cifar, .seed = 1};
@@ -220,3 +222,5 @@ TEST_CASE("method: embed returns xtensor features") {
     CHECK(f.shape()[0] == 3);
     CHECK(f.shape()[1] == m.backbone().output_dim());
 }
+
+}  // namespace test_methods

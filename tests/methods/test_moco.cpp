@@ -14,6 +14,8 @@
 #include <string>
 #include <unistd.h>
 
+namespace test_moco {  // each file in its own namespace: an area builds as one unity translation unit
+
 namespace {
 
 const ssl::resnet_options small_net{.in_channels = 1, .width = 8, .stem = ssl::stem::cifar, .seed = 1};
@@ -140,3 +142,5 @@ TEST_CASE("moco_v2: a run cut after one epoch and resumed equals the uninterrupt
     CHECK(full.target().pointer() == (8 * (c.target.symmetric ? 64 : 32)) % 40);
     std::filesystem::remove_all(dir);
 }
+
+}  // namespace test_moco

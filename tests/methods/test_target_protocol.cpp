@@ -16,6 +16,8 @@
 #include <filesystem>
 #include <map>
 
+namespace test_target_protocol {  // each file in its own namespace: an area builds as one unity translation unit
+
 namespace {
 
 /// What the probe target saw, shared with the test.
@@ -218,3 +220,5 @@ TEST_CASE("loader: a custom epoch order must have N entries inside the data set"
     for (auto& b : ld.epoch(0, 0, {7, 7, 6, 6, 5, 5, 4, 4})) seen.insert(seen.end(), b.indices.begin(), b.indices.end());
     CHECK(seen == std::vector<std::size_t>{7, 7, 6, 6, 5, 5, 4, 4});
 }
+
+}  // namespace test_target_protocol

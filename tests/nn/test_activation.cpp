@@ -5,6 +5,8 @@
 
 #include "reference.hpp"
 
+namespace test_activation {  // each file in its own namespace: an area builds as one unity translation unit
+
 using ssl::tensor;
 
 TEST_CASE("relu: values and mask") {
@@ -32,3 +34,5 @@ TEST_SUITE("gradcheck") {
         CHECK(rep.checked == 96);
     }
 }
+
+}  // namespace test_activation

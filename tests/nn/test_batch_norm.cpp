@@ -5,6 +5,8 @@
 
 #include "reference.hpp"
 
+namespace test_batch_norm {  // each file in its own namespace: an area builds as one unity translation unit
+
 using ssl::tensor;
 using ssl::nn::batch_norm1d;
 using ssl::nn::batch_norm2d;
@@ -91,3 +93,5 @@ TEST_SUITE("gradcheck") {
         }
     }
 }
+
+}  // namespace test_batch_norm

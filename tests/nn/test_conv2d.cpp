@@ -5,6 +5,8 @@
 
 #include "reference.hpp"
 
+namespace test_conv2d {  // each file in its own namespace: an area builds as one unity translation unit
+
 using ssl::tensor;
 using ssl::nn::conv2d;
 using ssl::nn::conv2d_config;
@@ -121,3 +123,5 @@ TEST_SUITE("gradcheck") {
         CHECK(rep.failed > 0);
     }
 }
+
+}  // namespace test_conv2d

@@ -7,6 +7,8 @@
 
 #include "reference.hpp"
 
+namespace test_linear {  // each file in its own namespace: an area builds as one unity translation unit
+
 using ssl::shape_t;
 using ssl::tensor;
 using namespace ssl::nn;
@@ -60,3 +62,5 @@ TEST_SUITE("gradcheck") {
         CHECK_MESSAGE(r4.ok, r4.str());
     }
 }
+
+}  // namespace test_linear

@@ -5,6 +5,8 @@
 
 #include "reference.hpp"
 
+namespace test_pool {  // each file in its own namespace: an area builds as one unity translation unit
+
 using ssl::shape_t;
 using ssl::tensor;
 using namespace ssl::nn;
@@ -70,3 +72,5 @@ TEST_SUITE("gradcheck") {
         }
     }
 }
+
+}  // namespace test_pool

@@ -5,6 +5,8 @@
 
 #include "reference.hpp"
 
+namespace test_residual {  // each file in its own namespace: an area builds as one unity translation unit
+
 using ssl::shape_t;
 using ssl::tensor;
 using namespace ssl::nn;
@@ -54,3 +56,5 @@ TEST_SUITE("gradcheck") {
         }
     }
 }
+
+}  // namespace test_residual

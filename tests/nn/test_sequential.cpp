@@ -11,6 +11,8 @@
 
 #include "reference.hpp"
 
+namespace test_sequential {  // each file in its own namespace: an area builds as one unity translation unit
+
 using ssl::tensor;
 using namespace ssl::nn;
 
@@ -54,3 +56,5 @@ TEST_SUITE("gradcheck") {
         }
     }
 }
+
+}  // namespace test_sequential

@@ -9,6 +9,8 @@
 #include <ssl/nn/linear.hpp>
 #include <ssl/optim.hpp>
 
+namespace test_adam {  // each file in its own namespace: an area builds as one unity translation unit
+
 using ssl::param_role;
 using ssl::parameter;
 using ssl::shape_t;
@@ -317,3 +319,5 @@ TEST_CASE("adam: a parameter spanning several update chunks is updated everywher
         CHECK(big.value[i] == doctest::Approx(w).epsilon(1e-12));
     }
 }
+
+}  // namespace test_adam

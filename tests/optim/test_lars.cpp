@@ -9,6 +9,8 @@
 #include <ssl/nn/linear.hpp>
 #include <ssl/optim.hpp>
 
+namespace test_lars {  // each file in its own namespace: an area builds as one unity translation unit
+
 using ssl::param_role;
 using ssl::parameter;
 using ssl::shape_t;
@@ -216,3 +218,5 @@ TEST_CASE("lars: a weight spanning several update chunks uses the whole-tensor n
         CHECK(big.value[i] == doctest::Approx(w0[i] - 2 * trust * (big.grad[i] + 0.01 * w0[i])).epsilon(1e-12));
     }
 }
+
+}  // namespace test_lars

@@ -6,6 +6,8 @@
 
 #include <ssl/optim.hpp>
 
+namespace test_schedule {  // each file in its own namespace: an area builds as one unity translation unit
+
 using namespace ssl::optim;
 
 namespace {
@@ -147,3 +149,5 @@ TEST_CASE("constant schedule and driving an optimizer") {
     CHECK(opt.lr() == 0.5);
     CHECK(p.value[0] == doctest::Approx(-1.5));  // 0 - 1 - 0.5
 }
+
+}  // namespace test_schedule

@@ -9,6 +9,8 @@
 #include <ssl/nn/linear.hpp>
 #include <ssl/optim.hpp>
 
+namespace test_sgd {  // each file in its own namespace: an area builds as one unity translation unit
+
 using ssl::param_role;
 using ssl::parameter;
 using ssl::shape_t;
@@ -343,3 +345,5 @@ TEST_CASE("sgd: a parameter spanning several update chunks is updated everywhere
         CHECK(big.value[i] == doctest::Approx(w).epsilon(1e-13));
     }
 }
+
+}  // namespace test_sgd

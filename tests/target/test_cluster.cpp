@@ -15,6 +15,8 @@
 #include <set>
 #include <unistd.h>
 
+namespace test_cluster {  // each file in its own namespace: an area builds as one unity translation unit
+
 namespace {
 
 const ssl::resnet_options tiny_net{.in_channels = 1, .width = 4, .stem = ssl::stem::cifar, .seed = 1};
@@ -232,3 +234,5 @@ TEST_CASE("hierarchical_clusters: two-level k-means, leaves sampled uniformly, h
     CHECK(as_vector(m.target().level1()) == c1);
     CHECK(plan1.reset_optimizer_state.empty());
 }
+
+}  // namespace test_cluster

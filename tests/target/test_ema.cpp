@@ -8,6 +8,8 @@
 #include <cmath>
 #include <numbers>
 
+namespace test_ema {  // each file in its own namespace: an area builds as one unity translation unit
+
 TEST_CASE("ema: BYOL's cosine schedule") {
     ssl::target::ema_config c{0.99, true};
     CHECK(ssl::target::ema_tau(c, 0, 100) == doctest::Approx(0.99));
@@ -43,3 +45,5 @@ TEST_CASE("ema: the update formula, and the target owns its storage") {
     CHECK(n > 100);
     CHECK_THROWS_AS((ssl::target::ema::state<net_t, head_t>({1.5, true}, online, head)), ssl::value_error);
 }
+
+}  // namespace test_ema

@@ -16,6 +16,8 @@
 #include <unistd.h>
 #include <vector>
 
+namespace test_instance_classifier {  // each file in its own namespace: an area builds as one unity translation unit
+
 namespace {
 
 using method_t = ssl::instance_cls<>;
@@ -261,3 +263,5 @@ TEST_CASE("instance_classifier: checkpoint round trip of the shards and the init
     CHECK(all_rows(b) == all_rows(a));
     std::filesystem::remove(path);
 }
+
+}  // namespace test_instance_classifier

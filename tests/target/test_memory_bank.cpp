@@ -13,6 +13,8 @@
 #include <unistd.h>
 #include <vector>
 
+namespace test_memory_bank {  // each file in its own namespace: an area builds as one unity translation unit
+
 using ssl::tensor;
 using net_t = ssl::resnet18<float>;
 using head_t = ssl::head::embedding<float>;
@@ -388,3 +390,5 @@ TEST_CASE("memory_bank state: which rows hold a memory, and when Z is estimated"
         std::filesystem::remove(path);
     }
 }
+
+}  // namespace test_memory_bank

@@ -12,6 +12,8 @@
 #include <set>
 #include <unistd.h>
 
+namespace test_queue {  // each file in its own namespace: an area builds as one unity translation unit
+
 namespace {
 
 using net_t = ssl::resnet18<float>;
@@ -343,3 +345,5 @@ TEST_CASE("queue: bad configuration and input") {
     CHECK_THROWS_AS(s.targets({images(4, 1), images(4, 2), images(4, 3)}), ssl::value_error);
     CHECK_THROWS_AS(s.targets({images(4, 1), images(6, 2)}), ssl::shape_error);
 }
+
+}  // namespace test_queue

@@ -10,6 +10,8 @@
 #include <filesystem>
 #include <unistd.h>
 
+namespace test_sinkhorn_target {  // each file in its own namespace: an area builds as one unity translation unit
+
 namespace {
 
 const ssl::resnet_options tiny_net{.in_channels = 1, .width = 4, .stem = ssl::stem::cifar, .seed = 1};
@@ -126,3 +128,5 @@ TEST_CASE("sinkhorn_labels: labels restored by a checkpoint round trip; a mid-ep
     CHECK(as_vector(fresh.target().labels()) == labels);
     std::filesystem::remove(path);
 }
+
+}  // namespace test_sinkhorn_target
