@@ -18,14 +18,16 @@
 # ours in bench/run_host_bench.sh). Expect ~3-4 hours for everything, so run it
 # on an otherwise idle machine, e.g. under nohup, and keep the log.
 #
-# Methods without a PyTorch peer (moco deepcluster sela deepercluster
-# instance-cls) run ours only; SSL_QUALITY_NO_PEER=1 skips the peer for all.
+# Methods without a PyTorch peer (moco instdisc-softmax deepcluster sela
+# deepercluster instance-cls) run ours only; SSL_QUALITY_NO_PEER=1 skips the peer for all.
 # The peer's instdisc mirrors ours (m 4096, T 0.1, lambda 30, Z until filled);
 # its log also has head_knn_top1 (kNN on the 128-d head embedding) and Z.
 #
 #   bench/run_quality.sh [--methods "simclr byol rotnet"] [--epochs 5] [--threads 2] [--seed 0]
 #                        [--train-limit N] [--eval-limit N] [--python /usr/bin/python3] [--no-build]
 #
+# SSL_BIN=PATH runs that program instead of build/examples/ssl (copy it there
+# first when you keep building while the comparison runs).
 # Smoke test (a couple of minutes): --epochs 1 --train-limit 512 --eval-limit 1000 --threads 1 --no-build
 # Logs: runs/quality/<method>.ours.log and runs/quality/<method>.torch.log; our
 # checkpoints in runs/quality/<method>/.
@@ -57,7 +59,7 @@ while [[ $# -gt 0 ]]; do
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
-all_methods="simclr byol rotnet moco instdisc deepcluster sela deepercluster instance-cls"
+all_methods="simclr byol rotnet moco instdisc instdisc-softmax deepcluster sela deepercluster instance-cls"
 peer_methods=" simclr byol rotnet instdisc "  # the PyTorch peer implements these; the others get n/a in its columns
 for m in $methods; do
   case " $all_methods " in *" $m "*) ;; *) echo "unknown method $m ($all_methods)" >&2; exit 2 ;; esac
@@ -67,7 +69,7 @@ if [[ $do_build == 1 ]]; then
   cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
   cmake --build "$build" -j"$threads" --target ssl_cli >/dev/null
 fi
-ssl="$build/examples/ssl"
+ssl="${SSL_BIN:-$build/examples/ssl}"  # SSL_BIN: a copy of the program, so a rebuild during the run cannot touch it
 [[ -x "$ssl" ]] || { echo "no $ssl (build it, or drop --no-build)" >&2; exit 1; }
 
 outdir="$root/runs/quality"

@@ -45,9 +45,10 @@ struct run_options {
     std::size_t label_updates = 0;  // sela: label optimisations over the run; 0: the method's
     std::string optimizer;
     std::string schedule;     // empty: the method's (cosine unless it says otherwise)
-    double proximal = -1;     // instdisc's proximal lambda; < 0: the method's
+    double proximal = -1;     // instdisc(-softmax): proximal lambda; < 0: the method's
     std::string nce_z;        // instdisc: first-batch, until-filled or every-batch; empty: the method's
-    std::string first_write;  // instdisc: mix or replace; empty: the method's
+    std::string first_write;  // instdisc(-softmax): mix or replace; empty: the method's
+    std::string bank_init;    // instdisc(-softmax): random or features; empty: the method's
     std::uint64_t seed = 0;
     std::string device = "auto";
     std::string out;

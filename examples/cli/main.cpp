@@ -1,7 +1,7 @@
 // The `ssl` command-line program: train a self-supervised method on a data
 // set and evaluate its features, without writing C++.
 //
-//   ssl train --method simclr|byol|rotnet|moco|instdisc|deepcluster|sela|deepercluster|instance-cls --data fashion-mnist|cifar10:DIR|cifar100:DIR|folder:DIR|idx:IMAGES[,LABELS]|synthetic
+//   ssl train --method simclr|byol|rotnet|moco|instdisc|instdisc-softmax|deepcluster|sela|deepercluster|instance-cls --data fashion-mnist|cifar10:DIR|cifar100:DIR|folder:DIR|idx:IMAGES[,LABELS]|synthetic
 //             [--backbone resnet18|resnet34|resnet50|convnet] [--width 16] [--batch 256] [--epochs 5]
 //             [--lr X] [--seed 0] [--threads N] [--device host|auto|cuda] [--out DIR] [--resume] [--json] [--baseline]
 //   ssl eval  --checkpoint DIR/last.safetensors [--data ...]
@@ -16,15 +16,15 @@
 
 namespace cli {
 // One entry per method, each defined in its own method_<name>.cpp.
-extern const method_entry simclr_entry, byol_entry, rotnet_entry, moco_entry, instdisc_entry, deepcluster_entry,
-    sela_entry, deepercluster_entry, instance_cls_entry;
+extern const method_entry simclr_entry, byol_entry, rotnet_entry, moco_entry, instdisc_entry,
+    instdisc_softmax_entry, deepcluster_entry, sela_entry, deepercluster_entry, instance_cls_entry;
 
 namespace {
 
 const std::vector<const method_entry*>& methods() {
-    static const std::vector<const method_entry*> all{&simclr_entry,      &byol_entry,          &rotnet_entry,
-                                                      &moco_entry,        &instdisc_entry,      &deepcluster_entry,
-                                                      &sela_entry,        &deepercluster_entry, &instance_cls_entry};
+    static const std::vector<const method_entry*> all{
+        &simclr_entry,      &byol_entry, &rotnet_entry,        &moco_entry,        &instdisc_entry, &instdisc_softmax_entry,
+        &deepcluster_entry, &sela_entry, &deepercluster_entry, &instance_cls_entry};
     return all;
 }
 
@@ -45,15 +45,16 @@ void reject_foreign_options(const CLI::App& train, const std::string& method) {
         std::vector<std::string> methods;
     };
     static const std::vector<rule> rules{
-        {"--temperature", {"simclr", "moco", "instdisc", "instance-cls"}},
+        {"--temperature", {"simclr", "moco", "instdisc", "instdisc-softmax", "instance-cls"}},
         {"--clusters", {"deepcluster", "sela"}},
         {"--queue", {"moco"}},
         {"--symmetric", {"moco"}},
         {"--asymmetric", {"moco"}},
         {"--label-updates", {"sela"}},
-        {"--proximal", {"instdisc"}},
+        {"--proximal", {"instdisc", "instdisc-softmax"}},
         {"--nce-z", {"instdisc"}},
-        {"--first-write", {"instdisc"}},
+        {"--first-write", {"instdisc", "instdisc-softmax"}},
+        {"--bank-init", {"instdisc", "instdisc-softmax"}},
     };
     for (const auto& r : rules) {
         if (train.get_option(r.option)->count() == 0) continue;
@@ -133,7 +134,7 @@ int main(int argc, char** argv) {
     tr->add_option("--lr", o.lr, "peak learning rate (default: the method's, scaled by batch/256)")->check(CLI::PositiveNumber);
     tr->add_option("--optimizer", o.optimizer, "sgd, lars, adam or adamw")->check(CLI::IsMember({"sgd", "lars", "adam", "adamw"}));
     tr->add_option("--weight-decay", o.weight_decay)->check(CLI::NonNegativeNumber);
-    tr->add_option("--temperature", o.temperature, "contrastive temperature (simclr, moco, instdisc, instance-cls)")->check(CLI::PositiveNumber);
+    tr->add_option("--temperature", o.temperature, "contrastive temperature (simclr, moco, instdisc, instdisc-softmax, instance-cls)")->check(CLI::PositiveNumber);
     tr->add_option("--clusters", o.clusters, "k of k-means / Sinkhorn (deepcluster, sela)")->check(CLI::PositiveNumber);
     tr->add_option("--queue", o.queue, "queue length K (moco)")->check(CLI::PositiveNumber);
     tr->add_option("--label-updates", o.label_updates, "label optimisations over the run, quadratically spaced (sela; default 2 per epoch up to 20, or 1 per epoch if more)")
@@ -144,12 +145,16 @@ int main(int argc, char** argv) {
                           "view 0 as the query only, as in the MoCo v2 paper (moco)");
     tr->add_option("--schedule", o.schedule, "learning rate after warmup: cosine (to 0) or constant (default: the method's)")
         ->check(CLI::IsMember({"cosine", "constant"}));
-    tr->add_option("--proximal", o.proximal, "proximal term lambda (instdisc; 0: off)")->check(CLI::NonNegativeNumber);
+    tr->add_option("--proximal", o.proximal, "proximal term lambda (instdisc, default 30; instdisc-softmax, default 0: off)")->check(CLI::NonNegativeNumber);
     tr->add_option("--nce-z", o.nce_z, "when NCE's Z is estimated (instdisc): until-filled, first-batch or every-batch")
         ->check(CLI::IsMember({"until-filled", "first-batch", "every-batch"}));
     tr->add_option("--first-write", o.first_write,
-                   "a bank row's first write (instdisc): mix (with its random initialization, momentum) or replace")
+                   "a bank row's first write (instdisc, instdisc-softmax): mix (with its random initialization, momentum) or replace")
         ->check(CLI::IsMember({"mix", "replace"}));
+    tr->add_option("--bank-init", o.bank_init,
+                   "memory bank rows before the first epoch (instdisc, instdisc-softmax): random (the paper's) or "
+                   "features (the initial network's normalised embedding of each image)")
+        ->check(CLI::IsMember({"random", "features"}));
     tr->add_option("--seed", o.seed);
     tr->add_option("--device", o.device, "host, auto or cuda")->check(CLI::IsMember({"host", "auto", "cuda"}));
     tr->add_option("--out", o.out, "output directory (default runs/METHOD)");

@@ -391,4 +391,133 @@ TEST_CASE("memory_bank state: which rows hold a memory, and when Z is estimated"
     }
 }
 
+TEST_CASE("memory_bank state: feature_init fills the bank with the initial network's normalised head outputs, once") {
+    nets nw;
+    nw.backbone.train(true);
+    nw.head.train(true);
+    const std::size_t n = 40, d = 8;
+    auto data = ssl::data::synthetic({.size = n, .classes = 4, .height = 8, .width = 8, .seed = 2}).to_dataset();
+    auto id = [](const tensor<float>& x) { return x; };
+    // what the bank must hold: head outputs computed here, per chunk, then normalised
+    auto expected = [&](std::size_t chunk, bool batch_stats) {
+        std::vector<float> out;
+        const std::size_t chunks = batch_stats ? std::max<std::size_t>(1, n / chunk) : (n + chunk - 1) / chunk;
+        nets ref;  // same seeds: the same initial network
+        ref.backbone.train(batch_stats);
+        ref.head.train(batch_stats);
+        for (std::size_t c = 0; c < chunks; ++c) {
+            const std::size_t b = batch_stats ? c * n / chunks : c * chunk;
+            const std::size_t e = batch_stats ? (c + 1) * n / chunks : std::min(n, b + chunk);
+            std::vector<std::size_t> idx;
+            for (std::size_t i = b; i < e; ++i) idx.push_back(i);
+            auto f = ref.head.forward(ref.backbone.forward(data.batch(idx)).out).out;
+            for (std::size_t i = 0; i < f.dim(0); ++i) {
+                double s = 0;
+                for (std::size_t j = 0; j < d; ++j) s += double(f.at(i, j)) * f.at(i, j);
+                for (std::size_t j = 0; j < d; ++j) out.push_back(static_cast<float>(f.at(i, j) / std::sqrt(s)));
+            }
+        }
+        return out;
+    };
+    auto max_diff = [](const tensor<float>& bank, const std::vector<float>& e) {
+        REQUIRE(bank.numel() == e.size());
+        double m = 0;
+        for (std::size_t i = 0; i < e.size(); ++i) m = std::max(m, double(std::abs(bank.data()[i] - e[i])));
+        return m;
+    };
+    auto buffers = [&] {
+        std::vector<float> v;
+        const auto f = [&](const std::string&, auto& t) {
+            for (auto x : t) v.push_back(static_cast<float>(x));
+        };
+        nw.backbone.for_each_buffer(f, "");
+        nw.head.for_each_buffer(f, "");
+        return v;
+    };
+    SUBCASE("batch statistics in chunks of 20, no side effect, every row written, Z estimated once") {
+        bank_state st({.instances = n, .dim = d, .negatives = 4, .feature_init = true, .init_chunk = 16}, nw.backbone,
+                      nw.head);
+        nw.backbone.train(false);  // the pass switches to train mode; eval must come back
+        nw.head.train(false);
+        const auto bufs = buffers();
+        ssl::epoch_context<net_t, head_t> ctx{nw.backbone, nw.head, nw.head.config(), 16, data, 0, 0, false, id};
+        st.begin_epoch(ctx);
+        CHECK(max_diff(st.bank(), expected(16, true)) < 1e-5);  // 40 / 16 -> chunks [0, 20), [20, 40)
+        for (std::size_t i = 0; i < n; ++i) CHECK(row_norm(st.bank(), i) == doctest::Approx(1.0).epsilon(1e-6));
+        CHECK(buffers() == bufs);  // running statistics restored
+        CHECK_FALSE(nw.backbone.training());
+        CHECK_FALSE(nw.head.training());
+        CHECK(st.filled());
+        // until_filled on a full bank: Z from the first batch, then kept
+        std::vector<std::size_t> ids{3, 4};
+        auto t = st.targets({tensor<float>::zeros({2, 1, 8, 8})}, ids);
+        CHECK(*t.z == 0);
+        *t.z = 123.0;
+        CHECK(t.has_memory[0] == 1);
+        CHECK(*st.targets({tensor<float>::zeros({2, 1, 8, 8})}, ids).z == 123.0);
+    }
+    SUBCASE("eval mode") {
+        bank_state st({.instances = n, .dim = d, .feature_init = true, .init_batch_statistics = false, .init_chunk = 16},
+                      nw.backbone, nw.head);
+        const auto bufs = buffers();
+        ssl::epoch_context<net_t, head_t> ctx{nw.backbone, nw.head, nw.head.config(), 16, data, 0, 0, false, id};
+        st.begin_epoch(ctx);
+        CHECK(max_diff(st.bank(), expected(16, false)) < 1e-5);  // chunks [0, 16), [16, 32), [32, 40)
+        CHECK(nw.backbone.training());  // train mode back after the eval-mode pass
+        CHECK(nw.head.training());
+        CHECK(buffers() == bufs);
+    }
+    SUBCASE("a pass that throws leaves modes and running statistics as they were") {
+        bank_state st({.instances = n, .dim = d, .feature_init = true, .init_chunk = 16}, nw.backbone, nw.head);
+        nw.backbone.train(false);
+        const auto bufs = buffers();
+        int calls = 0;
+        auto failing = [&](const tensor<float>& x) {
+            if (++calls == 2) throw ssl::io_error("test: image decoding failed");
+            return x;
+        };
+        ssl::epoch_context<net_t, head_t> ctx{nw.backbone, nw.head, nw.head.config(), 16, data, 0, 0, false, failing};
+        CHECK_THROWS_AS(st.begin_epoch(ctx), ssl::io_error);
+        CHECK_FALSE(nw.backbone.training());
+        CHECK(nw.head.training());
+        CHECK(buffers() == bufs);
+        CHECK(st.none_written());  // nothing counts as a memory: a retry runs the whole pass again
+    }
+    SUBCASE("chunks too small for batch statistics are refused") {
+        CHECK_THROWS_AS(bank_state({.instances = n, .dim = d, .feature_init = true, .init_chunk = 1}, nw.backbone,
+                                   nw.head),
+                        ssl::value_error);
+        CHECK_NOTHROW(bank_state({.instances = n, .dim = d, .feature_init = true, .init_batch_statistics = false,
+                                  .init_chunk = 1},
+                                 nw.backbone, nw.head));
+    }
+    SUBCASE("only before the first epoch of a fresh run") {
+        bank_state st({.instances = n, .dim = d, .feature_init = true}, nw.backbone, nw.head);
+        const std::vector<float> random_rows(st.bank().begin(), st.bank().end());
+        auto unchanged = [&] { return std::equal(random_rows.begin(), random_rows.end(), st.bank().begin()); };
+        ssl::epoch_context<net_t, head_t> mid{nw.backbone, nw.head, nw.head.config(), 16, data, 0, 0, true, id};
+        st.begin_epoch(mid);  // resumed in the middle of epoch 0: the checkpoint's bank stands
+        CHECK(unchanged());
+        ssl::epoch_context<net_t, head_t> later{nw.backbone, nw.head, nw.head.config(), 16, data, 1, 0, false, id};
+        st.begin_epoch(later);
+        CHECK(unchanged());
+        // a row already written (a restored bank, a second fit): no re-initialisation
+        std::vector<std::size_t> ids{5, 6};
+        std::vector<tensor<float>> o{unit_features(2, d, 9)};
+        st.after_step(nw.backbone, nw.head, ssl::target_step<float>{0, 10, 0, ids, &o});
+        const std::vector<float> after(st.bank().begin(), st.bank().end());
+        ssl::epoch_context<net_t, head_t> first{nw.backbone, nw.head, nw.head.config(), 16, data, 0, 0, false, id};
+        st.begin_epoch(first);
+        CHECK(std::equal(after.begin(), after.end(), st.bank().begin()));
+    }
+    SUBCASE("off (the paper's random rows)") {
+        bank_state st({.instances = n, .dim = d}, nw.backbone, nw.head);
+        const std::vector<float> rows(st.bank().begin(), st.bank().end());
+        ssl::epoch_context<net_t, head_t> ctx{nw.backbone, nw.head, nw.head.config(), 16, data, 0, 0, false, id};
+        st.begin_epoch(ctx);
+        CHECK(std::equal(rows.begin(), rows.end(), st.bank().begin()));
+        CHECK(st.none_written());
+    }
+}
+
 }  // namespace test_memory_bank

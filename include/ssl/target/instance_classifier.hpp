@@ -206,34 +206,8 @@ struct instance_classifier {
         /// normalised head outputs of the current networks, batch statistics
         /// or eval mode as configured; running statistics are left unchanged.
         void initialise_from_network(epoch_context<Backbone, Head>& ctx) {
-            const std::size_t n = ctx.data.size();
-            require<value_error>(!cfg_.init_batch_statistics || n >= 2,
-                                 "instance_classifier: the batch-statistics initialisation needs at least 2 images");
-            // Save every buffer (running statistics) to restore it afterwards.
-            std::vector<std::function<void()>> restore;
-            const auto save = [&](const std::string&, auto& t) {
-                restore.push_back([p = &t, saved = t.clone()]() { p->assign(saved); });
-            };
-            ctx.backbone.for_each_buffer(save, "");
-            ctx.head.for_each_buffer(save, "");
-            const bool bt = ctx.backbone.training(), ht = ctx.head.training();
-            ctx.backbone.train(cfg_.init_batch_statistics);
-            ctx.head.train(cfg_.init_batch_statistics);
-            // Chunks of init_chunk .. 2 init_chunk - 1 images (no tiny last
-            // batch for batch norm), in data set order.
-            const std::size_t chunks = std::max<std::size_t>(1, n / cfg_.init_chunk);
-            std::vector<std::size_t> idx;
-            for (std::size_t c = 0; c < chunks; ++c) {
-                const std::size_t b = c * n / chunks, e = (c + 1) * n / chunks;
-                idx.resize(e - b);
-                for (std::size_t i = b; i < e; ++i) idx[i - b] = i;
-                auto x = ctx.eval_transform(ctx.data.batch(idx));
-                auto f = ctx.head.forward(ctx.backbone.forward(x).out).out;
-                set_rows(f, b);
-            }
-            ctx.backbone.train(bt);
-            ctx.head.train(ht);
-            for (auto& r : restore) r();
+            ctx.for_each_initial_output([&](const tensor<T>& f, std::size_t first) { set_rows(f, first); },
+                                        cfg_.init_batch_statistics, cfg_.init_chunk);
             init_flag_[0] = 1;
         }
 

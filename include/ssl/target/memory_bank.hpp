@@ -64,6 +64,22 @@
 //   while the final bank implies 2.5e8 (bank rows against random rows, mean
 //   cosine 0.61), so sum_k h_k ~ 6.5 instead of ~1: the noise samples' push
 //   outweighs the positive's pull 6.5 to 1.
+// - Feature initialisation (config.feature_init, off by default). With
+//   random rows, an image's positive during the first epoch is a random
+//   vector: the network is trained to map each image onto noise, and only
+//   from the second epoch on does the positive carry what the network saw
+//   of the image an epoch ago. At ImageNet scale (200 epochs) that is one
+//   wasted epoch; in a 5-epoch run it is a fifth of the budget spent undoing
+//   the initial network's structure (measured on Fashion-MNIST: the kNN of
+//   every random-row variant ends below the untrained encoder's). With
+//   feature_init, begin_epoch of epoch 0 (not a resumed run, no row written
+//   yet) sets every row to the normalised head output of the initial network
+//   for that image, as the instance classifier initialises its weights
+//   (epoch_context::for_each_initial_output: batch statistics per chunk, no
+//   side effect on running statistics), and marks every row written: the
+//   positives are real memories from step 0, and the proximal term and Z
+//   see a full bank. The written flags make it happen once (a resumed run
+//   or a second fit() finds them set), so it needs no extra checkpoint state.
 // - Which rows hold a memory: written (N bytes) flags each row once a
 //   feature has been stored in it. The loss applies the proximal term only
 //   to those rows, and until_filled looks at them to know when to stop
@@ -95,7 +111,7 @@ namespace ssl::target {
 /// When NCE's normalizing constant Z is estimated (see the file comment).
 enum class z_estimate {
     first_batch,   ///< once, from the first batch, then fixed (the paper's text)
-    until_filled,  ///< from every batch until every instance has a memory (the first epoch), then fixed
+    until_filled,  ///< from every batch until every instance has a memory (the first epoch; with feature_init the bank is full from the start), then fixed
     every_batch    ///< from every batch, for the whole run
 };
 
@@ -111,6 +127,18 @@ struct memory_bank_config {
     /// epochs on Fashion-MNIST, replacing costs 9 kNN points (bench/README.md):
     /// the random half of the early memories keeps the targets spread.
     bool replace_first = false;
+    /// Before the first epoch, row i = the L2-normalised head output of the
+    /// initial, untrained network for image i (the instance classifier's
+    /// raw-feature initialisation, Liu et al. 2021, applied to the bank), and
+    /// every row counts as written. Off: the paper's random rows. See the
+    /// file comment.
+    /// The bank is then full from the start, so z_estimate::until_filled
+    /// fixes Z from the first batch, measured against the untrained
+    /// network's nearly parallel embeddings: pair it with
+    /// z_estimate::every_batch (the `ssl` program does).
+    bool feature_init = false;
+    bool init_batch_statistics = true;  ///< that pass normalises with batch statistics (train mode); false: eval mode
+    std::size_t init_chunk = 256;       ///< images per forward of that pass
 };
 
 /// What the memory bank hands the loss for one batch. It references the
@@ -256,6 +284,9 @@ struct memory_bank {
                     "-d vectors but the head outputs ", h.out_features(), " features (set config.dim to the head's width)");
             require(c.momentum >= 0 && c.momentum <= 1, "target::memory_bank: momentum must be in [0, 1], got ",
                     c.momentum);
+            require(!c.feature_init || c.init_chunk >= (c.init_batch_statistics ? 2u : 1u),
+                    "target::memory_bank: init_chunk (images per forward of the feature initialisation) must be at "
+                    "least ", c.init_batch_statistics ? "2 with batch statistics" : "1", ", got ", c.init_chunk);
             bank_ = tensor<T>({c.instances, c.dim});
             advise_huge_pages(bank_);  // before the first touch
             init_bank(bank_, c.seed);
@@ -279,6 +310,12 @@ struct memory_bank {
         bool filled() const noexcept {
             const std::uint8_t* w = written_.data();
             return std::all_of(w, w + written_.numel(), [](std::uint8_t x) { return x != 0; });
+        }
+
+        /// Whether no row has been written yet (the bank is as initialised).
+        bool none_written() const noexcept {
+            const std::uint8_t* w = written_.data();
+            return std::none_of(w, w + written_.numel(), [](std::uint8_t x) { return x != 0; });
         }
 
         /// The bank, the batch's ids (the positives) and, when
@@ -314,12 +351,33 @@ struct memory_bank {
             step_[0] = static_cast<std::int64_t>(s.step + 1);
         }
 
-        /// Checks that the bank matches the data set.
+        /// Checks that the bank matches the data set; with feature_init, fills
+        /// the bank from the initial network before the first epoch.
         epoch_plan begin_epoch(epoch_context<Backbone, Head>& c) {
             require(c.data.size() == cfg_.instances, "target::memory_bank: the bank has ", cfg_.instances,
                     " rows but the training set '", c.data.name, "' has ", c.data.size(),
                     " images; set config.instances to the data set size");
+            if (cfg_.feature_init && c.epoch == 0 && !c.resumed_mid_epoch && none_written()) initialise_from_network(c);
             return {};
+        }
+
+        /// Rows = normalised head outputs of the current networks (batch
+        /// statistics or eval mode as configured), every row marked written;
+        /// running statistics are left unchanged. begin_epoch calls it once
+        /// with feature_init.
+        void initialise_from_network(epoch_context<Backbone, Head>& c) {
+            const std::size_t d = cfg_.dim;
+            c.for_each_initial_output(
+                [&](const tensor<T>& f, std::size_t first) {
+                    require<shape_error>(f.dim(1) == d && first + f.dim(0) <= cfg_.instances,
+                                         "target::memory_bank: head outputs of shape ", f.shape().str(),
+                                         " at row ", first, " do not fit the bank of shape ", bank_.shape().str());
+                    std::copy(f.begin(), f.end(), bank_.data() + first * d);
+                    for (std::size_t i = 0; i < f.dim(0); ++i) detail::normalize_row(bank_.data() + (first + i) * d, d);
+                },
+                cfg_.init_batch_statistics, cfg_.init_chunk);
+            std::fill(written_.data(), written_.data() + written_.numel(), std::uint8_t{1});
+            filled_ = true;
         }
 
         template <class F>

@@ -38,6 +38,7 @@
 //
 // (The older forms targets(views) and after_step(b, h, step, total_steps)
 // are still accepted.)
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -46,6 +47,7 @@
 #include <string>
 #include <vector>
 
+#include "../core/error.hpp"
 #include "../core/tensor.hpp"
 #include "../data/dataset.hpp"
 
@@ -109,6 +111,56 @@ struct epoch_context {
         }
         backbone.train(bt);
         head.train(ht);
+    }
+    /// The pass an initialisation from the initial network makes (the
+    /// instance classifier's raw-feature rows, a memory bank's feature
+    /// init): fn(head outputs (n, D) of images [first, first + n), first)
+    /// for the whole data set in order, images as the backbone sees them at
+    /// evaluation. With batch_statistics, batch norm normalises with each
+    /// chunk's own statistics (train mode, no gradient: the statistics the
+    /// first training steps use, "a random network with running BNs") over
+    /// consecutive chunks of `chunk` .. 2 chunk - 1 images (no tiny last
+    /// batch); otherwise eval mode, `chunk` images at a time. Either way the
+    /// networks' buffers (running statistics) and modes are restored
+    /// afterwards: the pass has no side effect.
+    template <class F>
+    void for_each_initial_output(F&& fn, bool batch_statistics, std::size_t chunk = 256) {
+        const std::size_t n = data.size();
+        require<value_error>(chunk >= (batch_statistics ? 2u : 1u), "epoch_context: the initial pass needs chunks of ",
+                             batch_statistics ? "at least 2 images with batch statistics" : "at least 1 image",
+                             ", got ", chunk);
+        require<value_error>(!batch_statistics || n >= 2,
+                             "epoch_context: an initial pass with batch statistics needs at least 2 images, the data "
+                             "set '", data.name, "' has ", n);
+        // Restores the modes and every buffer (running statistics) on the way
+        // out, also when a forward or fn throws.
+        struct restorer {
+            epoch_context& c;
+            bool bt, ht;
+            std::vector<std::function<void()>> buffers;
+            ~restorer() {
+                c.backbone.train(bt);
+                c.head.train(ht);
+                for (auto& r : buffers) r();
+            }
+        } guard{*this, backbone.training(), head.training(), {}};
+        const auto save = [&](const std::string&, auto& t) {
+            guard.buffers.push_back([p = &t, saved = t.clone()]() { p->assign(saved); });
+        };
+        backbone.for_each_buffer(save, "");
+        head.for_each_buffer(save, "");
+        backbone.train(batch_statistics);
+        head.train(batch_statistics);
+        const std::size_t chunks = batch_statistics ? std::max<std::size_t>(1, n / chunk) : (n + chunk - 1) / chunk;
+        std::vector<std::size_t> idx;
+        for (std::size_t c = 0; c < chunks; ++c) {
+            const std::size_t b = batch_statistics ? c * n / chunks : c * chunk;
+            const std::size_t e = batch_statistics ? (c + 1) * n / chunks : std::min(n, b + chunk);
+            idx.resize(e - b);
+            for (std::size_t i = b; i < e; ++i) idx[i - b] = i;
+            const auto f = head.forward(backbone.forward(eval_transform(data.batch(idx))).out).out;
+            fn(f, b);
+        }
     }
     /// Backbone features of every image, (N, head_in_features), eval mode.
     tensor<float> features(std::size_t chunk = 512) {
