@@ -4,7 +4,9 @@
 // convolution (2 * N * Cout * Cin * K * K * Ho * Wo forward, twice that
 // backward) per second, so algorithms with fewer FLOPs (Winograd) show up as
 // higher rates. Flag --im2col turns the Winograd path off;
-// --wg-mode=1|2 forces per-group / whole-batch Winograd, --wg-tiles=N the group size.
+// --wg-mode=1|2 forces per-chunk / whole-batch Winograd, --wg-tiles=N the
+// chunk size, --small-gemm=N the largest channel count whose Winograd
+// products use backend::host::small_gemm (0: always Eigen).
 #include <benchmark/benchmark.h>
 
 #include <random>
@@ -59,6 +61,8 @@ int main(int argc, char** argv) {
             ssl::nn::conv2d<float>::winograd_mode = std::stoi(a.substr(10));
         else if (a.rfind("--wg-tiles=", 0) == 0)
             ssl::nn::conv2d<float>::winograd_target_tiles = std::stoul(a.substr(11));
+        else if (a.rfind("--small-gemm=", 0) == 0)
+            ssl::nn::conv2d<float>::small_gemm_max_channels = std::stoul(a.substr(13));
         else
             rest.push_back(argv[i]);
     }

@@ -10,13 +10,16 @@
 //   POOL config=w16_n256 sys_allocs_after_warmup=... sys_allocs_after_timed=...
 // Own flags (before Google Benchmark's): --steps=N (timed steps, default 15
 // at width 16 and 8 at width 64), --warmup=N (default 3), --config=w16_n256,
-// --im2col (no Winograd: every conv through im2col + GEMM).
+// --im2col (no Winograd: every conv through im2col + GEMM), --small-gemm=N
+// (the largest channel count whose Winograd products use small_gemm; 0:
+// always Eigen).
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <numeric>
 #include <random>
@@ -147,6 +150,8 @@ int main(int argc, char** argv) {
             g_only = argv[i] + 9;
         else if (std::strcmp(argv[i], "--im2col") == 0)
             ssl::backend::host::winograd::enabled = false;
+        else if (std::strncmp(argv[i], "--small-gemm=", 13) == 0)
+            ssl::nn::conv2d<float>::small_gemm_max_channels = std::strtoul(argv[i] + 13, nullptr, 10);
         else
             rest.push_back(argv[i]);
     }

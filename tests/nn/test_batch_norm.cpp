@@ -70,6 +70,64 @@ TEST_CASE("batch_norm: torchvision buffer names") {
                                             "bn1.weight", "bn1.bias"});
 }
 
+TEST_CASE("batch_norm2d: float statistics stay exact far from zero (mean 1000, std 1)") {
+    // the one-pass statistics (per-plane sums combined in double) against a
+    // two-pass double reference, on data whose mean dwarfs its spread
+    batch_norm2d<float> bn({2, 1.0});  // momentum 1: running stats = this batch's
+    auto x = ref::random<float>({8, 2, 9, 7}, 3, 1000.0 - 1.7, 1000.0 + 1.7);
+    bn.forward(x);
+    const std::size_t S = 63, M = 8 * S;
+    for (std::size_t c = 0; c < 2; ++c) {
+        double m = 0, v = 0;
+        for (std::size_t n = 0; n < 8; ++n)
+            for (std::size_t i = 0; i < S; ++i) m += x[(n * 2 + c) * S + i];
+        m /= M;
+        for (std::size_t n = 0; n < 8; ++n)
+            for (std::size_t i = 0; i < S; ++i) v += (x[(n * 2 + c) * S + i] - m) * (x[(n * 2 + c) * S + i] - m);
+        const double var_u = v / (M - 1);
+        CHECK(bn.running_mean()[c] == doctest::Approx(m).epsilon(1e-7));
+        CHECK(bn.running_var()[c] == doctest::Approx(var_u).epsilon(1e-5));
+    }
+}
+
+TEST_CASE("batch_norm1d: float statistics stay exact far from zero (Welford over N)") {
+    batch_norm1d<float> bn({3, 1.0});
+    auto x = ref::random<float>({64, 3}, 4, 1000.0 - 1.7, 1000.0 + 1.7);
+    bn.forward(x);
+    for (std::size_t c = 0; c < 3; ++c) {
+        double m = 0, v = 0;
+        for (std::size_t n = 0; n < 64; ++n) m += x[n * 3 + c];
+        m /= 64;
+        for (std::size_t n = 0; n < 64; ++n) v += (x[n * 3 + c] - m) * (x[n * 3 + c] - m);
+        CHECK(bn.running_mean()[c] == doctest::Approx(m).epsilon(1e-7));
+        CHECK(bn.running_var()[c] == doctest::Approx(v / 63).epsilon(1e-5));
+    }
+}
+
+TEST_CASE("batch_norm: backward_relu with the masked gradient out") {
+    batch_norm2d<double> bn({3});
+    bn.weight().value.assign(ref::random<double>({3}, 5, 0.5, 2.0));
+    auto x = ref::random<double>({4, 3, 3, 2}, 1);
+    auto r = bn.forward_relu(x);
+    auto dy = ref::random<double>(x.shape(), 2);
+    ssl::zero_grad(bn);
+    auto dx = bn.backward_relu(r.cache, r.out, dy);
+    auto gw = bn.weight().grad.clone();
+    tensor<double> masked;
+    ssl::zero_grad(bn);
+    auto dx2 = bn.backward_relu(r.cache, r.out, dy, masked);
+    CHECK(ref::max_abs_diff(dx, dx2) < 1e-14);  // same formula; the compiler may contract it differently
+    CHECK(ref::max_abs_diff(bn.weight().grad, gw) == 0.0);
+    REQUIRE(masked.shape() == dy.shape());
+    std::size_t zeros = 0;
+    for (std::size_t i = 0; i < dy.numel(); ++i) {
+        CHECK(masked[i] == (r.out[i] > 0 ? dy[i] : 0.0));
+        zeros += r.out[i] > 0 ? 0 : 1;
+    }
+    CHECK(zeros > 0);  // the mask does something
+    CHECK(zeros < dy.numel());
+}
+
 TEST_SUITE("gradcheck") {
     TEST_CASE("batch_norm2d and 1d gradcheck, train and eval, affine and not") {
         for (bool affine : {true, false}) {

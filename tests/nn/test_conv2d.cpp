@@ -20,13 +20,44 @@ const conv_case cases[] = {
     {2, 3, 7, 7, 4, 3, 1, 1, true},  {3, 2, 8, 6, 5, 3, 2, 1, false}, {2, 4, 5, 5, 3, 1, 1, 0, true},
     {2, 4, 6, 6, 6, 1, 2, 0, false}, {1, 1, 9, 9, 2, 7, 2, 3, false}, {5, 2, 4, 4, 3, 3, 1, 0, true},
     {40, 2, 3, 3, 3, 3, 1, 1, true},  // many images per GEMM group
-    {3, 8, 9, 7, 5, 3, 1, 1, true},   // >= 8 input channels, 3x3/1/1: the Winograd path
-    {2, 12, 4, 4, 9, 3, 1, 1, false}, // Winograd with a tile that overhangs the image
+    {9, 8, 9, 7, 5, 3, 1, 1, true},   // >= 8 input channels, 3x3/1/1, >= 8 images: the Winograd path
+    {8, 12, 4, 4, 9, 3, 1, 1, false}, // Winograd with a tile that overhangs the image
 };
 }  // namespace
 
+/// Restores conv2d's tuning knobs (and the Winograd switch) at scope exit,
+/// also when a REQUIRE throws.
+template <class T>
+struct knob_guard {
+    int mode = conv2d<T>::winograd_mode;
+    std::size_t tiles = conv2d<T>::winograd_target_tiles, small = conv2d<T>::small_gemm_max_channels;
+    bool enabled = ssl::backend::host::winograd::enabled;
+    ~knob_guard() {
+        conv2d<T>::winograd_mode = mode;
+        conv2d<T>::winograd_target_tiles = tiles;
+        conv2d<T>::small_gemm_max_channels = small;
+        ssl::backend::host::winograd::enabled = enabled;
+    }
+};
+
+/// Largest |a - b| relative to the largest |b|.
+template <class T>
+double rel_diff(const tensor<T>& a, const tensor<T>& b) {
+    REQUIRE(a.shape() == b.shape());
+    double d = 0, s = 0;
+    for (std::size_t i = 0; i < a.numel(); ++i) {
+        d = std::max(d, std::abs(double(a[i]) - double(b[i])));
+        s = std::max(s, std::abs(double(b[i])));
+    }
+    return s > 0 ? d / s : d;
+}
+
 TEST_CASE("conv2d: forward matches the naive reference") {
+    knob_guard<float> guard;
+    for (std::size_t small : {std::size_t{64}, std::size_t{0}})  // Winograd's products: small_gemm or Eigen
     for (const auto& k : cases) {
+        conv2d<float>::small_gemm_max_channels = small;
+        CAPTURE(small);
         CAPTURE(k.k);
         CAPTURE(k.stride);
         CAPTURE(k.pad);
@@ -88,6 +119,120 @@ TEST_CASE("conv2d: two forwards keep separate caches; gradients accumulate") {
     auto dx = layer.backward(a.cache, dy1, false);
     CHECK_FALSE(dx.defined());
     CHECK(ref::max_abs_diff(layer.weight().grad, g1) < 1e-12);
+}
+
+template <class T>
+void winograd_vs_im2col(double tol) {
+    knob_guard<T> guard;
+    constexpr std::size_t L = ssl::backend::host::winograd::block_images<T>;
+    struct shape {
+        std::size_t n, c, h, w, co;
+    };
+    // half a block, partial blocks, several blocks with a partial last one;
+    // 1x1 and 2x2 images (one tile, mostly padding), odd sizes, 20x20 (5x5 tiles)
+    const shape shapes[] = {{L / 2, 8, 1, 1, 4},   {L - 1, 9, 2, 2, 5},  {L + 1, 8, 13, 9, 6},
+                            {2 * L + 3, 10, 20, 20, 8}, {L, 16, 7, 7, 16}};
+    for (const auto& sh : shapes) {
+        conv2d<T> layer(conv2d_config{sh.c, sh.co, 3, 1, 1, true}, 6);
+        const auto x = ref::random<T>({sh.n, sh.c, sh.h, sh.w}, 41);
+        ssl::backend::host::winograd::enabled = false;
+        const auto r0 = layer.forward(x);
+        const auto dy = ref::random<T>(r0.out.shape(), 42);
+        const auto acc0 = ref::random<T>(x.shape(), 43);
+        ssl::zero_grad(layer);
+        const auto dx0 = layer.backward(r0.cache, dy);
+        const auto dw0 = layer.weight().grad.clone(), db0 = layer.bias().grad.clone();
+        ssl::backend::host::winograd::enabled = true;
+        for (int mode : {1, 2})                                           // per chunk, whole batch
+            for (std::size_t tiles : {std::size_t{256}, std::size_t{1}})  // 1: one tile row per chunk
+                for (std::size_t small : {std::size_t{64}, std::size_t{0}}) {
+                    CAPTURE(sh.n);
+                    CAPTURE(sh.h);
+                    CAPTURE(sh.w);
+                    CAPTURE(mode);
+                    CAPTURE(tiles);
+                    CAPTURE(small);
+                    conv2d<T>::winograd_mode = mode;
+                    conv2d<T>::winograd_target_tiles = tiles;
+                    conv2d<T>::small_gemm_max_channels = small;
+                    const auto r = layer.forward(x);
+                    CHECK(rel_diff(r.out, r0.out) < tol);
+                    ssl::zero_grad(layer);
+                    const auto dx = layer.backward(r.cache, dy);
+                    CHECK(rel_diff(dx, dx0) < tol);
+                    CHECK(rel_diff(layer.weight().grad, dw0) < tol);
+                    CHECK(rel_diff(layer.bias().grad, db0) < tol);
+                    auto acc = acc0.clone();
+                    ssl::zero_grad(layer);
+                    layer.backward_add(r.cache, dy, acc);
+                    tensor<T> expect(x.shape());
+                    for (std::size_t i = 0; i < expect.numel(); ++i) expect[i] = acc0[i] + dx0[i];
+                    CHECK(rel_diff(acc, expect) < tol);
+                    CHECK(rel_diff(layer.weight().grad, dw0) < tol);
+                }
+    }
+}
+
+TEST_CASE("conv2d: Winograd matches im2col over blocks, chunks, modes and both GEMMs (float, double)") {
+    winograd_vs_im2col<double>(1e-10);
+    winograd_vs_im2col<float>(1e-4);
+}
+
+TEST_CASE("conv2d: Winograd needs half a block of images; fewer go through im2col") {
+    knob_guard<float> guard;
+    constexpr std::size_t L = ssl::backend::host::winograd::block_images<float>;
+    conv2d<float> layer(conv2d_config{8, 8, 3, 1, 1, false}, 2);
+    for (std::size_t n : {std::size_t{1}, L / 2 - 1, L / 2}) {
+        CAPTURE(n);
+        const auto x = ref::random<float>({n, 8, 6, 6}, 3);
+        auto y = layer.forward(x).out;
+        auto expect = ref::conv2d(x, layer.weight().value, static_cast<const tensor<float>*>(nullptr), 1, 1);
+        CHECK(ref::max_abs_diff(y, expect) < 1e-5);
+        // Winograd (float rounding ~1e-6 relative) vs im2col (~1e-7): the paths differ in the last bits
+        ssl::backend::host::winograd::enabled = false;
+        auto y_im2col = layer.forward(x).out;
+        ssl::backend::host::winograd::enabled = true;
+        if (2 * n < L)
+            CHECK(ref::max_abs_diff(y, y_im2col) == 0.0);
+        else
+            CHECK(ref::max_abs_diff(y, y_im2col) > 0.0);
+    }
+}
+
+TEST_CASE("conv2d: backward_add adds the input gradient into the accumulator, on every path") {
+    knob_guard<double> guard;
+    for (int mode : {0, 1, 2})  // Winograd: per shape, per chunk, whole batch
+    for (std::size_t small : {std::size_t{64}, std::size_t{0}}) {  // small_gemm or Eigen for its products
+        ssl::nn::conv2d<double>::winograd_mode = mode;
+        ssl::nn::conv2d<double>::small_gemm_max_channels = small;
+        for (const auto& k : cases) {
+            CAPTURE(mode);
+            CAPTURE(small);
+            CAPTURE(k.k);
+            CAPTURE(k.stride);
+            CAPTURE(k.c);
+            conv2d<double> layer(conv2d_config{k.c, k.co, k.k, k.stride, k.pad, k.bias}, 4);
+            auto x = ref::random<double>({k.n, k.c, k.h, k.w}, 31);
+            auto r = layer.forward(x);
+            auto dy = ref::random<double>(r.out.shape(), 32);
+            ssl::zero_grad(layer);
+            auto dx = layer.backward(r.cache, dy);
+            auto gw = layer.weight().grad.clone();
+            auto acc0 = ref::random<double>(x.shape(), 33);
+            auto acc = acc0.clone();
+            ssl::zero_grad(layer);
+            auto out = layer.backward_add(r.cache, dy, acc);
+            CHECK(out.data() == acc.data());  // written in place
+            double err = 0;
+            for (std::size_t i = 0; i < dx.numel(); ++i) err = std::max(err, std::abs(out[i] - (acc0[i] + dx[i])));
+            CHECK(err < 1e-12);
+            CHECK(ref::max_abs_diff(layer.weight().grad, gw) < 1e-12);
+        }
+    }
+    conv2d<float> layer(conv2d_config{3, 4, 3, 1, 1, false});
+    auto r = layer.forward(tensor<float>::zeros({2, 3, 5, 5}));
+    CHECK_THROWS_AS(layer.backward_add(r.cache, tensor<float>::zeros({2, 4, 5, 5}), tensor<float>({2, 3, 5, 4})),
+                    ssl::shape_error);
 }
 
 TEST_SUITE("gradcheck") {

@@ -107,12 +107,11 @@ public:
                              x.shape().str(), ")");
         cache_type c;
         auto a = conv1_.forward(x);
-        auto b = bn1_.forward(a.out);
-        auto r = relu_.forward(b.out);
-        tensor<T> h = r.out;
+        auto b = bn1_.forward_relu(a.out);  // relu(bn1(conv1(x))) in one pass
+        tensor<T> h = b.out;
         c.conv1 = std::move(a.cache);
         c.bn1 = std::move(b.cache);
-        c.relu = std::move(r.cache);
+        c.relu = typename nn::relu<T>::cache_type{b.out};
         if (opt_.stem == stem::imagenet) {
             auto m = maxpool_.forward(h);
             h = std::move(m.out);
@@ -149,8 +148,7 @@ public:
         for (std::size_t s = layers_.size(); s-- > 0;)
             for (std::size_t b = layers_[s].size(); b-- > 0;) g = layers_[s][b].backward(c.layers[s][b], g);
         if (opt_.stem == stem::imagenet) g = maxpool_.backward(c.maxpool, g);
-        g = relu_.backward(c.relu, g);
-        g = bn1_.backward(c.bn1, g);
+        g = bn1_.backward_relu(c.bn1, c.relu.y, g);
         return conv1_.backward(c.conv1, g, need_input_grad);
     }
 
@@ -203,7 +201,6 @@ private:
     std::vector<std::size_t> blocks_{};
     nn::conv2d<T> conv1_;
     nn::batch_norm2d<T> bn1_;
-    nn::relu<T> relu_;
     nn::max_pool2d<T> maxpool_;
     std::vector<std::vector<Block>> layers_;
     nn::global_avg_pool2d<T> pool_;

@@ -71,13 +71,22 @@ public:
         return forward_impl(x, shortcut.data(), true);
     }
 
-    tensor<T> backward(const cache_type& c, const tensor<T>& dy) { return backward_impl(c, dy, nullptr); }
+    tensor<T> backward(const cache_type& c, const tensor<T>& dy) { return backward_impl(c, dy, nullptr, nullptr); }
 
     /// Backward through relu then this layer: y is the relu's output (from
     /// forward_relu / forward_add_relu), dy the gradient at y.
     tensor<T> backward_relu(const cache_type& c, const tensor<T>& y, const tensor<T>& dy) {
         check_same_shape(y, dy, "batch_norm backward_relu (output vs gradient)");
-        return backward_impl(c, dy, y.data());
+        return backward_impl(c, dy, y.data(), nullptr);
+    }
+
+    /// backward_relu that also returns the masked gradient (y > 0 ? dy : 0)
+    /// in `masked` (the identity shortcut's share of the gradient at the
+    /// block input), written in the same pass.
+    tensor<T> backward_relu(const cache_type& c, const tensor<T>& y, const tensor<T>& dy, tensor<T>& masked) {
+        check_same_shape(y, dy, "batch_norm backward_relu (output vs gradient)");
+        masked = tensor<T>(dy.shape());
+        return backward_impl(c, dy, y.data(), masked.data());
     }
 
     template <class F>
@@ -119,14 +128,32 @@ private:
         parallel_for(C, [&](std::size_t ch, std::size_t) {
             double mean, var;
             if (c.batch_stats) {
-                double s = 0;
-                for (std::size_t b = 0; b < n; ++b) s += plane_sum(x.data() + (b * C + ch) * S, S);
-                mean = s / static_cast<double>(M);
-                double ss = 0;
-                for (std::size_t b = 0; b < n; ++b) ss += plane_sq(x.data() + (b * C + ch) * S, S, static_cast<T>(mean));
-                // correct for rounding mean to T: sum (x - m')^2 = sum (x - m)^2 + M (m - m')^2
-                const double dm = mean - static_cast<double>(static_cast<T>(mean));
-                ss -= static_cast<double>(M) * dm * dm;
+                double ss = 0;  // sum of squared deviations from the mean
+                mean = 0;
+                if (S == 1) {  // (N, C): Welford over the N values, in double
+                    for (std::size_t b = 0; b < n; ++b) {
+                        const double v = static_cast<double>(x.data()[b * C + ch]), delta = v - mean;
+                        mean += delta / static_cast<double>(b + 1);
+                        ss += delta * (v - mean);
+                    }
+                } else {
+                    // One pass over memory: each plane's sum, then its squared
+                    // deviations while the plane is still in L1, combined over
+                    // planes in double (Chan et al.'s pairwise update).
+                    double cnt = 0;
+                    for (std::size_t b = 0; b < n; ++b) {
+                        const T* p = x.data() + (b * C + ch) * S;
+                        const double pm = plane_sum(p, S) / static_cast<double>(S);
+                        const T pm_t = static_cast<T>(pm);
+                        // correct for rounding the plane mean to T: sum (x - m)^2 = sum (x - m')^2 - S (m - m')^2
+                        const double dr = pm - static_cast<double>(pm_t);
+                        const double pss = plane_sq(p, S, pm_t) - static_cast<double>(S) * dr * dr;
+                        const double nb = static_cast<double>(S), tot = cnt + nb, delta = pm - mean;
+                        mean += delta * nb / tot;
+                        ss += std::max(0.0, pss) + delta * delta * cnt * nb / tot;
+                        cnt = tot;
+                    }
+                }
                 var = std::max(0.0, ss / static_cast<double>(M));
                 if (training_ && cfg_.track_running_stats) {
                     const double m = cfg_.momentum;
@@ -185,20 +212,30 @@ private:
             sdyx += (D * (P - mean)).sum();
         }
     }
-    /// o = k * (g - a - (p - mean) * bc) with g = dy (masked by mk > 0).
+    /// o = k * (g - a - (p - mean) * bc) with g = dy (masked by mk > 0);
+    /// g also goes to gm when gm is not null.
     template <bool Masked>
-    static void grad_input(const T* p, const T* d, const T* mk, T* o, std::size_t S, T mean, T k, T a, T bc) {
+    static void grad_input(const T* p, const T* d, const T* mk, T* o, T* gm, std::size_t S, T mean, T k, T a,
+                           T bc) {
         const auto n = static_cast<Eigen::Index>(S);
         carr_map P(p, n), D(d, n);
         Eigen::Map<arr> O(o, n);
-        if constexpr (Masked)
-            O = k * ((carr_map(mk, n) > T(0)).select(D, T(0)) - a - (P - mean) * bc);
-        else
+        if constexpr (Masked) {
+            if (gm) {
+                Eigen::Map<arr> G(gm, n);
+                G = (carr_map(mk, n) > T(0)).select(D, T(0));
+                O = k * (G - a - (P - mean) * bc);  // G is still in L1
+            } else {
+                O = k * ((carr_map(mk, n) > T(0)).select(D, T(0)) - a - (P - mean) * bc);
+            }
+        } else {
             O = k * (D - a - (P - mean) * bc);
+        }
     }
 
-    /// mask: the relu output (the gradient passes where mask > 0) or null.
-    tensor<T> backward_impl(const cache_type& c, const tensor<T>& dy, const T* mask) {
+    /// mask: the relu output (the gradient passes where mask > 0) or null;
+    /// masked_out (with a mask): where the masked gradient goes, or null.
+    tensor<T> backward_impl(const cache_type& c, const tensor<T>& dy, const T* mask, T* masked_out) {
         check_same_shape(dy, c.x, "batch_norm backward (gradient vs input)");
         const tensor<T>& x = c.x;
         const std::size_t n = x.dim(0), C = cfg_.channels, S = spatial(x), M = n * S;
@@ -228,9 +265,11 @@ private:
             for (std::size_t b = 0; b < n; ++b) {
                 const std::size_t off = (b * C + ch) * S;
                 if (mask)
-                    grad_input<true>(x.data() + off, dy.data() + off, mask + off, dx.data() + off, S, mean, k, a, bc);
+                    grad_input<true>(x.data() + off, dy.data() + off, mask + off, dx.data() + off,
+                                     masked_out ? masked_out + off : nullptr, S, mean, k, a, bc);
                 else
-                    grad_input<false>(x.data() + off, dy.data() + off, nullptr, dx.data() + off, S, mean, k, a, bc);
+                    grad_input<false>(x.data() + off, dy.data() + off, nullptr, dx.data() + off, nullptr, S, mean, k,
+                                      a, bc);
             }
         });
         return dx;

@@ -4,10 +4,12 @@
 // images + Eigen GEMM, batch groups spread over the thread pool; 3x3
 // stride-1 padding-1 convolutions use Winograd F(4x4, 3x3) instead
 // (backend/host/winograd.hpp), forward and backward.
+#include <algorithm>
 #include <string>
 #include <vector>
 
 #include "../backend/host/im2col.hpp"
+#include "../backend/host/small_gemm.hpp"
 #include "../backend/host/winograd.hpp"
 #include "../core/thread_pool.hpp"
 #include "../core/views.hpp"
@@ -59,7 +61,7 @@ public:
 
     forward_result<T, cache_type> forward(const tensor<T>& x) const {
         const auto q = geometry(x);
-        if (use_winograd(q)) return {forward_winograd(x, q), cache_type{x}};
+        if (use_winograd(q, x.dim(0))) return {forward_winograd(x, q), cache_type{x}};
         const std::size_t n = x.dim(0), co = cfg_.out_channels, hwo = q.hw_out(), k = q.rows();
         tensor<T> y({n, co, q.ho, q.wo});
         const std::size_t g = group_size(q, n);
@@ -101,15 +103,42 @@ public:
     /// need_input_grad = false (the first layer of a network) dx is skipped
     /// and an empty tensor is returned.
     tensor<T> backward(const cache_type& c, const tensor<T>& dy, bool need_input_grad = true) {
+        return backward_impl(c, dy, need_input_grad, nullptr);
+    }
+
+    /// backward that adds dL/dx into `acc` (shape of the input) and returns
+    /// it: what a residual block needs when its shortcut's gradient is
+    /// already there (one pass less than a separate sum). acc's storage is
+    /// written in place, so it must not share storage with the cached input
+    /// or with dy.
+    tensor<T> backward_add(const cache_type& c, const tensor<T>& dy, tensor<T> acc) {
+        require<shape_error>(acc.shape() == c.x.shape(), "conv2d backward_add: accumulator shape ", acc.shape().str(),
+                             " does not match input shape ", c.x.shape().str());
+        return backward_impl(c, dy, true, &acc);
+    }
+
+    template <class F>
+    void for_each_parameter(F&& f, const std::string& prefix) {
+        f(join_name(prefix, "weight"), weight_);
+        if (cfg_.bias) f(join_name(prefix, "bias"), bias_);
+    }
+    template <class F>
+    void for_each_buffer(F&&, const std::string&) {}
+    void train(bool on) noexcept { training_ = on; }
+    bool training() const noexcept { return training_; }
+
+private:
+    /// acc: null (dx is a new tensor) or the tensor dx is added into.
+    tensor<T> backward_impl(const cache_type& c, const tensor<T>& dy, bool need_input_grad, const tensor<T>* acc) {
         const tensor<T>& x = c.x;
         const auto q = geometry(x);
         const std::size_t n = x.dim(0), co = cfg_.out_channels, hwo = q.hw_out(), k = q.rows();
         require<shape_error>(dy.shape() == shape_t{n, co, q.ho, q.wo}, "conv2d backward: gradient shape ",
                              dy.shape().str(), " does not match output shape ",
                              shape_t{n, co, q.ho, q.wo}.str());
-        if (use_winograd(q)) return backward_winograd(x, q, dy, need_input_grad);
+        if (use_winograd(q, n)) return backward_winograd(x, q, dy, need_input_grad, acc);
         tensor<T> dx;
-        if (need_input_grad) dx = tensor<T>::zeros(x.shape());
+        if (need_input_grad) dx = acc ? *acc : tensor<T>::zeros(x.shape());
         const std::size_t g = group_size(q, n);
         const std::size_t tasks = (n + g - 1) / g;
         const std::size_t workers = num_threads();  // worker ids go up to num_threads() - 1
@@ -142,8 +171,13 @@ public:
             if (direct && gc == 1) {
                 Eigen::Map<const matrix<T>> X(xb, k, hwo);
                 dW.noalias() += dY * X.transpose();
-                if (need_input_grad)
-                    Eigen::Map<matrix<T>>(dx.data() + b0 * q.c * q.hw_in(), k, hwo).noalias() = W.transpose() * dY;
+                if (need_input_grad) {
+                    Eigen::Map<matrix<T>> dX(dx.data() + b0 * q.c * q.hw_in(), k, hwo);
+                    if (acc)
+                        dX.noalias() += W.transpose() * dY;
+                    else
+                        dX.noalias() = W.transpose() * dY;
+                }
                 return;
             }
             backend::host::im2col(xb, gc, q, col);
@@ -165,27 +199,42 @@ public:
         return dx;
     }
 
-    template <class F>
-    void for_each_parameter(F&& f, const std::string& prefix) {
-        f(join_name(prefix, "weight"), weight_);
-        if (cfg_.bias) f(join_name(prefix, "bias"), bias_);
-    }
-    template <class F>
-    void for_each_buffer(F&&, const std::string&) {}
-    void train(bool on) noexcept { training_ = on; }
-    bool training() const noexcept { return training_; }
-
-private:
-    static bool use_winograd(const backend::host::conv_geometry& q) {
+    /// Winograd for 3x3 / stride 1 / padding 1 with >= 8 input channels and
+    /// at least half a block of images (the transforms run on block_images
+    /// lanes; with fewer images most lanes would be idle and im2col wins).
+    static bool use_winograd(const backend::host::conv_geometry& q, std::size_t n) {
         return backend::host::winograd::enabled && q.kh == 3 && q.kw == 3 && q.stride == 1 && q.pad == 1 &&
-               q.c >= 8;
+               q.c >= 8 && 2 * n >= backend::host::winograd::block_images<T>;
     }
-    /// Images per Winograd task: about `target` tiles, at least one task per thread.
-    static std::size_t winograd_group(std::size_t tiles_per_image, std::size_t n) {
-        std::size_t g = std::max<std::size_t>(1, winograd_target_tiles / tiles_per_image);
+    /// How the Winograd work is cut: blocks of block_images<T> images (the
+    /// vector lanes of the transforms), `per_task` blocks per parallel task,
+    /// and inside a task chunks of `rows` tile rows, so that a chunk has
+    /// about winograd_target_tiles columns (V and M stay in cache). A block
+    /// bigger than the target is cut into row chunks (one block per task:
+    /// the input gradient's tiles overlap across chunks); smaller blocks are
+    /// grouped (whole blocks per chunk). At least one task per thread when
+    /// there are enough blocks.
+    struct winograd_plan {
+        std::size_t blocks, per_task, tasks, rows, max_columns;
+    };
+    static winograd_plan make_winograd_plan(const backend::host::winograd::tiling& tl, std::size_t n) {
+        constexpr std::size_t L = backend::host::winograd::block_images<T>;
+        winograd_plan p{};
+        p.blocks = (n + L - 1) / L;
+        const std::size_t row_cols = tl.tw * L, block_cols = tl.th * row_cols;
+        if (block_cols >= winograd_target_tiles) {
+            p.per_task = 1;
+            p.rows = std::clamp<std::size_t>(winograd_target_tiles / row_cols, 1, tl.th);
+        } else {
+            p.per_task = std::max<std::size_t>(1, winograd_target_tiles / block_cols);
+            p.rows = tl.th;
+        }
         const std::size_t th = num_threads();
-        if (th > 1 && n >= th) g = std::min(g, (n + th - 1) / th);
-        return std::max<std::size_t>(1, std::min(g, n));
+        if (th > 1) p.per_task = std::min(p.per_task, (p.blocks + th - 1) / th);
+        p.per_task = std::max<std::size_t>(1, std::min(p.per_task, p.blocks));
+        p.tasks = (p.blocks + p.per_task - 1) / p.per_task;
+        p.max_columns = p.per_task * p.rows * row_cols;
+        return p;
     }
     /// U[p][co][ci] for the current weights, rows split over the pool.
     tensor<T> winograd_weights() const {
@@ -200,52 +249,75 @@ private:
         });
         return U;
     }
+    // Winograd forward / backward. Blocks of L images; block k holds images
+    // [k L, min(n, (k + 1) L)) and its columns of V / M start at
+    // k * block columns (whole batch) or j * chunk columns (the j-th block
+    // of a task's chunk).
     tensor<T> forward_winograd(const tensor<T>& x, const backend::host::conv_geometry& q) const {
         namespace wg = backend::host::winograd;
         using cmap = Eigen::Map<const matrix<T>>;
         using mmap = Eigen::Map<matrix<T>>;
-        const std::size_t n = x.dim(0), co = cfg_.out_channels, ci = q.c, hw = q.hw_out();
+        constexpr std::size_t L = wg::block_images<T>;
+        const std::size_t n = x.dim(0), co = cfg_.out_channels, ci = q.c, hw = q.hw_out(), hwi = q.hw_in();
         const auto tl = wg::make_tiling(q.ho, q.wo);
         const tensor<T> U = winograd_weights();
         tensor<T> y({n, co, q.ho, q.wo});
-        const std::size_t g = winograd_group(tl.per_image(), n), tasks = (n + g - 1) / g;
-        if (winograd_global(tl.per_image(), g)) {
-            // Whole batch at once: transforms split over images, the 36 GEMMs over positions.
-            const std::size_t nt = n * tl.per_image();
+        const auto plan = make_winograd_plan(tl, n);
+        const auto images = [&](std::size_t blk) { return std::min(L, n - blk * L); };
+        if (winograd_global(plan)) {
+            // Whole batch at once: transforms split over blocks, the 36 GEMMs over positions.
+            const std::size_t bc = wg::chunk_columns<T>(tl, 0, tl.th), nt = plan.blocks * bc;
             const auto ldt = static_cast<Eigen::Index>(nt);
             tensor<T> V({wg::npos, ci, nt}), M({wg::npos, co, nt});
-            const std::size_t ss = wg::scratch_size(tl, g);
+            const std::size_t ss = wg::scratch_size<T>(tl, tl.th);
             tensor<T> work({num_threads(), ss});
-            parallel_for(tasks, [&](std::size_t t, std::size_t w) {
-                const std::size_t b0 = t * g, gc = std::min(g, n - b0);
-                wg::transform_input(x.data() + b0 * ci * q.hw_in(), gc, ci, tl, V.data() + b0 * tl.per_image(), nt,
+            parallel_for(plan.blocks, [&](std::size_t k, std::size_t w) {
+                wg::transform_input(x.data() + k * L * ci * hwi, images(k), ci, tl, 0, tl.th, V.data() + k * bc, nt,
                                     work.data() + w * ss);
             });
             parallel_for(wg::npos, [&](std::size_t p, std::size_t) {
                 mmap(M.data() + p * co * nt, co, ldt).noalias() =
                     cmap(U.data() + p * co * ci, co, ci) * cmap(V.data() + p * ci * nt, ci, ldt);
             });
-            parallel_for(tasks, [&](std::size_t t, std::size_t) {
-                const std::size_t b0 = t * g, gc = std::min(g, n - b0);
-                wg::transform_output(M.data() + b0 * tl.per_image(), gc, co, tl, nt, y.data() + b0 * co * hw);
+            parallel_for(plan.blocks, [&](std::size_t k, std::size_t w) {
+                wg::transform_output(M.data() + k * bc, images(k), co, tl, 0, tl.th, nt, y.data() + k * L * co * hw,
+                                     work.data() + w * ss);
             });
         } else {
-            // per group: V, M and the padded planes stay in cache; per-worker
+            // per chunk: V, M and the transform scratch stay in cache; per-worker
             // scratch taken before the loop (the same pool requests every step)
-            const std::size_t ntmax = g * tl.per_image();
-            const std::size_t per_worker = wg::npos * (ci + co) * ntmax + wg::scratch_size(tl, g);
+            const bool small = use_small_gemm(co, ci);
+            const std::size_t mc = plan.max_columns, ss = wg::scratch_size<T>(tl, plan.rows);
+            const std::size_t per_worker = wg::npos * (ci + co) * mc + ss;
             tensor<T> work({num_threads(), per_worker});
-            parallel_for(tasks, [&](std::size_t t, std::size_t w) {
-                const std::size_t b0 = t * g, gc = std::min(g, n - b0), nt = gc * tl.per_image();
+            // forward chunks are independent (no overlapping writes): one
+            // parallel task per (task's blocks, chunk of tile rows)
+            const std::size_t chunks = (tl.th + plan.rows - 1) / plan.rows;
+            parallel_for(plan.tasks * chunks, [&](std::size_t tc, std::size_t w) {
+                const std::size_t t = tc / chunks;
+                const std::size_t k0 = t * plan.per_task, nb = std::min(plan.per_task, plan.blocks - k0);
                 T* V = work.data() + w * per_worker;
-                T* M = V + wg::npos * ci * nt;
-                T* scratch = M + wg::npos * co * nt;
-                wg::transform_input(x.data() + b0 * ci * q.hw_in(), gc, ci, tl, V, nt, scratch);
-                const auto ldm = static_cast<Eigen::Index>(nt);
-                for (std::size_t p = 0; p < wg::npos; ++p)
-                    mmap(M + p * co * nt, co, ldm).noalias() =
-                        cmap(U.data() + p * co * ci, co, ci) * cmap(V + p * ci * nt, ci, ldm);
-                wg::transform_output(M, gc, co, tl, nt, y.data() + b0 * co * hw);
+                T* M = V + wg::npos * ci * mc;
+                T* Z = M + wg::npos * co * mc;
+                {
+                    const std::size_t a0 = (tc % chunks) * plan.rows, a1 = std::min(tl.th, a0 + plan.rows);
+                    const std::size_t cc = wg::chunk_columns<T>(tl, a0, a1), nt = nb * cc;
+                    for (std::size_t j = 0; j < nb; ++j)
+                        wg::transform_input(x.data() + (k0 + j) * L * ci * hwi, images(k0 + j), ci, tl, a0, a1,
+                                            V + j * cc, nt, Z);
+                    const auto ldm = static_cast<Eigen::Index>(nt);
+                    for (std::size_t p = 0; p < wg::npos; ++p) {
+                        if (small)
+                            backend::host::small_gemm(U.data() + p * co * ci, ci, V + p * ci * nt, nt, M + p * co * nt,
+                                                      nt, co, ci, nt);
+                        else
+                            mmap(M + p * co * nt, co, ldm).noalias() =
+                                cmap(U.data() + p * co * ci, co, ci) * cmap(V + p * ci * nt, ci, ldm);
+                    }
+                    for (std::size_t j = 0; j < nb; ++j)
+                        wg::transform_output(M + j * cc, images(k0 + j), co, tl, a0, a1, nt,
+                                             y.data() + (k0 + j) * L * co * hw, Z);
+                }
             });
         }
         if (cfg_.bias)
@@ -258,28 +330,31 @@ private:
         return y;
     }
     tensor<T> backward_winograd(const tensor<T>& x, const backend::host::conv_geometry& q, const tensor<T>& dy,
-                                bool need_input_grad) {
+                                bool need_input_grad, const tensor<T>* acc) {
         namespace wg = backend::host::winograd;
         using cmap = Eigen::Map<const matrix<T>>;
         using mmap = Eigen::Map<matrix<T>>;
-        const std::size_t n = x.dim(0), co = cfg_.out_channels, ci = q.c, hw = q.hw_out();
+        constexpr std::size_t L = wg::block_images<T>;
+        const std::size_t n = x.dim(0), co = cfg_.out_channels, ci = q.c, hw = q.hw_out(), hwi = q.hw_in();
         const auto tl = wg::make_tiling(q.ho, q.wo);
         tensor<T> U;
         if (need_input_grad) U = winograd_weights();
         tensor<T> dx;
-        if (need_input_grad) dx = tensor<T>(x.shape());
-        const std::size_t g = winograd_group(tl.per_image(), n), tasks = (n + g - 1) / g;
-        if (winograd_global(tl.per_image(), g)) {
-            const std::size_t nt = n * tl.per_image();
+        if (need_input_grad) dx = acc ? *acc : tensor<T>(x.shape());
+        const bool add = acc != nullptr;
+        const auto plan = make_winograd_plan(tl, n);
+        const auto images = [&](std::size_t blk) { return std::min(L, n - blk * L); };
+        const std::size_t acc_size = need_input_grad ? wg::accumulator_size<T>(tl, ci) : 0;
+        if (winograd_global(plan)) {
+            const std::size_t bc = wg::chunk_columns<T>(tl, 0, tl.th), nt = plan.blocks * bc;
             const auto ldt = static_cast<Eigen::Index>(nt);
             tensor<T> V({wg::npos, ci, nt}), dM({wg::npos, co, nt}), dU({wg::npos, co, ci});
-            const std::size_t ss = std::max(wg::scratch_size(tl, g), 9 * ci);
-            tensor<T> work({num_threads(), ss});
-            parallel_for(tasks, [&](std::size_t t, std::size_t w) {
-                const std::size_t b0 = t * g, gc = std::min(g, n - b0);
-                wg::transform_input(x.data() + b0 * ci * q.hw_in(), gc, ci, tl, V.data() + b0 * tl.per_image(), nt,
-                                    work.data() + w * ss);
-                wg::output_adjoint(dy.data() + b0 * co * hw, gc, co, tl, nt, dM.data() + b0 * tl.per_image());
+            const std::size_t ss = std::max(wg::scratch_size<T>(tl, tl.th), 9 * ci), per_worker = ss + acc_size;
+            tensor<T> work({num_threads(), per_worker});
+            parallel_for(plan.blocks, [&](std::size_t k, std::size_t w) {
+                T* Z = work.data() + w * per_worker;
+                wg::transform_input(x.data() + k * L * ci * hwi, images(k), ci, tl, 0, tl.th, V.data() + k * bc, nt, Z);
+                wg::output_adjoint(dy.data() + k * L * co * hw, images(k), co, tl, 0, tl.th, nt, dM.data() + k * bc, Z);
             });
             parallel_for(wg::npos, [&](std::size_t p, std::size_t) {
                 cmap dMp(dM.data() + p * co * nt, co, ldt);
@@ -287,54 +362,84 @@ private:
                 mmap(dU.data() + p * co * ci, co, ci).noalias() = dMp * Vp.transpose();
                 if (need_input_grad) Vp.noalias() = cmap(U.data() + p * co * ci, co, ci).transpose() * dMp;
             });
-            const std::size_t blocks = std::min<std::size_t>(co, 4 * num_threads());
-            parallel_for(blocks + (need_input_grad ? tasks : 0), [&](std::size_t b, std::size_t w) {
-                if (b < blocks) {
-                    wg::weight_adjoint_add(dU.data(), co, ci, b * co / blocks, (b + 1) * co / blocks,
-                                           weight_.grad.data(), work.data() + w * ss);
+            const std::size_t wblocks = std::min<std::size_t>(co, 4 * num_threads());
+            parallel_for(wblocks + (need_input_grad ? plan.blocks : 0), [&](std::size_t b, std::size_t w) {
+                T* scratch = work.data() + w * per_worker;
+                if (b < wblocks) {
+                    wg::weight_adjoint_add(dU.data(), co, ci, b * co / wblocks, (b + 1) * co / wblocks,
+                                           weight_.grad.data(), scratch);
                     return;
                 }
-                const std::size_t b0 = (b - blocks) * g, gc = std::min(g, n - b0);
-                wg::input_adjoint(V.data() + b0 * tl.per_image(), gc, ci, tl, nt, dx.data() + b0 * ci * q.hw_in(),
-                                  work.data() + w * ss);
+                const std::size_t k = b - wblocks;
+                T* A = scratch + ss;
+                wg::input_adjoint(V.data() + k * bc, ci, tl, 0, tl.th, nt, A);
+                wg::input_adjoint_finish(A, images(k), ci, tl, dx.data() + k * L * ci * hwi, add);
             });
             winograd_bias_grad(dy, n, co, hw);
             return dx;
         }
         // one partial dU per pool thread (worker ids go up to num_threads() - 1)
         const std::size_t workers = num_threads(), usz = wg::npos * co * ci;
+        // dV = U^T dM by small_gemm needs U^T (ci x co) per position
+        const bool small = need_input_grad && use_small_gemm(co, ci);
+        tensor<T> Ut;
+        if (small) {
+            Ut = tensor<T>({wg::npos, ci, co});
+            for (std::size_t p = 0; p < wg::npos; ++p)
+                mmap(Ut.data() + p * ci * co, ci, co) = cmap(U.data() + p * co * ci, co, ci).transpose();
+        }
         tensor<T> dU_parts({workers, usz});
         std::vector<char> used(workers, 0);
-        const std::size_t ntmax = g * tl.per_image();
-        const std::size_t per_worker = wg::npos * (ci + co) * ntmax + std::max(wg::scratch_size(tl, g), 9 * ci);
+        const std::size_t mc = plan.max_columns;
+        const std::size_t ss = std::max(wg::scratch_size<T>(tl, plan.rows), 9 * ci);
+        const std::size_t per_worker = wg::npos * (ci + co) * mc + ss + acc_size;
         tensor<T> work({workers, per_worker});
-        parallel_for(tasks, [&](std::size_t t, std::size_t w) {
-            const std::size_t b0 = t * g, gc = std::min(g, n - b0), nt = gc * tl.per_image();
-            const auto ldt = static_cast<Eigen::Index>(nt);
+        parallel_for(plan.tasks, [&](std::size_t t, std::size_t w) {
+            const std::size_t k0 = t * plan.per_task, nb = std::min(plan.per_task, plan.blocks - k0);
             T* V = work.data() + w * per_worker;
-            T* dM = V + wg::npos * ci * nt;
-            T* scratch = dM + wg::npos * co * nt;
-            wg::transform_input(x.data() + b0 * ci * q.hw_in(), gc, ci, tl, V, nt, scratch);
-            wg::output_adjoint(dy.data() + b0 * co * hw, gc, co, tl, nt, dM);
+            T* dM = V + wg::npos * ci * mc;
+            T* Z = dM + wg::npos * co * mc;
+            T* A = Z + ss;  // the input gradient's accumulator, one block at a time
             T* dU = dU_parts.data() + w * usz;
-            for (std::size_t p = 0; p < wg::npos; ++p) {
-                mmap dUp(dU + p * co * ci, co, ci);
-                cmap dMp(dM + p * co * nt, co, ldt);
-                mmap Vp(V + p * ci * nt, ci, ldt);
-                if (used[w])
-                    dUp.noalias() += dMp * Vp.transpose();
-                else
-                    dUp.noalias() = dMp * Vp.transpose();
-                if (need_input_grad) Vp.noalias() = cmap(U.data() + p * co * ci, co, ci).transpose() * dMp;
+            for (std::size_t a0 = 0; a0 < tl.th; a0 += plan.rows) {
+                const std::size_t a1 = std::min(tl.th, a0 + plan.rows);
+                const std::size_t cc = wg::chunk_columns<T>(tl, a0, a1), nt = nb * cc;
+                const auto ldt = static_cast<Eigen::Index>(nt);
+                for (std::size_t j = 0; j < nb; ++j) {
+                    wg::transform_input(x.data() + (k0 + j) * L * ci * hwi, images(k0 + j), ci, tl, a0, a1,
+                                        V + j * cc, nt, Z);
+                    wg::output_adjoint(dy.data() + (k0 + j) * L * co * hw, images(k0 + j), co, tl, a0, a1, nt,
+                                       dM + j * cc, Z);
+                }
+                for (std::size_t p = 0; p < wg::npos; ++p) {
+                    mmap dUp(dU + p * co * ci, co, ci);
+                    cmap dMp(dM + p * co * nt, co, ldt);
+                    mmap Vp(V + p * ci * nt, ci, ldt);
+                    if (used[w])
+                        dUp.noalias() += dMp * Vp.transpose();
+                    else
+                        dUp.noalias() = dMp * Vp.transpose();
+                    if (small)
+                        backend::host::small_gemm(Ut.data() + p * ci * co, co, dM + p * co * nt, nt, V + p * ci * nt,
+                                                  nt, ci, co, nt);
+                    else if (need_input_grad)
+                        Vp.noalias() = cmap(U.data() + p * co * ci, co, ci).transpose() * dMp;
+                }
+                used[w] = 1;
+                if (!need_input_grad) continue;
+                // several blocks per task only when a chunk is whole blocks
+                // (a0 = 0, a1 = th), so each block's accumulator is complete here
+                for (std::size_t j = 0; j < nb; ++j) {
+                    wg::input_adjoint(V + j * cc, ci, tl, a0, a1, nt, A);
+                    if (a1 == tl.th)
+                        wg::input_adjoint_finish(A, images(k0 + j), ci, tl, dx.data() + (k0 + j) * L * ci * hwi, add);
+                }
             }
-            used[w] = 1;
-            if (need_input_grad)
-                wg::input_adjoint(V, gc, ci, tl, nt, dx.data() + b0 * ci * q.hw_in(), scratch);
         });
         // Sum the workers' dU and map it back to the 3x3 filters, rows split over the pool.
-        const std::size_t blocks = std::min<std::size_t>(co, 4 * num_threads());
-        parallel_for(blocks, [&](std::size_t b, std::size_t wk) {
-            const std::size_t o0 = b * co / blocks, o1 = (b + 1) * co / blocks;
+        const std::size_t wblocks = std::min<std::size_t>(co, 4 * num_threads());
+        parallel_for(wblocks, [&](std::size_t b, std::size_t wk) {
+            const std::size_t o0 = b * co / wblocks, o1 = (b + 1) * co / wblocks;
             std::size_t first = 0;
             while (first < workers && !used[first]) ++first;
             if (first == workers) return;
@@ -351,6 +456,11 @@ private:
         winograd_bias_grad(dy, n, co, hw);
         return dx;
     }
+    /// small_gemm instead of Eigen for the per-group Winograd products when
+    /// both channel counts are at most small_gemm_max_channels.
+    static bool use_small_gemm(std::size_t co, std::size_t ci) {
+        return co <= small_gemm_max_channels && ci <= small_gemm_max_channels;
+    }
     void winograd_bias_grad(const tensor<T>& dy, std::size_t n, std::size_t co, std::size_t hw) {
         if (!cfg_.bias) return;
         for (std::size_t b = 0; b < n; ++b)
@@ -361,15 +471,15 @@ private:
                 bias_.grad[o] += s;
             }
     }
-    /// Whole-batch Winograd (transforms split over images, the 36 GEMMs over
+    /// Whole-batch Winograd (transforms split over blocks, the 36 GEMMs over
     /// positions) when the transformed weights U do not fit in a core's L2
-    /// (each group would stream all of U) or the groups are very narrow;
-    /// otherwise per-group, which keeps V and M in cache.
-    bool winograd_global(std::size_t tiles_per_image, std::size_t g) const {
+    /// (each chunk would stream all of U) or the chunks are very narrow;
+    /// otherwise per chunk, which keeps V and M in cache.
+    bool winograd_global(const winograd_plan& plan) const {
         if (winograd_mode == 1) return false;
         if (winograd_mode == 2) return true;
         const std::size_t u_bytes = backend::host::winograd::npos * cfg_.out_channels * cfg_.in_channels * sizeof(T);
-        return u_bytes > (std::size_t{4} << 20) || g * tiles_per_image < 32;
+        return u_bytes > (std::size_t{4} << 20) || plan.max_columns < 32;
     }
 
     backend::host::conv_geometry geometry(const tensor<T>& x) const {
@@ -406,6 +516,9 @@ public:
     static inline std::size_t winograd_target_tiles = 256;
     /// 0: choose per shape, 1: always per image group, 2: always whole batch.
     static inline int winograd_mode = 0;
+    /// Largest channel count (in and out) for which the per-group Winograd
+    /// products use backend::host::small_gemm; 0: always Eigen.
+    static inline std::size_t small_gemm_max_channels = 64;
 
 private:
     conv2d_config cfg_{};

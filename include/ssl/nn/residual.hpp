@@ -20,56 +20,13 @@ struct block_config {
 };
 
 namespace detail {
-/// y = max(a + b, 0), the end of every residual block.
-template <class T>
-tensor<T> add_relu(const tensor<T>& a, const tensor<T>& b) {
-    check_same_shape(a, b, "residual add (main path vs shortcut)");
-    tensor<T> y(a.shape());
-    const T *p = a.data(), *q = b.data();
-    T* o = y.data();
-    parallel_chunks(a.numel(), [&](std::size_t s, std::size_t e) {
-        for (std::size_t i = s; i < e; ++i) {
-            const T v = p[i] + q[i];
-            o[i] = v > T(0) ? v : T(0);
-        }
-    });
-    return y;
-}
-template <class T>
-tensor<T> relu_mask(const tensor<T>& y, const tensor<T>& dy) {
-    tensor<T> d(dy.shape());
-    const T *p = y.data(), *g = dy.data();
-    T* o = d.data();
-    parallel_chunks(dy.numel(), [&](std::size_t s, std::size_t e) {
-        for (std::size_t i = s; i < e; ++i) o[i] = p[i] > T(0) ? g[i] : T(0);
-    });
-    return d;
-}
-template <class T>
-void add_into(tensor<T>& a, const tensor<T>& b) {
-    check_same_shape(a, b, "gradient sum");
-    T* p = a.data();
-    const T* q = b.data();
-    parallel_chunks(a.numel(), [&](std::size_t s, std::size_t e) {
-        for (std::size_t i = s; i < e; ++i) p[i] += q[i];
-    });
-}
-/// a += (y > 0 ? dy : 0): the identity shortcut's share of the gradient
-/// through the block's final relu.
-template <class T>
-void add_masked_into(tensor<T>& a, const tensor<T>& y, const tensor<T>& dy) {
-    check_same_shape(a, dy, "gradient sum");
-    T* p = a.data();
-    const T *m = y.data(), *g = dy.data();
-    parallel_chunks(a.numel(), [&](std::size_t s, std::size_t e) {
-        for (std::size_t i = s; i < e; ++i) p[i] += m[i] > T(0) ? g[i] : T(0);
-    });
-}
 template <class T>
 using downsample_t = sequential<conv2d<T>, batch_norm2d<T>>;
 
 /// The shortcut's forward / backward (identity or conv1x1 - bn); backward
-/// takes the gradient at the block's relu output y and applies the mask.
+/// takes the gradient after the block's final relu (masked = y > 0 ? dy : 0,
+/// which the last batch norm's backward_relu writes) and returns the
+/// shortcut's gradient at the block input.
 template <class T>
 tensor<T> shortcut_forward(std::optional<downsample_t<T>>& ds, const tensor<T>& x,
                            std::optional<typename downsample_t<T>::cache_type>& cache) {
@@ -79,15 +36,11 @@ tensor<T> shortcut_forward(std::optional<downsample_t<T>>& ds, const tensor<T>& 
     return std::move(d.out);
 }
 template <class T>
-void shortcut_backward_add(std::optional<downsample_t<T>>& ds,
-                           const std::optional<typename downsample_t<T>::cache_type>& cache, const tensor<T>& y,
-                           const tensor<T>& dy, tensor<T>& dx) {
-    if (!ds) {
-        add_masked_into(dx, y, dy);
-        return;
-    }
-    tensor<T> g = ds->template get<1>().backward_relu(std::get<1>(*cache), y, dy);
-    add_into(dx, ds->template get<0>().backward(std::get<0>(*cache), g));
+tensor<T> shortcut_backward(std::optional<downsample_t<T>>& ds,
+                            const std::optional<typename downsample_t<T>::cache_type>& cache, tensor<T> masked) {
+    if (!ds) return masked;
+    tensor<T> g = ds->template get<1>().backward(std::get<1>(*cache), masked);
+    return ds->template get<0>().backward(std::get<0>(*cache), g);
 }
 
 template <class T>
@@ -142,13 +95,15 @@ public:
         return {std::move(b2.out), std::move(c)};
     }
 
+    // The shortcut's gradient is computed first and conv1's input gradient
+    // is added into it (conv2d::backward_add): no separate summing pass.
     tensor<T> backward(const cache_type& c, const tensor<T>& dy) {
-        tensor<T> g = bn2_.backward_relu(c.b2, c.y, dy);
+        tensor<T> masked;
+        tensor<T> g = bn2_.backward_relu(c.b2, c.y, dy, masked);
+        tensor<T> dx = detail::shortcut_backward(downsample_, c.ds, std::move(masked));
         g = conv2_.backward(c.c2, g);
         g = bn1_.backward_relu(c.b1, c.r1.y, g);
-        tensor<T> dx = conv1_.backward(c.c1, g);
-        detail::shortcut_backward_add(downsample_, c.ds, c.y, dy, dx);
-        return dx;
+        return conv1_.backward_add(c.c1, g, std::move(dx));
     }
 
     template <class F>
@@ -237,14 +192,14 @@ public:
     }
 
     tensor<T> backward(const cache_type& c, const tensor<T>& dy) {
-        tensor<T> g = bn3_.backward_relu(c.b3, c.y, dy);
+        tensor<T> masked;
+        tensor<T> g = bn3_.backward_relu(c.b3, c.y, dy, masked);
+        tensor<T> dx = detail::shortcut_backward(downsample_, c.ds, std::move(masked));
         g = conv3_.backward(c.c3, g);
         g = bn2_.backward_relu(c.b2, c.r2.y, g);
         g = conv2_.backward(c.c2, g);
         g = bn1_.backward_relu(c.b1, c.r1.y, g);
-        tensor<T> dx = conv1_.backward(c.c1, g);
-        detail::shortcut_backward_add(downsample_, c.ds, c.y, dy, dx);
-        return dx;
+        return conv1_.backward_add(c.c1, g, std::move(dx));
     }
 
     template <class F>

@@ -207,153 +207,208 @@ struct lanes {
 template <class T>
 inline constexpr std::size_t lane_count = 64 / sizeof(T);
 
-/// Copies cnt <= lane_count<T> values; the full case is one fixed-size (vector) copy.
-template <class T>
-inline void copy_lanes(T* dst, const T* src, std::size_t cnt) {
-    if (cnt == lane_count<T>)
-        std::memcpy(dst, src, lane_count<T> * sizeof(T));
-    else
-        for (std::size_t l = 0; l < cnt; ++l) dst[l] = src[l];
+/// A full vector of lanes from / to memory (one fixed-size copy).
+template <class T, std::size_t L>
+inline void load(lanes<T, L>& v, const T* src) {
+    std::memcpy(v.v, src, sizeof(v.v));
 }
-
-/// Where tile t of a group lives: image, tile row, tile column.
-struct tile_pos {
-    std::size_t img, a, b;
-};
-inline tile_pos locate(std::size_t t, const tiling& tl) {
-    const std::size_t r = t % tl.per_image();
-    return {t / tl.per_image(), r / tl.tw, r % tl.tw};
+template <class T, std::size_t L>
+inline void store(T* dst, const lanes<T, L>& v) {
+    std::memcpy(dst, v.v, sizeof(v.v));
+}
+/// One image row into lane 0 of interleaved storage (z[w * L] = s[w]), and back.
+template <class T>
+inline void interleave_row(T* z, const T* s, std::size_t width) {
+    for (std::size_t w = 0; w < width; ++w) z[w * lane_count<T>] = s[w];
+}
+template <class T>
+inline void deinterleave_row(T* d, const T* z, std::size_t width, bool accumulate) {
+    if (accumulate)
+        for (std::size_t w = 0; w < width; ++w) d[w] += z[w * lane_count<T>];
+    else
+        for (std::size_t w = 0; w < width; ++w) d[w] = z[w * lane_count<T>];
+}
+template <class T, std::size_t L>
+inline void add_to(T* dst, const lanes<T, L>& v) {
+    lanes<T, L> d;
+    load(d, dst);
+    store(dst, d + v);
 }
 }  // namespace detail
 
-/// Elements of scratch that transform_input / input_adjoint need for a group
-/// of g_count images: one zero-padded plane per image.
-inline std::size_t scratch_size(const tiling& tl, std::size_t g_count) {
-    return g_count * (m * tl.th + 2) * (m * tl.tw + 2);
+// The tile transforms run on lane_count<T> images at once (a "block": 16
+// images in float): lane l of every vector is image l of the block, at the
+// same tile. Each image plane is first transposed into an interleaved,
+// zero-padded buffer Z[row][column][lane], so that the 6x6 (or 4x4) window
+// of a tile is 36 (16) contiguous vector loads, and V / M columns are
+// written as whole vectors. Columns of V and M inside a block:
+//   t = ((a * tw + b) * L + l)     tile row a, tile column b, lane (image) l
+// and a block of images always has L lanes (lanes past the last image hold
+// zeros, so the GEMMs compute zeros there and the output side skips them).
+// A "chunk" is the tile rows [a0, a1) of one block: its columns are the
+// contiguous range starting at a0 * tw * L.
+
+/// Images per block (= vector lanes).
+template <class T>
+inline constexpr std::size_t block_images = detail::lane_count<T>;
+
+/// Columns of V / M for tile rows [a0, a1) of one block.
+template <class T>
+inline std::size_t chunk_columns(const tiling& tl, std::size_t a0, std::size_t a1) {
+    return (a1 - a0) * tl.tw * block_images<T>;
 }
 
-/// V[p][c][t] for the g_count images at x (each C x H x W), padding 1.
-/// ldv: the row length of V (at least the group's tile count).
+/// Elements of the scratch that transform_input / transform_output /
+/// output_adjoint need for chunks of up to `rows` tile rows.
 template <class T>
-void transform_input(const T* x, std::size_t g_count, std::size_t C, const tiling& tl, T* V, std::size_t ldv,
-                     T* scratch /* scratch_size(tl, g_count) */) {
+inline std::size_t scratch_size(const tiling& tl, std::size_t rows) {
+    return (m * rows + 2) * (m * tl.tw + 2) * block_images<T>;
+}
+
+/// Elements of the per-block accumulator of input_adjoint (C padded planes, interleaved).
+template <class T>
+inline std::size_t accumulator_size(const tiling& tl, std::size_t C) {
+    return C * (m * tl.th + 2) * (m * tl.tw + 2) * block_images<T>;
+}
+
+/// V[p][c][t] for tile rows [a0, a1) of the block at x (n_img <= L images,
+/// each C x H x W; padding 1). ldv: the row length of V.
+template <class T>
+void transform_input(const T* x, std::size_t n_img, std::size_t C, const tiling& tl, std::size_t a0, std::size_t a1,
+                     T* V, std::size_t ldv, T* Z /* scratch_size(tl, a1 - a0) */) {
     constexpr std::size_t L = detail::lane_count<T>;
     using vec = detail::lanes<T, L>;
-    const std::size_t ph = m * tl.th + 2, pw = m * tl.tw + 2, nt = g_count * tl.per_image(), plane = C * ldv;
-    std::fill(scratch, scratch + g_count * ph * pw, T(0));  // borders stay zero
+    const std::size_t pw = m * tl.tw + 2, rows = m * (a1 - a0) + 2, plane = C * ldv, hw = tl.h * tl.w;
+    const std::size_t r_lo = m * a0;  // padded row of Z's first row; image row = padded row - 1
     vec d[36], t[36], o[36];
+    // borders, rows past the image and lanes past n_img stay zero; every
+    // channel rewrites the same other positions
+    std::fill(Z, Z + rows * pw * L, T(0));
     for (std::size_t c = 0; c < C; ++c) {
-        for (std::size_t g = 0; g < g_count; ++g) {
-            const T* src = x + (g * C + c) * tl.h * tl.w;
-            T* dst = scratch + g * ph * pw + pw + 1;
-            for (std::size_t r = 0; r < tl.h; ++r) std::memcpy(dst + r * pw, src + r * tl.w, tl.w * sizeof(T));
-        }
-        for (std::size_t t0 = 0; t0 < nt; t0 += L) {
-            const std::size_t cnt = std::min(L, nt - t0);
-            for (std::size_t l = 0; l < cnt; ++l) {
-                const auto q = detail::locate(t0 + l, tl);
-                const T* src = scratch + q.img * ph * pw + q.a * m * pw + q.b * m;
-                for (std::size_t i = 0; i < 6; ++i)
-                    for (std::size_t j = 0; j < 6; ++j) d[i * 6 + j].v[l] = src[i * pw + j];
+        for (std::size_t l = 0; l < n_img; ++l) {
+            const T* src = x + (l * C + c) * hw;
+            for (std::size_t pr = std::max<std::size_t>(r_lo, 1); pr < std::min(r_lo + rows, tl.h + 1); ++pr) {
+                detail::interleave_row(Z + ((pr - r_lo) * pw + 1) * L + l, src + (pr - 1) * tl.w, tl.w);
             }
-            for (std::size_t l = cnt; l < L; ++l)
-                for (std::size_t k = 0; k < 36; ++k) d[k].v[l] = T(0);
-            for (std::size_t j = 0; j < 6; ++j) detail::bt6(d + j, 6, t + j, 6);          // t = B^T d
-            for (std::size_t i = 0; i < 6; ++i) detail::bt6(t + i * 6, 1, o + i * 6, 1);  // o = t B
-            T* out = V + c * ldv + t0;
-            for (std::size_t p = 0; p < npos; ++p) detail::copy_lanes(out + p * plane, o[p].v, cnt);
+        }
+        T* out = V + c * ldv;
+        for (std::size_t a = a0; a < a1; ++a)
+            for (std::size_t b = 0; b < tl.tw; ++b, out += L) {
+                const T* z = Z + ((a - a0) * m * pw + b * m) * L;
+                for (std::size_t i = 0; i < 6; ++i)
+                    for (std::size_t j = 0; j < 6; ++j) detail::load(d[i * 6 + j], z + (i * pw + j) * L);
+                for (std::size_t j = 0; j < 6; ++j) detail::bt6(d + j, 6, t + j, 6);          // t = B^T d
+                for (std::size_t i = 0; i < 6; ++i) detail::bt6(t + i * 6, 1, o + i * 6, 1);  // o = t B
+                for (std::size_t p = 0; p < npos; ++p) detail::store(out + p * plane, o[p]);
+            }
+    }
+}
+
+/// y (the block's n_img images, C x H x W), rows of tile rows [a0, a1) = A^T M A, cropped to H x W.
+template <class T>
+void transform_output(const T* M, std::size_t n_img, std::size_t C, const tiling& tl, std::size_t a0, std::size_t a1,
+                      std::size_t ldm, T* y, T* Z /* scratch_size(tl, a1 - a0) */) {
+    constexpr std::size_t L = detail::lane_count<T>;
+    using vec = detail::lanes<T, L>;
+    const std::size_t zw = m * tl.tw, plane = C * ldm, hw = tl.h * tl.w;
+    const std::size_t r0 = m * a0, r1 = std::min(m * a1, tl.h);
+    vec in[36], t[24], o[16];
+    for (std::size_t c = 0; c < C; ++c) {
+        const T* src = M + c * ldm;
+        for (std::size_t a = a0; a < a1; ++a)
+            for (std::size_t b = 0; b < tl.tw; ++b, src += L) {
+                for (std::size_t p = 0; p < npos; ++p) detail::load(in[p], src + p * plane);
+                for (std::size_t j = 0; j < 6; ++j) detail::at6(in + j, 6, t + j, 6);        // t (4x6) = A^T M
+                for (std::size_t i = 0; i < 4; ++i) detail::at6(t + i * 6, 1, o + i * 4, 1);  // o = t A
+                T* z = Z + ((a - a0) * m * zw + b * m) * L;
+                for (std::size_t i = 0; i < 4; ++i)
+                    for (std::size_t j = 0; j < 4; ++j) detail::store(z + (i * zw + j) * L, o[i * 4 + j]);
+            }
+        for (std::size_t l = 0; l < n_img; ++l) {
+            T* dst = y + (l * C + c) * hw;
+            for (std::size_t r = r0; r < r1; ++r)
+                detail::deinterleave_row(dst + r * tl.w, Z + (r - r0) * zw * L + l, tl.w, false);
         }
     }
 }
 
-/// y (g_count images, C x H x W) = A^T M A, cropped to H x W.
+/// dM[p][c][t] = (A dY A^T)[p] for tile rows [a0, a1) of the block at dy,
+/// dY taken as zero outside H x W.
 template <class T>
-void transform_output(const T* M, std::size_t g_count, std::size_t C, const tiling& tl, std::size_t ldm, T* y) {
+void output_adjoint(const T* dy, std::size_t n_img, std::size_t C, const tiling& tl, std::size_t a0, std::size_t a1,
+                    std::size_t ldm, T* dM, T* Z /* scratch_size(tl, a1 - a0) */) {
     constexpr std::size_t L = detail::lane_count<T>;
     using vec = detail::lanes<T, L>;
-    const std::size_t nt = g_count * tl.per_image(), plane = C * ldm, hw = tl.h * tl.w;
-    vec in[36], t[24], o[16];
-    for (std::size_t c = 0; c < C; ++c)
-        for (std::size_t t0 = 0; t0 < nt; t0 += L) {
-            const std::size_t cnt = std::min(L, nt - t0);
-            const T* src = M + c * ldm + t0;
-            for (std::size_t p = 0; p < npos; ++p) {
-                detail::copy_lanes(in[p].v, src + p * plane, cnt);
-                for (std::size_t l = cnt; l < L; ++l) in[p].v[l] = T(0);
-            }
-            for (std::size_t j = 0; j < 6; ++j) detail::at6(in + j, 6, t + j, 6);        // t (4x6) = A^T M
-            for (std::size_t i = 0; i < 4; ++i) detail::at6(t + i * 6, 1, o + i * 4, 1);  // o = t A
-            for (std::size_t l = 0; l < cnt; ++l) {
-                const auto q = detail::locate(t0 + l, tl);
-                T* dst = y + (q.img * C + c) * hw;
-                const std::size_t r0 = q.a * m, c0 = q.b * m;
-                const std::size_t nr = std::min(m, tl.h - r0), nc = std::min(m, tl.w - c0);
-                for (std::size_t i = 0; i < nr; ++i)
-                    for (std::size_t j = 0; j < nc; ++j) dst[(r0 + i) * tl.w + c0 + j] = o[i * 4 + j].v[l];
-            }
-        }
-}
-
-/// dM[p][c][t] = (A dY A^T)[p], dY taken as zero outside H x W.
-template <class T>
-void output_adjoint(const T* dy, std::size_t g_count, std::size_t C, const tiling& tl, std::size_t ldm, T* dM) {
-    constexpr std::size_t L = detail::lane_count<T>;
-    using vec = detail::lanes<T, L>;
-    const std::size_t nt = g_count * tl.per_image(), plane = C * ldm, hw = tl.h * tl.w;
+    const std::size_t zw = m * tl.tw, plane = C * ldm, hw = tl.h * tl.w;
+    const std::size_t r0 = m * a0, r1 = std::min(m * a1, tl.h), zrows = m * (a1 - a0);
     vec gt[16], t[24], o[36];
-    for (std::size_t c = 0; c < C; ++c)
-        for (std::size_t t0 = 0; t0 < nt; t0 += L) {
-            const std::size_t cnt = std::min(L, nt - t0);
-            for (std::size_t l = 0; l < L; ++l) {
-                if (l >= cnt) {
-                    for (std::size_t k = 0; k < 16; ++k) gt[k].v[l] = T(0);
-                    continue;
-                }
-                const auto q = detail::locate(t0 + l, tl);
-                const T* src = dy + (q.img * C + c) * hw;
-                const std::size_t r0 = q.a * m, c0 = q.b * m;
-                const std::size_t nr = std::min(m, tl.h - r0), nc = std::min(m, tl.w - c0);
-                for (std::size_t i = 0; i < 4; ++i)
-                    for (std::size_t j = 0; j < 4; ++j)
-                        gt[i * 4 + j].v[l] = (i < nr && j < nc) ? src[(r0 + i) * tl.w + c0 + j] : T(0);
+    std::fill(Z, Z + zrows * zw * L, T(0));  // positions outside the images stay zero
+    for (std::size_t c = 0; c < C; ++c) {
+        for (std::size_t l = 0; l < n_img; ++l) {
+            const T* src = dy + (l * C + c) * hw;
+            for (std::size_t r = r0; r < r1; ++r) {
+                detail::interleave_row(Z + (r - r0) * zw * L + l, src + r * tl.w, tl.w);
             }
-            for (std::size_t j = 0; j < 4; ++j) detail::a6(gt + j, 4, t + j, 4);        // t (6x4) = A g
-            for (std::size_t i = 0; i < 6; ++i) detail::a6(t + i * 4, 1, o + i * 6, 1);  // o = t A^T
-            T* out = dM + c * ldm + t0;
-            for (std::size_t p = 0; p < npos; ++p) detail::copy_lanes(out + p * plane, o[p].v, cnt);
         }
+        T* out = dM + c * ldm;
+        for (std::size_t a = a0; a < a1; ++a)
+            for (std::size_t b = 0; b < tl.tw; ++b, out += L) {
+                const T* z = Z + ((a - a0) * m * zw + b * m) * L;
+                for (std::size_t i = 0; i < 4; ++i)
+                    for (std::size_t j = 0; j < 4; ++j) detail::load(gt[i * 4 + j], z + (i * zw + j) * L);
+                for (std::size_t j = 0; j < 4; ++j) detail::a6(gt + j, 4, t + j, 4);        // t (6x4) = A g
+                for (std::size_t i = 0; i < 6; ++i) detail::a6(t + i * 4, 1, o + i * 6, 1);  // o = t A^T
+                for (std::size_t p = 0; p < npos; ++p) detail::store(out + p * plane, o[p]);
+            }
+    }
 }
 
-/// dx (g_count images, C x H x W) = sum over tiles of B dV B^T (overwrites dx).
+/// acc (the block's C interleaved padded planes) = sum over the tiles of
+/// rows [a0, a1) of B dV B^T (tiles overlap by two rows / columns: a
+/// scatter-add). acc needs no zeroing: a position's first tile stores, later
+/// ones add, which holds when a block's chunks come in order of a0 from 0.
+/// input_adjoint_finish then writes dx.
 template <class T>
-void input_adjoint(const T* dV, std::size_t g_count, std::size_t C, const tiling& tl, std::size_t ldv, T* dx,
-                   T* scratch /* scratch_size(tl, g_count) */) {
+void input_adjoint(const T* dV, std::size_t C, const tiling& tl, std::size_t a0, std::size_t a1, std::size_t ldv,
+                   T* acc /* accumulator_size(tl, C) */) {
     constexpr std::size_t L = detail::lane_count<T>;
     using vec = detail::lanes<T, L>;
-    const std::size_t ph = m * tl.th + 2, pw = m * tl.tw + 2, nt = g_count * tl.per_image(), plane = C * ldv;
+    const std::size_t ph = m * tl.th + 2, pw = m * tl.tw + 2, plane = C * ldv;
     vec v[36], t[36], o[36];
     for (std::size_t c = 0; c < C; ++c) {
-        std::fill(scratch, scratch + g_count * ph * pw, T(0));
-        for (std::size_t t0 = 0; t0 < nt; t0 += L) {
-            const std::size_t cnt = std::min(L, nt - t0);
-            const T* src = dV + c * ldv + t0;
-            for (std::size_t p = 0; p < npos; ++p) {
-                detail::copy_lanes(v[p].v, src + p * plane, cnt);
-                for (std::size_t l = cnt; l < L; ++l) v[p].v[l] = T(0);
-            }
-            for (std::size_t j = 0; j < 6; ++j) detail::b6(v + j, 6, t + j, 6);          // t = B v
-            for (std::size_t i = 0; i < 6; ++i) detail::b6(t + i * 6, 1, o + i * 6, 1);  // o = t B^T
-            for (std::size_t l = 0; l < cnt; ++l) {
-                const auto q = detail::locate(t0 + l, tl);
-                T* dst = scratch + q.img * ph * pw + q.a * m * pw + q.b * m;
+        const T* src = dV + c * ldv;
+        T* accc = acc + c * ph * pw * L;
+        for (std::size_t a = a0; a < a1; ++a)
+            for (std::size_t b = 0; b < tl.tw; ++b, src += L) {
+                for (std::size_t p = 0; p < npos; ++p) detail::load(v[p], src + p * plane);
+                for (std::size_t j = 0; j < 6; ++j) detail::b6(v + j, 6, t + j, 6);          // t = B v
+                for (std::size_t i = 0; i < 6; ++i) detail::b6(t + i * 6, 1, o + i * 6, 1);  // o = t B^T
+                T* z = accc + (a * m * pw + b * m) * L;
+                // rows 0-1 were written by tile row a - 1, columns 0-1 by tile column b - 1
                 for (std::size_t i = 0; i < 6; ++i)
-                    for (std::size_t j = 0; j < 6; ++j) dst[i * pw + j] += o[i * 6 + j].v[l];
+                    for (std::size_t j = 0; j < 6; ++j) {
+                        T* zz = z + (i * pw + j) * L;
+                        if ((i >= 2 || a == 0) && (j >= 2 || b == 0))
+                            detail::store(zz, o[i * 6 + j]);
+                        else
+                            detail::add_to(zz, o[i * 6 + j]);
+                    }
             }
-        }
-        for (std::size_t g = 0; g < g_count; ++g) {
-            const T* src = scratch + g * ph * pw + pw + 1;
-            T* out = dx + (g * C + c) * tl.h * tl.w;
-            for (std::size_t r = 0; r < tl.h; ++r) std::memcpy(out + r * tl.w, src + r * pw, tl.w * sizeof(T));
+    }
+}
+
+/// dx (the block's n_img images, C x H x W) = the interior of acc;
+/// overwrites dx, or adds to it when accumulate is true.
+template <class T>
+void input_adjoint_finish(const T* acc, std::size_t n_img, std::size_t C, const tiling& tl, T* dx, bool accumulate) {
+    constexpr std::size_t L = detail::lane_count<T>;
+    const std::size_t ph = m * tl.th + 2, pw = m * tl.tw + 2, hw = tl.h * tl.w;
+    for (std::size_t c = 0; c < C; ++c) {
+        const T* accc = acc + c * ph * pw * L;
+        for (std::size_t l = 0; l < n_img; ++l) {
+            T* dst = dx + (l * C + c) * hw;
+            for (std::size_t r = 0; r < tl.h; ++r)
+                detail::deinterleave_row(dst + r * tl.w, accc + ((r + 1) * pw + 1) * L + l, tl.w, accumulate);
         }
     }
 }

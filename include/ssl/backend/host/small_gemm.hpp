@@ -1,0 +1,98 @@
+#pragma once
+// C = A * B for a short, thin A (few rows and columns) and a long B: the
+// Winograd GEMMs of narrow layers (M_p = U_p V_p with U_p Cout x Cin, both
+// <= ~64, and V_p Cin x tiles). A general GEMM (Eigen's gebp) packs both
+// operands into panels first; at Cin = 16 the packing costs as much as the
+// multiply. Here B's rows are read in place, a block of MB rows of C x NB
+// columns stays in vector registers over the whole k loop, and A's entries
+// are broadcast from memory. All matrices row-major with leading dimensions.
+#include <cstddef>
+#include <cstring>
+
+namespace ssl::backend::host {
+
+namespace detail {
+/// One SIMD register of T (64 bytes: AVX-512; the compiler splits it on
+/// narrower targets).
+template <class T>
+struct vreg_of {
+    typedef T type __attribute__((vector_size(64)));
+};
+template <class T>
+using vreg = typename vreg_of<T>::type;
+template <class T>
+inline constexpr std::size_t vreg_lanes = 64 / sizeof(T);
+
+// through references, not by value: returning a 64-byte vector changes the
+// ABI on targets without AVX-512 (GCC's -Wpsabi)
+template <class T>
+inline void vload(vreg<T>& v, const T* p) {
+    std::memcpy(&v, p, sizeof(v));
+}
+template <class T>
+inline void vstore(T* p, const vreg<T>& v) {
+    std::memcpy(p, &v, sizeof(v));
+}
+
+/// C[0..MB) x [0..NV * lanes) = A[0..MB) x [0..k) * B[0..k) x [same columns).
+template <class T, std::size_t MB, std::size_t NV>
+inline void small_gemm_block(const T* A, std::size_t lda, const T* B, std::size_t ldb, T* C, std::size_t ldc,
+                             std::size_t k) {
+    constexpr std::size_t L = vreg_lanes<T>;
+    vreg<T> acc[MB][NV];
+    for (std::size_t i = 0; i < MB; ++i)
+        for (std::size_t j = 0; j < NV; ++j) acc[i][j] = vreg<T>{};
+    for (std::size_t kk = 0; kk < k; ++kk) {
+        vreg<T> b[NV];
+        for (std::size_t j = 0; j < NV; ++j) vload<T>(b[j], B + kk * ldb + j * L);
+        for (std::size_t i = 0; i < MB; ++i) {
+            const T a = A[i * lda + kk];
+            for (std::size_t j = 0; j < NV; ++j) acc[i][j] += a * b[j];
+        }
+    }
+    for (std::size_t i = 0; i < MB; ++i)
+        for (std::size_t j = 0; j < NV; ++j) vstore<T>(C + i * ldc + j * L, acc[i][j]);
+}
+
+/// Register blocking: MB rows x NV vectors of accumulators. With AVX-512
+/// (32 registers of 64 bytes) 8 x 2; otherwise a 64-byte vector takes two
+/// (AVX) or four (SSE) registers out of 16, so 4 x 1.
+#if defined(__AVX512F__)
+inline constexpr std::size_t gemm_rows = 8, gemm_vectors = 2;
+#else
+inline constexpr std::size_t gemm_rows = 4, gemm_vectors = 1;
+#endif
+
+/// All m rows of C for the NV * lanes columns at B, C: blocks of gemm_rows
+/// rows, then 4, then 1 (the k x NV * lanes panel of B stays in L1 meanwhile).
+template <class T, std::size_t NV>
+inline void small_gemm_panel(const T* A, std::size_t lda, const T* B, std::size_t ldb, T* C, std::size_t ldc,
+                             std::size_t m, std::size_t k) {
+    std::size_t i = 0;
+    for (; i + gemm_rows <= m; i += gemm_rows)
+        small_gemm_block<T, gemm_rows, NV>(A + i * lda, lda, B, ldb, C + i * ldc, ldc, k);
+    for (; i + 4 <= m; i += 4) small_gemm_block<T, 4, NV>(A + i * lda, lda, B, ldb, C + i * ldc, ldc, k);
+    for (; i < m; ++i) small_gemm_block<T, 1, NV>(A + i * lda, lda, B, ldb, C + i * ldc, ldc, k);
+}
+}  // namespace detail
+
+/// C (m x n) = A (m x k) * B (k x n); row-major, leading dimensions lda,
+/// ldb, ldc; C must not overlap A or B. Meant for m, k <= ~64; any n.
+template <class T>
+void small_gemm(const T* A, std::size_t lda, const T* B, std::size_t ldb, T* C, std::size_t ldc, std::size_t m,
+                std::size_t k, std::size_t n) {
+    constexpr std::size_t L = detail::vreg_lanes<T>;
+    std::size_t j = 0;
+    constexpr std::size_t NV = detail::gemm_vectors;
+    for (; j + NV * L <= n; j += NV * L) detail::small_gemm_panel<T, NV>(A, lda, B + j, ldb, C + j, ldc, m, k);
+    if constexpr (NV > 1)
+        for (; j + L <= n; j += L) detail::small_gemm_panel<T, 1>(A, lda, B + j, ldb, C + j, ldc, m, k);
+    for (; j < n; ++j)  // the last < lanes columns
+        for (std::size_t i = 0; i < m; ++i) {
+            T s = 0;
+            for (std::size_t kk = 0; kk < k; ++kk) s += A[i * lda + kk] * B[kk * ldb + j];
+            C[i * ldc + j] = s;
+        }
+}
+
+}  // namespace ssl::backend::host
