@@ -349,7 +349,8 @@ private:
             const std::size_t bc = wg::chunk_columns<T>(tl, 0, tl.th), nt = plan.blocks * bc;
             const auto ldt = static_cast<Eigen::Index>(nt);
             tensor<T> V({wg::npos, ci, nt}), dM({wg::npos, co, nt}), dU({wg::npos, co, ci});
-            const std::size_t ss = std::max(wg::scratch_size<T>(tl, tl.th), 9 * ci), per_worker = ss + acc_size;
+            const std::size_t ss = std::max({wg::scratch_size<T>(tl, tl.th), wg::finish_scratch_size<T>(tl), 9 * ci});
+            const std::size_t per_worker = ss + acc_size;
             tensor<T> work({num_threads(), per_worker});
             parallel_for(plan.blocks, [&](std::size_t k, std::size_t w) {
                 T* Z = work.data() + w * per_worker;
@@ -373,7 +374,7 @@ private:
                 const std::size_t k = b - wblocks;
                 T* A = scratch + ss;
                 wg::input_adjoint(V.data() + k * bc, ci, tl, 0, tl.th, nt, A);
-                wg::input_adjoint_finish(A, images(k), ci, tl, dx.data() + k * L * ci * hwi, add);
+                wg::input_adjoint_finish(A, images(k), ci, tl, dx.data() + k * L * ci * hwi, add, scratch);
             });
             winograd_bias_grad(dy, n, co, hw);
             return dx;
@@ -391,7 +392,7 @@ private:
         tensor<T> dU_parts({workers, usz});
         std::vector<char> used(workers, 0);
         const std::size_t mc = plan.max_columns;
-        const std::size_t ss = std::max(wg::scratch_size<T>(tl, plan.rows), 9 * ci);
+        const std::size_t ss = std::max({wg::scratch_size<T>(tl, plan.rows), wg::finish_scratch_size<T>(tl), 9 * ci});
         const std::size_t per_worker = wg::npos * (ci + co) * mc + ss + acc_size;
         tensor<T> work({workers, per_worker});
         parallel_for(plan.tasks, [&](std::size_t t, std::size_t w) {
@@ -432,7 +433,8 @@ private:
                 for (std::size_t j = 0; j < nb; ++j) {
                     wg::input_adjoint(V + j * cc, ci, tl, a0, a1, nt, A);
                     if (a1 == tl.th)
-                        wg::input_adjoint_finish(A, images(k0 + j), ci, tl, dx.data() + (k0 + j) * L * ci * hwi, add);
+                        wg::input_adjoint_finish(A, images(k0 + j), ci, tl, dx.data() + (k0 + j) * L * ci * hwi, add,
+                                                 Z);
                 }
             }
         });

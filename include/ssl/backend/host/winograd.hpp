@@ -48,7 +48,7 @@ inline constexpr T t24 = T(1) / T(24);
 
 // 1-d transforms on 6 (or 4, 3) values read with stride si, written with stride so.
 template <class T>
-inline void bt6(const T* d, std::size_t si, T* o, std::size_t so) {  // o = B^T d
+[[gnu::always_inline]] inline void bt6(const T* d, std::size_t si, T* o, std::size_t so) {  // o = B^T d
     const T d0 = d[0], d1 = d[si], d2 = d[2 * si], d3 = d[3 * si], d4 = d[4 * si], d5 = d[5 * si];
     o[0] = T(4) * d0 - T(5) * d2 + d4;
     o[so] = -T(4) * (d1 + d2) + d3 + d4;
@@ -58,7 +58,7 @@ inline void bt6(const T* d, std::size_t si, T* o, std::size_t so) {  // o = B^T 
     o[5 * so] = T(4) * d1 - T(5) * d3 + d5;
 }
 template <class T>
-inline void b6(const T* v, std::size_t si, T* o, std::size_t so) {  // o = B v (adjoint of bt6)
+[[gnu::always_inline]] inline void b6(const T* v, std::size_t si, T* o, std::size_t so) {  // o = B v (adjoint of bt6)
     const T v0 = v[0], v1 = v[si], v2 = v[2 * si], v3 = v[3 * si], v4 = v[4 * si], v5 = v[5 * si];
     o[0] = T(4) * v0;
     o[so] = T(4) * (v2 - v1) + T(2) * (v4 - v3) + T(4) * v5;
@@ -68,7 +68,7 @@ inline void b6(const T* v, std::size_t si, T* o, std::size_t so) {  // o = B v (
     o[5 * so] = v5;
 }
 template <class T>
-inline void at6(const T* v, std::size_t si, T* o, std::size_t so) {  // o (4) = A^T v (6)
+[[gnu::always_inline]] inline void at6(const T* v, std::size_t si, T* o, std::size_t so) {  // o (4) = A^T v (6)
     const T v0 = v[0], v1 = v[si], v2 = v[2 * si], v3 = v[3 * si], v4 = v[4 * si], v5 = v[5 * si];
     const T s12 = v1 + v2, d12 = v1 - v2, s34 = v3 + v4, d34 = v3 - v4;
     o[0] = v0 + s12 + s34;
@@ -77,7 +77,7 @@ inline void at6(const T* v, std::size_t si, T* o, std::size_t so) {  // o (4) = 
     o[3 * so] = d12 + T(8) * d34 + v5;
 }
 template <class T>
-inline void a6(const T* g, std::size_t si, T* o, std::size_t so) {  // o (6) = A g (4), adjoint of at6
+[[gnu::always_inline]] inline void a6(const T* g, std::size_t si, T* o, std::size_t so) {  // o (6) = A g (4), adjoint of at6
     const T g0 = g[0], g1 = g[si], g2 = g[2 * si], g3 = g[3 * si];
     o[0] = g0;
     o[so] = g0 + g1 + g2 + g3;
@@ -216,17 +216,54 @@ template <class T, std::size_t L>
 inline void store(T* dst, const lanes<T, L>& v) {
     std::memcpy(dst, v.v, sizeof(v.v));
 }
-/// One image row into lane 0 of interleaved storage (z[w * L] = s[w]), and back.
+/// dst[j * L + l] = src[l][j] for j < count, l < L (L = lane_count<T>): the
+/// same run of pixels of L images interleaved, one vector per pixel. A null
+/// src[l] gives zeros. Whole runs of L pixels go through L x L register
+/// transposes made of Eigen's p x p packet transposes (p = the native vector
+/// width); the last count % L pixels one by one.
 template <class T>
-inline void interleave_row(T* z, const T* s, std::size_t width) {
-    for (std::size_t w = 0; w < width; ++w) z[w * lane_count<T>] = s[w];
+void interleave(const T* const* src, std::size_t count, T* dst) {
+    using namespace Eigen::internal;
+    using P = typename packet_traits<T>::type;
+    constexpr std::size_t L = lane_count<T>, p = unpacket_traits<P>::size;
+    static_assert(L % p == 0, "the lane count must be a multiple of the packet size");
+    std::size_t j0 = 0;
+    for (; j0 + L <= count; j0 += L)
+        for (std::size_t bi = 0; bi < L; bi += p)      // lanes (images) bi .. bi + p
+            for (std::size_t bj = 0; bj < L; bj += p) {  // pixels j0 + bj .. + p
+                PacketBlock<P, static_cast<int>(p)> kb;
+                for (std::size_t r = 0; r < p; ++r)
+                    kb.packet[r] = src[bi + r] ? ploadu<P>(src[bi + r] + j0 + bj) : pset1<P>(T(0));
+                ptranspose(kb);
+                for (std::size_t r = 0; r < p; ++r) pstoreu(dst + (j0 + bj + r) * L + bi, kb.packet[r]);
+            }
+    for (; j0 < count; ++j0)
+        for (std::size_t l = 0; l < L; ++l) dst[j0 * L + l] = src[l] ? src[l][j0] : T(0);
 }
+/// The inverse: dst[l][j] = src[j * L + l] (+= when accumulate) for the
+/// lanes whose dst[l] is not null.
 template <class T>
-inline void deinterleave_row(T* d, const T* z, std::size_t width, bool accumulate) {
-    if (accumulate)
-        for (std::size_t w = 0; w < width; ++w) d[w] += z[w * lane_count<T>];
-    else
-        for (std::size_t w = 0; w < width; ++w) d[w] = z[w * lane_count<T>];
+void deinterleave(const T* src, std::size_t count, T* const* dst, bool accumulate) {
+    using namespace Eigen::internal;
+    using P = typename packet_traits<T>::type;
+    constexpr std::size_t L = lane_count<T>, p = unpacket_traits<P>::size;
+    std::size_t j0 = 0;
+    for (; j0 + L <= count; j0 += L)
+        for (std::size_t bi = 0; bi < L; bi += p)
+            for (std::size_t bj = 0; bj < L; bj += p) {
+                PacketBlock<P, static_cast<int>(p)> kb;
+                for (std::size_t r = 0; r < p; ++r) kb.packet[r] = ploadu<P>(src + (j0 + bj + r) * L + bi);
+                ptranspose(kb);  // packet r: lane bi + r, pixels j0 + bj ..
+                for (std::size_t r = 0; r < p; ++r) {
+                    T* d = dst[bi + r];
+                    if (!d) continue;
+                    d += j0 + bj;
+                    pstoreu(d, accumulate ? padd(ploadu<P>(d), kb.packet[r]) : kb.packet[r]);
+                }
+            }
+    for (; j0 < count; ++j0)
+        for (std::size_t l = 0; l < L; ++l)
+            if (dst[l]) dst[l][j0] = accumulate ? dst[l][j0] + src[j0 * L + l] : src[j0 * L + l];
 }
 template <class T, std::size_t L>
 inline void add_to(T* dst, const lanes<T, L>& v) {
@@ -259,10 +296,17 @@ inline std::size_t chunk_columns(const tiling& tl, std::size_t a0, std::size_t a
 }
 
 /// Elements of the scratch that transform_input / transform_output /
-/// output_adjoint need for chunks of up to `rows` tile rows.
+/// output_adjoint need for chunks of up to `rows` tile rows: the padded
+/// interleaved window, then the unpadded interleaved image rows.
 template <class T>
 inline std::size_t scratch_size(const tiling& tl, std::size_t rows) {
-    return (m * rows + 2) * (m * tl.tw + 2) * block_images<T>;
+    return 2 * (m * rows + 2) * (m * tl.tw + 2) * block_images<T>;
+}
+
+/// Elements of the scratch input_adjoint_finish needs: one interleaved plane.
+template <class T>
+inline std::size_t finish_scratch_size(const tiling& tl) {
+    return tl.h * tl.w * block_images<T>;
 }
 
 /// Elements of the per-block accumulator of input_adjoint (C padded planes, interleaved).
@@ -284,13 +328,15 @@ void transform_input(const T* x, std::size_t n_img, std::size_t C, const tiling&
     // borders, rows past the image and lanes past n_img stay zero; every
     // channel rewrites the same other positions
     std::fill(Z, Z + rows * pw * L, T(0));
+    T* F = Z + rows * pw * L;  // the image rows of the window, interleaved, unpadded
+    // image rows [i0, i1) fall inside the window (padded row = image row + 1)
+    const std::size_t i0 = r_lo == 0 ? 0 : r_lo - 1, i1 = std::min(r_lo + rows - 1, tl.h);
+    const T* src[L];
     for (std::size_t c = 0; c < C; ++c) {
-        for (std::size_t l = 0; l < n_img; ++l) {
-            const T* src = x + (l * C + c) * hw;
-            for (std::size_t pr = std::max<std::size_t>(r_lo, 1); pr < std::min(r_lo + rows, tl.h + 1); ++pr) {
-                detail::interleave_row(Z + ((pr - r_lo) * pw + 1) * L + l, src + (pr - 1) * tl.w, tl.w);
-            }
-        }
+        for (std::size_t l = 0; l < L; ++l) src[l] = l < n_img ? x + (l * C + c) * hw + i0 * tl.w : nullptr;
+        if (i1 > i0) detail::interleave(src, (i1 - i0) * tl.w, F);
+        for (std::size_t i = i0; i < i1; ++i)
+            std::memcpy(Z + ((i + 1 - r_lo) * pw + 1) * L, F + (i - i0) * tl.w * L, tl.w * L * sizeof(T));
         T* out = V + c * ldv;
         for (std::size_t a = a0; a < a1; ++a)
             for (std::size_t b = 0; b < tl.tw; ++b, out += L) {
@@ -324,10 +370,13 @@ void transform_output(const T* M, std::size_t n_img, std::size_t C, const tiling
                 for (std::size_t i = 0; i < 4; ++i)
                     for (std::size_t j = 0; j < 4; ++j) detail::store(z + (i * zw + j) * L, o[i * 4 + j]);
             }
-        for (std::size_t l = 0; l < n_img; ++l) {
-            T* dst = y + (l * C + c) * hw;
+        if (r1 > r0) {
+            T* F = Z + m * (a1 - a0) * zw * L;
             for (std::size_t r = r0; r < r1; ++r)
-                detail::deinterleave_row(dst + r * tl.w, Z + (r - r0) * zw * L + l, tl.w, false);
+                std::memcpy(F + (r - r0) * tl.w * L, Z + (r - r0) * zw * L, tl.w * L * sizeof(T));
+            T* dst[L];
+            for (std::size_t l = 0; l < L; ++l) dst[l] = l < n_img ? y + (l * C + c) * hw + r0 * tl.w : nullptr;
+            detail::deinterleave(F, (r1 - r0) * tl.w, dst, false);
         }
     }
 }
@@ -344,11 +393,13 @@ void output_adjoint(const T* dy, std::size_t n_img, std::size_t C, const tiling&
     vec gt[16], t[24], o[36];
     std::fill(Z, Z + zrows * zw * L, T(0));  // positions outside the images stay zero
     for (std::size_t c = 0; c < C; ++c) {
-        for (std::size_t l = 0; l < n_img; ++l) {
-            const T* src = dy + (l * C + c) * hw;
-            for (std::size_t r = r0; r < r1; ++r) {
-                detail::interleave_row(Z + (r - r0) * zw * L + l, src + r * tl.w, tl.w);
-            }
+        if (r1 > r0) {
+            T* F = Z + zrows * zw * L;
+            const T* src[L];
+            for (std::size_t l = 0; l < L; ++l) src[l] = l < n_img ? dy + (l * C + c) * hw + r0 * tl.w : nullptr;
+            detail::interleave(src, (r1 - r0) * tl.w, F);
+            for (std::size_t r = r0; r < r1; ++r)
+                std::memcpy(Z + (r - r0) * zw * L, F + (r - r0) * tl.w * L, tl.w * L * sizeof(T));
         }
         T* out = dM + c * ldm;
         for (std::size_t a = a0; a < a1; ++a)
@@ -400,16 +451,17 @@ void input_adjoint(const T* dV, std::size_t C, const tiling& tl, std::size_t a0,
 /// dx (the block's n_img images, C x H x W) = the interior of acc;
 /// overwrites dx, or adds to it when accumulate is true.
 template <class T>
-void input_adjoint_finish(const T* acc, std::size_t n_img, std::size_t C, const tiling& tl, T* dx, bool accumulate) {
+void input_adjoint_finish(const T* acc, std::size_t n_img, std::size_t C, const tiling& tl, T* dx, bool accumulate,
+                          T* F /* finish_scratch_size(tl) */) {
     constexpr std::size_t L = detail::lane_count<T>;
     const std::size_t ph = m * tl.th + 2, pw = m * tl.tw + 2, hw = tl.h * tl.w;
+    T* dst[L];
     for (std::size_t c = 0; c < C; ++c) {
         const T* accc = acc + c * ph * pw * L;
-        for (std::size_t l = 0; l < n_img; ++l) {
-            T* dst = dx + (l * C + c) * hw;
-            for (std::size_t r = 0; r < tl.h; ++r)
-                detail::deinterleave_row(dst + r * tl.w, accc + ((r + 1) * pw + 1) * L + l, tl.w, accumulate);
-        }
+        for (std::size_t r = 0; r < tl.h; ++r)  // the interior rows, unpadded
+            std::memcpy(F + r * tl.w * L, accc + ((r + 1) * pw + 1) * L, tl.w * L * sizeof(T));
+        for (std::size_t l = 0; l < L; ++l) dst[l] = l < n_img ? dx + (l * C + c) * hw : nullptr;
+        detail::deinterleave(F, hw, dst, accumulate);
     }
 }
 
