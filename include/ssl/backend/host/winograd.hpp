@@ -216,6 +216,12 @@ template <class T, std::size_t L>
 inline void store(T* dst, const lanes<T, L>& v) {
     std::memcpy(dst, v.v, sizeof(v.v));
 }
+// Eigen's packet types carry alignment attributes that GCC drops (and warns
+// about) when they are template arguments; harmless here (unaligned loads).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wignored-attributes"
+#endif
 /// dst[j * L + l] = src[l][j] for j < count, l < L (L = lane_count<T>): the
 /// same run of pixels of L images interleaved, one vector per pixel. A null
 /// src[l] gives zeros. Whole runs of L pixels go through L x L register
@@ -265,6 +271,9 @@ void deinterleave(const T* src, std::size_t count, T* const* dst, bool accumulat
         for (std::size_t l = 0; l < L; ++l)
             if (dst[l]) dst[l][j0] = accumulate ? dst[l][j0] + src[j0 * L + l] : src[j0 * L + l];
 }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 template <class T, std::size_t L>
 inline void add_to(T* dst, const lanes<T, L>& v) {
     lanes<T, L> d;
