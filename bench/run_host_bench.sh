@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
 # Builds the benchmarks (build-bench/, Release, -DSSL_BUILD_BENCH=ON), then runs
 # our ResNet-18 training step (bench_step) and the PyTorch peer
-# (peer/torch_step.py) back to back on this machine, and prints
-#   config | ours ms/step | PyTorch ms/step | speed-up (PyTorch / ours)
-# (medians over the timed steps). Takes about 3-6 minutes on 2 cores.
+# (peer/torch_step.py) alternately on this machine: per round and per config,
+# ours then PyTorch, so slow drift of the machine (shared caches and memory
+# bandwidth on a VM move both programs by 10-40% within minutes) hits both
+# alike. Prints, per config,
+#   ours ms/step | PyTorch ms/step | speed-up (PyTorch / ours) | range over rounds | best / best
+# where the step times are the medians over rounds of each round's median step
+# time, "range" the lowest and highest per-round ratio and "best / best" the
+# ratio of the fastest single steps (the least disturbed one of each).
+# About 2 minutes per round on 2 cores.
 #
-#   bench/run_host_bench.sh [--steps N] [--warmup N] [--python /usr/bin/python3] [--no-build]
+#   bench/run_host_bench.sh [--rounds N] [--steps N] [--warmup N] [--configs "w16_n256 w64_n128"]
+#                           [--python /usr/bin/python3] [--no-build]
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
@@ -13,16 +20,21 @@ build="$root/build-bench"
 python=/usr/bin/python3
 steps=""
 warmup=3
+rounds=3
+configs="w16_n256 w64_n128"
 do_build=1
 while [[ $# -gt 0 ]]; do
   case "$1" in
+    --rounds) rounds="$2"; shift 2 ;;
     --steps) steps="$2"; shift 2 ;;
     --warmup) warmup="$2"; shift 2 ;;
+    --configs) configs="$2"; shift 2 ;;
     --python) python="$2"; shift 2 ;;
     --no-build) do_build=0; shift ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
+[[ "$rounds" =~ ^[1-9][0-9]*$ ]] || { echo "--rounds must be a positive integer, got '$rounds'" >&2; exit 2; }
 
 if [[ $do_build == 1 ]]; then
   cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DSSL_BUILD_BENCH=ON >/dev/null
@@ -36,31 +48,48 @@ ours_args=(--warmup="$warmup")
 torch_args=(--warmup "$warmup")
 if [[ -n "$steps" ]]; then ours_args+=(--steps="$steps"); torch_args+=(--steps "$steps"); fi
 
-ours_out="$("$build/bench/bench_step" "${ours_args[@]}" --benchmark_format=console 2>&1)"
-echo "$ours_out" | grep -E '^(STEP|POOL)'
-torch_out="$("$python" "$here/peer/torch_step.py" "${torch_args[@]}" 2>&1)"
-echo "$torch_out" | grep -E '^(TORCH|#)'
-echo "# load after: $(cut -d' ' -f1-3 /proc/loadavg)"
-
 field() {  # field KEY LINE
   sed -n "s/.*$1=\([^ ]*\).*/\1/p" <<<"$2"
 }
-echo
-printf '%-10s | %12s | %15s | %23s | %12s | %15s\n' config "ours ms/step" "PyTorch ms/step" "speed-up (PyTorch/ours)" "ours cpu ms" "PyTorch cpu ms"
-printf '%-10s-+-%12s-+-%15s-+-%23s-+-%12s-+-%15s\n' ---------- ------------ --------------- ----------------------- ------------ ---------------
-for cfg in w16_n256 w64_n128; do
-  ol="$(grep "^STEP config=$cfg " <<<"$ours_out" || true)"
-  tl="$(grep "^TORCH config=$cfg " <<<"$torch_out" || true)"
-  o="$(field median_ms "$ol")"
-  t="$(field median_ms "$tl")"
-  if [[ -n "$o" && -n "$t" ]]; then
-    r="$(awk -v o="$o" -v t="$t" 'BEGIN { printf "%.2fx", t / o }')"
-  else
-    r="n/a"
-  fi
-  oc="$(field cpu_ms "$ol")"
-  tc="$(field cpu_ms "$tl")"
-  printf '%-10s | %12s | %15s | %23s | %12s | %15s\n' "$cfg" "${o:-n/a}" "${t:-n/a}" "$r" "${oc:-n/a}" "${tc:-n/a}"
+results=""  # lines: config ours_median torch_median ours_min torch_min ours_cpu torch_cpu
+for ((r = 1; r <= rounds; ++r)); do
+  for cfg in $configs; do
+    ol="$("$build/bench/bench_step" --config="$cfg" "${ours_args[@]}" 2>&1 | grep -E "^STEP config=$cfg " || true)"
+    tl="$("$python" "$here/peer/torch_step.py" --config "$cfg" "${torch_args[@]}" 2>&1 | grep -E "^TORCH config=$cfg " || true)"
+    [[ -n "$ol" ]] || { echo "bench_step printed no STEP line for $cfg" >&2; exit 1; }
+    [[ -n "$tl" ]] || { echo "peer/torch_step.py printed no TORCH line for $cfg (is $python's torch installed?)" >&2; exit 1; }
+    echo "# round $r: $ol"
+    echo "# round $r: $tl"
+    results+="$cfg $(field median_ms "$ol") $(field median_ms "$tl") $(field min_ms "$ol") $(field min_ms "$tl") $(field cpu_ms "$ol") $(field cpu_ms "$tl")"$'\n'
+  done
 done
-echo "# medians over the timed steps; cpu ms = process CPU time per step (all threads). With the load"
-echo "# above ~0.5, both programs share the 2 cores with other work and the wall times are inflated."
+echo "# load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+printf '%-10s | %12s | %15s | %23s | %17s | %11s | %12s | %15s\n' config "ours ms/step" "PyTorch ms/step" \
+  "speed-up (PyTorch/ours)" "range over rounds" "best / best" "ours cpu ms" "PyTorch cpu ms"
+printf '%-10s-+-%12s-+-%15s-+-%23s-+-%17s-+-%11s-+-%12s-+-%15s\n' ---------- ------------ --------------- \
+  ----------------------- ----------------- ----------- ------------ ---------------
+for cfg in $configs; do
+  awk -v cfg="$cfg" '
+    function median(a, n,   i, j, t) {  # sorts a[1..n]
+      for (i = 2; i <= n; ++i) for (j = i; j > 1 && a[j - 1] > a[j]; --j) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+      return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    }
+    $1 == cfg {
+      ++n; o[n] = $2; t[n] = $3; q = $3 / $2
+      if (n == 1 || q < lo) lo = q
+      if (n == 1 || q > hi) hi = q
+      if (n == 1 || $4 < omin) omin = $4
+      if (n == 1 || $5 < tmin) tmin = $5
+      oc[n] = $6; tc[n] = $7
+    }
+    END {
+      if (!n) exit
+      om = median(o, n); tm = median(t, n)
+      printf "%-10s | %12.1f | %15.1f | %22.2fx | %7.2fx - %5.2fx | %10.2fx | %12.1f | %15.1f\n",
+        cfg, om, tm, tm / om, lo, hi, tmin / omin, median(oc, n), median(tc, n)
+    }' <<<"$results"
+done
+echo "# $rounds round(s), each: ours then PyTorch per config. ms/step: median over rounds of the per-round"
+echo "# median step; cpu ms: process CPU time per step (all threads). With the load above ~0.5 before the"
+echo "# run, both programs share the 2 cores with other work and the wall times are inflated."
