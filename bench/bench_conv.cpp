@@ -51,12 +51,18 @@ void bench_backward(benchmark::State& st, ssl_bench::conv_shape s, std::size_t n
 }  // namespace
 
 int main(int argc, char** argv) {
-    // --im2col: disable the Winograd path (compare the two algorithms)
+    // --im2col: disable the Winograd path; --no-direct: disable the direct
+    // path (strided and other non-Winograd convolutions); --direct-max=C:
+    // direct path only up to C input channels
     std::vector<char*> rest;
     for (int i = 0; i < argc; ++i) {
         const std::string a = argv[i];
         if (a == "--im2col")
             ssl::backend::host::winograd::enabled = false;
+        else if (a == "--no-direct")
+            ssl::backend::host::direct::enabled = false;
+        else if (a.rfind("--direct-max=", 0) == 0)
+            ssl::nn::conv2d<float>::direct_max_channels = std::stoul(a.substr(13));
         else if (a.rfind("--wg-mode=", 0) == 0)
             ssl::nn::conv2d<float>::winograd_mode = std::stoi(a.substr(10));
         else if (a.rfind("--wg-tiles=", 0) == 0)

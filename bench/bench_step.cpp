@@ -10,7 +10,8 @@
 //   POOL config=w16_n256 sys_allocs_after_warmup=... sys_allocs_after_timed=...
 // Own flags (before Google Benchmark's): --steps=N (timed steps, default 15
 // at width 16 and 8 at width 64), --warmup=N (default 3), --config=w16_n256,
-// --im2col (no Winograd: every conv through im2col + GEMM), --small-gemm=N
+// --im2col (no Winograd: every conv through im2col + GEMM), --no-direct (no
+// direct path for strided convs), --direct-max=C, --small-gemm=N
 // (the largest channel count whose Winograd products use small_gemm; 0:
 // always Eigen).
 #include <benchmark/benchmark.h>
@@ -150,6 +151,10 @@ int main(int argc, char** argv) {
             g_only = argv[i] + 9;
         else if (std::strcmp(argv[i], "--im2col") == 0)
             ssl::backend::host::winograd::enabled = false;
+        else if (std::strcmp(argv[i], "--no-direct") == 0)
+            ssl::backend::host::direct::enabled = false;
+        else if (std::strncmp(argv[i], "--direct-max=", 13) == 0)
+            ssl::nn::conv2d<float>::direct_max_channels = std::strtoul(argv[i] + 13, nullptr, 10);
         else if (std::strncmp(argv[i], "--small-gemm=", 13) == 0)
             ssl::nn::conv2d<float>::small_gemm_max_channels = std::strtoul(argv[i] + 13, nullptr, 10);
         else

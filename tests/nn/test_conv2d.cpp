@@ -31,12 +31,15 @@ template <class T>
 struct knob_guard {
     int mode = conv2d<T>::winograd_mode;
     std::size_t tiles = conv2d<T>::winograd_target_tiles, small = conv2d<T>::small_gemm_max_channels;
-    bool enabled = ssl::backend::host::winograd::enabled;
+    std::size_t direct_max = conv2d<T>::direct_max_channels;
+    bool enabled = ssl::backend::host::winograd::enabled, direct = ssl::backend::host::direct::enabled;
     ~knob_guard() {
         conv2d<T>::winograd_mode = mode;
         conv2d<T>::winograd_target_tiles = tiles;
         conv2d<T>::small_gemm_max_channels = small;
+        conv2d<T>::direct_max_channels = direct_max;
         ssl::backend::host::winograd::enabled = enabled;
+        ssl::backend::host::direct::enabled = direct;
     }
 };
 
@@ -121,6 +124,39 @@ TEST_CASE("conv2d: two forwards keep separate caches; gradients accumulate") {
     CHECK(ref::max_abs_diff(layer.weight().grad, g1) < 1e-12);
 }
 
+/// Everything a layer computes on one path: the forward output, dx, the
+/// weight and bias gradients, and backward_add into a copy of acc0.
+template <class T>
+struct path_outputs {
+    tensor<T> y, dx, dw, db, added;
+};
+template <class T>
+path_outputs<T> run_path(conv2d<T>& layer, const tensor<T>& x, const tensor<T>& dy, const tensor<T>& acc0) {
+    path_outputs<T> o;
+    const auto r = layer.forward(x);
+    o.y = r.out;
+    ssl::zero_grad(layer);
+    o.dx = layer.backward(r.cache, dy);
+    o.dw = layer.weight().grad.clone();
+    o.db = layer.bias().grad.clone();
+    o.added = acc0.clone();
+    ssl::zero_grad(layer);
+    layer.backward_add(r.cache, dy, o.added);
+    CHECK(rel_diff(layer.weight().grad, o.dw) < 1e-12);  // backward_add: the same weight gradient
+    return o;
+}
+/// A path's outputs against the reference path's, to a relative tolerance.
+template <class T>
+void check_same(const path_outputs<T>& got, const path_outputs<T>& ref, const tensor<T>& acc0, double tol) {
+    CHECK(rel_diff(got.y, ref.y) < tol);
+    CHECK(rel_diff(got.dx, ref.dx) < tol);
+    CHECK(rel_diff(got.dw, ref.dw) < tol);
+    CHECK(rel_diff(got.db, ref.db) < tol);
+    tensor<T> expect(acc0.shape());
+    for (std::size_t i = 0; i < expect.numel(); ++i) expect[i] = acc0[i] + ref.dx[i];
+    CHECK(rel_diff(got.added, expect) < tol);
+}
+
 template <class T>
 void winograd_vs_im2col(double tol) {
     knob_guard<T> guard;
@@ -136,12 +172,9 @@ void winograd_vs_im2col(double tol) {
         conv2d<T> layer(conv2d_config{sh.c, sh.co, 3, 1, 1, true}, 6);
         const auto x = ref::random<T>({sh.n, sh.c, sh.h, sh.w}, 41);
         ssl::backend::host::winograd::enabled = false;
-        const auto r0 = layer.forward(x);
-        const auto dy = ref::random<T>(r0.out.shape(), 42);
+        const auto dy = ref::random<T>(layer.forward(x).out.shape(), 42);
         const auto acc0 = ref::random<T>(x.shape(), 43);
-        ssl::zero_grad(layer);
-        const auto dx0 = layer.backward(r0.cache, dy);
-        const auto dw0 = layer.weight().grad.clone(), db0 = layer.bias().grad.clone();
+        const auto expect = run_path(layer, x, dy, acc0);
         ssl::backend::host::winograd::enabled = true;
         for (int mode : {1, 2})                                           // per chunk, whole batch
             for (std::size_t tiles : {std::size_t{256}, std::size_t{1}})  // 1: one tile row per chunk
@@ -155,20 +188,7 @@ void winograd_vs_im2col(double tol) {
                     conv2d<T>::winograd_mode = mode;
                     conv2d<T>::winograd_target_tiles = tiles;
                     conv2d<T>::small_gemm_max_channels = small;
-                    const auto r = layer.forward(x);
-                    CHECK(rel_diff(r.out, r0.out) < tol);
-                    ssl::zero_grad(layer);
-                    const auto dx = layer.backward(r.cache, dy);
-                    CHECK(rel_diff(dx, dx0) < tol);
-                    CHECK(rel_diff(layer.weight().grad, dw0) < tol);
-                    CHECK(rel_diff(layer.bias().grad, db0) < tol);
-                    auto acc = acc0.clone();
-                    ssl::zero_grad(layer);
-                    layer.backward_add(r.cache, dy, acc);
-                    tensor<T> expect(x.shape());
-                    for (std::size_t i = 0; i < expect.numel(); ++i) expect[i] = acc0[i] + dx0[i];
-                    CHECK(rel_diff(acc, expect) < tol);
-                    CHECK(rel_diff(layer.weight().grad, dw0) < tol);
+                    check_same(run_path(layer, x, dy, acc0), expect, acc0, tol);
                 }
     }
 }
@@ -196,6 +216,77 @@ TEST_CASE("conv2d: Winograd needs half a block of images; fewer go through im2co
             CHECK(ref::max_abs_diff(y, y_im2col) == 0.0);
         else
             CHECK(ref::max_abs_diff(y, y_im2col) > 0.0);
+    }
+}
+
+template <class T>
+void direct_vs_im2col(double tol) {
+    knob_guard<T> guard;
+    constexpr std::size_t L = ssl::backend::host::direct::block_images<T>;
+    struct shape {
+        std::size_t n, c, h, w, co, k, stride, pad;
+    };
+    // half a block, partial blocks, several blocks with a partial last one;
+    // strides 1-3, kernels 2-7 (1x1 convolutions stay on im2col), padding 0-3 (padding wider than the image: 1x1 images), output
+    // channel counts that leave row-block tails (5, 13), the ResNet strided
+    // shape 3x3 / 2 / 1 on even and odd sizes, the stem (1 input channel)
+    const shape shapes[] = {
+        {L / 2, 3, 9, 7, 5, 3, 2, 1},     {L - 1, 2, 8, 8, 13, 3, 2, 1},   {L + 1, 4, 7, 7, 8, 2, 2, 0},
+        {2 * L + 3, 3, 6, 5, 9, 5, 3, 2}, {L, 1, 28, 28, 16, 3, 1, 1},     {L + 2, 2, 1, 1, 4, 3, 1, 3},
+        {L, 5, 11, 10, 6, 7, 2, 3},       {L - 3, 6, 5, 9, 3, 2, 1, 0},    {L, 16, 14, 14, 32, 3, 2, 1},
+        {L, 4, 10, 10, 20, 4, 2, 1},      {3 * L, 2, 4, 4, 3, 3, 1, 0},
+    };
+    for (const auto& sh : shapes) {
+        CAPTURE(sh.n);
+        CAPTURE(sh.c);
+        CAPTURE(sh.h);
+        CAPTURE(sh.w);
+        CAPTURE(sh.k);
+        CAPTURE(sh.stride);
+        CAPTURE(sh.pad);
+        conv2d<T> layer(conv2d_config{sh.c, sh.co, sh.k, sh.stride, sh.pad, true}, 7);
+        const auto x = ref::random<T>({sh.n, sh.c, sh.h, sh.w}, 51);
+        ssl::backend::host::winograd::enabled = false;  // the 3x3 / 1 / 1 shape goes direct too
+        ssl::backend::host::direct::enabled = false;
+        const auto dy = ref::random<T>(layer.forward(x).out.shape(), 52);
+        const auto acc0 = ref::random<T>(x.shape(), 53);
+        const auto expect = run_path(layer, x, dy, acc0);
+        ssl::backend::host::direct::enabled = true;
+        check_same(run_path(layer, x, dy, acc0), expect, acc0, tol);
+        // the first layer's backward: no input gradient, the same weight gradient
+        const auto r = layer.forward(x);
+        ssl::zero_grad(layer);
+        CHECK_FALSE(layer.backward(r.cache, dy, false).defined());
+        CHECK(rel_diff(layer.weight().grad, expect.dw) < tol);
+    }
+}
+
+TEST_CASE("conv2d: the direct path matches im2col over blocks, strides, kernels and padding (float, double)") {
+    direct_vs_im2col<double>(1e-12);
+    direct_vs_im2col<float>(1e-5);
+}
+
+TEST_CASE("conv2d: the direct path needs half a block of images and at most direct_max_channels inputs") {
+    knob_guard<float> guard;
+    constexpr std::size_t L = ssl::backend::host::direct::block_images<float>;
+    conv2d<float> layer(conv2d_config{4, 8, 3, 2, 1, false}, 2);
+    for (std::size_t n : {std::size_t{1}, L / 2 - 1, L / 2}) {
+        CAPTURE(n);
+        const auto x = ref::random<float>({n, 4, 9, 9}, 3);
+        auto y = layer.forward(x).out;
+        auto expect = ref::conv2d(x, layer.weight().value, static_cast<const tensor<float>*>(nullptr), 2, 1);
+        CHECK(ref::max_abs_diff(y, expect) < 1e-5);
+        // the paths sum in different orders: they differ in the last bits
+        ssl::backend::host::direct::enabled = false;
+        auto y_im2col = layer.forward(x).out;
+        ssl::backend::host::direct::enabled = true;
+        if (2 * n < L)
+            CHECK(ref::max_abs_diff(y, y_im2col) == 0.0);
+        else
+            CHECK(ref::max_abs_diff(y, y_im2col) > 0.0);
+        conv2d<float>::direct_max_channels = 3;  // fewer than the layer's 4 inputs: im2col
+        CHECK(ref::max_abs_diff(layer.forward(x).out, y_im2col) == 0.0);
+        conv2d<float>::direct_max_channels = guard.direct_max;
     }
 }
 

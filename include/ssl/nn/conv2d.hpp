@@ -1,13 +1,21 @@
 #pragma once
 // 2-d convolution, NCHW, square kernel, same stride and padding in both
-// directions, optional bias. Host implementation: im2col over groups of
-// images + Eigen GEMM, batch groups spread over the thread pool; 3x3
-// stride-1 padding-1 convolutions use Winograd F(4x4, 3x3) instead
-// (backend/host/winograd.hpp), forward and backward.
+// directions, optional bias. Host implementation, by shape (batches of at
+// least half a block of images, 8 in float):
+//   3x3 stride-1 padding-1, >= 8 input channels: Winograd F(4x4, 3x3)
+//     (backend/host/winograd.hpp);
+//   other kernels larger than 1x1 (strided 3x3, the 1-channel stem): direct
+//     implicit GEMM on blocks of images as vector lanes
+//     (backend/host/direct_conv.hpp);
+//   1x1 kernels and small batches: im2col over groups of images + Eigen GEMM.
+// Forward and backward take the same path; work is spread over the thread
+// pool by blocks or groups of images.
 #include <algorithm>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "../backend/host/direct_conv.hpp"
 #include "../backend/host/im2col.hpp"
 #include "../backend/host/small_gemm.hpp"
 #include "../backend/host/winograd.hpp"
@@ -62,6 +70,7 @@ public:
     forward_result<T, cache_type> forward(const tensor<T>& x) const {
         const auto q = geometry(x);
         if (use_winograd(q, x.dim(0))) return {forward_winograd(x, q), cache_type{x}};
+        if (use_direct(q, x.dim(0))) return {forward_direct(x, q), cache_type{x}};
         const std::size_t n = x.dim(0), co = cfg_.out_channels, hwo = q.hw_out(), k = q.rows();
         tensor<T> y({n, co, q.ho, q.wo});
         const std::size_t g = group_size(q, n);
@@ -137,6 +146,7 @@ private:
                              dy.shape().str(), " does not match output shape ",
                              shape_t{n, co, q.ho, q.wo}.str());
         if (use_winograd(q, n)) return backward_winograd(x, q, dy, need_input_grad, acc);
+        if (use_direct(q, n)) return backward_direct(x, q, dy, need_input_grad, acc);
         tensor<T> dx;
         if (need_input_grad) dx = acc ? *acc : tensor<T>::zeros(x.shape());
         const std::size_t g = group_size(q, n);
@@ -320,13 +330,7 @@ private:
                 }
             });
         }
-        if (cfg_.bias)
-            for (std::size_t b = 0; b < n; ++b)
-                for (std::size_t o = 0; o < co; ++o) {
-                    T* p = y.data() + (b * co + o) * hw;
-                    const T v = bias_.value[o];
-                    for (std::size_t i = 0; i < hw; ++i) p[i] += v;
-                }
+        add_bias_planes(y);
         return y;
     }
     tensor<T> backward_winograd(const tensor<T>& x, const backend::host::conv_geometry& q, const tensor<T>& dy,
@@ -458,6 +462,75 @@ private:
         winograd_bias_grad(dy, n, co, hw);
         return dx;
     }
+    /// The direct (implicit GEMM) path for the convolutions Winograd does not
+    /// take, except 1x1 ones (each input pixel is read once: a plain GEMM, or
+    /// a strided copy and a GEMM, measured as fast): blocks of L images as
+    /// vector lanes, so it needs at least half a block of images.
+    static bool use_direct(const backend::host::conv_geometry& q, std::size_t n) {
+        return backend::host::direct::enabled && q.kh * q.kw > 1 &&
+               2 * n >= backend::host::direct::block_images<T> && q.c <= direct_max_channels;
+    }
+    tensor<T> forward_direct(const tensor<T>& x, const backend::host::conv_geometry& q) const {
+        namespace dc = backend::host::direct;
+        constexpr std::size_t L = dc::block_images<T>;
+        const std::size_t n = x.dim(0), co = cfg_.out_channels, blocks = (n + L - 1) / L;
+        const std::size_t zsz = dc::padded_size<T>(q), fsz = dc::plane_scratch_size<T>(q),
+                          ysz = dc::chunk_size<T>(q, co), per_worker = zsz + fsz + ysz;
+        tensor<T> y({n, co, q.ho, q.wo});
+        // Z's padding ring must be zero; blocks rewrite only its interior
+        tensor<T> work = tensor<T>::zeros({num_threads(), per_worker});
+        parallel_for(blocks, [&](std::size_t b, std::size_t w) {
+            T* Z = work.data() + w * per_worker;
+            T* F = Z + zsz;
+            T* Y = F + fsz;
+            const std::size_t nb = std::min(L, n - b * L);
+            dc::pad_interleave(x.data() + b * L * q.c * q.hw_in(), nb, q, Z, F);
+            dc::forward(weight_.value.data(), co, Z, q, nb, y.data() + b * L * co * q.hw_out(), Y);
+        });
+        add_bias_planes(y);
+        return y;
+    }
+    tensor<T> backward_direct(const tensor<T>& x, const backend::host::conv_geometry& q, const tensor<T>& dy,
+                              bool need_input_grad, const tensor<T>* acc) {
+        namespace dc = backend::host::direct;
+        constexpr std::size_t L = dc::block_images<T>;
+        const std::size_t n = x.dim(0), co = cfg_.out_channels, k = q.rows(), blocks = (n + L - 1) / L;
+        const std::size_t workers = num_threads();
+        const std::size_t zsz = dc::padded_size<T>(q), fsz = dc::plane_scratch_size<T>(q),
+                          dsz = dc::output_size<T>(q, co);
+        const std::size_t per_worker = zsz + fsz + dsz + (need_input_grad ? zsz : 0) + co * k;
+        tensor<T> dx;
+        if (need_input_grad) dx = acc ? *acc : tensor<T>(x.shape());
+        tensor<T> Wt;
+        if (need_input_grad) {
+            Wt = tensor<T>({k, co});
+            as_matrix(Wt, k, co) = as_matrix(std::as_const(weight_.value), co, k).transpose();
+        }
+        // Z's padding ring and the per-worker weight gradients start at zero
+        tensor<T> work = tensor<T>::zeros({workers, per_worker});
+        parallel_for(blocks, [&](std::size_t b, std::size_t w) {
+            T* Z = work.data() + w * per_worker;
+            T* F = Z + zsz;
+            T* DY = F + fsz;
+            T* dZ = DY + dsz;
+            T* dW = dZ + (need_input_grad ? zsz : 0);
+            const std::size_t nb = std::min(L, n - b * L);
+            dc::pad_interleave(x.data() + b * L * q.c * q.hw_in(), nb, q, Z, F);
+            dc::interleave_output(dy.data() + b * L * co * q.hw_out(), nb, co, q, DY);
+            dc::weight_grad(DY, co, Z, q, dW);
+            if (need_input_grad) {
+                std::fill(dZ, dZ + zsz, T(0));
+                dc::input_grad(Wt.data(), co, DY, q, dZ);
+                dc::finish_input_grad(dZ, nb, q, dx.data() + b * L * q.c * q.hw_in(), acc != nullptr, F);
+            }
+        });
+        auto gW = as_vector(weight_.grad);
+        const std::size_t dw_at = zsz + fsz + dsz + (need_input_grad ? zsz : 0);
+        for (std::size_t w = 0; w < workers; ++w)
+            gW += Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, 1>>(work.data() + w * per_worker + dw_at, co * k);
+        winograd_bias_grad(dy, n, co, q.hw_out());
+        return dx;
+    }
     /// small_gemm instead of Eigen for the per-group Winograd products when
     /// both channel counts are at most small_gemm_max_channels.
     static bool use_small_gemm(std::size_t co, std::size_t ci) {
@@ -508,6 +581,17 @@ private:
         if (th > 1 && n >= th) g = std::min(g, (n + th - 1) / th);
         return std::max<std::size_t>(g, 1);
     }
+    /// y (N, C, H, W) += bias per channel (when the layer has one).
+    void add_bias_planes(tensor<T>& y) const {
+        if (!cfg_.bias) return;
+        const std::size_t n = y.dim(0), co = y.dim(1), hw = y.dim(2) * y.dim(3);
+        for (std::size_t b = 0; b < n; ++b)
+            for (std::size_t o = 0; o < co; ++o) {
+                T* p = y.data() + (b * co + o) * hw;
+                const T v = bias_.value[o];
+                for (std::size_t i = 0; i < hw; ++i) p[i] += v;
+            }
+    }
     template <class M>
     void add_bias(M&& Y) const {
         if (cfg_.bias) Y.colwise() += as_vector(bias_.value);
@@ -521,6 +605,9 @@ public:
     /// Largest channel count (in and out) for which the per-group Winograd
     /// products use backend::host::small_gemm; 0: always Eigen.
     static inline std::size_t small_gemm_max_channels = 64;
+    /// Largest input channel count for which the direct path is used (its
+    /// buffers hold a block's whole padded input); larger layers use im2col.
+    static inline std::size_t direct_max_channels = 1024;
 
 private:
     conv2d_config cfg_{};

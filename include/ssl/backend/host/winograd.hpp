@@ -218,9 +218,13 @@ inline void store(T* dst, const lanes<T, L>& v) {
 }
 // Eigen's packet types carry alignment attributes that GCC drops (and warns
 // about) when they are template arguments; harmless here (unaligned loads).
+// GCC 12 also reports its own _mm512_undefined_ps() (inside Eigen's AVX-512
+// ptranspose) as "used uninitialized": a false positive.
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wignored-attributes"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 /// dst[j * L + l] = src[l][j] for j < count, l < L (L = lane_count<T>): the
 /// same run of pixels of L images interleaved, one vector per pixel. A null
