@@ -31,13 +31,14 @@ template <class T>
 struct knob_guard {
     int mode = conv2d<T>::winograd_mode;
     std::size_t tiles = conv2d<T>::winograd_target_tiles, small = conv2d<T>::small_gemm_max_channels;
-    std::size_t direct_max = conv2d<T>::direct_max_channels;
+    std::size_t direct_max = conv2d<T>::direct_max_channels, direct_rows = conv2d<T>::min_direct_rows;
     bool enabled = ssl::backend::host::winograd::enabled, direct = ssl::backend::host::direct::enabled;
     ~knob_guard() {
         conv2d<T>::winograd_mode = mode;
         conv2d<T>::winograd_target_tiles = tiles;
         conv2d<T>::small_gemm_max_channels = small;
         conv2d<T>::direct_max_channels = direct_max;
+        conv2d<T>::min_direct_rows = direct_rows;
         ssl::backend::host::winograd::enabled = enabled;
         ssl::backend::host::direct::enabled = direct;
     }
@@ -288,6 +289,25 @@ TEST_CASE("conv2d: the direct path needs half a block of images and at most dire
         CHECK(ref::max_abs_diff(layer.forward(x).out, y_im2col) == 0.0);
         conv2d<float>::direct_max_channels = guard.direct_max;
     }
+    // a forward with fewer than min_direct_rows unrolled kernel rows (the
+    // 1-channel stem: 9) stays on im2col; its backward goes direct
+    conv2d<float> stem(conv2d_config{1, 16, 3, 1, 1, false}, 4);
+    const auto x = ref::random<float>({L, 1, 12, 12}, 5);
+    const auto dy = ref::random<float>({L, 16, 12, 12}, 6);
+    const auto y = stem.forward(x);
+    ssl::zero_grad(stem);
+    stem.backward(y.cache, dy, false);
+    const auto dw = stem.weight().grad.clone();
+    ssl::backend::host::direct::enabled = false;
+    const auto y_im2col = stem.forward(x);
+    ssl::zero_grad(stem);
+    stem.backward(y_im2col.cache, dy, false);
+    CHECK(ref::max_abs_diff(y.out, y_im2col.out) == 0.0);
+    CHECK(ref::max_abs_diff(stem.weight().grad, dw) > 0.0);
+    CHECK(rel_diff(stem.weight().grad, dw) < 1e-5);
+    ssl::backend::host::direct::enabled = true;
+    conv2d<float>::min_direct_rows = 0;  // (both paths sum the 9 products in the same order here)
+    CHECK(rel_diff(stem.forward(x).out, y_im2col.out) < 1e-6);
 }
 
 TEST_CASE("conv2d: backward_add adds the input gradient into the accumulator, on every path") {

@@ -70,7 +70,7 @@ public:
     forward_result<T, cache_type> forward(const tensor<T>& x) const {
         const auto q = geometry(x);
         if (use_winograd(q, x.dim(0))) return {forward_winograd(x, q), cache_type{x}};
-        if (use_direct(q, x.dim(0))) return {forward_direct(x, q), cache_type{x}};
+        if (use_direct(q, x.dim(0), true)) return {forward_direct(x, q), cache_type{x}};
         const std::size_t n = x.dim(0), co = cfg_.out_channels, hwo = q.hw_out(), k = q.rows();
         tensor<T> y({n, co, q.ho, q.wo});
         const std::size_t g = group_size(q, n);
@@ -146,7 +146,7 @@ private:
                              dy.shape().str(), " does not match output shape ",
                              shape_t{n, co, q.ho, q.wo}.str());
         if (use_winograd(q, n)) return backward_winograd(x, q, dy, need_input_grad, acc);
-        if (use_direct(q, n)) return backward_direct(x, q, dy, need_input_grad, acc);
+        if (use_direct(q, n, false)) return backward_direct(x, q, dy, need_input_grad, acc);
         tensor<T> dx;
         if (need_input_grad) dx = acc ? *acc : tensor<T>::zeros(x.shape());
         const std::size_t g = group_size(q, n);
@@ -465,10 +465,15 @@ private:
     /// The direct (implicit GEMM) path for the convolutions Winograd does not
     /// take, except 1x1 ones (each input pixel is read once: a plain GEMM, or
     /// a strided copy and a GEMM, measured as fast): blocks of L images as
-    /// vector lanes, so it needs at least half a block of images.
-    static bool use_direct(const backend::host::conv_geometry& q, std::size_t n) {
+    /// vector lanes, so it needs at least half a block of images. Forward
+    /// also needs at least min_direct_rows rows of the unrolled kernel
+    /// (c kh kw): below, interleaving the output costs more than the product
+    /// (the 1-channel stem at width 64: 4-5 ms against 1 ms for im2col). The
+    /// two directions choose independently (they share only the input).
+    static bool use_direct(const backend::host::conv_geometry& q, std::size_t n, bool forward) {
         return backend::host::direct::enabled && q.kh * q.kw > 1 &&
-               2 * n >= backend::host::direct::block_images<T> && q.c <= direct_max_channels;
+               2 * n >= backend::host::direct::block_images<T> && q.c <= direct_max_channels &&
+               (!forward || q.rows() >= min_direct_rows);
     }
     tensor<T> forward_direct(const tensor<T>& x, const backend::host::conv_geometry& q) const {
         namespace dc = backend::host::direct;
@@ -605,9 +610,12 @@ public:
     /// Largest channel count (in and out) for which the per-group Winograd
     /// products use backend::host::small_gemm; 0: always Eigen.
     static inline std::size_t small_gemm_max_channels = 64;
-    /// Largest input channel count for which the direct path is used (its
-    /// buffers hold a block's whole padded input); larger layers use im2col.
-    static inline std::size_t direct_max_channels = 1024;
+    /// Largest input channel count for which the direct path is used; larger
+    /// layers use im2col (at 256 channels, ResNet-18's last stage at width
+    /// 64, its weight gradient over 4x4 outputs was measured slower).
+    static inline std::size_t direct_max_channels = 128;
+    /// Fewest unrolled kernel rows (c kh kw) for a direct forward.
+    static inline std::size_t min_direct_rows = 16;
 
 private:
     conv2d_config cfg_{};

@@ -226,54 +226,93 @@ inline void store(T* dst, const lanes<T, L>& v) {
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
-/// dst[j * L + l] = src[l][j] for j < count, l < L (L = lane_count<T>): the
-/// same run of pixels of L images interleaved, one vector per pixel. A null
-/// src[l] gives zeros. Whole runs of L pixels go through L x L register
-/// transposes made of Eigen's p x p packet transposes (p = the native vector
-/// width); the last count % L pixels one by one.
+/// One L x L block: out[j * L + l] = src[l][j0 + j] for j, l < L (null
+/// src[l]: zeros), as L x L register transposes made of Eigen's p x p
+/// packet transposes (p = the native vector width).
 template <class T>
-void interleave(const T* const* src, std::size_t count, T* dst) {
+[[gnu::always_inline]] inline void transpose_in(const T* const* src, std::size_t j0, T* out) {
     using namespace Eigen::internal;
     using P = typename packet_traits<T>::type;
     constexpr std::size_t L = lane_count<T>, p = unpacket_traits<P>::size;
     static_assert(L % p == 0, "the lane count must be a multiple of the packet size");
-    std::size_t j0 = 0;
-    for (; j0 + L <= count; j0 += L)
-        for (std::size_t bi = 0; bi < L; bi += p)      // lanes (images) bi .. bi + p
-            for (std::size_t bj = 0; bj < L; bj += p) {  // pixels j0 + bj .. + p
-                PacketBlock<P, static_cast<int>(p)> kb;
-                for (std::size_t r = 0; r < p; ++r)
-                    kb.packet[r] = src[bi + r] ? ploadu<P>(src[bi + r] + j0 + bj) : pset1<P>(T(0));
-                ptranspose(kb);
-                for (std::size_t r = 0; r < p; ++r) pstoreu(dst + (j0 + bj + r) * L + bi, kb.packet[r]);
+    for (std::size_t bi = 0; bi < L; bi += p)      // lanes (images) bi .. bi + p
+        for (std::size_t bj = 0; bj < L; bj += p) {  // pixels j0 + bj .. + p
+            PacketBlock<P, static_cast<int>(p)> kb;
+            for (std::size_t r = 0; r < p; ++r)
+                kb.packet[r] = src[bi + r] ? ploadu<P>(src[bi + r] + j0 + bj) : pset1<P>(T(0));
+            ptranspose(kb);
+            for (std::size_t r = 0; r < p; ++r) pstoreu(out + (bj + r) * L + bi, kb.packet[r]);
+        }
+}
+/// The inverse for one block: dst[l][j0 + j] = in[j * L + l] (+= when
+/// accumulate) for the lanes whose dst[l] is not null.
+template <class T>
+[[gnu::always_inline]] inline void transpose_out(const T* in, T* const* dst, std::size_t j0, bool accumulate) {
+    using namespace Eigen::internal;
+    using P = typename packet_traits<T>::type;
+    constexpr std::size_t L = lane_count<T>, p = unpacket_traits<P>::size;
+    for (std::size_t bi = 0; bi < L; bi += p)
+        for (std::size_t bj = 0; bj < L; bj += p) {
+            PacketBlock<P, static_cast<int>(p)> kb;
+            for (std::size_t r = 0; r < p; ++r) kb.packet[r] = ploadu<P>(in + (bj + r) * L + bi);
+            ptranspose(kb);  // packet r: lane bi + r, pixels j0 + bj ..
+            for (std::size_t r = 0; r < p; ++r) {
+                T* d = dst[bi + r];
+                if (!d) continue;
+                d += j0 + bj;
+                pstoreu(d, accumulate ? padd(ploadu<P>(d), kb.packet[r]) : kb.packet[r]);
             }
-    for (; j0 < count; ++j0)
-        for (std::size_t l = 0; l < L; ++l) dst[j0 * L + l] = src[l] ? src[l][j0] : T(0);
+        }
+}
+/// dst[j * L + l] = src[l][j] for j < count, l < L (L = lane_count<T>): the
+/// same run of pixels of L images interleaved, one vector per pixel. A null
+/// src[l] gives zeros. Whole runs of L pixels are register transposes; the
+/// last count % L pixels go through a zero-padded block on the stack (one
+/// transpose, not L scalar copies per pixel).
+template <class T>
+void interleave(const T* const* src, std::size_t count, T* dst) {
+    constexpr std::size_t L = lane_count<T>;
+    std::size_t j0 = 0;
+    for (; j0 + L <= count; j0 += L) transpose_in(src, j0, dst + j0 * L);
+    if (j0 == count) return;
+    const std::size_t t = count - j0;
+    alignas(64) T tmp[L][L];
+    alignas(64) T out[L * L];
+    const T* rows[L];
+    for (std::size_t l = 0; l < L; ++l) {
+        rows[l] = src[l] ? tmp[l] : nullptr;
+        if (!src[l]) continue;
+        std::memcpy(tmp[l], src[l] + j0, t * sizeof(T));
+        std::fill(tmp[l] + t, tmp[l] + L, T(0));
+    }
+    transpose_in(rows, 0, out);
+    std::memcpy(dst + j0 * L, out, t * L * sizeof(T));
 }
 /// The inverse: dst[l][j] = src[j * L + l] (+= when accumulate) for the
 /// lanes whose dst[l] is not null.
 template <class T>
 void deinterleave(const T* src, std::size_t count, T* const* dst, bool accumulate) {
-    using namespace Eigen::internal;
-    using P = typename packet_traits<T>::type;
-    constexpr std::size_t L = lane_count<T>, p = unpacket_traits<P>::size;
+    constexpr std::size_t L = lane_count<T>;
     std::size_t j0 = 0;
-    for (; j0 + L <= count; j0 += L)
-        for (std::size_t bi = 0; bi < L; bi += p)
-            for (std::size_t bj = 0; bj < L; bj += p) {
-                PacketBlock<P, static_cast<int>(p)> kb;
-                for (std::size_t r = 0; r < p; ++r) kb.packet[r] = ploadu<P>(src + (j0 + bj + r) * L + bi);
-                ptranspose(kb);  // packet r: lane bi + r, pixels j0 + bj ..
-                for (std::size_t r = 0; r < p; ++r) {
-                    T* d = dst[bi + r];
-                    if (!d) continue;
-                    d += j0 + bj;
-                    pstoreu(d, accumulate ? padd(ploadu<P>(d), kb.packet[r]) : kb.packet[r]);
-                }
-            }
-    for (; j0 < count; ++j0)
-        for (std::size_t l = 0; l < L; ++l)
-            if (dst[l]) dst[l][j0] = accumulate ? dst[l][j0] + src[j0 * L + l] : src[j0 * L + l];
+    for (; j0 + L <= count; j0 += L) transpose_out(src + j0 * L, dst, j0, accumulate);
+    if (j0 == count) return;
+    const std::size_t t = count - j0;
+    alignas(64) T in[L * L];
+    alignas(64) T tmp[L][L];
+    std::memcpy(in, src + j0 * L, t * L * sizeof(T));
+    std::fill(in + t * L, in + L * L, T(0));
+    T* rows[L];
+    for (std::size_t l = 0; l < L; ++l) rows[l] = dst[l] ? tmp[l] : nullptr;
+    transpose_out(in, rows, 0, false);
+    for (std::size_t l = 0; l < L; ++l) {
+        T* d = dst[l];
+        if (!d) continue;
+        d += j0;
+        if (accumulate)
+            for (std::size_t j = 0; j < t; ++j) d[j] += tmp[l][j];
+        else
+            std::memcpy(d, tmp[l], t * sizeof(T));
+    }
 }
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
