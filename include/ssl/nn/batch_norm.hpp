@@ -237,6 +237,7 @@ private:
     /// masked_out (with a mask): where the masked gradient goes, or null.
     tensor<T> backward_impl(const cache_type& c, const tensor<T>& dy, const T* mask, T* masked_out) {
         check_same_shape(dy, c.x, "batch_norm backward (gradient vs input)");
+        if (spatial(c.x) > 1) return backward_planes(c, dy, mask, masked_out);
         const tensor<T>& x = c.x;
         const std::size_t n = x.dim(0), C = cfg_.channels, S = spatial(x), M = n * S;
         tensor<T> dx(x.shape());
@@ -271,6 +272,66 @@ private:
                     grad_input<false>(x.data() + off, dy.data() + off, nullptr, dx.data() + off, nullptr, S, mean, k,
                                       a, bc);
             }
+        });
+        return dx;
+    }
+
+    /// The (N, C, H, W) backward, image-major: both passes walk memory in
+    /// order (image by image, every channel's plane), so each thread reads
+    /// three long sequential streams; a per-channel order jumps C planes
+    /// ahead after every plane, which on small planes (7x7 to 28x28: 3 to 49
+    /// cache lines) leaves the hardware prefetchers restarting all the time.
+    /// Pass 1 sums per worker and channel (planes in T, across planes in
+    /// double), pass 2 applies the per-channel coefficients.
+    tensor<T> backward_planes(const cache_type& c, const tensor<T>& dy, const T* mask, T* masked_out) {
+        const tensor<T>& x = c.x;
+        const std::size_t n = x.dim(0), C = cfg_.channels, S = spatial(x), M = n * S;
+        const std::size_t workers = num_threads(), tasks = std::min(n, 4 * workers);
+        tensor<T> dx(x.shape());
+        // per worker: sum(dy), sum(dy * (x - mean)) per channel
+        tensor<double> part = tensor<double>::zeros({workers, 2 * C});
+        parallel_for(tasks, [&](std::size_t t, std::size_t w) {
+            double* sd = part.data() + w * 2 * C;
+            for (std::size_t b = t * n / tasks; b < (t + 1) * n / tasks; ++b)
+                for (std::size_t ch = 0; ch < C; ++ch) {
+                    const std::size_t off = (b * C + ch) * S;
+                    if (mask)
+                        grad_sums<true>(x.data() + off, dy.data() + off, mask + off, S, c.mean[ch], sd[ch], sd[C + ch]);
+                    else
+                        grad_sums<false>(x.data() + off, dy.data() + off, nullptr, S, c.mean[ch], sd[ch], sd[C + ch]);
+                }
+        });
+        // per channel: k, a, bc of dx = k * (g - a - (x - mean) * bc)
+        tensor<T> coef({3, C});
+        for (std::size_t ch = 0; ch < C; ++ch) {
+            double sdy = 0, sdyx = 0;
+            for (std::size_t w = 0; w < workers; ++w) {
+                sdy += part.data()[w * 2 * C + ch];
+                sdyx += part.data()[w * 2 * C + C + ch];
+            }
+            const double invstd = c.invstd[ch];
+            sdyx *= invstd;  // sum(dy * xhat)
+            const double g = cfg_.affine ? static_cast<double>(weight_.value[ch]) : 1.0;
+            if (cfg_.affine) {
+                weight_.grad[ch] += static_cast<T>(sdyx);
+                bias_.grad[ch] += static_cast<T>(sdy);
+            }
+            coef[ch] = static_cast<T>(g * invstd);
+            coef[C + ch] = c.batch_stats ? static_cast<T>(sdy / static_cast<double>(M)) : T(0);
+            coef[2 * C + ch] = c.batch_stats ? static_cast<T>(sdyx / static_cast<double>(M) * invstd) : T(0);
+        }
+        parallel_for(tasks, [&](std::size_t t, std::size_t) {
+            for (std::size_t b = t * n / tasks; b < (t + 1) * n / tasks; ++b)
+                for (std::size_t ch = 0; ch < C; ++ch) {
+                    const std::size_t off = (b * C + ch) * S;
+                    const T k = coef[ch], a = coef[C + ch], bc = coef[2 * C + ch];
+                    if (mask)
+                        grad_input<true>(x.data() + off, dy.data() + off, mask + off, dx.data() + off,
+                                         masked_out ? masked_out + off : nullptr, S, c.mean[ch], k, a, bc);
+                    else
+                        grad_input<false>(x.data() + off, dy.data() + off, nullptr, dx.data() + off, nullptr, S,
+                                          c.mean[ch], k, a, bc);
+                }
         });
         return dx;
     }
