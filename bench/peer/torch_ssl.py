@@ -143,9 +143,13 @@ class Augment:
     (N, 1, H, W) with values in [0, 1]. Random parameters come from one
     numpy Generator."""
 
-    def __init__(self, seed, size):
+    def __init__(self, seed, size, crop_min_scale=None):
         self.rng = np.random.default_rng(seed)
         self.size = size
+        self.crop_min_scale = crop_min_scale  # None: the recipe's
+
+    def crop_scale(self, default_lo):
+        return (self.crop_min_scale if self.crop_min_scale else default_lo, 1.0)
 
     def _uniform(self, n, lo, hi):
         return torch.from_numpy(self.rng.uniform(lo, hi, size=n).astype(np.float32)).view(n, 1, 1, 1)
@@ -246,7 +250,7 @@ class Augment:
 
     # ---- the method's views ----
     def simclr_view(self, x):
-        scale = (0.2, 1.0) if self.size < 32 else (0.08, 1.0)
+        scale = self.crop_scale(0.2 if self.size < 32 else 0.08)
         v = self.random_resized_crop(x, scale)
         v = self.flip(v)
         v = self.color_jitter(v, 0.4, 0.4, 0.8)
@@ -256,7 +260,7 @@ class Augment:
         return self.normalize(v)
 
     def byol_view(self, x, blur_p, solarize_p):
-        scale = (0.2, 1.0) if self.size < 32 else (0.08, 1.0)
+        scale = self.crop_scale(0.2 if self.size < 32 else 0.08)
         v = self.random_resized_crop(x, scale)
         v = self.flip(v)
         v = self.color_jitter(v, 0.4, 0.4, 0.8)
@@ -266,7 +270,7 @@ class Augment:
 
     def rotations(self, x):
         """(4N, 1, H, W) with rotation labels: [all at 0, all at 90 cw, 180, 270]."""
-        v = self.random_resized_crop(x, (0.5, 1.0))
+        v = self.random_resized_crop(x, self.crop_scale(0.5))
         v = self.flip(v)
         views = [torch.rot90(v, -k, dims=(2, 3)) for k in range(4)]  # -k: clockwise
         labels = torch.arange(4).repeat_interleave(x.shape[0])
@@ -637,7 +641,15 @@ def main():
                     help="instdisc: a bank row's first write mixes with its random init (default) or replaces it")
     ap.add_argument("--nce-negatives", type=int, default=None,
                     help="instdisc: noise samples per sample (default 4096; ours has no such option)")
+    # recipe levers, as `ssl train` (None: the method's)
+    ap.add_argument("--lr", type=float, default=None, help="peak learning rate (default: base x batch / 256)")
+    ap.add_argument("--weight-decay", type=float, default=5e-4)
+    ap.add_argument("--crop-scale", type=float, default=None,
+                    help="smallest area fraction of the random resized crop (default 0.2 below 32 px, else 0.08; "
+                         "RotNet 0.5)")
     a = ap.parse_args()
+    if a.crop_scale is not None and not 0 < a.crop_scale <= 1:
+        sys.exit(f"torch_ssl: --crop-scale must be in (0, 1], got {a.crop_scale}")
     if a.method != "instdisc":  # as ours: method-specific options are refused for other methods
         for opt in ("temperature", "proximal", "nce_z", "first_write", "nce_negatives"):
             if getattr(a, opt) is not None:
@@ -690,9 +702,9 @@ def main():
         sys.exit(f"torch_ssl: {n} images, fewer than one batch of {a.batch}")
     total = steps_per_epoch * a.epochs
     warmup = int(0.5 * steps_per_epoch)
-    base_lr = BASE_LR[a.method] * a.batch / 256
-    opt = torch.optim.SGD(params, lr=0.0, momentum=0.9, weight_decay=5e-4)
-    aug = Augment(a.seed, size)
+    base_lr = a.lr if a.lr else BASE_LR[a.method] * a.batch / 256
+    opt = torch.optim.SGD(params, lr=0.0, momentum=0.9, weight_decay=a.weight_decay)
+    aug = Augment(a.seed, size, a.crop_scale)
     order_rng = torch.Generator().manual_seed(a.seed)
     log(f"torch {torch.__version__}, {torch.get_num_threads()} threads; training {a.method}, resnet18 width "
         f"{a.width}, {n} images, batch {a.batch}, {a.epochs} epochs ({total} steps), lr {base_lr:.4g}")

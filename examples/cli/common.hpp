@@ -40,6 +40,7 @@ struct run_options {
     std::string stem = "auto";
     std::size_t batch = 256, epochs = 5, threads = 0, workers = 1, max_steps = 0, train_limit = 0, eval_limit = 0;
     double lr = 0, weight_decay = -1, temperature = 0;
+    double crop_scale = 0;    // smallest random-resized-crop area fraction; 0: the method's
     std::size_t clusters = 0, queue = 0;
     int symmetric = -1;       // moco: 1 both directions of the loss, 0 one; < 0: the method's
     std::size_t label_updates = 0;  // sela: label optimisations over the run; 0: the method's
@@ -257,7 +258,9 @@ template <class Spec>
 method_entry make_entry() {
     return {Spec::name, Spec::summary,
             [](const run_options& o, const data_sets& d) {
-                typename Spec::template method<backbone_t> m(Spec::template config<backbone_t>(o, d.train, d.train.size()));
+                auto c = Spec::template config<backbone_t>(o, d.train, d.train.size());
+                if (o.crop_scale > 0) c.augment.crop_min_scale = o.crop_scale;
+                typename Spec::template method<backbone_t> m(c);
                 if constexpr (requires { Spec::schedule; })
                     return run_method(m, o, d, Spec::name, Spec::base_lr, Spec::schedule);
                 else

@@ -134,6 +134,20 @@ int main(int argc, char** argv) {
     tr->add_option("--lr", o.lr, "peak learning rate (default: the method's, scaled by batch/256)")->check(CLI::PositiveNumber);
     tr->add_option("--optimizer", o.optimizer, "sgd, lars, adam or adamw")->check(CLI::IsMember({"sgd", "lars", "adam", "adamw"}));
     tr->add_option("--weight-decay", o.weight_decay)->check(CLI::NonNegativeNumber);
+    tr->add_option("--crop-scale", o.crop_scale,
+                   "smallest area fraction of the random resized crop, in (0, 1] (default: the method's: 0.2 below "
+                   "32 px, else 0.08; RotNet 0.5)")
+        ->check(CLI::Validator(
+            [](std::string& v) {
+                double d = 0;
+                try {
+                    d = std::stod(v);
+                } catch (const std::exception&) {
+                    return "must be a number in (0, 1], got " + v;
+                }
+                return d > 0 && d <= 1 ? std::string() : "must be in (0, 1], got " + v;
+            },
+            "(0, 1]"));
     tr->add_option("--temperature", o.temperature, "contrastive temperature (simclr, moco, instdisc, instdisc-softmax, instance-cls)")->check(CLI::PositiveNumber);
     tr->add_option("--clusters", o.clusters, "k of k-means / Sinkhorn (deepcluster, sela)")->check(CLI::PositiveNumber);
     tr->add_option("--queue", o.queue, "queue length K (moco)")->check(CLI::PositiveNumber);

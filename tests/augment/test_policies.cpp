@@ -4,6 +4,8 @@
 #include <ssl/loss/policies.hpp>
 #include <ssl/testing/gradcheck.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <vector>
 
 namespace test_policies {  // each file in its own namespace: an area builds as one unity translation unit
@@ -83,6 +85,45 @@ TEST_CASE("loss policies: values and gradients are the underlying losses'") {
     auto r3 = pc.compute({a}, {}, y);
     CHECK(r3.value > 0);
     CHECK(r3.metrics.at(0).first == "pretext_top1");
+}
+
+}  // namespace test_policies
+
+namespace test_policies {
+
+double max_diff(const ssl::tensor<float>& a, const ssl::tensor<float>& b) {
+    REQUIRE(a.shape() == b.shape());
+    double d = 0;
+    for (std::size_t i = 0; i < a.numel(); ++i) d = std::max(d, std::abs(double(a[i]) - double(b[i])));
+    return d;
+}
+
+TEST_CASE("views_config::crop_min_scale sets every policy's crop scale; 0 keeps the recipe's; out of range throws") {
+    namespace aug = ssl::augment;
+    using aug::range;
+    // the recipes' defaults (28 px: 0.2)
+    CHECK(aug::two_views({28, 1}).pipelines()[1].find<aug::random_resized_crop>()->scale == range{0.2, 1.0});
+    CHECK(aug::two_views({32, 3}).pipelines()[0].find<aug::random_resized_crop>()->scale == range{0.08, 1.0});
+    // set: both views of two_views and asymmetric_views, one_view's pipeline; the other ops stay
+    aug::two_views tv({28, 1, 0.08});
+    for (std::size_t v = 0; v < 2; ++v) CHECK(tv.pipelines()[v].find<aug::random_resized_crop>()->scale == range{0.08, 1.0});
+    CHECK(tv.pipelines()[0].names() == aug::two_views({28, 1}).pipelines()[0].names());
+    aug::asymmetric_views av({28, 1, 0.5});
+    for (std::size_t v = 0; v < 2; ++v) CHECK(av.pipelines()[v].find<aug::random_resized_crop>()->scale == range{0.5, 1.0});
+    CHECK(aug::one_view({28, 1, 0.3}).view().find<aug::random_resized_crop>()->scale == range{0.3, 1.0});
+    // the views change with the scale, deterministically
+    auto x = images(4);
+    std::vector<std::size_t> ids{0, 1, 2, 3};
+    const auto a = tv.make_views(x, ids, 3, 0), b = tv.make_views(x, ids, 3, 0);
+    const auto c = aug::two_views({12, 1, 1.0}).make_views(x, ids, 3, 0);  // 1.0: crops of the whole image only
+    const auto d = aug::two_views({12, 1}).make_views(x, ids, 3, 0);
+    CHECK(max_diff(a.views[0], b.views[0]) == 0.0);
+    CHECK(max_diff(c.views[0], d.views[0]) > 0.0);
+    // rotations: every one of the four rotations' crops
+    aug::rotations r({12, 1, 1.0}), r0({12, 1});
+    CHECK(max_diff(r.make_views(x, ids, 1, 0).views[0], r0.make_views(x, ids, 1, 0).views[0]) > 0.0);
+    CHECK_THROWS_AS(aug::two_views({28, 1, 1.5}), ssl::value_error);
+    CHECK_THROWS_AS(aug::rotations({28, 1, -0.1}), ssl::value_error);
 }
 
 }  // namespace test_policies

@@ -23,13 +23,19 @@ namespace ssl::augment {
 struct views_config {
     std::size_t size = 28;     ///< output height and width
     std::size_t channels = 1;  ///< 1 or 3
+    /// Smallest area fraction of the random resized crop, in (0, 1]; 0: the
+    /// recipe's (0.08, or 0.2 below 32 px; RotNet 0.5). The upper end stays 1.
+    double crop_min_scale = 0;
 };
 
 namespace detail {
 class policy_base {
 public:
     using config_type = views_config;
-    explicit policy_base(const views_config& c) : cfg_(c), eval_(eval_pipeline(c.size, c.channels)) {}
+    explicit policy_base(const views_config& c) : cfg_(c), eval_(eval_pipeline(c.size, c.channels)) {
+        require(c.crop_min_scale >= 0 && c.crop_min_scale <= 1,
+                "views_config: crop_min_scale must be in (0, 1] (or 0 for the recipe's), got ", c.crop_min_scale);
+    }
     const views_config& config() const noexcept { return cfg_; }
     /// Resize/center-crop to size, normalize: deterministic.
     tensor<float> eval_transform(const tensor<float>& images) const {
@@ -39,6 +45,23 @@ public:
     }
 
 protected:
+    /// p with its random resized crop's scale starting at crop_min_scale
+    /// when one is set.
+    pipeline with_crop_scale(pipeline p) const {
+        if (cfg_.crop_min_scale > 0)
+            if (const auto i = p.index_of<random_resized_crop>()) {
+                auto crop = *p.find<random_resized_crop>();
+                crop.scale.lo = cfg_.crop_min_scale;
+                p.replace(*i, crop);
+            }
+        return p;
+    }
+    multi_view with_crop_scale(const multi_view& mv) const {
+        std::vector<pipeline> v;
+        for (const auto& p : mv.views()) v.push_back(with_crop_scale(p));
+        return multi_view(std::move(v));
+    }
+
     views_config cfg_;
     pipeline eval_;
 };
@@ -47,7 +70,7 @@ protected:
 class one_view : public detail::policy_base {
 public:
     static constexpr const char* name = "one_view";
-    explicit one_view(const views_config& c = {}) : policy_base(c), view_(simclr_pipeline(c.size, c.channels)) {}
+    explicit one_view(const views_config& c = {}) : policy_base(c), view_(with_crop_scale(simclr_pipeline(c.size, c.channels))) {}
     view_batch<float> make_views(const tensor<float>& images, std::span<const std::size_t> ids, std::uint64_t seed,
                                  std::uint64_t epoch) const {
         view_batch<float> vb;
@@ -63,7 +86,7 @@ private:
 class two_views : public detail::policy_base {
 public:
     static constexpr const char* name = "two_views";
-    explicit two_views(const views_config& c = {}) : policy_base(c), views_(simclr_views(c.size, c.channels)) {}
+    explicit two_views(const views_config& c = {}) : policy_base(c), views_(with_crop_scale(simclr_views(c.size, c.channels))) {}
     view_batch<float> make_views(const tensor<float>& images, std::span<const std::size_t> ids, std::uint64_t seed,
                                  std::uint64_t epoch) const {
         return {views_.apply(images, ids, seed, epoch), {}};
@@ -77,7 +100,7 @@ private:
 class asymmetric_views : public detail::policy_base {
 public:
     static constexpr const char* name = "asymmetric_views";
-    explicit asymmetric_views(const views_config& c = {}) : policy_base(c), views_(byol_pipelines(c.size, c.channels)) {}
+    explicit asymmetric_views(const views_config& c = {}) : policy_base(c), views_(with_crop_scale(byol_pipelines(c.size, c.channels))) {}
     view_batch<float> make_views(const tensor<float>& images, std::span<const std::size_t> ids, std::uint64_t seed,
                                  std::uint64_t epoch) const {
         return {views_.apply(images, ids, seed, epoch), {}};
@@ -100,7 +123,7 @@ public:
             p.add(horizontal_flip{.p = 0.5});
             p.add(rotate90{.k = k});
             p.add(default_normalize(c.channels));
-            rot_[static_cast<std::size_t>(k)] = std::move(p);
+            rot_[static_cast<std::size_t>(k)] = with_crop_scale(std::move(p));
         }
     }
     view_batch<float> make_views(const tensor<float>& images, std::span<const std::size_t> ids, std::uint64_t seed,
