@@ -1,5 +1,8 @@
 #include <doctest/doctest.h>
 
+#include <cmath>
+#include <utility>
+
 #include <ssl/nn/batch_norm.hpp>
 #include <ssl/testing/gradcheck.hpp>
 
@@ -128,6 +131,83 @@ TEST_CASE("batch_norm: backward_relu with the masked gradient out") {
     CHECK(zeros < dy.numel());
 }
 
+/// The batch-norm backward by its formula, in double: dgamma, dbeta and dx
+/// for the gradient g (already masked) at the output.
+struct bn_reference {
+    tensor<double> dx, dgamma, dbeta;
+};
+template <class T>
+bn_reference bn_backward_reference(const tensor<T>& x, const tensor<T>& g, const tensor<T>& gamma, double eps) {
+    const std::size_t n = x.dim(0), C = x.dim(1), S = x.dim(2) * x.dim(3);
+    const double M = double(n * S);
+    bn_reference r{tensor<double>(x.shape()), tensor<double>({C}), tensor<double>({C})};
+    for (std::size_t c = 0; c < C; ++c) {
+        double mean = 0, var = 0, sg = 0, sgx = 0;
+        for (std::size_t b = 0; b < n; ++b)
+            for (std::size_t i = 0; i < S; ++i) mean += double(x[(b * C + c) * S + i]);
+        mean /= M;
+        for (std::size_t b = 0; b < n; ++b)
+            for (std::size_t i = 0; i < S; ++i) var += std::pow(double(x[(b * C + c) * S + i]) - mean, 2);
+        const double invstd = 1.0 / std::sqrt(var / M + eps);
+        for (std::size_t b = 0; b < n; ++b)
+            for (std::size_t i = 0; i < S; ++i) {
+                const std::size_t k = (b * C + c) * S + i;
+                sg += double(g[k]);
+                sgx += double(g[k]) * (double(x[k]) - mean) * invstd;
+            }
+        r.dgamma[c] = sgx;
+        r.dbeta[c] = sg;
+        for (std::size_t b = 0; b < n; ++b)
+            for (std::size_t i = 0; i < S; ++i) {
+                const std::size_t k = (b * C + c) * S + i;
+                const double xhat = (double(x[k]) - mean) * invstd;
+                r.dx[k] = double(gamma[c]) * invstd / M * (M * double(g[k]) - sg - xhat * sgx);
+            }
+    }
+    return r;
+}
+
+template <class T>
+void backward_on_vector_planes(double tol) {
+    // planes of several vectors plus a tail (7x7, 5x7 in double), of whole
+    // vectors (8x8), and shorter than one vector (2x3); more images than the
+    // image-major backward's tasks
+    for (auto [h, w] : {std::pair<std::size_t, std::size_t>{7, 7}, {5, 7}, {8, 8}, {2, 3}}) {
+        CAPTURE(h);
+        CAPTURE(w);
+        batch_norm2d<T> bn({5});
+        bn.weight().value.assign(ref::random<T>({5}, 5, 0.5, 2.0));
+        bn.bias().value.assign(ref::random<T>({5}, 6));
+        const auto x = ref::random<T>({11, 5, h, w}, 7, -2.0, 3.0);
+        const auto dy = ref::random<T>(x.shape(), 8);
+        // plain backward
+        auto r = bn.forward(x);
+        ssl::zero_grad(bn);
+        auto dx = bn.backward(r.cache, dy);
+        auto expect = bn_backward_reference(x, dy, bn.weight().value, 1e-5);
+        CHECK(ref::max_abs_diff(dx, expect.dx) < tol);
+        CHECK(ref::max_abs_diff(bn.weight().grad, expect.dgamma) < tol * 100);
+        CHECK(ref::max_abs_diff(bn.bias().grad, expect.dbeta) < tol * 100);
+        // through the relu: the gradient passes where the output is positive
+        auto rr = bn.forward_relu(x);
+        tensor<T> masked;
+        ssl::zero_grad(bn);
+        auto dxr = bn.backward_relu(rr.cache, rr.out, dy, masked);
+        tensor<T> g(dy.shape());
+        for (std::size_t i = 0; i < g.numel(); ++i) g[i] = rr.out[i] > T(0) ? dy[i] : T(0);
+        CHECK(ref::max_abs_diff(masked, g) == 0.0);
+        expect = bn_backward_reference(x, g, bn.weight().value, 1e-5);
+        CHECK(ref::max_abs_diff(dxr, expect.dx) < tol);
+        CHECK(ref::max_abs_diff(bn.weight().grad, expect.dgamma) < tol * 100);
+        CHECK(ref::max_abs_diff(bn.bias().grad, expect.dbeta) < tol * 100);
+    }
+}
+
+TEST_CASE("batch_norm2d backward on planes of whole vectors and tails matches the formula (float, double)") {
+    backward_on_vector_planes<double>(1e-12);
+    backward_on_vector_planes<float>(2e-5);
+}
+
 TEST_SUITE("gradcheck") {
     TEST_CASE("batch_norm2d and 1d gradcheck, train and eval, affine and not") {
         for (bool affine : {true, false}) {
@@ -145,6 +225,9 @@ TEST_SUITE("gradcheck") {
                 bn1.train(train);
                 auto r2 = ssl::testing::gradcheck(bn2, ref::random<double>({3, 3, 2, 3}, 8));
                 CHECK_MESSAGE(r2.ok, r2.str());
+                // planes longer than a vector (25 = 3 x 8 + 1 in double)
+                auto r3 = ssl::testing::gradcheck(bn2, ref::random<double>({2, 3, 5, 5}, 10));
+                CHECK_MESSAGE(r3.ok, r3.str());
                 auto r1 = ssl::testing::gradcheck(bn1, ref::random<double>({5, 4}, 9));
                 CHECK_MESSAGE(r1.ok, r1.str());
             }

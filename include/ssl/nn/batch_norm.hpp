@@ -10,6 +10,7 @@
 
 #include <Eigen/Core>
 
+#include "../backend/host/small_gemm.hpp"  // vreg: 64-byte vectors
 #include "../core/thread_pool.hpp"
 #include "parameter.hpp"
 
@@ -107,16 +108,6 @@ public:
     bool training() const noexcept { return training_; }
 
 private:
-    /// sum(p[0..n)) (Eigen's vectorized reduction), in double.
-    static double plane_sum(const T* p, std::size_t n) {
-        return static_cast<double>(Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(p, static_cast<Eigen::Index>(n)).sum());
-    }
-    /// sum((p - mean)^2).
-    static double plane_sq(const T* p, std::size_t n, T mean) {
-        return static_cast<double>(
-            (Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(p, static_cast<Eigen::Index>(n)) - mean).square().sum());
-    }
-
     forward_result<T, cache_type> forward_impl(const tensor<T>& x, const T* shortcut, bool relu) {
         check_input(x);
         const std::size_t n = x.dim(0), C = cfg_.channels, S = spatial(x), M = n * S;
@@ -125,79 +116,216 @@ private:
             require<shape_error>(M > 1, "batch_norm: training needs more than one value per channel, got input ",
                                  x.shape().str());
         tensor<T> y(x.shape());
-        parallel_for(C, [&](std::size_t ch, std::size_t) {
-            double mean, var;
-            if (c.batch_stats) {
-                double ss = 0;  // sum of squared deviations from the mean
-                mean = 0;
-                if (S == 1) {  // (N, C): Welford over the N values, in double
+        // scale and shift per channel: y = x * scale + shift (+ shortcut, relu)
+        tensor<T> coef({2, C});
+        if (c.batch_stats && S > 1) {
+            plane_statistics(x, c, coef);
+        } else {
+            for (std::size_t ch = 0; ch < C; ++ch) {
+                double mean = 0, var = 0;
+                if (c.batch_stats) {  // (N, C): Welford over the N values, in double
+                    double ss = 0;
                     for (std::size_t b = 0; b < n; ++b) {
                         const double v = static_cast<double>(x.data()[b * C + ch]), delta = v - mean;
                         mean += delta / static_cast<double>(b + 1);
                         ss += delta * (v - mean);
                     }
+                    var = std::max(0.0, ss / static_cast<double>(M));
+                    update_running(ch, mean, var, M);
                 } else {
-                    // One pass over memory: each plane's sum, then its squared
-                    // deviations while the plane is still in L1, combined over
-                    // planes in double (Chan et al.'s pairwise update).
-                    double cnt = 0;
-                    for (std::size_t b = 0; b < n; ++b) {
-                        const T* p = x.data() + (b * C + ch) * S;
-                        const double pm = plane_sum(p, S) / static_cast<double>(S);
-                        const T pm_t = static_cast<T>(pm);
-                        // correct for rounding the plane mean to T: sum (x - m)^2 = sum (x - m')^2 - S (m - m')^2
-                        const double dr = pm - static_cast<double>(pm_t);
-                        const double pss = plane_sq(p, S, pm_t) - static_cast<double>(S) * dr * dr;
-                        const double nb = static_cast<double>(S), tot = cnt + nb, delta = pm - mean;
-                        mean += delta * nb / tot;
-                        ss += std::max(0.0, pss) + delta * delta * cnt * nb / tot;
-                        cnt = tot;
-                    }
+                    mean = running_mean_[ch];
+                    var = running_var_[ch];
                 }
-                var = std::max(0.0, ss / static_cast<double>(M));
-                if (training_ && cfg_.track_running_stats) {
-                    const double m = cfg_.momentum;
-                    running_mean_[ch] = static_cast<T>((1 - m) * running_mean_[ch] + m * mean);
-                    running_var_[ch] = static_cast<T>((1 - m) * running_var_[ch] +
-                                                      m * var * static_cast<double>(M) / static_cast<double>(M - 1));
-                }
-            } else {
-                mean = running_mean_[ch];
-                var = running_var_[ch];
+                set_channel(c, coef, ch, mean, var);
             }
-            const double invstd = 1.0 / std::sqrt(var + cfg_.eps);
-            c.mean[ch] = static_cast<T>(mean);
-            c.invstd[ch] = static_cast<T>(invstd);
-            const double g = cfg_.affine ? static_cast<double>(weight_.value[ch]) : 1.0;
-            const double bt = cfg_.affine ? static_cast<double>(bias_.value[ch]) : 0.0;
-            const T scale = static_cast<T>(g * invstd);
-            const T shift = static_cast<T>(bt - mean * g * invstd);
-            for (std::size_t b = 0; b < n; ++b) {
-                const std::size_t off = (b * C + ch) * S;
-                const T* p = x.data() + off;
-                T* q = y.data() + off;
-                if (shortcut) {
-                    const T* r = shortcut + off;
-                    for (std::size_t i = 0; i < S; ++i) {
-                        const T v = p[i] * scale + shift + r[i];
-                        q[i] = v > T(0) ? v : T(0);
-                    }
-                } else if (relu) {
-                    for (std::size_t i = 0; i < S; ++i) {
-                        const T v = p[i] * scale + shift;
-                        q[i] = v > T(0) ? v : T(0);
-                    }
-                } else {
-                    for (std::size_t i = 0; i < S; ++i) q[i] = p[i] * scale + shift;
-                }
-            }
-        });
+        }
         if (training_ && cfg_.track_running_stats) num_batches_[0] += 1;
+        // image-major, like the statistics: long sequential streams per thread
+        const std::size_t tasks = std::min(n, 4 * num_threads());
+        parallel_for(tasks, [&](std::size_t t, std::size_t) {
+            for (std::size_t b = t * n / tasks; b < (t + 1) * n / tasks; ++b)
+                for (std::size_t ch = 0; ch < C; ++ch) {
+                    const std::size_t off = (b * C + ch) * S;
+                    const T* p = x.data() + off;
+                    T* q = y.data() + off;
+                    const T scale = coef[ch], shift = coef[C + ch];
+                    if (shortcut) {
+                        const T* r = shortcut + off;
+                        for (std::size_t i = 0; i < S; ++i) {
+                            const T v = p[i] * scale + shift + r[i];
+                            q[i] = v > T(0) ? v : T(0);
+                        }
+                    } else if (relu) {
+                        for (std::size_t i = 0; i < S; ++i) {
+                            const T v = p[i] * scale + shift;
+                            q[i] = v > T(0) ? v : T(0);
+                        }
+                    } else {
+                        for (std::size_t i = 0; i < S; ++i) q[i] = p[i] * scale + shift;
+                    }
+                }
+        });
         return {std::move(y), std::move(c)};
+    }
+
+    /// running_mean / running_var (unbiased) moved towards this batch's.
+    void update_running(std::size_t ch, double mean, double var, std::size_t M) {
+        if (!(training_ && cfg_.track_running_stats)) return;
+        const double m = cfg_.momentum;
+        running_mean_[ch] = static_cast<T>((1 - m) * running_mean_[ch] + m * mean);
+        running_var_[ch] = static_cast<T>((1 - m) * running_var_[ch] +
+                                          m * var * static_cast<double>(M) / static_cast<double>(M - 1));
+    }
+    /// The cache's mean / invstd and the output's scale / shift of a channel.
+    void set_channel(cache_type& c, tensor<T>& coef, std::size_t ch, double mean, double var) const {
+        const std::size_t C = cfg_.channels;
+        const double invstd = 1.0 / std::sqrt(var + cfg_.eps);
+        c.mean[ch] = static_cast<T>(mean);
+        c.invstd[ch] = static_cast<T>(invstd);
+        const double g = cfg_.affine ? static_cast<double>(weight_.value[ch]) : 1.0;
+        const double bt = cfg_.affine ? static_cast<double>(bias_.value[ch]) : 0.0;
+        coef[ch] = static_cast<T>(g * invstd);
+        coef[C + ch] = static_cast<T>(bt - mean * g * invstd);
+    }
+
+    /// Batch statistics of (N, C, H, W) in one pass over memory, image-major
+    /// (as the backward): per channel, sums of v = x - K and v^2 with K the
+    /// mean of the channel's first plane, so that far from zero (mean 1000,
+    /// std 1) the float squares keep their precision; lane-wise in T over at
+    /// most 64 vectors, then in double per worker and lane; mean = K +
+    /// sum(v) / M, var = sum(v^2) / M - (sum(v) / M)^2.
+    void plane_statistics(const tensor<T>& x, cache_type& c, tensor<T>& coef) {
+        using backend::host::detail::vload;
+        const std::size_t n = x.dim(0), C = cfg_.channels, S = spatial(x), M = n * S;
+        tensor<T> K({C});
+        for (std::size_t ch = 0; ch < C; ++ch) {
+            double s = 0;
+            for (std::size_t i = 0; i < S; ++i) s += static_cast<double>(x.data()[ch * S + i]);
+            K[ch] = static_cast<T>(s / static_cast<double>(S));
+        }
+        const std::size_t workers = num_threads(), tasks = std::min(n, 4 * workers), per_worker = 2 * C * lanes;
+        tensor<double> part = tensor<double>::zeros({workers, per_worker});
+        parallel_for(tasks, [&](std::size_t t, std::size_t w) {
+            for (std::size_t b = t * n / tasks; b < (t + 1) * n / tasks; ++b)
+                for (std::size_t ch = 0; ch < C; ++ch) {
+                    const T* p = x.data() + (b * C + ch) * S;
+                    double* a1 = part.data() + w * per_worker + 2 * ch * lanes;
+                    double* a2 = a1 + lanes;
+                    const vec k = vec{} + K[ch];
+                    std::size_t i = 0;
+                    while (i + lanes <= S) {
+                        vec s1{}, s2{};
+                        const std::size_t end = std::min(S, i + 64 * lanes);
+                        for (; i + lanes <= end; i += lanes) {
+                            vec v;
+                            vload<T>(v, p + i);
+                            v -= k;
+                            s1 += v;
+                            s2 += v * v;
+                        }
+                        for (std::size_t l = 0; l < lanes; ++l) {
+                            a1[l] += static_cast<double>(s1[l]);
+                            a2[l] += static_cast<double>(s2[l]);
+                        }
+                    }
+                    for (; i < S; ++i) {
+                        const double v = static_cast<double>(p[i] - K[ch]);
+                        a1[0] += v;
+                        a2[0] += v * v;
+                    }
+                }
+        });
+        for (std::size_t ch = 0; ch < C; ++ch) {
+            double s1 = 0, s2 = 0;
+            for (std::size_t w = 0; w < workers; ++w)
+                for (std::size_t l = 0; l < lanes; ++l) {
+                    s1 += part.data()[w * per_worker + 2 * ch * lanes + l];
+                    s2 += part.data()[w * per_worker + (2 * ch + 1) * lanes + l];
+                }
+            const double d = s1 / static_cast<double>(M);
+            const double mean = static_cast<double>(K[ch]) + d;
+            const double var = std::max(0.0, s2 / static_cast<double>(M) - d * d);
+            update_running(ch, mean, var, M);
+            set_channel(c, coef, ch, mean, var);
+        }
     }
 
     using arr = Eigen::Array<T, Eigen::Dynamic, 1>;
     using carr_map = Eigen::Map<const arr>;
+    using vec = backend::host::detail::vreg<T>;
+    static constexpr std::size_t lanes = backend::host::detail::vreg_lanes<T>;
+    /// Lane-wise sums of one plane: ady += g, adyx += g * (p - mean) with
+    /// g = dy (masked by mk > 0), in T over the plane's vectors, then added
+    /// to the caller's accumulators in double (each lane converted), so
+    /// there is no horizontal sum per plane; the last S % lanes values go to
+    /// lane 0.
+    template <bool Masked>
+    static void grad_sums_lanes(const T* p, const T* d, const T* mk, std::size_t S, T mean, double* ady,
+                                double* adyx) {
+        using backend::host::detail::vload;
+        vec s0{}, s1{}, x0{}, x1{};  // two chains each
+        const vec m = vec{} + mean;
+        std::size_t i = 0;
+        auto step = [&](std::size_t at, vec& s, vec& x) {
+            vec pv, dv;
+            vload<T>(pv, p + at);
+            vload<T>(dv, d + at);
+            if constexpr (Masked) {
+                vec mv;
+                vload<T>(mv, mk + at);
+                dv = mv > T(0) ? dv : vec{};
+            }
+            s += dv;
+            x += dv * (pv - m);
+        };
+        for (; i + 2 * lanes <= S; i += 2 * lanes) {
+            step(i, s0, x0);
+            step(i + lanes, s1, x1);
+        }
+        if (i + lanes <= S) {
+            step(i, s0, x0);
+            i += lanes;
+        }
+        s0 += s1;
+        x0 += x1;
+        for (std::size_t l = 0; l < lanes; ++l) {
+            ady[l] += static_cast<double>(s0[l]);
+            adyx[l] += static_cast<double>(x0[l]);
+        }
+        for (; i < S; ++i) {
+            const T g = Masked ? (mk[i] > T(0) ? d[i] : T(0)) : d[i];
+            ady[0] += static_cast<double>(g);
+            adyx[0] += static_cast<double>(g * (p[i] - mean));
+        }
+    }
+    /// grad_input with explicit vectors (Eigen's select expressions do not
+    /// vectorize as well): o = k * (g - a - (p - mean) * bc), g also to gm.
+    template <bool Masked>
+    static void grad_input_lanes(const T* p, const T* d, const T* mk, T* o, T* gm, std::size_t S, T mean, T k, T a,
+                                 T bc) {
+        using backend::host::detail::vload;
+        using backend::host::detail::vstore;
+        const vec vm = vec{} + mean, vk = vec{} + k, va = vec{} + a, vbc = vec{} + bc;
+        std::size_t i = 0;
+        for (; i + lanes <= S; i += lanes) {
+            vec pv, dv;
+            vload<T>(pv, p + i);
+            vload<T>(dv, d + i);
+            if constexpr (Masked) {
+                vec mv;
+                vload<T>(mv, mk + i);
+                dv = mv > T(0) ? dv : vec{};
+                if (gm) vstore<T>(gm + i, dv);
+            }
+            const vec r = vk * (dv - va - (pv - vm) * vbc);
+            vstore<T>(o + i, r);
+        }
+        for (; i < S; ++i) {
+            const T g = Masked ? (mk[i] > T(0) ? d[i] : T(0)) : d[i];
+            if (Masked && gm) gm[i] = g;
+            o[i] = k * (g - a - (p[i] - mean) * bc);
+        }
+    }
     /// sdy += sum(g), sdyx += sum(g * (p - mean)) with g = dy (masked by mk > 0).
     template <bool Masked>
     static void grad_sums(const T* p, const T* d, const T* mk, std::size_t S, T mean, double& sdy, double& sdyx) {
@@ -288,27 +416,30 @@ private:
         const std::size_t n = x.dim(0), C = cfg_.channels, S = spatial(x), M = n * S;
         const std::size_t workers = num_threads(), tasks = std::min(n, 4 * workers);
         tensor<T> dx(x.shape());
-        // per worker: sum(dy), sum(dy * (x - mean)) per channel
-        tensor<double> part = tensor<double>::zeros({workers, 2 * C});
+        // per worker and channel, lane-wise: sum(dy), sum(dy * (x - mean))
+        const std::size_t per_worker = 2 * C * lanes;
+        tensor<double> part = tensor<double>::zeros({workers, per_worker});
         parallel_for(tasks, [&](std::size_t t, std::size_t w) {
-            double* sd = part.data() + w * 2 * C;
+            double* sd = part.data() + w * per_worker;
             for (std::size_t b = t * n / tasks; b < (t + 1) * n / tasks; ++b)
                 for (std::size_t ch = 0; ch < C; ++ch) {
                     const std::size_t off = (b * C + ch) * S;
+                    double* a = sd + 2 * ch * lanes;
                     if (mask)
-                        grad_sums<true>(x.data() + off, dy.data() + off, mask + off, S, c.mean[ch], sd[ch], sd[C + ch]);
+                        grad_sums_lanes<true>(x.data() + off, dy.data() + off, mask + off, S, c.mean[ch], a, a + lanes);
                     else
-                        grad_sums<false>(x.data() + off, dy.data() + off, nullptr, S, c.mean[ch], sd[ch], sd[C + ch]);
+                        grad_sums_lanes<false>(x.data() + off, dy.data() + off, nullptr, S, c.mean[ch], a, a + lanes);
                 }
         });
         // per channel: k, a, bc of dx = k * (g - a - (x - mean) * bc)
         tensor<T> coef({3, C});
         for (std::size_t ch = 0; ch < C; ++ch) {
             double sdy = 0, sdyx = 0;
-            for (std::size_t w = 0; w < workers; ++w) {
-                sdy += part.data()[w * 2 * C + ch];
-                sdyx += part.data()[w * 2 * C + C + ch];
-            }
+            for (std::size_t w = 0; w < workers; ++w)
+                for (std::size_t l = 0; l < lanes; ++l) {
+                    sdy += part.data()[w * per_worker + 2 * ch * lanes + l];
+                    sdyx += part.data()[w * per_worker + (2 * ch + 1) * lanes + l];
+                }
             const double invstd = c.invstd[ch];
             sdyx *= invstd;  // sum(dy * xhat)
             const double g = cfg_.affine ? static_cast<double>(weight_.value[ch]) : 1.0;
@@ -326,11 +457,11 @@ private:
                     const std::size_t off = (b * C + ch) * S;
                     const T k = coef[ch], a = coef[C + ch], bc = coef[2 * C + ch];
                     if (mask)
-                        grad_input<true>(x.data() + off, dy.data() + off, mask + off, dx.data() + off,
-                                         masked_out ? masked_out + off : nullptr, S, c.mean[ch], k, a, bc);
+                        grad_input_lanes<true>(x.data() + off, dy.data() + off, mask + off, dx.data() + off,
+                                               masked_out ? masked_out + off : nullptr, S, c.mean[ch], k, a, bc);
                     else
-                        grad_input<false>(x.data() + off, dy.data() + off, nullptr, dx.data() + off, nullptr, S,
-                                          c.mean[ch], k, a, bc);
+                        grad_input_lanes<false>(x.data() + off, dy.data() + off, nullptr, dx.data() + off, nullptr, S,
+                                                c.mean[ch], k, a, bc);
                 }
         });
         return dx;
