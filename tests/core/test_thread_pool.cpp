@@ -3,7 +3,9 @@
 #include <ssl/core/thread_pool.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <stdexcept>
+#include <thread>
 #include <vector>
 
 namespace test_thread_pool {  // each file in its own namespace: an area builds as one unity translation unit
@@ -66,6 +68,46 @@ TEST_CASE("thread pool: resizing after jobs have run starts workers that wait fo
         ssl::parallel_for(8, [&](std::size_t, std::size_t) { c++; });
         CHECK(c.load() == 16);
     }
+    ssl::set_num_threads(n);
+}
+
+TEST_CASE("thread pool: spinning and sleeping workers both take every job") {
+    using namespace std::chrono_literals;
+    const auto n = ssl::num_threads();
+    const auto spin = ssl::spin_wait();
+    CHECK(spin == 200us);  // the default
+    CHECK_THROWS_AS(ssl::set_spin_wait(-1us), ssl::value_error);
+    ssl::set_num_threads(4);  // more threads than this machine's cores: spinners share them
+    for (const auto s : {0us, 1us, 200us, 20000us}) {
+        CAPTURE(s.count());
+        ssl::set_spin_wait(s);
+        CHECK(ssl::spin_wait() == s);
+        long long expected = 0;
+        std::atomic<long long> sum{0};
+        for (int round = 0; round < 200; ++round) {
+            // every 50th round the workers have been idle longer than 1 and
+            // 200 us: they sleep and must be woken; otherwise they spin
+            if (round % 50 == 49) std::this_thread::sleep_for(2ms);
+            const std::size_t tasks = 1 + round % 9;
+            ssl::parallel_for(tasks, [&](std::size_t i, std::size_t w) {
+                CHECK(w < 4);
+                sum += static_cast<long long>(i + 1);
+            });
+            expected += static_cast<long long>(tasks * (tasks + 1) / 2);
+        }
+        CHECK(sum.load() == expected);
+        CHECK_THROWS_AS(ssl::parallel_for(8, [](std::size_t i, std::size_t) {
+                            if (i == 7) throw std::runtime_error("task 7");
+                        }),
+                        std::runtime_error);
+        // resizing stops workers that may be spinning
+        ssl::set_num_threads(3);
+        std::atomic<int> c{0};
+        ssl::parallel_for(30, [&](std::size_t, std::size_t) { c++; });
+        CHECK(c.load() == 30);
+        ssl::set_num_threads(4);
+    }
+    ssl::set_spin_wait(spin);
     ssl::set_num_threads(n);
 }
 
