@@ -53,4 +53,29 @@ TEST_CASE("small_gemm with k = 0 writes zeros") {
     for (float v : C) CHECK(v == 0.0f);
 }
 
+template <class T>
+void check_lane_sums(std::size_t n) {
+    CAPTURE(n);
+    namespace d = ssl::backend::host::detail;
+    constexpr std::size_t L = d::vreg_lanes<T>;
+    const auto values = random_values<T>(n * L, 11 + n);
+    std::vector<d::vreg<T>> v(n);
+    for (std::size_t i = 0; i < n; ++i) d::vload<T>(v[i], values.data() + i * L);
+    std::vector<T> out(n + 3, T(9));  // past n: untouched
+    d::lane_sums<T>(v.data(), n, out.data());
+    for (std::size_t i = 0; i < n; ++i) {
+        double s = 0;
+        for (std::size_t l = 0; l < L; ++l) s += values[i * L + l];
+        CHECK(std::abs(out[i] - s) <= 1e-5);
+    }
+    for (std::size_t i = n; i < n + 3; ++i) CHECK(out[i] == T(9));
+}
+
+TEST_CASE("lane_sums: each vector's lanes summed, any count (whole groups of lanes and tails)") {
+    for (std::size_t n : {1u, 2u, 3u, 7u, 8u, 9u, 16u, 17u, 24u, 40u}) {
+        check_lane_sums<float>(n);
+        check_lane_sums<double>(n);
+    }
+}
+
 }  // namespace test_small_gemm

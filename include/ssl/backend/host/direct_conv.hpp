@@ -166,12 +166,10 @@ inline void weight_tile(const T* DY, const T* Z, std::size_t k0, const conv_geom
             for (std::size_t i = 0; i < MB; ++i)
                 for (std::size_t j = 0; j < NK; ++j) acc[i][j] += a[i] * b[j];
         }
+    T s[MB * NK];
+    host::detail::lane_sums<T>(&acc[0][0], MB * NK, s);
     for (std::size_t i = 0; i < MB; ++i)
-        for (std::size_t j = 0; j < NK; ++j) {
-            T s = 0;
-            for (std::size_t l = 0; l < L; ++l) s += acc[i][j][l];
-            dW[i * lo.K + k0 + j] += s;
-        }
+        for (std::size_t j = 0; j < NK; ++j) dW[i * lo.K + k0 + j] += s[i * NK + j];
 }
 
 /// Calls f(std::integral_constant<std::size_t, NP>) for runs of pixels of
