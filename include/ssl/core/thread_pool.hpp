@@ -207,4 +207,20 @@ void parallel_for(std::size_t n, F&& fn) {
     detail::thread_pool::instance().parallel_for(n, std::forward<F>(fn));
 }
 
+namespace detail {
+/// p[0..n) = value, split over the pool in runs of at least 16 K elements
+/// (zeroing a convolution's multi-megabyte buffers on the calling thread
+/// alone left the other cores idle meanwhile).
+template <class T>
+void parallel_fill(T* p, std::size_t n, T value) {
+    constexpr std::size_t min_run = std::size_t{1} << 14;
+    const std::size_t runs = std::min(n / min_run, 4 * num_threads());
+    if (runs <= 1) {
+        std::fill(p, p + n, value);
+        return;
+    }
+    parallel_for(runs, [&](std::size_t r, std::size_t) { std::fill(p + r * n / runs, p + (r + 1) * n / runs, value); });
+}
+}  // namespace detail
+
 }  // namespace ssl

@@ -147,12 +147,16 @@ private:
                              shape_t{n, co, q.ho, q.wo}.str());
         if (use_winograd(q, n)) return backward_winograd(x, q, dy, need_input_grad, acc);
         if (use_direct(q, n, false)) return backward_direct(x, q, dy, need_input_grad, acc);
-        tensor<T> dx;
-        if (need_input_grad) dx = acc ? *acc : tensor<T>::zeros(x.shape());
         const std::size_t g = group_size(q, n);
         const std::size_t tasks = (n + g - 1) / g;
         const std::size_t workers = num_threads();  // worker ids go up to num_threads() - 1
         const bool direct = is_pointwise(q);
+        tensor<T> dx;
+        if (need_input_grad) {
+            // a pointwise conv writes each image's dx whole; col2im adds
+            dx = acc ? *acc : tensor<T>(x.shape());
+            if (!acc && !(direct && g == 1)) ssl::detail::parallel_fill(dx.data(), dx.numel(), T(0));
+        }
         // Per-worker partial weight/bias gradients, summed at the end.
         tensor<T> dw_parts = tensor<T>::zeros({workers, co * k});
         tensor<T> db_parts = tensor<T>::zeros({workers, co});
@@ -483,7 +487,8 @@ private:
                           ysz = dc::chunk_size<T>(q, co), per_worker = zsz + fsz + ysz;
         tensor<T> y({n, co, q.ho, q.wo});
         // Z's padding ring must be zero; blocks rewrite only its interior
-        tensor<T> work = tensor<T>::zeros({num_threads(), per_worker});
+        tensor<T> work({num_threads(), per_worker});
+        ssl::detail::parallel_fill(work.data(), work.numel(), T(0));
         parallel_for(blocks, [&](std::size_t b, std::size_t w) {
             T* Z = work.data() + w * per_worker;
             T* F = Z + zsz;
@@ -512,7 +517,8 @@ private:
             as_matrix(Wt, k, co) = as_matrix(std::as_const(weight_.value), co, k).transpose();
         }
         // Z's padding ring and the per-worker weight gradients start at zero
-        tensor<T> work = tensor<T>::zeros({workers, per_worker});
+        tensor<T> work({workers, per_worker});
+        ssl::detail::parallel_fill(work.data(), work.numel(), T(0));
         parallel_for(blocks, [&](std::size_t b, std::size_t w) {
             T* Z = work.data() + w * per_worker;
             T* F = Z + zsz;
