@@ -8,8 +8,6 @@
 #include <cstdint>
 #include <string>
 
-#include <Eigen/Core>
-
 #include "../backend/host/small_gemm.hpp"  // vreg: 64-byte vectors
 #include "../core/thread_pool.hpp"
 #include "parameter.hpp"
@@ -108,6 +106,9 @@ public:
     bool training() const noexcept { return training_; }
 
 private:
+    using vec = backend::host::detail::vreg<T>;
+    static constexpr std::size_t lanes = backend::host::detail::vreg_lanes<T>;
+
     forward_result<T, cache_type> forward_impl(const tensor<T>& x, const T* shortcut, bool relu) {
         check_input(x);
         const std::size_t n = x.dim(0), C = cfg_.channels, S = spatial(x), M = n * S;
@@ -116,29 +117,17 @@ private:
             require<shape_error>(M > 1, "batch_norm: training needs more than one value per channel, got input ",
                                  x.shape().str());
         tensor<T> y(x.shape());
+        if (S == 1) {
+            forward_rows(x, c, shortcut, relu, y);
+            if (training_ && cfg_.track_running_stats) num_batches_[0] += 1;
+            return {std::move(y), std::move(c)};
+        }
         // scale and shift per channel: y = x * scale + shift (+ shortcut, relu)
         tensor<T> coef({2, C});
-        if (c.batch_stats && S > 1) {
+        if (c.batch_stats)
             plane_statistics(x, c, coef);
-        } else {
-            for (std::size_t ch = 0; ch < C; ++ch) {
-                double mean = 0, var = 0;
-                if (c.batch_stats) {  // (N, C): Welford over the N values, in double
-                    double ss = 0;
-                    for (std::size_t b = 0; b < n; ++b) {
-                        const double v = static_cast<double>(x.data()[b * C + ch]), delta = v - mean;
-                        mean += delta / static_cast<double>(b + 1);
-                        ss += delta * (v - mean);
-                    }
-                    var = std::max(0.0, ss / static_cast<double>(M));
-                    update_running(ch, mean, var, M);
-                } else {
-                    mean = running_mean_[ch];
-                    var = running_var_[ch];
-                }
-                set_channel(c, coef, ch, mean, var);
-            }
-        }
+        else
+            for (std::size_t ch = 0; ch < C; ++ch) set_channel(c, coef, ch, running_mean_[ch], running_var_[ch]);
         if (training_ && cfg_.track_running_stats) num_batches_[0] += 1;
         // image-major, like the statistics: long sequential streams per thread
         const std::size_t tasks = std::min(n, 4 * num_threads());
@@ -242,18 +231,98 @@ private:
                     s1 += part.data()[w * per_worker + 2 * ch * lanes + l];
                     s2 += part.data()[w * per_worker + (2 * ch + 1) * lanes + l];
                 }
-            const double d = s1 / static_cast<double>(M);
-            const double mean = static_cast<double>(K[ch]) + d;
-            const double var = std::max(0.0, s2 / static_cast<double>(M) - d * d);
-            update_running(ch, mean, var, M);
-            set_channel(c, coef, ch, mean, var);
+            finish_statistics(c, coef, ch, K[ch], s1, s2, M);
         }
     }
+    /// A channel's mean and variance from its shifted sums s1 = sum(x - K),
+    /// s2 = sum((x - K)^2) over M values; running statistics and coefficients.
+    void finish_statistics(cache_type& c, tensor<T>& coef, std::size_t ch, T K, double s1, double s2,
+                           std::size_t M) {
+        const double d = s1 / static_cast<double>(M);
+        const double mean = static_cast<double>(K) + d;
+        const double var = std::max(0.0, s2 / static_cast<double>(M) - d * d);
+        update_running(ch, mean, var, M);
+        set_channel(c, coef, ch, mean, var);
+    }
 
-    using arr = Eigen::Array<T, Eigen::Dynamic, 1>;
-    using carr_map = Eigen::Map<const arr>;
-    using vec = backend::host::detail::vreg<T>;
-    static constexpr std::size_t lanes = backend::host::detail::vreg_lanes<T>;
+    /// (N, C) forward: channels are contiguous, so the vectors run across
+    /// channels. Parallel over blocks of `lanes` channels, each block whole:
+    /// statistics over the N rows (shifted sums with K = the first row, in T
+    /// over at most 64 rows, then in double), then its outputs, while its
+    /// N x lanes values are still in cache.
+    void forward_rows(const tensor<T>& x, cache_type& c, const T* shortcut, bool relu, tensor<T>& y) {
+        const std::size_t n = x.dim(0), C = cfg_.channels, blocks = (C + lanes - 1) / lanes;
+        tensor<T> coef({2, C});
+        parallel_for(blocks, [&](std::size_t blk, std::size_t) {
+            const std::size_t ch0 = blk * lanes, w = std::min(lanes, C - ch0);
+            const row_block rb{ch0, w, C};
+            if (c.batch_stats) {
+                vec K;
+                rb.load(K, x.data(), 0);
+                double s1[lanes] = {}, s2[lanes] = {};
+                for (std::size_t r0 = 0; r0 < n; r0 += 64) {
+                    vec a{}, q{};
+                    for (std::size_t b = r0; b < std::min(n, r0 + 64); ++b) {
+                        vec v;
+                        rb.load(v, x.data(), b);
+                        v -= K;
+                        a += v;
+                        q += v * v;
+                    }
+                    for (std::size_t l = 0; l < lanes; ++l) {
+                        s1[l] += static_cast<double>(a[l]);
+                        s2[l] += static_cast<double>(q[l]);
+                    }
+                }
+                for (std::size_t l = 0; l < w; ++l) finish_statistics(c, coef, ch0 + l, K[l], s1[l], s2[l], n);
+            } else {
+                for (std::size_t l = 0; l < w; ++l)
+                    set_channel(c, coef, ch0 + l, running_mean_[ch0 + l], running_var_[ch0 + l]);
+            }
+            vec scale, shift;
+            rb.load(scale, coef.data(), 0);
+            rb.load(shift, coef.data() + C, 0);
+            for (std::size_t b = 0; b < n; ++b) {
+                vec v;
+                rb.load(v, x.data(), b);
+                v = v * scale + shift;
+                if (shortcut) {
+                    vec r;
+                    rb.load(r, shortcut, b);
+                    v += r;
+                }
+                if (relu) v = v > T(0) ? v : vec{};
+                rb.store(y.data(), b, v);
+            }
+        });
+    }
+    /// A block of w <= lanes channels from ch0 of (N, C) rows, as vectors
+    /// (the last block of a C that is not a multiple of lanes through a
+    /// zero-padded copy).
+    struct row_block {
+        std::size_t ch0, w, C;
+        void load(vec& v, const T* base, std::size_t row) const {
+            const T* p = base + row * C + ch0;
+            if (w == lanes) {
+                backend::host::detail::vload<T>(v, p);
+                return;
+            }
+            T tmp[lanes] = {};
+            std::copy(p, p + w, tmp);
+            backend::host::detail::vload<T>(v, tmp);
+        }
+        void store(T* base, std::size_t row, const vec& v) const {
+            T* p = base + row * C + ch0;
+            if (w == lanes) {
+                backend::host::detail::vstore<T>(p, v);
+                return;
+            }
+            T tmp[lanes];
+            backend::host::detail::vstore<T>(tmp, v);
+            std::copy(tmp, tmp + w, p);
+        }
+    };
+
     /// Lane-wise sums of one plane: ady += g, adyx += g * (p - mean) with
     /// g = dy (masked by mk > 0), in T over the plane's vectors, then added
     /// to the caller's accumulators in double (each lane converted), so
@@ -298,8 +367,8 @@ private:
             adyx[0] += static_cast<double>(g * (p[i] - mean));
         }
     }
-    /// grad_input with explicit vectors (Eigen's select expressions do not
-    /// vectorize as well): o = k * (g - a - (p - mean) * bc), g also to gm.
+    /// One plane of dx with explicit vectors: o = k * (g - a - (p - mean) * bc)
+    /// with g = dy (masked by mk > 0), g also to gm when gm is not null.
     template <bool Masked>
     static void grad_input_lanes(const T* p, const T* d, const T* mk, T* o, T* gm, std::size_t S, T mean, T k, T a,
                                  T bc) {
@@ -326,79 +395,80 @@ private:
             o[i] = k * (g - a - (p[i] - mean) * bc);
         }
     }
-    /// sdy += sum(g), sdyx += sum(g * (p - mean)) with g = dy (masked by mk > 0).
-    template <bool Masked>
-    static void grad_sums(const T* p, const T* d, const T* mk, std::size_t S, T mean, double& sdy, double& sdyx) {
-        const auto n = static_cast<Eigen::Index>(S);
-        carr_map P(p, n), D(d, n);
-        if constexpr (Masked) {
-            const auto G = (carr_map(mk, n) > T(0)).select(D, T(0));
-            sdy += G.sum();
-            sdyx += (G * (P - mean)).sum();
-        } else {
-            sdy += D.sum();
-            sdyx += (D * (P - mean)).sum();
-        }
-    }
-    /// o = k * (g - a - (p - mean) * bc) with g = dy (masked by mk > 0);
-    /// g also goes to gm when gm is not null.
-    template <bool Masked>
-    static void grad_input(const T* p, const T* d, const T* mk, T* o, T* gm, std::size_t S, T mean, T k, T a,
-                           T bc) {
-        const auto n = static_cast<Eigen::Index>(S);
-        carr_map P(p, n), D(d, n);
-        Eigen::Map<arr> O(o, n);
-        if constexpr (Masked) {
-            if (gm) {
-                Eigen::Map<arr> G(gm, n);
-                G = (carr_map(mk, n) > T(0)).select(D, T(0));
-                O = k * (G - a - (P - mean) * bc);  // G is still in L1
-            } else {
-                O = k * ((carr_map(mk, n) > T(0)).select(D, T(0)) - a - (P - mean) * bc);
-            }
-        } else {
-            O = k * (D - a - (P - mean) * bc);
-        }
-    }
-
     /// mask: the relu output (the gradient passes where mask > 0) or null;
     /// masked_out (with a mask): where the masked gradient goes, or null.
     tensor<T> backward_impl(const cache_type& c, const tensor<T>& dy, const T* mask, T* masked_out) {
         check_same_shape(dy, c.x, "batch_norm backward (gradient vs input)");
         if (spatial(c.x) > 1) return backward_planes(c, dy, mask, masked_out);
+        return backward_rows(c, dy, mask, masked_out);
+    }
+
+    /// Per channel, from sum(dy) and sum(dy (x - mean)): the affine
+    /// parameters' gradients, and k, a, bc of dx = k (g - a - (x - mean) bc).
+    /// Batch statistics: dx = g invstd / M (M dy - sum(dy) - xhat sum(dy xhat));
+    /// running statistics: dx = g invstd dy.
+    void grad_coefficients(const cache_type& c, std::size_t ch, double sdy, double sdyx, std::size_t M, T& k, T& a,
+                           T& bc) {
+        const double invstd = c.invstd[ch];
+        sdyx *= invstd;  // sum(dy * xhat)
+        const double g = cfg_.affine ? static_cast<double>(weight_.value[ch]) : 1.0;
+        if (cfg_.affine) {
+            weight_.grad[ch] += static_cast<T>(sdyx);
+            bias_.grad[ch] += static_cast<T>(sdy);
+        }
+        k = static_cast<T>(g * invstd);
+        a = c.batch_stats ? static_cast<T>(sdy / static_cast<double>(M)) : T(0);
+        bc = c.batch_stats ? static_cast<T>(sdyx / static_cast<double>(M) * invstd) : T(0);
+    }
+
+    /// The (N, C) backward, parallel over blocks of `lanes` channels as the
+    /// forward: both passes over a block's N rows back to back.
+    tensor<T> backward_rows(const cache_type& c, const tensor<T>& dy, const T* mask, T* masked_out) {
         const tensor<T>& x = c.x;
-        const std::size_t n = x.dim(0), C = cfg_.channels, S = spatial(x), M = n * S;
+        const std::size_t n = x.dim(0), C = cfg_.channels, blocks = (C + lanes - 1) / lanes;
         tensor<T> dx(x.shape());
-        parallel_for(C, [&](std::size_t ch, std::size_t) {
-            const T mean = c.mean[ch];
-            const double invstd = c.invstd[ch];
-            double sdy = 0, sdyx = 0;  // sum(dy), sum(dy * (x - mean))
-            for (std::size_t b = 0; b < n; ++b) {
-                const std::size_t off = (b * C + ch) * S;
-                if (mask)
-                    grad_sums<true>(x.data() + off, dy.data() + off, mask + off, S, mean, sdy, sdyx);
-                else
-                    grad_sums<false>(x.data() + off, dy.data() + off, nullptr, S, mean, sdy, sdyx);
+        parallel_for(blocks, [&](std::size_t blk, std::size_t) {
+            const std::size_t ch0 = blk * lanes, w = std::min(lanes, C - ch0);
+            const row_block rb{ch0, w, C};
+            vec mean;
+            rb.load(mean, c.mean.data(), 0);
+            auto gradient = [&](std::size_t b, vec& g, vec& xc) {
+                rb.load(g, dy.data(), b);
+                if (mask) {
+                    vec m;
+                    rb.load(m, mask, b);
+                    g = m > T(0) ? g : vec{};
+                }
+                rb.load(xc, x.data(), b);
+                xc -= mean;
+            };
+            double sdy[lanes] = {}, sdyx[lanes] = {};
+            for (std::size_t r0 = 0; r0 < n; r0 += 64) {
+                vec s{}, q{};
+                for (std::size_t b = r0; b < std::min(n, r0 + 64); ++b) {
+                    vec g, xc;
+                    gradient(b, g, xc);
+                    s += g;
+                    q += g * xc;
+                }
+                for (std::size_t l = 0; l < lanes; ++l) {
+                    sdy[l] += static_cast<double>(s[l]);
+                    sdyx[l] += static_cast<double>(q[l]);
+                }
             }
-            sdyx *= invstd;  // sum(dy * xhat)
-            const double g = cfg_.affine ? static_cast<double>(weight_.value[ch]) : 1.0;
-            if (cfg_.affine) {
-                weight_.grad[ch] += static_cast<T>(sdyx);
-                bias_.grad[ch] += static_cast<T>(sdy);
+            vec k{}, a{}, bc{};
+            for (std::size_t l = 0; l < w; ++l) {
+                T kl, al, bl;
+                grad_coefficients(c, ch0 + l, sdy[l], sdyx[l], n, kl, al, bl);
+                k[l] = kl;
+                a[l] = al;
+                bc[l] = bl;
             }
-            // batch statistics: dx = g * invstd / M * (M dy - sum(dy) - xhat * sum(dy xhat))
-            // running statistics: dx = g * invstd * dy
-            const T k = static_cast<T>(g * invstd);
-            const T a = c.batch_stats ? static_cast<T>(sdy / static_cast<double>(M)) : T(0);
-            const T bc = c.batch_stats ? static_cast<T>(sdyx / static_cast<double>(M) * invstd) : T(0);
             for (std::size_t b = 0; b < n; ++b) {
-                const std::size_t off = (b * C + ch) * S;
-                if (mask)
-                    grad_input<true>(x.data() + off, dy.data() + off, mask + off, dx.data() + off,
-                                     masked_out ? masked_out + off : nullptr, S, mean, k, a, bc);
-                else
-                    grad_input<false>(x.data() + off, dy.data() + off, nullptr, dx.data() + off, nullptr, S, mean, k,
-                                      a, bc);
+                vec g, xc;
+                gradient(b, g, xc);
+                if (masked_out) rb.store(masked_out, b, g);
+                rb.store(dx.data(), b, k * (g - a - xc * bc));
             }
         });
         return dx;
@@ -440,16 +510,7 @@ private:
                     sdy += part.data()[w * per_worker + 2 * ch * lanes + l];
                     sdyx += part.data()[w * per_worker + (2 * ch + 1) * lanes + l];
                 }
-            const double invstd = c.invstd[ch];
-            sdyx *= invstd;  // sum(dy * xhat)
-            const double g = cfg_.affine ? static_cast<double>(weight_.value[ch]) : 1.0;
-            if (cfg_.affine) {
-                weight_.grad[ch] += static_cast<T>(sdyx);
-                bias_.grad[ch] += static_cast<T>(sdy);
-            }
-            coef[ch] = static_cast<T>(g * invstd);
-            coef[C + ch] = c.batch_stats ? static_cast<T>(sdy / static_cast<double>(M)) : T(0);
-            coef[2 * C + ch] = c.batch_stats ? static_cast<T>(sdyx / static_cast<double>(M) * invstd) : T(0);
+            grad_coefficients(c, ch, sdy, sdyx, M, coef[ch], coef[C + ch], coef[2 * C + ch]);
         }
         parallel_for(tasks, [&](std::size_t t, std::size_t) {
             for (std::size_t b = t * n / tasks; b < (t + 1) * n / tasks; ++b)
