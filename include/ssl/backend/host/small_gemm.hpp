@@ -89,6 +89,40 @@ inline void lane_sums(const vreg<T>* v, std::size_t n, T* out) {
     }
 }
 
+/// One stage of an L x L transpose held in L vectors (row i in r[i]): rows
+/// i and i + D (bit D of i clear) swap their off-diagonal D x D blocks, which
+/// swaps bit D of every element's row and column index.
+template <class T, std::size_t D>
+inline void transpose_stage(vreg<T>* r) {
+    constexpr std::size_t L = vreg_lanes<T>;
+    using mask = typename vmask_of<T>::type;
+    using index = typename vmask_of<T>::index;
+    static constexpr auto masks = [] {
+        std::array<index, 2 * L> m{};  // first, then second row of a pair
+        for (std::size_t j = 0; j < L; ++j) {
+            m[j] = static_cast<index>((j & D) == 0 ? j : L + j - D);
+            m[L + j] = static_cast<index>((j & D) == 0 ? j + D : L + j);
+        }
+        return m;
+    }();
+    mask first, second;
+    std::memcpy(&first, masks.data(), sizeof(first));
+    std::memcpy(&second, masks.data() + L, sizeof(second));
+    for (std::size_t i = 0; i < L; ++i)
+        if ((i & D) == 0) {
+            const vreg<T> a = r[i], b = r[i + D];
+            r[i] = __builtin_shuffle(a, b, first);
+            r[i + D] = __builtin_shuffle(a, b, second);
+        }
+    if constexpr (D > 1) transpose_stage<T, D / 2>(r);
+}
+/// r[j][i] = r[i][j] for the L x L matrix in r[0..L): log2 L stages of
+/// two-input shuffles (vpermt2ps with AVX-512).
+template <class T>
+inline void transpose_lanes(vreg<T>* r) {
+    transpose_stage<T, vreg_lanes<T> / 2>(r);
+}
+
 /// C[0..MB) x [0..NV * lanes) = A[0..MB) x [0..k) * B[0..k) x [same columns).
 template <class T, std::size_t MB, std::size_t NV>
 inline void small_gemm_block(const T* A, std::size_t lda, const T* B, std::size_t ldb, T* C, std::size_t ldc,

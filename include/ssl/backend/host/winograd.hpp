@@ -22,6 +22,8 @@
 #include <cstddef>
 #include <cstring>
 
+#include "small_gemm.hpp"  // vreg, transpose_lanes
+
 namespace ssl::backend::host::winograd {
 
 /// Set to false to make conv2d use im2col + GEMM for every convolution
@@ -218,8 +220,8 @@ inline void store(T* dst, const lanes<T, L>& v) {
 }
 // Eigen's packet types carry alignment attributes that GCC drops (and warns
 // about) when they are template arguments; harmless here (unaligned loads).
-// GCC 12 also reports its own _mm512_undefined_ps() (inside Eigen's AVX-512
-// ptranspose) as "used uninitialized": a false positive.
+// (Eigen's AVX-512 ptranspose, which GCC 12 also reports as using its own
+// _mm512_undefined_ps() uninitialized, is not used with AVX-512.)
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wignored-attributes"
@@ -227,13 +229,25 @@ inline void store(T* dst, const lanes<T, L>& v) {
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 /// One L x L block: out[j * L + l] = src[l][j0 + j] for j, l < L (null
-/// src[l]: zeros), as L x L register transposes made of Eigen's p x p
-/// packet transposes (p = the native vector width).
+/// src[l]: zeros). With AVX-512 one register transpose (transpose_lanes);
+/// elsewhere Eigen's p x p packet transposes (p = the native vector width;
+/// GCC lowers the 64-byte shuffles poorly without AVX-512).
 template <class T>
 [[gnu::always_inline]] inline void transpose_in(const T* const* src, std::size_t j0, T* out) {
+    constexpr std::size_t L = lane_count<T>;
+#if defined(__AVX512F__)
+    host::detail::vreg<T> r[L];
+    for (std::size_t l = 0; l < L; ++l)
+        if (src[l])
+            host::detail::vload<T>(r[l], src[l] + j0);
+        else
+            r[l] = host::detail::vreg<T>{};
+    host::detail::transpose_lanes<T>(r);
+    for (std::size_t j = 0; j < L; ++j) host::detail::vstore<T>(out + j * L, r[j]);
+#else
     using namespace Eigen::internal;
     using P = typename packet_traits<T>::type;
-    constexpr std::size_t L = lane_count<T>, p = unpacket_traits<P>::size;
+    constexpr std::size_t p = unpacket_traits<P>::size;
     static_assert(L % p == 0, "the lane count must be a multiple of the packet size");
     for (std::size_t bi = 0; bi < L; bi += p)      // lanes (images) bi .. bi + p
         for (std::size_t bj = 0; bj < L; bj += p) {  // pixels j0 + bj .. + p
@@ -243,14 +257,32 @@ template <class T>
             ptranspose(kb);
             for (std::size_t r = 0; r < p; ++r) pstoreu(out + (bj + r) * L + bi, kb.packet[r]);
         }
+#endif
 }
 /// The inverse for one block: dst[l][j0 + j] = in[j * L + l] (+= when
 /// accumulate) for the lanes whose dst[l] is not null.
 template <class T>
 [[gnu::always_inline]] inline void transpose_out(const T* in, T* const* dst, std::size_t j0, bool accumulate) {
+    constexpr std::size_t L = lane_count<T>;
+#if defined(__AVX512F__)
+    host::detail::vreg<T> r[L];
+    for (std::size_t j = 0; j < L; ++j) host::detail::vload<T>(r[j], in + j * L);
+    host::detail::transpose_lanes<T>(r);  // r[l]: lane l, pixels j0 ..
+    for (std::size_t l = 0; l < L; ++l) {
+        T* d = dst[l];
+        if (!d) continue;
+        d += j0;
+        if (accumulate) {
+            host::detail::vreg<T> v;
+            host::detail::vload<T>(v, d);
+            r[l] += v;
+        }
+        host::detail::vstore<T>(d, r[l]);
+    }
+#else
     using namespace Eigen::internal;
     using P = typename packet_traits<T>::type;
-    constexpr std::size_t L = lane_count<T>, p = unpacket_traits<P>::size;
+    constexpr std::size_t p = unpacket_traits<P>::size;
     for (std::size_t bi = 0; bi < L; bi += p)
         for (std::size_t bj = 0; bj < L; bj += p) {
             PacketBlock<P, static_cast<int>(p)> kb;
@@ -263,6 +295,7 @@ template <class T>
                 pstoreu(d, accumulate ? padd(ploadu<P>(d), kb.packet[r]) : kb.packet[r]);
             }
         }
+#endif
 }
 /// dst[j * L + l] = src[l][j] for j < count, l < L (L = lane_count<T>): the
 /// same run of pixels of L images interleaved, one vector per pixel. A null
