@@ -78,4 +78,25 @@ TEST_CASE("lane_sums: each vector's lanes summed, any count (whole groups of lan
     }
 }
 
+template <class T>
+void check_transpose_lanes() {
+    namespace d = ssl::backend::host::detail;
+    constexpr std::size_t L = d::vreg_lanes<T>;
+    std::vector<T> m(L * L);
+    for (std::size_t i = 0; i < L * L; ++i) m[i] = T(i);
+    d::vreg<T> r[L];
+    for (std::size_t i = 0; i < L; ++i) d::vload<T>(r[i], m.data() + i * L);
+    d::transpose_lanes<T>(r);
+    for (std::size_t j = 0; j < L; ++j) {
+        T row[L];
+        d::vstore<T>(row, r[j]);
+        for (std::size_t i = 0; i < L; ++i) CHECK(row[i] == m[i * L + j]);
+    }
+}
+
+TEST_CASE("transpose_lanes: an L x L block held in L vectors, transposed (float, double)") {
+    check_transpose_lanes<float>();
+    check_transpose_lanes<double>();
+}
+
 }  // namespace test_small_gemm
