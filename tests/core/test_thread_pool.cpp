@@ -77,36 +77,49 @@ TEST_CASE("thread pool: spinning and sleeping workers both take every job") {
     const auto spin = ssl::spin_wait();
     CHECK(spin == 200us);  // the default
     CHECK_THROWS_AS(ssl::set_spin_wait(-1us), ssl::value_error);
-    ssl::set_num_threads(4);  // more threads than this machine's cores: spinners share them
-    for (const auto s : {0us, 1us, 200us, 20000us}) {
-        CAPTURE(s.count());
-        ssl::set_spin_wait(s);
-        CHECK(ssl::spin_wait() == s);
-        long long expected = 0;
-        std::atomic<long long> sum{0};
-        for (int round = 0; round < 200; ++round) {
-            // every 50th round the workers have been idle longer than 1 and
-            // 200 us: they sleep and must be woken; otherwise they spin
-            if (round % 50 == 49) std::this_thread::sleep_for(2ms);
-            const std::size_t tasks = 1 + round % 9;
-            ssl::parallel_for(tasks, [&](std::size_t i, std::size_t w) {
-                CHECK(w < 4);
-                sum += static_cast<long long>(i + 1);
-            });
-            expected += static_cast<long long>(tasks * (tasks + 1) / 2);
+    CHECK_THROWS_AS(ssl::set_spin_wait(2s), ssl::value_error);  // at most 1 s
+    // 2 threads spin (where the machine has 2 hardware threads); 5 are more
+    // than this machine's and CI's cores: that pool must not spin
+    for (const std::size_t threads : {2u, 5u}) {
+        ssl::set_num_threads(threads);
+        for (const auto s : {0us, 1us, 200us, 20000us}) {
+            CAPTURE(threads);
+            CAPTURE(s.count());
+            ssl::set_spin_wait(s);
+            CHECK(ssl::spin_wait() == s);
+            long long expected = 0;
+            std::atomic<long long> sum{0};
+            for (int round = 0; round < 200; ++round) {
+                // every 50th round the workers have been idle longer than 1
+                // and 200 us: they sleep and must be woken; otherwise they spin
+                if (round % 50 == 49) std::this_thread::sleep_for(2ms);
+                const std::size_t tasks = 1 + round % 9;
+                ssl::parallel_for(tasks, [&](std::size_t i, std::size_t w) {
+                    CHECK(w < threads);
+                    sum += static_cast<long long>(i + 1);
+                });
+                expected += static_cast<long long>(tasks * (tasks + 1) / 2);
+            }
+            CHECK(sum.load() == expected);
+            CHECK_THROWS_AS(ssl::parallel_for(8, [](std::size_t i, std::size_t) {
+                                if (i == 7) throw std::runtime_error("task 7");
+                            }),
+                            std::runtime_error);
+            // resizing stops workers that may be spinning
+            ssl::set_num_threads(3);
+            std::atomic<int> c{0};
+            ssl::parallel_for(30, [&](std::size_t, std::size_t) { c++; });
+            CHECK(c.load() == 30);
+            ssl::set_num_threads(threads);
         }
-        CHECK(sum.load() == expected);
-        CHECK_THROWS_AS(ssl::parallel_for(8, [](std::size_t i, std::size_t) {
-                            if (i == 7) throw std::runtime_error("task 7");
-                        }),
-                        std::runtime_error);
-        // resizing stops workers that may be spinning
-        ssl::set_num_threads(3);
-        std::atomic<int> c{0};
-        ssl::parallel_for(30, [&](std::size_t, std::size_t) { c++; });
-        CHECK(c.load() == 30);
-        ssl::set_num_threads(4);
     }
+    // a spinning worker sees the pool stop at once, not at the end of its spin
+    ssl::set_num_threads(2);
+    ssl::set_spin_wait(1s);
+    ssl::parallel_for(4, [](std::size_t, std::size_t) {});
+    const auto t0 = std::chrono::steady_clock::now();
+    ssl::set_num_threads(2);
+    CHECK(std::chrono::steady_clock::now() - t0 < 500ms);
     ssl::set_spin_wait(spin);
     ssl::set_num_threads(n);
 }

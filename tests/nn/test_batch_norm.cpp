@@ -107,6 +107,22 @@ TEST_CASE("batch_norm1d: float statistics stay exact far from zero (sums shifted
     }
 }
 
+TEST_CASE("batch_norm1d: an outlying first row does not cost the float statistics their precision") {
+    batch_norm1d<float> bn({2, 1.0});
+    auto x = ref::random<float>({4096, 2}, 6, -1.0, 1.0);
+    x[0] = 300.0f;
+    x[1] = -300.0f;
+    bn.forward(x);
+    for (std::size_t c = 0; c < 2; ++c) {
+        double m = 0, v = 0;
+        for (std::size_t n = 0; n < 4096; ++n) m += x[n * 2 + c];
+        m /= 4096;
+        for (std::size_t n = 0; n < 4096; ++n) v += (x[n * 2 + c] - m) * (x[n * 2 + c] - m);
+        CHECK(bn.running_mean()[c] == doctest::Approx(m).epsilon(1e-6));
+        CHECK(bn.running_var()[c] == doctest::Approx(v / 4095).epsilon(1e-6));
+    }
+}
+
 TEST_CASE("batch_norm: backward_relu with the masked gradient out") {
     batch_norm2d<double> bn({3});
     bn.weight().value.assign(ref::random<double>({3}, 5, 0.5, 2.0));

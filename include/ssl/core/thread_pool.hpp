@@ -89,9 +89,11 @@ public:
         return std::chrono::microseconds(spin_us_.load(std::memory_order_relaxed));
     }
     void set_spin_wait(std::chrono::microseconds t) {
-        require(t.count() >= 0, "set_spin_wait: negative duration ", t.count(), " us");
+        require(t.count() >= 0 && t <= max_spin, "set_spin_wait: ", t.count(), " us is outside [0, ",
+                max_spin.count(), "] us");
         spin_us_.store(t.count(), std::memory_order_relaxed);
     }
+    static constexpr std::chrono::microseconds max_spin{1000000};
 
 private:
     static std::size_t default_threads() {
@@ -104,23 +106,28 @@ private:
         _mm_pause();
 #endif
     }
-    /// Polls ready() for up to spin_wait(); true when it became true.
+    /// Polls ready() for up to spin_wait(); true when it became true. No
+    /// spinning when the pool has more threads than the machine has
+    /// hardware threads (a spinner would hold a core another thread needs),
+    /// and a yield now and then for containers limited to fewer cores.
     template <class Ready>
     bool spin_until(Ready ready) const {
         const auto limit = spin_wait();
-        if (limit.count() == 0) return ready();
+        if (limit.count() == 0 || oversubscribed_) return ready();
         const auto until = std::chrono::steady_clock::now() + limit;
-        for (;;) {
+        for (unsigned round = 1;; ++round) {
             for (int i = 0; i < 64; ++i) {
                 if (ready()) return true;
                 cpu_relax();
             }
             if (std::chrono::steady_clock::now() >= until) return ready();
+            if (round % 16 == 0) std::this_thread::yield();
         }
     }
 
     void start(std::size_t n) {
         quit_.store(false, std::memory_order_relaxed);
+        oversubscribed_ = n > default_threads();
         // New workers must not take the last job (already done) for a new one.
         const std::size_t current = generation_.load(std::memory_order_relaxed);
         for (std::size_t w = 1; w < n; ++w) workers_.emplace_back([this, w, current] { loop(w, current); });
@@ -157,9 +164,10 @@ private:
 
     void loop(std::size_t w, std::size_t seen) {
         for (;;) {
-            // stop() sets quit_ and notifies: a spinning worker sees it when
-            // its spin ends and it goes to the condition variable.
-            if (!spin_until([&] { return generation_.load(std::memory_order_acquire) != seen; })) {
+            if (!spin_until([&] {
+                    return quit_.load(std::memory_order_acquire) ||
+                           generation_.load(std::memory_order_acquire) != seen;
+                })) {
                 std::unique_lock lk(mu_);
                 cv_.wait(lk, [&] { return quit_.load(std::memory_order_relaxed) || generation_.load(std::memory_order_acquire) != seen; });
             }
@@ -184,6 +192,7 @@ private:
     std::atomic<std::size_t> generation_{0};
     std::atomic<long long> spin_us_{200};
     std::atomic<bool> quit_{false};
+    bool oversubscribed_ = false;  // more threads than hardware threads: no spinning
     std::exception_ptr error_;
     static inline thread_local bool in_task_ = false;
 };
@@ -193,8 +202,9 @@ private:
 /// Sets the number of host threads used by ssl's parallel kernels.
 inline void set_num_threads(std::size_t n) { detail::thread_pool::instance().resize(n); }
 /// How long idle pool threads poll for the next parallel_for before they
-/// sleep (default 200 us; 0: sleep at once, for machines shared with other
-/// busy processes).
+/// sleep (default 200 us, at most 1 s; 0: sleep at once, for machines shared
+/// with other busy processes). Pools with more threads than the machine has
+/// hardware threads never spin.
 inline void set_spin_wait(std::chrono::microseconds t) { detail::thread_pool::instance().set_spin_wait(t); }
 /// The current polling time of idle pool threads (set_spin_wait).
 inline std::chrono::microseconds spin_wait() { return detail::thread_pool::instance().spin_wait(); }

@@ -247,9 +247,9 @@ private:
 
     /// (N, C) forward: channels are contiguous, so the vectors run across
     /// channels. Parallel over blocks of `lanes` channels, each block whole:
-    /// statistics over the N rows (shifted sums with K = the first row, in T
-    /// over at most 64 rows, then in double), then its outputs, while its
-    /// N x lanes values are still in cache.
+    /// statistics over the N rows (shifted sums with K = the mean of the
+    /// first 64 rows, in T over at most 64 rows, then in double), then its
+    /// outputs, while its N x lanes values are still in cache.
     void forward_rows(const tensor<T>& x, cache_type& c, const T* shortcut, bool relu, tensor<T>& y) {
         const std::size_t n = x.dim(0), C = cfg_.channels, blocks = (C + lanes - 1) / lanes;
         tensor<T> coef({2, C});
@@ -257,8 +257,16 @@ private:
             const std::size_t ch0 = blk * lanes, w = std::min(lanes, C - ch0);
             const row_block rb{ch0, w, C};
             if (c.batch_stats) {
-                vec K;
-                rb.load(K, x.data(), 0);
+                // K: the mean of the first (up to) 64 rows, so that one
+                // outlying first row does not cost the float sums precision
+                const std::size_t nk = std::min<std::size_t>(n, 64);
+                vec K{};
+                for (std::size_t b = 0; b < nk; ++b) {
+                    vec v;
+                    rb.load(v, x.data(), b);
+                    K += v;
+                }
+                K /= static_cast<T>(nk);
                 double s1[lanes] = {}, s2[lanes] = {};
                 for (std::size_t r0 = 0; r0 < n; r0 += 64) {
                     vec a{}, q{};

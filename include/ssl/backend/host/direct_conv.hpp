@@ -151,9 +151,8 @@ inline void input_tile(const T* Wt, std::size_t co, const T* dy, std::size_t k0,
 template <class T, std::size_t MB, std::size_t NK>
 inline void weight_tile(const T* DY, const T* Z, std::size_t k0, const conv_geometry& q, const layout& lo, T* dW) {
     constexpr std::size_t L = host::detail::vreg_lanes<T>;
-    vreg<T> acc[MB][NK];
-    for (std::size_t i = 0; i < MB; ++i)
-        for (std::size_t j = 0; j < NK; ++j) acc[i][j] = vreg<T>{};
+    vreg<T> acc[MB * NK];  // (i, j) at i * NK + j
+    for (auto& a : acc) a = vreg<T>{};
     std::size_t off[NK];
     for (std::size_t j = 0; j < NK; ++j) off[j] = tap_offset(k0 + j, q, lo) * L;
     std::size_t p = 0;
@@ -164,10 +163,10 @@ inline void weight_tile(const T* DY, const T* Z, std::size_t k0, const conv_geom
             for (std::size_t i = 0; i < MB; ++i) vload<T>(a[i], DY + (i * lo.P + p) * L);
             for (std::size_t j = 0; j < NK; ++j) vload<T>(b[j], z + off[j]);
             for (std::size_t i = 0; i < MB; ++i)
-                for (std::size_t j = 0; j < NK; ++j) acc[i][j] += a[i] * b[j];
+                for (std::size_t j = 0; j < NK; ++j) acc[i * NK + j] += a[i] * b[j];
         }
     T s[MB * NK];
-    host::detail::lane_sums<T>(&acc[0][0], MB * NK, s);
+    host::detail::lane_sums<T>(acc, MB * NK, s);
     for (std::size_t i = 0; i < MB; ++i)
         for (std::size_t j = 0; j < NK; ++j) dW[i * lo.K + k0 + j] += s[i * NK + j];
 }

@@ -78,6 +78,16 @@ inline void fold_levels(vreg<T>* r, std::size_t count) {
 template <class T>
 inline void lane_sums(const vreg<T>* v, std::size_t n, T* out) {
     constexpr std::size_t L = vreg_lanes<T>;
+#if !defined(__AVX512F__)
+    // GCC lowers the 64-byte two-input shuffles to scalar code on narrower
+    // targets: plain sums there
+    for (std::size_t i = 0; i < n; ++i) {
+        T s = 0;
+        for (std::size_t l = 0; l < L; ++l) s += v[i][l];
+        out[i] = s;
+    }
+    return;
+#endif
     for (std::size_t g = 0; g < n; g += L) {
         const std::size_t m = std::min(L, n - g);
         vreg<T> r[L];
