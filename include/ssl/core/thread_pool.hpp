@@ -199,7 +199,9 @@ private:
 
 }  // namespace detail
 
-/// Sets the number of host threads used by ssl's parallel kernels.
+/// Sets the number of host threads used by ssl's parallel kernels. A set-up
+/// call: make it while no other thread runs ssl work (the pool's workers are
+/// stopped and restarted).
 inline void set_num_threads(std::size_t n) { detail::thread_pool::instance().resize(n); }
 /// How long idle pool threads poll for the next parallel_for before they
 /// sleep (default 200 us, at most 1 s; 0: sleep at once, for machines shared
