@@ -21,7 +21,8 @@ headers under include/ssl/:
   Features: global average pool (128 at width 16).
 * SimCLR: projector Linear(no bias) - BN1d - ReLU - Linear, 2048 hidden, 128
   out; NT-Xent with temperature 0.2 (images under 32 px); two views from one
-  pipeline: random resized crop scale (0.2, 1) ratio (3/4, 4/3), flip 0.5,
+  pipeline: random resized crop scale (0.5, 1) below 32 px (ssl's
+  simclr_config), ratio (3/4, 4/3), flip 0.5,
   color jitter (0.4, 0.4, 0.4, 0.1) p 0.8, grayscale p 0.2, normalize. No
   blur at 28 px (the preset drops it at or below 32 px).
 * BYOL: projector and predictor of the same MLP shape, 1024 hidden, 128 out;
@@ -250,7 +251,8 @@ class Augment:
 
     # ---- the method's views ----
     def simclr_view(self, x):
-        scale = self.crop_scale(0.2 if self.size < 32 else 0.08)
+        # ssl's simclr_config: at least half the image below 32 px
+        scale = self.crop_scale(0.5 if self.size < 32 else 0.08)
         v = self.random_resized_crop(x, scale)
         v = self.flip(v)
         v = self.color_jitter(v, 0.4, 0.4, 0.8)

@@ -17,13 +17,17 @@ using simclr = method<Backbone, augment::two_views, head::mlp<float>, loss::cont
 
 /// The paper's settings for images of `size` pixels with `channels`
 /// channels: temperature 0.5 (the CIFAR recipe), 0.2 for images under 32
-/// pixels, which worked better at small batch sizes.
+/// pixels, which worked better at small batch sizes; and for images under
+/// 32 pixels a random resized crop of at least half the image (the shared
+/// small-image default is 0.2): on 28-px Fashion-MNIST, 5 epochs, kNN
+/// 82.62 +- 0.21 against 82.05 +- 0.28 over seeds 0-2, linear probe level
+/// (bench/README.md).
 template <class Backbone = resnet18<float>>
 typename simclr<Backbone>::config simclr_config(const typename Backbone::options_type& backbone, std::size_t size,
                                                 std::size_t channels) {
     typename simclr<Backbone>::config c;
     c.backbone = backbone;
-    c.augment = {size, channels};
+    c.augment = {size, channels, size < augment::small_image_size ? 0.5 : 0.0};
     c.head = {2048, 128, true};
     c.loss = {size < 32 ? 0.2 : 0.5};
     return c;

@@ -62,6 +62,16 @@ TEST_CASE("simclr trains on synthetic images") {
     check_learns(m, "simclr", 0.1, 4);
 }
 
+TEST_CASE("simclr_config: crops of at least half the image below 32 px, the shared recipe's from 32 px") {
+    namespace aug = ssl::augment;
+    const auto small = ssl::simclr_config(small_net, 28, 1);
+    CHECK(small.augment.crop_min_scale == 0.5);
+    CHECK(aug::two_views(small.augment).pipelines()[1].find<aug::random_resized_crop>()->scale == aug::range{0.5, 1.0});
+    const auto large = ssl::simclr_config(small_net, 32, 3);
+    CHECK(large.augment.crop_min_scale == 0.0);
+    CHECK(aug::two_views(large.augment).pipelines()[0].find<aug::random_resized_crop>()->scale == aug::range{0.08, 1.0});
+}
+
 TEST_CASE("byol trains on synthetic images, the target follows by EMA") {
     auto c = ssl::byol_config(small_net, 16, 1);
     c.head = {{128, 32, true}, {128, 32, true}};
