@@ -53,6 +53,7 @@ struct train_summary {
     double first_loss = 0, last_loss = 0;
     bool interrupted = false;
     std::vector<double> epoch_loss;  ///< mean loss per epoch
+    std::vector<double> step_loss;   ///< the loss of every step of this run, in order
 };
 
 namespace detail {
@@ -178,6 +179,7 @@ public:
                 ++s.steps;
                 images += b.images.dim(0);
                 epoch_loss += r.loss;
+                s.step_loss.push_back(r.loss);
                 if (s.steps == 1) s.first_loss = r.loss;
                 s.last_loss = r.loss;
                 const double el = seconds_since(t_run);
