@@ -37,7 +37,7 @@ headers under include/ssl/:
   0/90/180/270 degrees clockwise (labels 0-3, same crop and flip for the four)
   in one batch of 4N; a 4-way linear classifier; cross entropy.
 * InstDisc (NPID, Wu et al. 2018; include/ssl/instdisc.hpp, loss/nce.hpp,
-  target/memory_bank.hpp): one SimCLR view per image (augment::one_view);
+  target_update/memory_bank.hpp): one SimCLR view per image (augment::one_view);
   head Linear(feature_dim, 128) with bias, then L2 normalize
   (head::embedding); a memory bank V (N, 128), N = the number of training
   images, each row uniform in [-sqrt(3/d), sqrt(3/d)] and then normalized,
@@ -440,7 +440,7 @@ class BankScores(torch.autograd.Function):
 
 class InstDisc(nn.Module):
     """InstDisc / NPID with NCE against a memory bank, as ssl::instdisc
-    (include/ssl/instdisc.hpp, loss/nce.hpp, target/memory_bank.hpp)."""
+    (include/ssl/instdisc.hpp, loss/nce.hpp, target_update/memory_bank.hpp)."""
 
     Z_MODES = ("until-filled", "first-batch", "every-batch")
 

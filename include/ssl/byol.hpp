@@ -8,7 +8,7 @@
 #include "head/mlp.hpp"
 #include "loss/policies.hpp"
 #include "method.hpp"
-#include "target/ema.hpp"
+#include "target_update/ema.hpp"
 
 namespace ssl {
 

@@ -6,7 +6,7 @@
 // over the whole data set every epoch (PCA-whitened to 256 dimensions,
 // L2-normalised), the classifier re-initialised after each reassignment, and
 // each epoch sampled uniformly over the pseudo-labels
-// (target/cluster.hpp says how and where this differs from the paper).
+// (target_update/cluster.hpp says how and where this differs from the paper).
 //
 // The paper's settings (ImageNet, AlexNet/VGG-16 with Sobel input): k = 10000
 // clusters for 1.28M images, reassignment every epoch, PCA to 256 + L2,
@@ -24,7 +24,7 @@
 #include "head/mlp.hpp"
 #include "loss/cluster_losses.hpp"
 #include "method.hpp"
-#include "target/cluster.hpp"
+#include "target_update/cluster.hpp"
 
 namespace ssl {
 

@@ -5,7 +5,7 @@
 // 0/90/180/270 degrees (augment::rotations, the four stacked into one batch),
 // targets that are (rotation x level-1 cluster) super-classes and level-2
 // sub-clusters inside each level-1 cluster (hierarchical k-means,
-// target/hierarchical_cluster.hpp), a super-class classifier plus one
+// target_update/hierarchical_cluster.hpp), a super-class classifier plus one
 // sub-class classifier per super-class (head::hierarchical_classifier), and
 // the loss CE(super-class) + CE(sub-class) (loss::hierarchical_classification).
 //
@@ -25,7 +25,7 @@
 #include "head/multi_classifier.hpp"
 #include "loss/cluster_losses.hpp"
 #include "method.hpp"
-#include "target/hierarchical_cluster.hpp"
+#include "target_update/hierarchical_cluster.hpp"
 
 namespace ssl {
 

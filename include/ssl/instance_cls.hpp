@@ -19,7 +19,7 @@
 //                 k hardest wrong classes only (loss/instance_ce.hpp)
 //   target        target::instance_classifier: owns the N x 128 weights,
 //                 sharded by class, initialised from the raw features of the
-//                 untrained network (target/instance_classifier.hpp)
+//                 untrained network (target_update/instance_classifier.hpp)
 // The classifier's shards are trained by the same optimizer as the network
 // ("target.classifier.shard_NNN").
 #include "augment/policies.hpp"
@@ -27,7 +27,7 @@
 #include "head/mlp.hpp"
 #include "loss/instance_ce.hpp"
 #include "method.hpp"
-#include "target/instance_classifier.hpp"
+#include "target_update/instance_classifier.hpp"
 
 namespace ssl {
 

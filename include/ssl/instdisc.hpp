@@ -11,7 +11,7 @@
 //                          feature, then fixed (memory_bank_config::z;
 //                          z_estimate::first_batch is the paper's literal
 //                          rule, which diverges on small data sets: see
-//                          target/memory_bank.hpp), plus the proximal term
+//                          target_update/memory_bank.hpp), plus the proximal term
 //                          lambda ||f - v||^2 (sec. 3.3, lambda = 30) for
 //                          instances that already have a memory
 //                                                        (loss::instance_nce)
@@ -32,7 +32,7 @@
 #include "head/embedding.hpp"
 #include "loss/nce.hpp"
 #include "method.hpp"
-#include "target/memory_bank.hpp"
+#include "target_update/memory_bank.hpp"
 
 namespace ssl {
 

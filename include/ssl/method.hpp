@@ -12,7 +12,7 @@
 // and after the optimizer's update, target_update.after_step(...); at the start
 // of each epoch the trainer calls begin_epoch, which lets a target update
 // recompute pseudo-labels over the whole data set and choose the sample order
-// (target/protocol.hpp says what a target update may provide).
+// (target_update/protocol.hpp says what a target update may provide).
 // Types choose the structure; the `config` struct chooses hyperparameters.
 #include <algorithm>
 #include <cmath>
@@ -27,7 +27,7 @@
 #include "core/tensor.hpp"
 #include "core/views.hpp"
 #include "nn/parameter.hpp"
-#include "target/protocol.hpp"
+#include "target_update/protocol.hpp"
 
 namespace ssl {
 
@@ -65,7 +65,7 @@ class method {
         };
     static_assert(targets_take_ids ||
                       requires(target_state& s, const std::vector<tensor<float>>& v) { s.targets(v); },
-                  "ssl::method: the target update's state needs targets(views, ids) (target/protocol.hpp)");
+                  "ssl::method: the target update's state needs targets(views, ids) (target_update/protocol.hpp)");
     static auto call_targets(target_state& s, const std::vector<tensor<float>>& v, std::span<const std::size_t> ids) {
         if constexpr (targets_take_ids)
             return s.targets(v, ids);
@@ -168,7 +168,7 @@ public:
 
     /// Called by the trainer before the first batch of every epoch: a target
     /// update that recomputes pseudo-labels, re-initialises a head or picks
-    /// the sample order does it here (target/protocol.hpp). Targets without
+    /// the sample order does it here (target_update/protocol.hpp). Targets without
     /// begin_epoch get an empty plan.
     epoch_plan begin_epoch(const data::image_dataset& data, std::size_t epoch, std::uint64_t seed,
                            bool resumed_mid_epoch = false) {

@@ -8,7 +8,7 @@
 // against its key and a queue of K = 65536 earlier keys, temperature 0.2:
 //   L_q = -log( exp(q.k+ / tau) / (exp(q.k+ / tau) + sum_{k- in queue} exp(q.k- / tau)) ).
 // After each step the key encoder follows by momentum and the batch's keys
-// replace the oldest keys of the queue (target/queue.hpp, loss/info_nce.hpp).
+// replace the oldest keys of the queue (target_update/queue.hpp, loss/info_nce.hpp).
 //
 // Choices:
 //  - Head: MoCo v2's MLP is fc - ReLU - fc with NO batch norm (the reference
@@ -57,7 +57,7 @@
 #include "head/mlp.hpp"
 #include "loss/info_nce.hpp"
 #include "method.hpp"
-#include "target/queue.hpp"
+#include "target_update/queue.hpp"
 
 namespace ssl {
 

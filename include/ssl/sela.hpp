@@ -6,7 +6,7 @@
 // cross entropy against pseudo-labels found by Sinkhorn-Knopp with
 // equal-size clusters over the whole data set (lambda 25), re-optimised L
 // times over the run on a quadratically spaced schedule, denser early
-// (target/sinkhorn.hpp).
+// (target_update/sinkhorn.hpp).
 //
 // The paper's settings: ImageNet K = 3000, H = 10 heads (its best model,
 // [3k x 10]), L = 80-100 label optimisations over 200-400 epochs, lambda = 25,
@@ -28,7 +28,7 @@
 #include "head/multi_classifier.hpp"
 #include "loss/cluster_losses.hpp"
 #include "method.hpp"
-#include "target/sinkhorn.hpp"
+#include "target_update/sinkhorn.hpp"
 
 namespace ssl {
 

@@ -8,7 +8,7 @@
 #include "head/mlp.hpp"
 #include "loss/policies.hpp"
 #include "method.hpp"
-#include "target/none.hpp"
+#include "target_update/none.hpp"
 
 namespace ssl {
 

@@ -1,4 +1,4 @@
-// The target-update protocol (target/protocol.hpp) through the trainer:
+// The target-update protocol (target_update/protocol.hpp) through the trainer:
 // targets(views, ids) reaches the loss, after_step sees the batch ids and
 // online outputs, begin_epoch runs before each epoch and may choose the
 // sample order and reset a head's optimizer state, and a resumed run tells

@@ -91,7 +91,7 @@ struct loss_output {
 ///   compute(online outputs per view, targets, labels) -> loss_output
 /// where `targets` is what the target update's state provides (Targets):
 /// target outputs per view for none and ema (may be empty), bank rows,
-/// pseudo-labels, ... for the others (target/protocol.hpp).
+/// pseudo-labels, ... for the others (target_update/protocol.hpp).
 template <class L, class Targets = std::vector<tensor<float>>>
 concept loss_policy = requires(const L& l, const std::vector<tensor<float>>& o, const Targets& t,
                                std::span<const std::int64_t> y) {

@@ -1,6 +1,6 @@
 #pragma once
 // Method-level losses of the clustering methods (ssl::loss_policy), and the
-// pseudo-label batches their target updates hand them (target/protocol.hpp:
+// pseudo-label batches their target updates hand them (target_update/protocol.hpp:
 // the target's targets(views, ids) returns one of these, the method passes
 // it to compute unchanged).
 //

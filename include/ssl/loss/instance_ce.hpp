@@ -9,7 +9,7 @@
 // Inputs: features F (B, D) (online outputs, NOT normalised: the loss
 // L2-normalises them and backpropagates through it), the classifier weights
 // W (N, D) held as S shards of R rows (shard s holds classes [s R, s R + R_s),
-// the last one may be shorter; target/instance_classifier.hpp owns them), and
+// the last one may be shorter; target_update/instance_classifier.hpp owns them), and
 // the label y_i of every row (its instance id). With u_i = f_i / ||f_i||,
 // v_j = w_j / ||w_j|| (norm floor `eps`, as F.normalize) and temperature tau,
 //   z_ij = u_i . v_j / tau                                  (cosine logits)

@@ -1,7 +1,7 @@
 #pragma once
 // The losses of InstDisc (Wu, Xiong, Yu, Lin, "Unsupervised Feature Learning
 // via Non-Parametric Instance Discrimination", CVPR 2018) against a memory
-// bank V (N, d) of unit vectors (target/memory_bank.hpp). f_b (B, d) are the
+// bank V (N, d) of unit vectors (target_update/memory_bank.hpp). f_b (B, d) are the
 // online features of the batch (the head's L2-normalized output), i_b their
 // instance indices, tau the temperature. Gradients are with respect to f; the
 // bank is a constant.
@@ -85,7 +85,7 @@
 #include "../core/tensor.hpp"
 #include "../core/thread_pool.hpp"
 #include "../core/views.hpp"
-#include "../target/memory_bank.hpp"
+#include "../target_update/memory_bank.hpp"
 
 namespace ssl::loss {
 

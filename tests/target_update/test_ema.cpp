@@ -2,8 +2,8 @@
 
 #include <ssl/backbone/resnet.hpp>
 #include <ssl/head/mlp.hpp>
-#include <ssl/target/ema.hpp>
-#include <ssl/target/none.hpp>
+#include <ssl/target_update/ema.hpp>
+#include <ssl/target_update/none.hpp>
 
 #include <cmath>
 #include <numbers>

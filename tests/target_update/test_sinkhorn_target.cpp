@@ -5,7 +5,7 @@
 #include <ssl/data/synthetic.hpp>
 #include <ssl/io/checkpoint.hpp>
 #include <ssl/sela.hpp>
-#include <ssl/target/sinkhorn.hpp>
+#include <ssl/target_update/sinkhorn.hpp>
 
 #include <filesystem>
 #include <unistd.h>

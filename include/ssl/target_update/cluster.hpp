@@ -4,7 +4,7 @@
 // Features", ECCV 2018).
 //
 // Every `reassign_every` epochs (the paper: every epoch), before the epoch's
-// first batch (begin_epoch, target/protocol.hpp):
+// first batch (begin_epoch, target_update/protocol.hpp):
 //   1. backbone features of the whole data set, eval mode, eval transform
 //      (the paper: centre crop, no augmentation);
 //   2. PCA-whitened to 256 dimensions (or the feature width, if smaller) and

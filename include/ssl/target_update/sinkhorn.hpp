@@ -81,7 +81,7 @@ struct sinkhorn_labels_config {
     double lambda = 25;        ///< the transport problem's lambda (SeLa: 25)
     double tolerance = 0.1;    ///< marginal error at which Sinkhorn-Knopp stops (SeLa: 0.1)
     std::size_t heads = 1;     ///< used only when the head does not say (head::multi_classifier does)
-    std::size_t instances = 0; ///< data-set size (see target/cluster.hpp); 0: from the data set
+    std::size_t instances = 0; ///< data-set size (see target_update/cluster.hpp); 0: from the data set
     bool random_initial_labels = false;  ///< train on random balanced labels until update 1
     std::size_t chunk = 256;   ///< images per forward when computing head outputs
 };

@@ -5,7 +5,7 @@
 #include <ssl/data/synthetic.hpp>
 #include <ssl/head/embedding.hpp>
 #include <ssl/io/checkpoint.hpp>
-#include <ssl/target/memory_bank.hpp>
+#include <ssl/target_update/memory_bank.hpp>
 
 #include <algorithm>
 #include <cmath>

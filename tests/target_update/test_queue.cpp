@@ -3,7 +3,7 @@
 #include <ssl/backbone/resnet.hpp>
 #include <ssl/head/mlp.hpp>
 #include <ssl/io/checkpoint.hpp>
-#include <ssl/target/queue.hpp>
+#include <ssl/target_update/queue.hpp>
 #include <ssl/testing/gradcheck.hpp>
 
 #include <algorithm>

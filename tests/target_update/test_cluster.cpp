@@ -7,8 +7,8 @@
 #include <ssl/deepcluster.hpp>
 #include <ssl/deepercluster.hpp>
 #include <ssl/io/checkpoint.hpp>
-#include <ssl/target/cluster.hpp>
-#include <ssl/target/hierarchical_cluster.hpp>
+#include <ssl/target_update/cluster.hpp>
+#include <ssl/target_update/hierarchical_cluster.hpp>
 
 #include <filesystem>
 #include <map>

@@ -63,7 +63,7 @@ struct hierarchical_clusters_config {
     std::size_t rotations = 4;           ///< rows per image (augment::rotations)
     bool uniform_sampling = true;        ///< the epoch's order uniform over leaf clusters (c1, c2)
     bool reinit_head = true;
-    std::size_t instances = 0;           ///< data-set size (see target/cluster.hpp); 0: from the data set
+    std::size_t instances = 0;           ///< data-set size (see target_update/cluster.hpp); 0: from the data set
     std::size_t chunk = 256;
 };
 
