@@ -108,7 +108,6 @@ ssl::instdisc<>& instdisc_model() {
 void bench_bank(benchmark::State& st) {
     auto& m = instdisc_model();
     auto& target = m.target();
-    const std::vector<ssl::tensor<float>> no_views;
     std::vector<ssl::tensor<float>> online{unit_features(g_batch, 128, 1)};
     std::size_t s = target.step();
     auto one = [&](bool record) {
@@ -116,14 +115,14 @@ void bench_bank(benchmark::State& st) {
         online[0] = unit_features(g_batch, 128, s + 100);
         const double c0 = process_cpu_ms();
         const auto t0 = clock_type::now();
-        auto t = target.targets(no_views, ids);
+        auto t = target.targets(ids, online[0]);
         const double a = ms_since(t0);
         const auto t1 = clock_type::now();
         auto out = m.loss().compute(online, t, {});
         benchmark::DoNotOptimize(out.value);
         const double b = ms_since(t1);
         const auto t2 = clock_type::now();
-        target.after_step(m.backbone(), m.head(), ssl::target_step<float>{s, 1000, 0, ids, &online});
+        target.after_step(m.backbone(), m.head(), std::move(t), ssl::target_step{s, 1000, 0});
         const double c = ms_since(t2);
         const double cpu = process_cpu_ms() - c0;
         ++s;
@@ -154,7 +153,7 @@ void run_steps(benchmark::State& st, M& m, std::vector<double>& out, std::vector
         auto r = m.train_step(images, ids, ctx);
         benchmark::DoNotOptimize(r.loss);
         opt.step();
-        m.after_step(ctx);
+        m.after_step(std::move(r), ctx);
         const double t = ms_since(t0);
         ++s;
         if (record) {

@@ -27,9 +27,9 @@ struct instdisc_spec {
     static auto config(const run_options& o, const ssl::data::image_dataset& d, std::size_t instances) {
         auto c = ssl::instdisc_config<B>(backbone_options(o, d), d.height(), d.channels(), instances);
         apply_bank_options(c, o);
-        if (o.nce_z == "first-batch") c.target.z = ssl::target::z_estimate::first_batch;
-        if (o.nce_z == "until-filled") c.target.z = ssl::target::z_estimate::until_filled;
-        if (o.nce_z == "every-batch") c.target.z = ssl::target::z_estimate::every_batch;
+        if (o.nce_z == "first-batch") c.loss.z = ssl::loss::z_estimate::first_batch;
+        if (o.nce_z == "until-filled") c.loss.z = ssl::loss::z_estimate::until_filled;
+        if (o.nce_z == "every-batch") c.loss.z = ssl::loss::z_estimate::every_batch;
         return c;
     }
 };

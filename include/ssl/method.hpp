@@ -4,15 +4,15 @@
 //   ssl::method<Backbone, Augmentation, Head, Loss, TargetUpdate>
 //
 // One training step, whatever the paper:
-//   views   = augmentation.make_views(images)             (+ pretext labels)
-//   online  = head(backbone(view)) for every view         (caches kept)
-//   targets = target_update.targets(views, ids)           (EMA copy, bank rows, labels, or none)
-//   loss    = loss.compute(online, targets, labels)       (value + dL/d online)
-//   backward through head and backbone for every view     (gradients accumulate)
-// and after the optimizer's update, target_update.after_step(...); at the start
-// of each epoch the trainer calls begin_epoch, which lets a target update
-// recompute pseudo-labels over the whole data set and choose the sample order
-// (target_update/protocol.hpp says what a target update may provide).
+//   views   = augmentation.make_views(images)   view batch: views, specs (row maps, branches), targets
+//   online  = head(backbone(view)) per view     (caches kept)
+//   batch   = target_update.targets(input)      EMA outputs, bank rows, pseudo-labels, or nothing
+//   loss    = loss.compute(online, batch, views) value + dL/d online per view
+//   backward through head and backbone per view (gradients accumulate)
+// train_step returns the step's outcome with the target batch in it; after the
+// optimizer's update, after_step hands that batch back to the target update,
+// which consumes it (target_update/protocol.hpp). begin_epoch runs before
+// every epoch. The method keeps no state between the phases.
 // Types choose the structure; the `config` struct chooses hyperparameters.
 #include <algorithm>
 #include <cmath>
@@ -55,32 +55,21 @@ class method {
     static_assert(head_policy<Head>,
                   "ssl::method: the third policy must be a head (ssl::head_policy concept: a layer built as Head(config, "
                   "in_features, seed) with out_features() and target_part())");
-    static_assert(requires { typename TargetUpdate::config_type; typename TargetUpdate::template state<Backbone, Head>; },
-                  "ssl::method: the fifth policy must be a target update (config_type and a nested "
-                  "template state<Backbone, Head>, e.g. ssl::target::none or ssl::target::ema)");
+    static_assert(target_policy<TargetUpdate, Backbone, Head>,
+                  "ssl::method: the fifth policy must be a target update (ssl::target_policy concept: config_type and "
+                  "a nested state<Backbone, Head> with targets(target_input) -> batch, after_step(backbone, head, "
+                  "batch&&, target_step) -> target_request and for_each_state; e.g. ssl::target::none or "
+                  "ssl::target::ema; target_update/protocol.hpp)");
     using target_state = typename TargetUpdate::template state<Backbone, Head>;
-    static constexpr bool targets_take_ids =
-        requires(target_state& s, const std::vector<tensor<float>>& v, std::span<const std::size_t> ids) {
-            s.targets(v, ids);
-        };
-    static_assert(targets_take_ids ||
-                      requires(target_state& s, const std::vector<tensor<float>>& v) { s.targets(v); },
-                  "ssl::method: the target update's state needs targets(views, ids) (target_update/protocol.hpp)");
-    static auto call_targets(target_state& s, const std::vector<tensor<float>>& v, std::span<const std::size_t> ids) {
-        if constexpr (targets_take_ids)
-            return s.targets(v, ids);
-        else
-            return s.targets(v);
-    }
-    using targets_type = decltype(call_targets(std::declval<target_state&>(), std::declval<const std::vector<tensor<float>>&>(),
-                                               std::declval<std::span<const std::size_t>>()));
+    using targets_type = std::remove_cvref_t<decltype(std::declval<target_state&>().targets(
+        std::declval<const target_input<float>&>()))>;
     static_assert(requires { typename Loss::config_type; },
                   "ssl::method: the fourth policy must be a loss (ssl::loss_policy concept: config_type and "
-                  "compute(online, targets, labels) -> loss_output<float>)");
+                  "compute(online, targets, view_batch) -> loss_output<float>)");
     static_assert(loss_policy<Loss, targets_type>,
                   "ssl::method: the loss cannot take what the target update provides (ssl::loss_policy concept): "
-                  "Loss::compute(online, targets, labels) must accept the type the target state's targets(views, "
-                  "ids) returns and give a loss_output<float>");
+                  "Loss::compute(online, targets, view_batch) must accept the batch the target state's "
+                  "targets(target_input) returns and give a loss_output<float>");
     static_assert(std::is_same_v<typename Backbone::value_type, float>,
                   "ssl::method trains in float; double backbones are for gradient checks");
 
@@ -113,13 +102,27 @@ public:
     Head& head() noexcept { return head_; }
     const Augmentation& augmentation() const noexcept { return augment_; }
     const Loss& loss() const noexcept { return loss_; }
+    Loss& loss() noexcept { return loss_; }
     auto& target() noexcept { return target_; }
 
+    /// What train_step hands back: the loss, its metrics, and the step's
+    /// target batch, which after_step consumes.
+    struct step_outcome : step_result {
+        targets_type targets{};
+    };
+
     /// Forward and backward of one batch: gradients are added into the
-    /// parameters (call the optimizer after, then after_step).
-    step_result train_step(const tensor<float>& images, std::span<const std::size_t> ids, const step_context& ctx) {
+    /// parameters. Then call the optimizer, then after_step(outcome).
+    /// `classes`: the samples' class labels (N, -1 unknown) or empty; they
+    /// reach the loss in view_batch::classes.
+    step_outcome train_step(const tensor<float>& images, std::span<const std::size_t> ids, const step_context& ctx,
+                            std::span<const std::int64_t> classes = {}) {
         view_batch<float> vb = augment_.make_views(images, ids, ctx.seed, ctx.epoch);
-        require(!vb.views.empty(), "method: the augmentation made no views");
+        require<shape_error>(classes.empty() || classes.size() == ids.size(), "method: ", classes.size(),
+                             " class labels for ", ids.size(), " samples");
+        vb.ids.assign(ids.begin(), ids.end());
+        vb.classes.assign(classes.begin(), classes.end());
+        vb.validate(ids.size());
         backbone_.train(true);
         head_.train(true);
         std::vector<typename Backbone::cache_type> bc;
@@ -134,52 +137,71 @@ public:
             hc.push_back(std::move(h.cache));
             online.push_back(std::move(h.out));
         }
+        step_outcome r;
         // A diverged network gives non-finite outputs: report a NaN loss (the
         // trainer stops and names the step) instead of an error from deep
         // inside the loss.
         for (const auto& o : online)
             for (float v : o)
-                if (!std::isfinite(v)) return {std::numeric_limits<double>::quiet_NaN(), {}};
-        targets_type targets = call_targets(target_, vb.views, ids);
-        loss_output<float> lo = loss_.compute(online, targets, vb.labels);
+                if (!std::isfinite(v)) {
+                    r.loss = std::numeric_limits<double>::quiet_NaN();
+                    return r;
+                }
+        r.targets = target_.targets(target_input<float>{vb, online, ctx.step, ctx.total_steps, ctx.epoch});
+        loss_output<float> lo = loss_.compute(online, r.targets, vb);
         require(lo.grads.size() == online.size(), "method: the loss returned ", lo.grads.size(),
                 " gradients for ", online.size(), " views");
-        step_result r{lo.value, std::move(lo.metrics)};
-        last_ids_.assign(ids.begin(), ids.end());
-        last_online_ = std::move(online);
+        r.loss = lo.value;
+        r.metrics = std::move(lo.metrics);
         if (!std::isfinite(lo.value)) return r;  // the trainer stops; nothing is backpropagated
-        for (std::size_t i = 0; i < last_online_.size(); ++i) {
+        for (std::size_t i = 0; i < online.size(); ++i) {
             if (!lo.grads[i].defined()) continue;  // a view the loss does not differentiate
             backbone_.backward(bc[i], head_.backward(hc[i], lo.grads[i]), false);
         }
         return r;
     }
 
-    /// After the optimizer's update: EMA targets follow, banks store the
-    /// batch's features, queues enqueue its keys, ...
-    void after_step(const step_context& ctx) {
-        if constexpr (requires(const target_step<float>& s) { target_.after_step(backbone_, head_, s); }) {
-            const target_step<float> s{ctx.step, ctx.total_steps, ctx.epoch, last_ids_, &last_online_};
-            target_.after_step(backbone_, head_, s);
+    /// After the optimizer's update: the target update consumes the step's
+    /// batch (EMA targets follow, banks store the batch's features, queues
+    /// enqueue its keys). A target that asks for a pass over the data set
+    /// (SeLa's label update) gets it over `data`, the training set.
+    void after_step(step_outcome&& outcome, const step_context& ctx, const data::image_dataset* data = nullptr) {
+        const target_step s{ctx.step, ctx.total_steps, ctx.epoch};
+        const target_request req = target_.after_step(backbone_, head_, std::move(outcome.targets), s);
+        if (!req.data_pass) return;
+        if constexpr (requires(epoch_context<Backbone, Head>& c) { target_.data_pass(c, s); }) {
+            require(data != nullptr, "method::after_step: the target update asks for a pass over the training set at step ", ctx.step + 1,
+                    "; pass the data set to after_step (ssl::trainer does)");
+            auto c = context(*data, ctx.epoch, ctx.seed, false);
+            target_.data_pass(c, s);
         } else {
-            target_.after_step(backbone_, head_, ctx.step, ctx.total_steps);
+            throw error(detail::cat("method::after_step: the target update asked for a data pass but has no data_pass(epoch_context&, target_step)"));
         }
     }
 
-    /// Called by the trainer before the first batch of every epoch: a target
-    /// update that recomputes pseudo-labels, re-initialises a head or picks
-    /// the sample order does it here (target_update/protocol.hpp). Targets without
-    /// begin_epoch get an empty plan.
+    /// Called by the trainer before the first batch of every epoch: the
+    /// target update may recompute pseudo-labels, choose the sample order and
+    /// ask for the head to be re-initialised; a loss with per-instance
+    /// weights may initialise them (target_update/protocol.hpp). The plan's
+    /// reset_optimizer_state names the parameters that were re-initialised.
     epoch_plan begin_epoch(const data::image_dataset& data, std::size_t epoch, std::uint64_t seed,
                            bool resumed_mid_epoch = false) {
-        if constexpr (requires(epoch_context<Backbone, Head>& c) { target_.begin_epoch(c); }) {
-            epoch_context<Backbone, Head> c{backbone_, head_, cfg_.head, backbone_.output_dim(), data, epoch, seed,
-                                            resumed_mid_epoch,
-                                            [this](const tensor<float>& x) { return augment_.eval_transform(x); }};
-            return target_.begin_epoch(c);
-        } else {
-            return {};
+        auto c = context(data, epoch, seed, resumed_mid_epoch);
+        epoch_plan plan;
+        if constexpr (requires { target_.begin_epoch(c); }) plan = target_.begin_epoch(c);
+        plan.reset_optimizer_state.clear();
+        if (plan.reinit_head) {
+            head_ = Head(cfg_.head, backbone_.output_dim(), *plan.reinit_head);
+            plan.reset_optimizer_state.push_back("head");
         }
+        if (plan.reset_own_parameters) plan.reset_optimizer_state.push_back("target");
+        if constexpr (requires { loss_.begin_epoch(c); }) {
+            epoch_plan lp = loss_.begin_epoch(c);
+            require(!lp.order && !lp.reinit_head, "method::begin_epoch: only the target update chooses the sample "
+                    "order or re-initialises the head; the loss asked for it");
+            if (lp.reset_own_parameters) plan.reset_optimizer_state.push_back("loss");
+        }
+        return plan;
     }
 
     /// Backbone features of images (N, C, H, W) in [0, 1], in eval mode, in
@@ -207,21 +229,24 @@ public:
         return to_xtensor<2>(embed(from_xtensor<float>(images), chunk));
     }
 
-    /// Trainable parameters: "backbone.*", "head.*", and "target.*" when the
-    /// target update owns some (an instance classifier's weight shards).
+    /// Trainable parameters: "backbone.*", "head.*", "target.*" (an instance
+    /// classifier's weight shards) and "loss.*" when those policies own some.
     template <class F>
     void for_each_parameter(F&& f, const std::string& prefix) {
         backbone_.for_each_parameter(f, join_name(prefix, "backbone"));
         head_.for_each_parameter(f, join_name(prefix, "head"));
         if constexpr (requires { target_.for_each_parameter(f, prefix); })
             target_.for_each_parameter(f, join_name(prefix, "target"));
+        if constexpr (requires { loss_.for_each_parameter(f, prefix); })
+            loss_.for_each_parameter(f, join_name(prefix, "loss"));
     }
-    /// Buffers, including the target's state ("target.*"), for checkpoints.
+    /// Buffers and policy state ("target.*", "loss.*"), for checkpoints.
     template <class F>
     void for_each_buffer(F&& f, const std::string& prefix) {
         backbone_.for_each_buffer(f, join_name(prefix, "backbone"));
         head_.for_each_buffer(f, join_name(prefix, "head"));
         target_.for_each_state(f, join_name(prefix, "target"));
+        if constexpr (requires { loss_.for_each_state(f, prefix); }) loss_.for_each_state(f, join_name(prefix, "loss"));
     }
     void train(bool on) {
         backbone_.train(on);
@@ -230,14 +255,18 @@ public:
     bool training() const noexcept { return backbone_.training(); }
 
 private:
+    epoch_context<Backbone, Head> context(const data::image_dataset& data, std::size_t epoch, std::uint64_t seed,
+                                          bool resumed_mid_epoch) {
+        return {backbone_, head_, backbone_.output_dim(), data, epoch, seed, resumed_mid_epoch,
+                [this](const tensor<float>& x) { return augment_.eval_transform(x); }};
+    }
+
     config cfg_;
     Backbone backbone_;
     Augmentation augment_;
     Head head_;
     Loss loss_;
     target_state target_;
-    std::vector<std::size_t> last_ids_;       // the last step's batch, for after_step
-    std::vector<tensor<float>> last_online_;  // and its online outputs
 };
 
 }  // namespace ssl

@@ -163,7 +163,7 @@ public:
                     o.set_lr(lr);
                     o.zero_grad();
                 }, opt_);
-                step_result r = m_.train_step(b.images, b.indices, ctx);
+                auto r = m_.train_step(b.images, b.indices, ctx, b.labels);
                 if (!std::isfinite(r.loss)) {
                     throw error(detail::cat("training diverged: the loss is ", r.loss, " at epoch ", epoch + 1,
                                             ", step ", step_, " (lr ", lr, "); ",
@@ -173,20 +173,22 @@ public:
                                                                        " (use a lower --lr and --resume)"));
                 }
                 std::visit([](auto& o) { o.step(); }, opt_);
-                m_.after_step(ctx);
+                const double loss = r.loss;
+                const auto metrics = r.metrics;
+                m_.after_step(std::move(r), ctx, &data_);
                 ++step_;
                 ++epoch_steps;
                 ++s.steps;
                 images += b.images.dim(0);
-                epoch_loss += r.loss;
-                s.step_loss.push_back(r.loss);
-                if (s.steps == 1) s.first_loss = r.loss;
-                s.last_loss = r.loss;
+                epoch_loss += loss;
+                s.step_loss.push_back(loss);
+                if (s.steps == 1) s.first_loss = loss;
+                s.last_loss = loss;
                 const double el = seconds_since(t_run);
                 const double ips = static_cast<double>(images) / std::max(el, 1e-9);
-                loss_points_.emplace_back(static_cast<double>(step_), r.loss);
-                if (log_) log_->row({double(epoch + 1), double(step_), r.loss, lr, ips});
-                if (cfg_.progress) progress(epoch, in_epoch, r, ips, seconds_since(t_epoch), epoch_steps);
+                loss_points_.emplace_back(static_cast<double>(step_), loss);
+                if (log_) log_->row({double(epoch + 1), double(step_), loss, lr, ips});
+                if (cfg_.progress) progress(epoch, in_epoch, {loss, metrics}, ips, seconds_since(t_epoch), epoch_steps);
                 if (detail::interrupt_flag().load()) {
                     if (cfg_.progress) std::fprintf(stderr, "\n");
                     save(epoch, in_epoch);

@@ -92,27 +92,26 @@ TEST_CASE("head::embedding: linear to 128-d, unit rows") {
 
 TEST_CASE("instdisc: Z is re-estimated until the bank is filled, then fixed (or fixed after the first batch, or never)") {
     auto train = make_set(64, 1);
-    for (auto mode : {ssl::target::z_estimate::until_filled, ssl::target::z_estimate::first_batch,
-                      ssl::target::z_estimate::every_batch}) {
+    for (auto mode : {ssl::loss::z_estimate::until_filled, ssl::loss::z_estimate::first_batch,
+                      ssl::loss::z_estimate::every_batch}) {
         auto c = ssl::instdisc_config(small_net, 16, 1, train.size());
-        CHECK(c.target.z == ssl::target::z_estimate::until_filled);  // the default
+        CHECK(c.loss.z == ssl::loss::z_estimate::until_filled);  // the default
         c.target.negatives = 256;
-        c.target.z = mode;
+        c.loss.z = mode;
         ssl::instdisc<> m(c);
         std::vector<std::size_t> ids(16);
         std::vector<double> zs;
         for (std::size_t step = 0; step < 6; ++step) {
             for (std::size_t i = 0; i < 16; ++i) ids[i] = (step % 4) * 16 + i;  // 4 batches fill the bank
             const ssl::step_context ctx{3, 0, step, 6};
-            m.train_step(train.batch(ids), ids, ctx);
-            m.after_step(ctx);
-            zs.push_back(m.target().z());
+            m.after_step(m.train_step(train.batch(ids), ids, ctx), ctx);
+            zs.push_back(m.loss().z());
             CHECK(zs.back() > 0);
         }
         CAPTURE(static_cast<int>(mode));
-        if (mode == ssl::target::z_estimate::first_batch) {
+        if (mode == ssl::loss::z_estimate::first_batch) {
             for (double z : zs) CHECK(z == zs[0]);
-        } else if (mode == ssl::target::z_estimate::every_batch) {
+        } else if (mode == ssl::loss::z_estimate::every_batch) {
             CHECK(m.target().filled());
             for (std::size_t i = 1; i < zs.size(); ++i) CHECK(zs[i] != zs[i - 1]);  // the network and bank move
         } else {
@@ -129,12 +128,12 @@ TEST_CASE("instdisc: the bank is updated in place and stays unit") {
     auto train = make_set(64, 1);
     auto c = ssl::instdisc_config(small_net, 16, 1, train.size());
     c.target.negatives = 256;
-    c.target.z = ssl::target::z_estimate::first_batch;
+    c.loss.z = ssl::loss::z_estimate::first_batch;
     ssl::instdisc<> m(c);
     auto& bank = m.target().bank();
     const float* data = bank.data();
     const ssl::tensor<float> before = bank.clone();
-    CHECK(m.target().z() == 0);
+    CHECK(m.loss().z() == 0);
     std::vector<std::size_t> ids(16);
     double z1 = 0;
     for (std::size_t step = 0; step < 4; ++step) {
@@ -142,12 +141,12 @@ TEST_CASE("instdisc: the bank is updated in place and stays unit") {
         const ssl::step_context ctx{3, 0, step, 4};
         auto r = m.train_step(train.batch(ids), ids, ctx);
         CHECK(std::isfinite(r.loss));
-        m.after_step(ctx);
+        m.after_step(std::move(r), ctx);
         if (step == 0) {
-            z1 = m.target().z();
+            z1 = m.loss().z();
             CHECK(z1 > 0);
         }
-        CHECK(m.target().z() == z1);  // kept fixed
+        CHECK(m.loss().z() == z1);  // kept fixed
         CHECK(m.target().step() == step + 1);
     }
     CHECK(bank.data() == data);  // never reallocated or copied
@@ -162,10 +161,10 @@ TEST_CASE("instdisc: the bank is updated in place and stays unit") {
     CHECK(changed == 64);  // every instance was in one of the 4 batches
     // The bank is the running average of the features: after one update with
     // m = 0.5 from a random start, each row is closer to its feature.
-    // Z is part of the checkpointed state
+    // Z is part of the checkpointed state (the loss's)
     bool has_z = false, has_bank = false;
     m.for_each_buffer([&](const std::string& n, auto&) {
-        has_z |= n == "target.z";
+        has_z |= n == "loss.z";
         has_bank |= n == "target.bank";
     }, "");
     CHECK(has_z);
@@ -179,7 +178,7 @@ TEST_CASE("instdisc: SGD on one batch against a fixed bank lowers the loss (the 
     auto train = make_set(64, 1);
     auto c = ssl::instdisc_config(small_net, 16, 1, train.size());
     c.target.negatives = 64;
-    c.target.z = ssl::target::z_estimate::first_batch;  // Z fixed after the first call (the bank never fills here)
+    c.loss.z = ssl::loss::z_estimate::first_batch;  // Z fixed after the first call (the bank never fills here)
     ssl::instdisc<> m(c);
     // small steps: NCE at tau 0.1 is sharp, larger ones overshoot on some step
     ssl::optim::sgd<float> opt(m, {.lr = 0.002, .momentum = 0, .weight_decay = 0});
@@ -219,7 +218,7 @@ TEST_CASE("instdisc trains on synthetic images: the loss falls, kNN beats chance
     CHECK(s.epoch_loss.back() < s.epoch_loss[1]);
     const double acc = knn_top1(m, train, test);
     MESSAGE("instdisc: epoch losses ", s.epoch_loss[0], " ", s.epoch_loss[1], " ", s.epoch_loss[2], " ",
-            s.epoch_loss[3], " ", s.epoch_loss[4], ", kNN top-1 ", acc, ", Z ", m.target().z());
+            s.epoch_loss[3], " ", s.epoch_loss[4], ", kNN top-1 ", acc, ", Z ", m.loss().z());
     CHECK(acc > 0.5);  // 4 classes: chance is 0.25
 }
 
@@ -263,7 +262,7 @@ TEST_CASE("instdisc: a run interrupted mid-epoch and resumed equals an uninterru
     tc2.resume = true;
     auto s2 = ssl::trainer<ssl::instdisc<>>(resumed, train, tc2).fit();
     CHECK(s2.steps == 3);
-    CHECK(resumed.target().z() == full.target().z());
+    CHECK(resumed.loss().z() == full.loss().z());
     CHECK(resumed.target().step() == full.target().step());
     CHECK(all_parameters(resumed) == all_parameters(full));
     const auto& a = full.target().bank();

@@ -1,8 +1,10 @@
 // The target-update protocol (target_update/protocol.hpp) through the trainer:
-// targets(views, ids) reaches the loss, after_step sees the batch ids and
-// online outputs, begin_epoch runs before each epoch and may choose the
-// sample order and reset a head's optimizer state, and a resumed run tells
-// begin_epoch it restarted mid-epoch.
+// targets(input) sees the view batch and online outputs, its batch reaches
+// the loss and then after_step, which consumes it; begin_epoch runs before
+// each epoch and may choose the sample order and ask for the head to be
+// re-initialised (the method does it and the trainer resets its optimizer
+// state); a data pass asked for by after_step runs over the training set; a
+// resumed run tells begin_epoch it restarted mid-epoch.
 #include <doctest/doctest.h>
 
 #include <ssl/augment/policies.hpp>
@@ -26,6 +28,7 @@ struct probe_log {
     std::vector<bool> resumed;
     std::vector<std::size_t> ids_seen;        // after_step ids, in order
     std::vector<std::size_t> online_rows;     // rows of online outputs per step
+    std::vector<std::size_t> passes;          // steps after which a data pass ran
     std::size_t targets_calls = 0;
 };
 probe_log& log() {
@@ -33,29 +36,38 @@ probe_log& log() {
     return l;
 }
 
-/// A batch's targets: the ids, handed to the loss.
+/// A batch's targets: the ids, handed to the loss, then consumed by after_step.
 struct id_targets {
     std::vector<std::size_t> ids;
+    std::size_t online_rows = 0;
+    std::size_t step = 0;
 };
 
 struct probe_target {
     struct config_type {
-        bool reset_head = true;
+        bool reinit_head = true;
+        std::size_t pass_every = 0;  ///< ask for a data pass after every k-th step (0: never)
     };
     template <class Backbone, class Head>
     class state {
     public:
         state() = default;
         state(const config_type& c, Backbone&, Head&) : cfg_(c), counter_({1}) { counter_[0] = 0; }
-        id_targets targets(const std::vector<ssl::tensor<float>>&, std::span<const std::size_t> ids) {
+        id_targets targets(const ssl::target_input<float>& in) {
             ++log().targets_calls;
-            return {std::vector<std::size_t>(ids.begin(), ids.end())};
+            CHECK(in.batch.ids.size() == in.online[0].dim(0));
+            return {std::vector<std::size_t>(in.ids().begin(), in.ids().end()), in.online[0].dim(0), in.step};
         }
-        void after_step(Backbone&, Head&, const ssl::target_step<float>& s) {
-            log().ids_seen.insert(log().ids_seen.end(), s.ids.begin(), s.ids.end());
-            REQUIRE(s.online != nullptr);
-            log().online_rows.push_back((*s.online)[0].dim(0));
+        ssl::target_request after_step(Backbone&, Head&, id_targets&& t, const ssl::target_step& s) {
+            CHECK(t.step == s.step);  // the batch of this very step
+            log().ids_seen.insert(log().ids_seen.end(), t.ids.begin(), t.ids.end());
+            log().online_rows.push_back(t.online_rows);
             counter_[0] += 1;
+            return {.data_pass = cfg_.pass_every > 0 && (s.step + 1) % cfg_.pass_every == 0};
+        }
+        void data_pass(ssl::epoch_context<Backbone, Head>& c, const ssl::target_step& s) {
+            log().passes.push_back(s.step);
+            CHECK(c.features(32).dim(0) == c.data.size());
         }
         ssl::epoch_plan begin_epoch(ssl::epoch_context<Backbone, Head>& c) {
             log().begin_epochs.push_back(c.epoch);
@@ -69,7 +81,8 @@ struct probe_target {
             std::vector<std::size_t> order;
             for (std::size_t i = 0; i < c.data.size(); ++i) order.push_back((c.data.size() / 2 - 1) - i / 2);
             p.order = order;
-            if (cfg_.reset_head) p.reset_optimizer_state = {"head"};
+            if (cfg_.reinit_head) p.reinit_head = 1000 + c.epoch;
+            p.reset_optimizer_state = {"backbone"};  // ignored: the method decides what was re-initialised
             return p;
         }
         template <class F>
@@ -90,7 +103,8 @@ struct id_loss {
     using config_type = ssl::loss::cross_entropy_config;
     explicit id_loss(const config_type& c = {}) : ce_(c) {}
     ssl::loss_output<float> compute(const std::vector<ssl::tensor<float>>& online, const id_targets& t,
-                                    std::span<const std::int64_t>) const {
+                                    const ssl::view_batch<float>& vb) const {
+        CHECK(vb.ids == t.ids);
         std::vector<std::int64_t> y;
         for (auto i : t.ids) y.push_back(static_cast<std::int64_t>(i % online[0].dim(1)));
         auto r = ce_(online[0], y);
@@ -173,40 +187,70 @@ TEST_CASE("target protocol: ids reach targets and after_step, begin_epoch picks 
     std::filesystem::remove_all(dir);
 }
 
-TEST_CASE("target protocol: reset_optimizer_state zeroes the named parameters' momentum at the epoch start") {
+TEST_CASE("target protocol: reinit_head rebuilds the head from its seed, the trainer resets its momentum") {
     auto train = ssl::data::synthetic({.size = 64, .classes = 4, .channels = 1, .height = 16, .width = 16, .seed = 5})
                      .to_dataset();
-    const auto dir = std::filesystem::temp_directory_path() / ("ssl_protocol_reset_" + std::to_string(::getpid()));
-    std::map<std::string, ssl::tensor<float>> momentum[2];
-    for (int reset = 0; reset < 2; ++reset) {
+    {
+        probe_method m(make_config());
+        const auto plan = m.begin_epoch(train, 2, 3);
+        CHECK(plan.reset_optimizer_state == std::vector<std::string>{"head"});  // not the policy's "backbone"
+        ssl::head::linear_classifier<float> fresh(make_config().head, m.backbone().output_dim(), 1002);
+        std::vector<float> a, b;
+        m.head().for_each_parameter([&](const std::string&, auto& p) { a.insert(a.end(), p.value.begin(), p.value.end()); }, "");
+        fresh.for_each_parameter([&](const std::string&, auto& p) { b.insert(b.end(), p.value.begin(), p.value.end()); }, "");
+        CHECK(a == b);
         auto c = make_config();
-        c.target.reset_head = reset == 1;
+        c.target.reinit_head = false;
+        probe_method keep(c);
+        CHECK(keep.begin_epoch(train, 2, 3).reset_optimizer_state.empty());
+    }
+    const auto dir = std::filesystem::temp_directory_path() / ("ssl_protocol_reset_" + std::to_string(::getpid()));
+    for (int reinit = 0; reinit < 2; ++reinit) {
+        CAPTURE(reinit);
+        auto c = make_config();
+        c.target.reinit_head = reinit == 1;
         probe_method m(c);
-        // One step into epoch 2: with the reset, the head's momentum buffer is
-        // that step's gradient alone; without it, it also carries epoch 1's.
-        ssl::trainer_config tc{.epochs = 2, .batch = 16, .lr = 0.01, .momentum = 0.9, .seed = 3,
-                               .out_dir = dir / std::to_string(reset), .progress = false, .max_steps = 5};
+        // One step into epoch 2. With the reset, the head's momentum buffer
+        // is that step's gradient alone (no weight decay); without it, it
+        // also carries epoch 1's.
+        ssl::trainer_config tc{.epochs = 2, .batch = 16, .lr = 0.01, .momentum = 0.9, .weight_decay = 0, .seed = 3,
+                               .out_dir = dir / std::to_string(reinit), .progress = false, .max_steps = 5};
         ssl::trainer<probe_method> t(m, train, tc);
         t.fit();
         t.save_to(tc.out_dir / "state.safetensors", 1, 1);
         auto f = ssl::io::read_safetensors(tc.out_dir / "state.safetensors");
-        for (auto& [name, st] : f.tensors)
-            if (name.find(".momentum_buffer") != std::string::npos) momentum[reset][name] = ssl::io::from_stored<float>(st);
+        std::size_t checked = 0;
+        m.head().for_each_parameter([&](const std::string& name, ssl::parameter<float>& p) {
+            const auto it = f.tensors.find("optim.head." + name + ".momentum_buffer");
+            REQUIRE(it != f.tensors.end());
+            const auto buf = ssl::io::from_stored<float>(it->second);
+            CHECK(std::equal(buf.begin(), buf.end(), p.grad.begin()) == (reinit == 1));
+            ++checked;
+        }, "");
+        CHECK(checked == 2);
     }
-    REQUIRE(!momentum[0].empty());
-    bool head_differs = false, backbone_same = true;
-    for (auto& [name, a] : momentum[0]) {
-        const auto& b = momentum[1].at(name);
-        bool same = std::equal(a.begin(), a.end(), b.begin());
-        if (name.find("head.") != std::string::npos) head_differs = head_differs || !same;
-        else backbone_same = backbone_same && same;
-    }
-    CHECK(head_differs);
-    // The two runs are identical up to the reset, and the step after it
-    // computes the same gradients in both: only the head's buffers differ.
-    CHECK(backbone_same);
-    CHECK(momentum[0].size() == momentum[1].size());
     std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("target protocol: a data pass asked for by after_step runs over the training set") {
+    log() = {};
+    auto train = ssl::data::synthetic({.size = 64, .classes = 4, .channels = 1, .height = 16, .width = 16, .seed = 5})
+                     .to_dataset();
+    auto c = make_config();
+    c.target.pass_every = 3;
+    probe_method m(c);
+    ssl::trainer_config tc{.epochs = 2, .batch = 16, .lr = 0.01, .seed = 3, .progress = false};
+    ssl::trainer<probe_method>(m, train, tc).fit();
+    CHECK(log().passes == std::vector<std::size_t>{2, 5});
+    // Without the data set, the method says what is missing.
+    probe_method m2(c);
+    m2.begin_epoch(train, 0, 3);
+    std::vector<std::size_t> ids(16);
+    for (std::size_t i = 0; i < 16; ++i) ids[i] = i;
+    const ssl::step_context ctx{3, 0, 2, 8};
+    auto r = m2.train_step(train.batch(ids), ids, ctx);
+    CHECK_THROWS_WITH_AS(m2.after_step(std::move(r), ctx), doctest::Contains("pass the data set to after_step"),
+                         ssl::error);
 }
 
 TEST_CASE("loader: a custom epoch order must have N entries inside the data set") {

@@ -142,6 +142,7 @@ public:
                       vb.labels.begin() + static_cast<std::ptrdiff_t>((k + 1) * n), static_cast<std::int64_t>(k));
         }
         vb.views.push_back(std::move(all));
+        vb.specs.push_back({.copies = 4});  // row k * N + i: sample i rotated by k * 90 degrees
         return vb;
     }
 

@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "error.hpp"
 #include "tensor.hpp"
 
 namespace ssl {
@@ -51,11 +52,52 @@ concept backbone_policy = layer<B> && requires(B& b) {
     { b.output_dim() } -> std::convertible_to<std::size_t>;
 };
 
-/// What an augmentation policy hands the method for one batch.
+/// How the rows of one view map to the batch's samples, and who reads it.
+/// One rule everywhere: with N samples, row r * N + i of a view is copy
+/// (tile, patch, rotation) r of sample i.
+struct view_spec {
+    std::size_t copies = 1;     ///< rows per sample (9 jigsaw tiles, 4 rotations, a 7x7 patch grid: 49)
+    std::size_t branch = 0;     ///< which head branch / task reads this view (head::route)
+    std::size_t grid_rows = 0;  ///< the copies' grid (tiles, patches): grid_rows * grid_cols == copies; 0: none
+    std::size_t grid_cols = 0;
+};
+
+/// What an augmentation policy hands the method for one batch: the views,
+/// per view its spec, and targets of any kind. `{views, labels}` alone is
+/// the common case (every view one copy per sample, branch 0).
 template <class T>
 struct view_batch {
-    std::vector<tensor<T>> views;      ///< each (N_v, C, H, W)
-    std::vector<std::int64_t> labels;  ///< pretext labels (rotation index, ...) or empty
+    std::vector<tensor<T>> views;      ///< each (copies * N, C, H, W)
+    std::vector<std::int64_t> labels;  ///< class-index targets (rotation, permutation index), rows of the view they label
+    std::vector<view_spec> specs;      ///< one per view; empty: the default spec for every view
+    tensor<T> soft_targets;            ///< (rows, K) soft or float targets; undefined when none
+    tensor<T> dense_targets;           ///< (rows, ..., H, W) per-pixel targets; undefined when none
+    /// Set by the method, not the augmentation: the batch's sample indices in
+    /// the data set (N of them) and their class labels (N, -1 where unknown;
+    /// empty when the data set has none), for methods that use a few labels.
+    std::vector<std::size_t> ids;
+    std::vector<std::int64_t> classes;
+
+    view_spec spec(std::size_t v) const { return v < specs.size() ? specs[v] : view_spec{}; }
+    /// N, the number of samples.
+    std::size_t samples() const noexcept { return ids.size(); }
+    /// Checks every view against its spec for N samples: a sentence naming the
+    /// view, its shape and the rule, never a wrong row mapping later.
+    void validate(std::size_t n) const {
+        require(!views.empty(), "view_batch: the augmentation made no views");
+        require<shape_error>(specs.empty() || specs.size() == views.size(), "view_batch: ", specs.size(),
+                             " view specs for ", views.size(), " views");
+        for (std::size_t v = 0; v < views.size(); ++v) {
+            const view_spec s = spec(v);
+            require<shape_error>(s.copies >= 1, "view_batch: view ", v, " has 0 copies per sample");
+            require<shape_error>(s.grid_rows * s.grid_cols == 0 || s.grid_rows * s.grid_cols == s.copies,
+                                 "view_batch: view ", v, " has a ", s.grid_rows, "x", s.grid_cols, " grid for ",
+                                 s.copies, " copies per sample");
+            require<shape_error>(views[v].rank() >= 1 && views[v].dim(0) == s.copies * n, "view_batch: view ", v,
+                                 " has shape ", views[v].shape().str(), " but ", s.copies, " copies of ", n,
+                                 " samples need ", s.copies * n, " rows (row r * N + i is copy r of sample i)");
+        }
+    }
 };
 
 /// An augmentation policy: config_type, and
@@ -88,15 +130,63 @@ struct loss_output {
 };
 
 /// A method-level loss policy: config_type and
-///   compute(online outputs per view, targets, labels) -> loss_output
-/// where `targets` is what the target update's state provides (Targets):
-/// target outputs per view for none and ema (may be empty), bank rows,
-/// pseudo-labels, ... for the others (target_update/protocol.hpp).
+///   compute(online outputs per view, targets, view batch) -> loss_output
+/// where `targets` is the batch the target update's targets() made (Targets:
+/// the target outputs per view for none and ema, bank rows, pseudo-labels,
+/// ...; target_update/protocol.hpp) and the view batch carries the specs
+/// (row maps, branches), the pretext and dense targets and the sample ids.
+/// compute may change the loss's own state (NCE's Z): it is called once per
+/// step. Optional: for_each_state / for_each_parameter (checkpointed and
+/// optimised as "loss.*"), begin_epoch(epoch_context&) -> epoch_plan.
 template <class L, class Targets = std::vector<tensor<float>>>
-concept loss_policy = requires(const L& l, const std::vector<tensor<float>>& o, const Targets& t,
-                               std::span<const std::int64_t> y) {
+concept loss_policy = requires(L& l, const std::vector<tensor<float>>& o, const Targets& t,
+                               const view_batch<float>& vb) {
     typename L::config_type;
-    { l.compute(o, t, y) } -> std::same_as<loss_output<float>>;
+    { l.compute(o, t, vb) } -> std::same_as<loss_output<float>>;
 };
+
+/// What a target update's targets() sees of the step: the view batch (views,
+/// specs, sample ids), the online outputs per view, and the step's position.
+template <class T = float>
+struct target_input {
+    const view_batch<T>& batch;
+    const std::vector<tensor<T>>& online;  ///< head outputs per view, as the loss will see them
+    std::size_t step = 0;                  ///< global step (0-based)
+    std::size_t total_steps = 1;           ///< steps of the whole run (for schedules)
+    std::size_t epoch = 0;
+    std::span<const std::size_t> ids() const noexcept { return batch.ids; }
+    const std::vector<tensor<T>>& views() const noexcept { return batch.views; }
+};
+
+/// What after_step sees besides the batch it consumes.
+struct target_step {
+    std::size_t step = 0;         ///< global step (0-based) that just ran
+    std::size_t total_steps = 1;  ///< steps of the whole run (for schedules)
+    std::size_t epoch = 0;
+};
+
+/// What after_step may ask of the method: a pass over the whole data set
+/// (SeLa's label update), which the method runs through the target's
+/// data_pass(epoch_context&, const target_step&) with the networks and the
+/// data set it is given; nothing is cached between calls.
+struct target_request {
+    bool data_pass = false;
+};
+
+/// A target-update policy: a tag with config_type and a nested
+/// state<Backbone, Head> that
+///   targets(target_input) -> Batch          what the loss compares against, for this step
+///   after_step(backbone, head, Batch&&, target_step) -> target_request
+///                                           consumes the step's batch after the optimizer's update
+///   for_each_state(f, prefix)               the state a checkpoint keeps ("target.*")
+/// (target_update/protocol.hpp has the optional begin_epoch and data_pass).
+template <class TU, class Backbone, class Head>
+concept target_policy = requires { typename TU::config_type; typename TU::template state<Backbone, Head>; } &&
+    requires(typename TU::template state<Backbone, Head>& s, Backbone& b, Head& h, const target_input<float>& in,
+             const target_step& st, const std::string& prefix) {
+        s.targets(in);
+        { s.after_step(b, h, s.targets(in), st) } -> std::same_as<target_request>;
+        s.for_each_state(detail::any_param_visitor{}, prefix);
+    };
 
 }  // namespace ssl

@@ -1,8 +1,8 @@
 #pragma once
 // Method-level losses of the clustering methods (ssl::loss_policy), and the
 // pseudo-label batches their target updates hand them (target_update/protocol.hpp:
-// the target's targets(views, ids) returns one of these, the method passes
-// it to compute unchanged).
+// the target's targets(input) returns one of these, the method passes it to
+// compute unchanged).
 //
 //   pseudo_label_classification  DeepCluster (Caron et al., ECCV 2018, eq. 2):
 //       cross entropy of the k-way classifier against the k-means labels;
@@ -72,7 +72,7 @@ public:
     const cross_entropy_config& config() const noexcept { return ce_.config(); }
 
     loss_output<T> compute(const std::vector<tensor<T>>& online, const pseudo_label_targets& t,
-                               std::span<const std::int64_t> = {}) const {
+                           const view_batch<T>& = {}) const {
         require(online.size() == 1, "pseudo_label_classification: needs 1 view, got ", online.size());
         const tensor<T>& z = online[0];
         check_rank(z, 2, "pseudo_label_classification", "(B, heads * classes) logits");
@@ -125,7 +125,8 @@ public:
     const cross_entropy_config& config() const noexcept { return ce_.config(); }
 
     loss_output<T> compute(const std::vector<tensor<T>>& online, const hierarchical_targets& t,
-                               std::span<const std::int64_t> labels = {}) const {
+                           const view_batch<T>& vb = {}) const {
+        const std::span<const std::int64_t> labels = vb.labels;
         require(online.size() == 1, "hierarchical_classification: needs 1 view (the rotations stacked), got ",
                 online.size());
         const tensor<T>& z = online[0];

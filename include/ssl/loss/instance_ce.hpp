@@ -450,7 +450,7 @@ public:
     const instance_ce_config& config() const noexcept { return loss_.config(); }
 
     loss_output<float> compute(const std::vector<tensor<float>>& online, const instance_targets<float>& t,
-                               std::span<const std::int64_t> = {}) const {
+                               const view_batch<float>& = {}) const {
         require(!online.empty(), "instance_classification: no online outputs");
         const double views = static_cast<double>(online.size());
         loss_output<float> out;

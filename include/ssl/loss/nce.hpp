@@ -22,13 +22,13 @@
 // authors' code also averages in each sample's positive, one term in m + 1),
 // whenever the caller passes z <= 0, and written back; otherwise the given Z
 // is used. It is a constant in the gradient, also on the batch that
-// estimates it. The caller owns Z (the memory bank's state, so that it is
-// checkpointed) and decides when it is estimated: the paper's text fixes it
-// from the first batch; target::memory_bank by default re-estimates it on
-// every batch until every bank row holds a feature, then fixes it (see
-// memory_bank.hpp for why: a Z taken against the random initial bank is far
-// too small for the bank of real features that follows, and the noise terms
-// then saturate, h -> 1 for all m, and blow up the gradient m-fold).
+// estimates it. The method-level policy instance_nce owns Z (its state,
+// "loss.z", checkpointed) and decides when to estimate it (z_estimate): the
+// paper's text fixes it from the first batch; the default re-estimates it on
+// every batch until every bank row holds a feature, then fixes it: a Z taken
+// against the random initial bank is far too small for the bank of real
+// features that follows, the noise terms saturate (h -> 1 for all m) and
+// blow up the gradient m-fold (measured: bench/README.md, InstDisc).
 //
 // Proximal regularization (sec. 3.3, eq. 8-9): lambda ||v_i^(t) - v_i^(t-1)||^2
 // with v_i^(t) = f_b, this step's feature, and v_i^(t-1) = the bank row, the
@@ -89,9 +89,17 @@
 
 namespace ssl::loss {
 
+/// When instance_nce estimates NCE's normalizing constant Z.
+enum class z_estimate {
+    first_batch,   ///< once, from the first batch, then fixed (the paper's text)
+    until_filled,  ///< from every batch until every instance has a memory, then fixed
+    every_batch    ///< from every batch, for the whole run
+};
+
 struct nce_config {
     double temperature = 0.07;  ///< tau (the paper: 0.07; 0.1 for CIFAR-size images)
     double proximal = 30;       ///< lambda of the proximal term (sec. 3.3); 0: off
+    z_estimate z = z_estimate::until_filled;  ///< when instance_nce estimates Z
 };
 
 struct nonparametric_softmax_config {
@@ -416,29 +424,38 @@ private:
 };
 
 /// InstDisc's loss as a method-level policy: NCE of the single view's
-/// features against the memory bank's positives and noise. On the first
-/// batch it estimates Z and stores it in the bank's state (through
-/// bank_targets::z), where checkpoints keep it. Metrics: nce, prox, pos_sim
-/// (mean cosine of a feature and its own memory).
+/// features against the memory bank's positives and noise. It owns Z (state
+/// "loss.z", checkpointed) and estimates it per config.z: until_filled
+/// re-estimates while the batch says the bank is not yet full. Metrics: nce,
+/// prox, pos_sim (mean cosine of a feature and its own memory).
 class instance_nce {
 public:
     using config_type = nce_config;
-    explicit instance_nce(const nce_config& c = {}) : loss_(c) {}
+    explicit instance_nce(const nce_config& c = {}) : loss_(c), z_({1}, 0.0) {}
     const nce_config& config() const noexcept { return loss_.config(); }
+    /// NCE's normalizing constant (0 until a batch has estimated it).
+    double z() const noexcept { return z_[0]; }
     loss_output<float> compute(const std::vector<tensor<float>>& online, const target::bank_targets<float>& t,
-                               std::span<const std::int64_t>) const {
+                               const view_batch<float>&) {
         require(online.size() == 1, "instance_nce: needs exactly 1 view, got ", online.size());
-        require(t.bank != nullptr && t.z != nullptr, "instance_nce: the targets have no memory bank");
+        require(t.bank != nullptr, "instance_nce: the targets have no memory bank");
         require(t.negatives > 0, "instance_nce: the memory bank drew no noise samples (memory_bank_config.negatives "
                 "is 0, which is for the full softmax); set negatives > 0 (the paper: 4096)");
-        auto r = loss_(online[0], *t.bank, t.ids, t.noise, *t.z, t.has_memory);
+        const z_estimate when = loss_.config().z;
+        if (when == z_estimate::every_batch || (when == z_estimate::until_filled && !t.filled)) z_[0] = 0;
+        auto r = loss_(online[0], *t.bank, t.ids, t.noise, z_[0], t.has_memory);
         return {r.value,
                 {std::move(r.grad)},
                 {{"nce", r.nce}, {"prox", r.proximal}, {"pos_sim", r.mean_positive_similarity}}};
     }
+    template <class F>
+    void for_each_state(F&& f, const std::string& prefix) {
+        f(join_name(prefix, "z"), z_);
+    }
 
 private:
     nce<float> loss_;
+    tensor<double> z_;  // (1,)
 };
 
 /// InstDisc's exact non-parametric softmax (eq. 2) over the whole bank as a
@@ -449,7 +466,7 @@ public:
     explicit instance_softmax(const nonparametric_softmax_config& c = {}) : loss_(c) {}
     const nonparametric_softmax_config& config() const noexcept { return loss_.config(); }
     loss_output<float> compute(const std::vector<tensor<float>>& online, const target::bank_targets<float>& t,
-                               std::span<const std::int64_t>) const {
+                               const view_batch<float>&) const {
         require(online.size() == 1, "instance_softmax: needs exactly 1 view, got ", online.size());
         require(t.bank != nullptr, "instance_softmax: the targets have no memory bank");
         auto r = loss_(online[0], *t.bank, t.ids, t.has_memory);

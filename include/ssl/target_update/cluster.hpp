@@ -224,10 +224,7 @@ struct cluster_reassignment {
             const bool due = !labels_.assigned() || ctx.epoch % cfg_.reassign_every == 0;
             if (due && !ctx.resumed_mid_epoch) {
                 reassign(ctx);
-                if (cfg_.reinit_head) {
-                    ctx.head = Head(ctx.head_config, ctx.head_in_features, detail::reinit_seed(ctx.seed, ctx.epoch));
-                    plan.reset_optimizer_state.push_back("head");
-                }
+                if (cfg_.reinit_head) plan.reinit_head = detail::reinit_seed(ctx.seed, ctx.epoch);
             }
             require(labels_.assigned(), "target::cluster_reassignment: resumed in the middle of epoch ", ctx.epoch + 1,
                     " but the checkpoint holds no pseudo-labels");
@@ -238,6 +235,8 @@ struct cluster_reassignment {
         }
 
         /// The pseudo-labels of the batch's samples.
+        loss::pseudo_label_targets targets(const target_input<T>& in) { return targets(in.views(), in.ids()); }
+        /// The same from the views and the batch's sample ids.
         loss::pseudo_label_targets targets(const std::vector<tensor<T>>& views, std::span<const std::size_t> ids) {
             require(labels_.assigned(), "target::cluster_reassignment: no pseudo-labels yet; begin_epoch computes "
                     "them (ssl::trainer calls it before every epoch)");
@@ -254,7 +253,7 @@ struct cluster_reassignment {
             if (stats_ && stats_->nmi_prev) out.metrics.emplace_back("nmi_prev", *stats_->nmi_prev);
             return out;
         }
-        void after_step(Backbone&, Head&, const target_step<T>&) {}
+        target_request after_step(Backbone&, Head&, loss::pseudo_label_targets&&, const target_step&) { return {}; }
         template <class F>
         void for_each_state(F&& f, const std::string& prefix) {
             if (labels_.t.defined()) f(join_name(prefix, "labels"), labels_.t);

@@ -71,7 +71,8 @@ struct ema {
         double tau() const noexcept { return tau_; }
 
         /// The target network's outputs for each view (no gradient).
-        std::vector<tensor<T>> targets(const std::vector<tensor<T>>& views, std::span<const std::size_t> = {}) {
+        std::vector<tensor<T>> targets(const target_input<T>& in) { return outputs(in.views()); }
+        std::vector<tensor<T>> outputs(const std::vector<tensor<T>>& views) {
             std::vector<tensor<T>> out;
             for (const auto& v : views) {
                 auto f = backbone_.forward(v);
@@ -79,11 +80,12 @@ struct ema {
             }
             return out;
         }
-        void after_step(Backbone& b, Head& h, const target_step<T>& s) { after_step(b, h, s.step, s.total_steps); }
-        void after_step(Backbone& b, Head& h, std::size_t step, std::size_t total_steps) {
-            tau_ = ema_tau(cfg_, step, total_steps);
+        /// tau from the schedule, then the target follows the online weights.
+        target_request after_step(Backbone& b, Head& h, std::vector<tensor<T>>&&, const target_step& s) {
+            tau_ = ema_tau(cfg_, s.step, s.total_steps);
             ema_update<T>(backbone_, b, tau_);
             ema_update<T>(head_, h.target_part(), tau_);
+            return {};
         }
         template <class F>
         void for_each_state(F&& f, const std::string& prefix) {

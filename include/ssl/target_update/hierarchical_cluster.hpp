@@ -136,10 +136,7 @@ struct hierarchical_clusters {
             const bool due = !assigned() || ctx.epoch % cfg_.reassign_every == 0;
             if (due && !ctx.resumed_mid_epoch) {
                 reassign(ctx);
-                if (cfg_.reinit_head) {
-                    ctx.head = Head(ctx.head_config, ctx.head_in_features, detail::reinit_seed(ctx.seed, ctx.epoch));
-                    plan.reset_optimizer_state.push_back("head");
-                }
+                if (cfg_.reinit_head) plan.reinit_head = detail::reinit_seed(ctx.seed, ctx.epoch);
             }
             require(assigned(), "target::hierarchical_clusters: resumed in the middle of epoch ", ctx.epoch + 1,
                     " but the checkpoint holds no cluster labels");
@@ -147,6 +144,8 @@ struct hierarchical_clusters {
             return plan;
         }
 
+        loss::hierarchical_targets targets(const target_input<T>& in) { return targets(in.views(), in.ids()); }
+        /// The same from the views and the batch's sample ids.
         loss::hierarchical_targets targets(const std::vector<tensor<T>>& views, std::span<const std::size_t> ids) {
             require(assigned(), "target::hierarchical_clusters: no cluster labels yet; begin_epoch computes them "
                     "(ssl::trainer calls it before every epoch)");
@@ -166,7 +165,7 @@ struct hierarchical_clusters {
             if (stats_ && stats_->nmi_prev) t.metrics.emplace_back("nmi_prev", *stats_->nmi_prev);
             return t;
         }
-        void after_step(Backbone&, Head&, const target_step<T>&) {}
+        target_request after_step(Backbone&, Head&, loss::hierarchical_targets&&, const target_step&) { return {}; }
         template <class F>
         void for_each_state(F&& f, const std::string& prefix) {
             if (c1_.t.defined()) f(join_name(prefix, "clusters"), c1_.t);

@@ -154,7 +154,8 @@ struct instance_classifier {
         bool initialised() const noexcept { return init_flag_[0] != 0; }
 
         /// The shards and the batch's instance ids (the labels).
-        loss::instance_targets<T> targets(const std::vector<tensor<T>>&, std::span<const std::size_t> ids) {
+        loss::instance_targets<T> targets(const target_input<T>& in) { return targets(in.ids()); }
+        loss::instance_targets<T> targets(std::span<const std::size_t> ids) {
             loss::instance_targets<T> t;
             t.shards.reserve(shards_.size());
             for (auto& p : shards_) t.shards.push_back(p.get());
@@ -168,7 +169,7 @@ struct instance_classifier {
         }
 
         /// Nothing changes after a step: the optimizer updates the shards.
-        void after_step(Backbone&, Head&, const target_step<T>&) {}
+        target_request after_step(Backbone&, Head&, loss::instance_targets<T>&&, const target_step&) { return {}; }
 
         /// Before every epoch: the raw-feature initialisation before the first.
         /// The order stays the loader's permutation (every instance once per epoch).
@@ -179,7 +180,7 @@ struct instance_classifier {
             epoch_plan plan;
             if (cfg_.raw_feature_init && ctx.epoch == 0 && !ctx.resumed_mid_epoch && !initialised()) {
                 initialise_from_network(ctx);
-                plan.reset_optimizer_state.push_back("target.classifier");
+                plan.reset_own_parameters = true;
             }
             return plan;
         }

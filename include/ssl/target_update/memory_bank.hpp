@@ -1,92 +1,34 @@
 #pragma once
 // Target update "memory bank" of InstDisc (Wu, Xiong, Yu, Lin, "Unsupervised
 // Feature Learning via Non-Parametric Instance Discrimination", CVPR 2018,
-// sec. 3.1 and 3.2): one L2-normalized d-dim vector v_i per training
-// instance i, which the loss compares the online features f_i against (the
-// positive v_i and sampled noise rows v_j), and which follows the online
-// features after each step:
-//     v_i <- normalize(m v_i + (1 - m) f_i),          m = 0.5,
-// for every sample i of the batch, f_i the head's output (view 0) as the loss
-// saw it (the features of the forward before the optimizer's update, as in
-// the authors' implementation, lemniscate.pytorch NCEAverage). The update is
-// done in place on the bank rows of the batch; the bank is never copied
-// during training (1.28 M x 128 floats is 655 MB).
+// sec. 3.1-3.2): one L2-normalised d-dim vector v_i per training instance,
+// which the loss compares the online features f_i against (the positive v_i
+// and sampled noise rows v_j), and which follows them after each step:
+//     v_i <- normalize(m v_i + (1 - m) f_i),   m = 0.5,
+// f_i the head's output of view 0 as the loss saw it (before the optimizer's
+// update, as lemniscate.pytorch does); it travels to after_step in the batch.
 //
-// Choices:
-// - Size. The bank must have its shape before a checkpoint is restored (the
-//   trainer loads a resumed run before the first begin_epoch), so the number
-//   of instances N is a config field (`instances`, required; instdisc_config
-//   sets it from the data set), the bank is allocated and initialized when
-//   the state is built, and begin_epoch checks N against the data set.
-// - Initialization. The authors draw the bank uniform in [-a, a] with
-//   a = 1 / sqrt(d / 3), which gives rows of norm about 1; here each row is
-//   then normalized, so every row is exactly a unit vector from the start
-//   (the paper's invariant). Row i's draws come from philox(seed, (tag, i)):
-//   the bank does not depend on the thread count.
-// - Negatives. Each sample of the batch gets its own m = `negatives` noise
-//   indices, drawn uniform over all N instances with replacement (P_n = 1/N,
-//   the paper's noise distribution; like the authors' AliasMethod draws, a
-//   sample's own index may appear among its noise). Per-sample draws, not one
-//   set shared by the batch, because that is what the paper's estimator
-//   assumes (independent noise per data sample) and what its implementation
-//   does; the cost is the same memory traffic either way for the gather-based
-//   loss. Sample b of global step t draws from philox(seed, (tag, t, b)) with
-//   Lemire's unbiased multiply-shift: reproducible, independent of threads,
-//   and the same after a resume (the step counter is checkpointed). Indices
-//   are 32-bit (N < 2^32). negatives = 0 draws nothing (the full softmax
-//   variant needs no noise).
-// - Memory. The bank is asked to be backed by transparent huge pages
-//   (madvise, Linux; a hint): the loss gathers a million random rows per
-//   step at ImageNet scale, and 2 MB pages make those gathers miss the TLB
-//   far less often.
-// - The NCE normalizing constant Z (loss/nce.hpp) lives here: the loss is
-//   const and Z must survive a checkpoint, so the state owns it ("z"; the
-//   loss estimates it when it finds 0 and stores it through bank_targets::z,
-//   the one write a loss makes into its targets).
-// - When Z is estimated (config.z). The paper fixes Z from the first batch
-//   (z_estimate::first_batch). That batch meets a bank of random unit
-//   vectors, against which exp(v . f / tau) averages about exp(1 / (2 d
-//   tau^2)), so Z ~ 1.5 N at tau 0.1. During the first epoch the rows are
-//   replaced by real features, which a random-init network makes nearly
-//   parallel (cosines of 0.8-0.95): exp(s / tau) then exceeds m Z / N for
-//   every noise sample, h -> 1 for all m = 4096 of them, the NCE part of the
-//   loss grows ten-fold (measured here: 9.8 -> 108 over the first epoch of
-//   Fashion-MNIST) and its gradient m-fold, and training degrades instead of
-//   learning. With a Z that matches the bank, sum_k h_k ~ 1 and NCE behaves
-//   like the softmax it estimates. So the default, z_estimate::until_filled,
-//   re-estimates Z on every batch until every row has been written once
-//   (the first epoch, more with drop_last), then fixes it, as the paper
-//   does. On ImageNet the two hardly differ early on only because the bank
-//   fills over 5000 steps; on a small data set it fills in one epoch.
-//   z_estimate::every_batch never fixes it. A Z fixed after the first epoch
-//   is still stale when the features keep moving, as they do in a short run:
-//   after 5 epochs of Fashion-MNIST (until_filled) the fixed Z was 3.8e7
-//   while the final bank implies 2.5e8 (bank rows against random rows, mean
-//   cosine 0.61), so sum_k h_k ~ 6.5 instead of ~1: the noise samples' push
-//   outweighs the positive's pull 6.5 to 1.
-// - Feature initialisation (config.feature_init, off by default). With
-//   random rows, an image's positive during the first epoch is a random
-//   vector: the network is trained to map each image onto noise, and only
-//   from the second epoch on does the positive carry what the network saw
-//   of the image an epoch ago. At ImageNet scale (200 epochs) that is one
-//   wasted epoch; in a 5-epoch run it is a fifth of the budget spent undoing
-//   the initial network's structure (measured on Fashion-MNIST: the kNN of
-//   every random-row variant ends below the untrained encoder's). With
-//   feature_init, begin_epoch of epoch 0 (not a resumed run, no row written
-//   yet) sets every row to the normalised head output of the initial network
-//   for that image, as the instance classifier initialises its weights
-//   (epoch_context::for_each_initial_output: batch statistics per chunk, no
-//   side effect on running statistics), and marks every row written: the
-//   positives are real memories from step 0, and the proximal term and Z
-//   see a full bank. The written flags make it happen once (a resumed run
-//   or a second fit() finds them set), so it needs no extra checkpoint state.
-// - Which rows hold a memory: written (N bytes) flags each row once a
-//   feature has been stored in it. The loss applies the proximal term only
-//   to those rows, and until_filled looks at them to know when to stop
-//   estimating Z.
+// Choices (measurements: bench/README.md, InstDisc):
+// - N is a config field (`instances`): the bank has its shape before a
+//   checkpoint is restored; begin_epoch checks it against the data set.
+// - Rows start uniform in [-a, a], a = sqrt(3 / d), then normalised (every
+//   row a unit vector from the start); row i from philox(seed, (tag, i)).
+// - Noise: per sample m indices uniform over N with replacement (the paper's
+//   P_n), sample b of step t from philox(seed, (tag, t, b)) with Lemire's
+//   unbiased draw: independent of threads, identical after a resume.
+// - The bank asks for transparent huge pages (random-row gathers miss the
+//   TLB less).
+// - `written` flags the rows holding a feature: the proximal term applies to
+//   those only, and the batch tells NCE whether the bank is full (its Z
+//   schedule, loss/nce.hpp, lives in the loss).
+// - feature_init (off by default): before epoch 0, row i = the normalised
+//   head output of the initial network (the instance classifier's raw-feature
+//   initialisation applied to the bank), every row marked written.
+// - replace_first (off: the paper's rule): a row's first write stores
+//   normalize(f) instead of mixing it with the random initialisation.
 //
-// Checkpointed state ("target.*"): bank (N, d) float, z (1,) F64, step (1,)
-// I64 (the global step the next targets() call draws for), written (N,) U8.
+// Checkpointed state ("target.*"): bank (N, d) float, step (1,) I64 (the
+// global step the next targets() call draws for), written (N,) U8.
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -108,20 +50,12 @@
 
 namespace ssl::target {
 
-/// When NCE's normalizing constant Z is estimated (see the file comment).
-enum class z_estimate {
-    first_batch,   ///< once, from the first batch, then fixed (the paper's text)
-    until_filled,  ///< from every batch until every instance has a memory (the first epoch; with feature_init the bank is full from the start), then fixed
-    every_batch    ///< from every batch, for the whole run
-};
-
 struct memory_bank_config {
     std::size_t instances = 0;     ///< N, the data set size (required; instdisc_config sets it)
     std::size_t dim = 128;         ///< d, the head's output width
     double momentum = 0.5;         ///< m in v_i <- normalize(m v_i + (1 - m) f_i)
     std::size_t negatives = 4096;  ///< noise samples per data sample (0: none, for the full softmax)
     std::uint64_t seed = 0;        ///< bank initialization and noise draws
-    z_estimate z = z_estimate::until_filled;  ///< when the NCE loss estimates Z
     /// A row's first write stores normalize(f) instead of mixing f with the
     /// row's random initialization. Off (the paper's rule): measured at 5
     /// epochs on Fashion-MNIST, replacing costs 9 kNN points (bench/README.md):
@@ -132,7 +66,7 @@ struct memory_bank_config {
     /// raw-feature initialisation, Liu et al. 2021, applied to the bank), and
     /// every row counts as written. Off: the paper's random rows. See the
     /// file comment.
-    /// The bank is then full from the start, so z_estimate::until_filled
+    /// The bank is then full from the start, so NCE's z_estimate::until_filled
     /// fixes Z from the first batch, measured against the untrained
     /// network's nearly parallel embeddings: pair it with
     /// z_estimate::every_batch (the `ssl` program does).
@@ -141,16 +75,19 @@ struct memory_bank_config {
     std::size_t init_chunk = 256;       ///< images per forward of that pass
 };
 
-/// What the memory bank hands the loss for one batch. It references the
-/// state (valid until the next targets() call); nothing is copied.
+/// The memory bank's batch: what the loss compares against (the bank, the
+/// positives, the noise) and what after_step stores (the online features).
+/// It references the state's bank and noise buffer (valid until the next
+/// targets() call); nothing large is copied.
 template <class T = float>
 struct bank_targets {
     const tensor<T>* bank = nullptr;        ///< (N, d), unit rows
-    std::span<const std::size_t> ids;       ///< (B,) the batch's instance indices: the positives
+    std::vector<std::size_t> ids;           ///< (B,) the batch's instance indices: the positives
     std::span<const std::uint32_t> noise;   ///< (B * negatives,) row b's noise at [b m, (b + 1) m)
     std::size_t negatives = 0;              ///< m
-    double* z = nullptr;                    ///< NCE's normalizing constant; <= 0: not estimated yet
     std::span<const std::uint8_t> has_memory;  ///< (N,) 1 where the row holds a feature (written at least once)
+    bool filled = false;                    ///< every row holds a feature (NCE's Z: loss/nce.hpp)
+    tensor<T> features;                     ///< (B, d) the online output of view 0, stored by after_step
 };
 
 namespace detail {
@@ -291,7 +228,6 @@ struct memory_bank {
             advise_huge_pages(bank_);  // before the first touch
             init_bank(bank_, c.seed);
             written_ = tensor<std::uint8_t>({c.instances}, std::uint8_t{0});
-            z_ = tensor<double>({1}, 0.0);
             step_ = tensor<std::int64_t>({1}, std::int64_t{0});
         }
 
@@ -299,8 +235,6 @@ struct memory_bank {
         /// The bank (N, d); rows are unit vectors.
         const tensor<T>& bank() const noexcept { return bank_; }
         tensor<T>& bank() noexcept { return bank_; }
-        /// NCE's normalizing constant (0 until the first batch has estimated it).
-        double z() const noexcept { return z_[0]; }
         /// The global step the next targets() call draws its noise for.
         std::size_t step() const noexcept { return static_cast<std::size_t>(step_[0]); }
         /// (N,) 1 for the rows written at least once (holding a feature, not
@@ -318,11 +252,16 @@ struct memory_bank {
             return std::none_of(w, w + written_.numel(), [](std::uint8_t x) { return x != 0; });
         }
 
-        /// The bank, the batch's ids (the positives) and, when
-        /// config.negatives > 0, m fresh noise indices per sample.
-        bank_targets<T> targets(const std::vector<tensor<T>>& views, std::span<const std::size_t> ids) {
-            require<shape_error>(views.empty() || views[0].dim(0) == ids.size(), "target::memory_bank: a view of ",
-                                 views.empty() ? 0 : views[0].dim(0), " images for ", ids.size(), " ids");
+        /// The bank, the batch's ids (the positives), view 0's online features
+        /// and, when config.negatives > 0, m fresh noise indices per sample.
+        bank_targets<T> targets(const target_input<T>& in) {
+            require(!in.online.empty(), "target::memory_bank: the step has no online outputs");
+            return targets(in.ids(), in.online[0]);
+        }
+        bank_targets<T> targets(std::span<const std::size_t> ids, const tensor<T>& features) {
+            require<shape_error>(features.rank() == 2 && features.dim(0) == ids.size() && features.dim(1) == cfg_.dim,
+                                 "target::memory_bank: online features of shape ", features.shape().str(), " for ",
+                                 ids.size(), " ids and a bank of ", cfg_.dim, "-d rows");
             for (std::size_t i : ids)
                 require<shape_error>(i < cfg_.instances, "target::memory_bank: sample index ", i,
                                      " is out of range for a bank of ", cfg_.instances,
@@ -330,25 +269,22 @@ struct memory_bank {
             const std::size_t m = cfg_.negatives;
             noise_.resize(ids.size() * m);
             if (m > 0) sample_negatives(noise_, ids.size(), m, cfg_.instances, cfg_.seed, step());
-            // until_filled: Z is estimated afresh from this batch while some
-            // rows still hold their random initialization.
-            // every_batch: always.
-            if (m > 0 && cfg_.z == z_estimate::until_filled && !filled_ && !(filled_ = filled())) z_[0] = 0;
-            if (m > 0 && cfg_.z == z_estimate::every_batch) z_[0] = 0;
-            return {&bank_, ids, noise_, m, z_.data(),
-                    std::span<const std::uint8_t>(written_.data(), written_.numel())};
+            if (!filled_) filled_ = filled();
+            bank_targets<T> t{&bank_, {ids.begin(), ids.end()}, noise_, m,
+                              std::span<const std::uint8_t>(written_.data(), written_.numel()), filled_, features};
+            return t;
         }
 
         /// v_i <- normalize(m v_i + (1 - m) f_i) for the batch's ids, f the
         /// online output of view 0.
-        void after_step(Backbone&, Head&, const target_step<T>& s) {
-            require(s.online != nullptr && !s.online->empty(),
-                    "target::memory_bank: after_step needs the step's online outputs");
-            update_bank(bank_, s.ids, (*s.online)[0], cfg_.momentum,
+        target_request after_step(Backbone&, Head&, bank_targets<T>&& batch, const target_step& s) {
+            require(batch.features.defined(), "target::memory_bank: after_step needs the batch from targets()");
+            update_bank(bank_, batch.ids, batch.features, cfg_.momentum,
                         cfg_.replace_first ? std::span<const std::uint8_t>(written_.data(), written_.numel())
                                            : std::span<const std::uint8_t>{});
-            for (std::size_t i : s.ids) written_[i] = 1;
+            for (std::size_t i : batch.ids) written_[i] = 1;
             step_[0] = static_cast<std::int64_t>(s.step + 1);
+            return {};
         }
 
         /// Checks that the bank matches the data set; with feature_init, fills
@@ -383,7 +319,6 @@ struct memory_bank {
         template <class F>
         void for_each_state(F&& f, const std::string& prefix) {
             f(join_name(prefix, "bank"), bank_);
-            f(join_name(prefix, "z"), z_);
             f(join_name(prefix, "step"), step_);
             f(join_name(prefix, "written"), written_);
             filled_ = false;  // a restore may change the flags: look again
@@ -392,7 +327,6 @@ struct memory_bank {
     private:
         memory_bank_config cfg_{};
         tensor<T> bank_{};                   // (N, d)
-        tensor<double> z_{};                 // (1,)
         tensor<std::int64_t> step_{};        // (1,)
         tensor<std::uint8_t> written_{};     // (N,)
         bool filled_ = false;                // cache of filled() (only ever goes false -> true)

@@ -24,8 +24,8 @@ struct none {
         state() = default;
         state(const none_config&, Backbone&, Head&) {}
         /// Target outputs for the views: none.
-        std::vector<tensor<T>> targets(const std::vector<tensor<T>>&, std::span<const std::size_t> = {}) { return {}; }
-        void after_step(Backbone&, Head&, const target_step<T>&) {}
+        std::vector<tensor<T>> targets(const target_input<T>&) { return {}; }
+        target_request after_step(Backbone&, Head&, std::vector<tensor<T>>&&, const target_step&) { return {}; }
         template <class F>
         void for_each_state(F&&, const std::string&) {}
     };

@@ -1,43 +1,37 @@
 #pragma once
-// What a target-update policy's state sees, and what it may ask of the
-// trainer. A target update is a tag type with a config and a nested state:
+// The target-update protocol: explicit phases, no state parked between them.
+// A target update is a tag type with a config and a nested state
+// (ssl::target_policy in core/concepts.hpp checks it):
 //
 //   struct my_target {
 //       using config_type = ...;
 //       template <class Backbone, class Head> class state {
 //           state(const config_type&, Backbone&, Head&);
-//
-//           // Required. What the loss compares against, for the views of one
-//           // batch whose samples are `ids` (their indices in the data set).
-//           // Any type: the method hands it to Loss::compute(online, targets,
-//           // labels) unchanged, so a loss and a target update agree on it
-//           // (none, ema: std::vector<tensor<float>>; a memory bank: the bank
-//           // rows and sampled negatives; a cluster target: pseudo-labels).
-//           auto targets(const std::vector<tensor<T>>& views, std::span<const std::size_t> ids);
-//
-//           // Required. After the optimizer's update: EMA targets follow the
-//           // online weights, banks store the batch's features, queues
-//           // enqueue the batch's keys.
-//           void after_step(Backbone&, Head&, const target_step<T>&);
-//
+//           // Required. The step's batch of targets: what the loss compares
+//           // against (target outputs, bank rows and noise, pseudo-labels).
+//           // The method hands it to Loss::compute(online, batch, views), then
+//           // to after_step, which consumes it: whatever after_step needs of
+//           // the step (ids, the online features, keys to enqueue) travels in
+//           // the batch, never in the method or in the state.
+//           Batch targets(const target_input<T>&);
+//           // Required. After the optimizer's update: EMA targets follow,
+//           // banks store the batch's features, queues enqueue its keys. May
+//           // ask for a pass over the data set (target_request::data_pass).
+//           target_request after_step(Backbone&, Head&, Batch&&, const target_step&);
 //           // Required. The state a checkpoint keeps ("target.*").
 //           template <class F> void for_each_state(F&& f, const std::string& prefix);
-//
-//           // Optional. At the start of every epoch, before its first batch:
-//           // recompute pseudo-labels over the whole data set, re-initialise
-//           // a head, initialise weights from features, choose the epoch's
-//           // sample order. See epoch_context and epoch_plan.
+//           // Optional. Before every epoch: recompute pseudo-labels over the
+//           // data set, choose the epoch's sample order, ask the method to
+//           // re-initialise the head (epoch_plan).
 //           epoch_plan begin_epoch(epoch_context<Backbone, Head>&);
-//
-//           // Optional. Trainable parameters the target owns ("target.*"),
-//           // e.g. a sharded instance classifier; the optimizer updates them
-//           // with the backbone's and head's.
-//           template <class F> void for_each_parameter(F&& f, const std::string& prefix);
+//           // Required when after_step may ask for a data pass.
+//           void data_pass(epoch_context<Backbone, Head>&, const target_step&);
 //       };
 //   };
 //
-// (The older forms targets(views) and after_step(b, h, step, total_steps)
-// are still accepted.)
+// A target update reads the networks (forwards in passes over the data) and
+// writes only its own state; trainable per-instance weights belong to a head
+// or a loss, loss state (NCE's Z) to the loss.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -47,30 +41,30 @@
 #include <string>
 #include <vector>
 
+#include "../core/concepts.hpp"
 #include "../core/error.hpp"
 #include "../core/tensor.hpp"
 #include "../data/dataset.hpp"
 
 namespace ssl {
 
-/// What after_step sees of the step that just ran.
-template <class T = float>
-struct target_step {
-    std::size_t step = 0;         ///< global step (0-based) that just ran
-    std::size_t total_steps = 1;  ///< steps of the whole run (for schedules)
-    std::size_t epoch = 0;
-    std::span<const std::size_t> ids;        ///< the batch's sample indices in the data set
-    const std::vector<tensor<T>>* online = nullptr;  ///< the online outputs per view, as the loss saw them
-};
-
-/// What begin_epoch may ask of the trainer for the epoch about to start.
+/// What begin_epoch may ask of the method and the trainer for the epoch about
+/// to start.
 struct epoch_plan {
     /// The samples this epoch visits, in order (indices into the data set,
     /// repeats allowed, exactly N of them); none: the loader's shuffled
     /// permutation. DeepCluster's sampler, uniform over pseudo-labels.
     std::optional<std::vector<std::size_t>> order;
-    /// Parameter-name prefixes ("head", "target.classifier") whose optimizer
-    /// state (momentum, moments) is reset: the parameters were re-initialised.
+    /// Re-initialise the head with this seed before the epoch (DeepCluster's
+    /// classifier after a reassignment). The method does it (a target never
+    /// writes into the head) and resets the head's optimizer state.
+    std::optional<std::uint64_t> reinit_head;
+    /// A policy re-initialised its own trainable parameters (the loss's
+    /// instance classifier from raw features): their optimizer state is reset.
+    bool reset_own_parameters = false;
+    /// Filled by the method from the requests above, not by the policies:
+    /// parameter-name prefixes ("head", "loss") whose optimizer state
+    /// (momentum, moments) the trainer zeroes.
     std::vector<std::string> reset_optimizer_state;
 };
 
@@ -80,8 +74,7 @@ template <class Backbone, class Head>
 struct epoch_context {
     Backbone& backbone;
     Head& head;
-    const typename Head::config_type& head_config;  ///< to rebuild the head: head = Head(head_config, in, seed)
-    std::size_t head_in_features = 0;               ///< the backbone's output width
+    std::size_t head_in_features = 0;  ///< the backbone's output width
     const data::image_dataset& data;
     std::size_t epoch = 0;
     std::uint64_t seed = 0;

@@ -199,8 +199,9 @@ struct queue {
         }
 
         /// The batch's keys (view 1; view 0 too when symmetric) and the queue
-        /// as it was before this batch. The keys are enqueued by after_step.
-        loss::queue_targets<T> targets(const std::vector<tensor<T>>& views, std::span<const std::size_t> = {}) {
+        /// as it was before this batch. after_step enqueues the batch's keys.
+        loss::queue_targets<T> targets(const target_input<T>& in) { return keys(in.views()); }
+        loss::queue_targets<T> keys(const std::vector<tensor<T>>& views) {
             require(views.size() == 2, "target::queue: needs exactly 2 views (query, key), got ", views.size());
             require<shape_error>(views[0].rank() >= 1 && views[1].rank() >= 1 && views[0].dim(0) == views[1].dim(0),
                                  "target::queue: the two views have different batch sizes, shapes ",
@@ -209,23 +210,20 @@ struct queue {
             t.keys.resize(2);
             if (cfg_.symmetric) t.keys[0] = encode(views[0], 0);
             t.keys[1] = encode(views[1], 1);
-            pending_.clear();
-            for (const auto& k : t.keys)
-                if (k.defined()) pending_.push_back(k);
             t.queue = queue_;
             return t;
         }
 
         /// After the optimizer's update: momentum update of the key encoder,
-        /// then the keys of the last targets() call join the queue.
-        void after_step(Backbone& b, Head& h, const target_step<T>& s) { after_step(b, h, s.step, s.total_steps); }
-        void after_step(Backbone& b, Head& h, std::size_t step, std::size_t total_steps) {
-            tau_ = ema_tau(ema_config{cfg_.momentum, cfg_.cosine_schedule}, step, total_steps);
+        /// then the batch's keys join the queue (view 0's first when symmetric).
+        target_request after_step(Backbone& b, Head& h, loss::queue_targets<T>&& batch, const target_step& s) {
+            tau_ = ema_tau(ema_config{cfg_.momentum, cfg_.cosine_schedule}, s.step, s.total_steps);
             ema_update<T>(backbone_, b, tau_);
             ema_update<T>(head_, h.target_part(), tau_);
-            for (const auto& k : pending_) enqueue(k);
-            pending_.clear();
+            for (const auto& k : batch.keys)
+                if (k.defined()) enqueue(k);
             steps_[0] += 1;
+            return {};
         }
 
         /// Writes `keys` (n, d) (used as given) into the queue from the
@@ -274,7 +272,6 @@ struct queue {
         tensor<T> queue_;                 // (K, d)
         tensor<std::int64_t> ptr_;        // (1,): the oldest key
         tensor<std::int64_t> steps_;      // (1,): after_step calls
-        std::vector<tensor<T>> pending_;  // keys of the last targets() call, enqueued by after_step
     };
 };
 

@@ -26,9 +26,9 @@
 // duplicates merged (sinkhorn_schedule): the first at step 0, the last at
 // ((L-1)/L)^2 of the run, so all L fall inside training. Updates fall on
 // steps, not epochs: update 0 runs in begin_epoch of epoch 0; an update due
-// at step s > 0 runs in after_step of step s-1 (after the optimizer's update),
-// over the data set begin_epoch handed over, so step s trains on the new
-// labels. Labels before the first update: update 0 is at step 0, so the
+// at step s > 0 is asked for by after_step of step s-1 (target_request::
+// data_pass, after the optimizer's update) and runs in data_pass over the
+// data set the method is given, so step s trains on the new labels. Labels before the first update: update 0 is at step 0, so the
 // network never trains on unoptimised labels. (The reference fills the
 // labels with a random balanced assignment and then, at its first
 // iteration, immediately re-optimises them; `random_initial_labels = true`
@@ -40,11 +40,9 @@
 // schedule is a function of the global step). As with
 // target::cluster_reassignment, set config.instances to the data-set size so
 // the labels exist before a checkpoint is loaded.
-//
-// Note: after_step uses the data set and networks begin_epoch saw, so a
-// label update is only possible while ssl::trainer (or a loop calling
-// method::begin_epoch every epoch) drives the run; an update due without it
-// is an error naming the step.
+// Nothing is cached between the phases: the data pass gets the networks
+// and the data set from the method; a loop that does not hand the data set
+// to method::after_step gets an error naming the step.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -130,13 +128,11 @@ struct sinkhorn_labels {
 
         epoch_plan begin_epoch(epoch_context<Backbone, Head>& ctx) {
             labels_.ensure(heads_, ctx.data.size(), "target::sinkhorn_labels", ctx.data.name);
-            ctx_.reset();
-            ctx_.emplace(ctx);
             if (ctx.epoch == 0 && !ctx.resumed_mid_epoch) {
                 if (cfg_.random_initial_labels)
                     random_labels(ctx.seed);
                 else
-                    update(0);
+                    update(ctx, 0);
             }
             require(labels_.assigned(), "target::sinkhorn_labels: epoch ", ctx.epoch + 1,
                     " starts without labels (a run must start at epoch 1, or resume from a checkpoint that has them)");
@@ -144,6 +140,8 @@ struct sinkhorn_labels {
         }
 
         /// The batch's labels for every head.
+        loss::pseudo_label_targets targets(const target_input<T>& in) { return targets(in.views(), in.ids()); }
+        /// The same from the views and the batch's sample ids.
         loss::pseudo_label_targets targets(const std::vector<tensor<T>>& views, std::span<const std::size_t> ids) {
             require(labels_.assigned(), "target::sinkhorn_labels: no labels yet; begin_epoch computes them "
                     "(ssl::trainer calls it before every epoch)");
@@ -162,17 +160,20 @@ struct sinkhorn_labels {
             return out;
         }
 
-        /// Runs the label update due at the next step, if any.
-        void after_step(Backbone&, Head&, const target_step<T>& s) {
+        /// Asks for a data pass when a label update is due at the next step.
+        target_request after_step(Backbone&, Head&, loss::pseudo_label_targets&&, const target_step& s) {
             if (sched_total_ != s.total_steps) {
                 sched_ = sinkhorn_schedule(cfg_.updates, s.total_steps);
                 sched_total_ = s.total_steps;
             }
             const std::size_t next = s.step + 1;
-            if (next >= s.total_steps || !std::binary_search(sched_.begin(), sched_.end(), next)) return;
-            require(ctx_.has_value(), "target::sinkhorn_labels: a label update is due at step ", next,
-                    " but begin_epoch was never called (use ssl::trainer, or call method::begin_epoch every epoch)");
-            update(next);
+            return {.data_pass = next < s.total_steps && std::binary_search(sched_.begin(), sched_.end(), next)};
+        }
+        /// The label update after_step asked for, over the data set the
+        /// method passes.
+        void data_pass(epoch_context<Backbone, Head>& ctx, const target_step& s) {
+            labels_.ensure(heads_, ctx.data.size(), "target::sinkhorn_labels", ctx.data.name);
+            update(ctx, s.step + 1);
         }
         template <class F>
         void for_each_state(F&& f, const std::string& prefix) {
@@ -182,8 +183,7 @@ struct sinkhorn_labels {
     private:
         /// Sinkhorn-Knopp labels for every head from the head outputs of the
         /// whole data set.
-        void update(std::size_t step) {
-            auto& ctx = *ctx_;
+        void update(epoch_context<Backbone, Head>& ctx, std::size_t step) {
             const tensor<float> z = ctx.head_outputs(cfg_.chunk);  // (N, H*K)
             const std::size_t n = z.dim(0), d = z.dim(1);
             require<shape_error>(d == heads_ * k_, "target::sinkhorn_labels: head outputs of width ", d, " for ",
@@ -232,7 +232,6 @@ struct sinkhorn_labels {
         sinkhorn_labels_config cfg_;
         std::size_t heads_ = 1, k_ = 0;
         detail::instance_labels labels_;
-        std::optional<epoch_context<Backbone, Head>> ctx_;
         std::vector<std::size_t> sched_;
         std::size_t sched_total_ = 0;
         std::size_t updates_done_ = 0;
