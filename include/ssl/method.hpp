@@ -5,7 +5,7 @@
 //
 // One training step, whatever the paper:
 //   views   = augmentation.make_views(images)   view batch: views, specs (row maps, branches), targets
-//   online  = head(backbone(view)) per view     (caches kept)
+//   online  = head(backbone(view), spec) per view (caches kept; head/view_aware.hpp)
 //   batch   = target_update.targets(input)      EMA outputs, bank rows, pseudo-labels, or nothing
 //   loss    = loss.compute(online, batch, views) value + dL/d online per view
 //   backward through head and backbone per view (gradients accumulate)
@@ -26,6 +26,7 @@
 #include "core/concepts.hpp"
 #include "core/tensor.hpp"
 #include "core/views.hpp"
+#include "head/view_aware.hpp"
 #include "nn/parameter.hpp"
 #include "target_update/protocol.hpp"
 
@@ -130,9 +131,9 @@ public:
         std::vector<tensor<float>> online;
         bc.reserve(vb.views.size());
         hc.reserve(vb.views.size());
-        for (const auto& v : vb.views) {
-            auto b = backbone_.forward(v);
-            auto h = head_.forward(b.out);
+        for (std::size_t v = 0; v < vb.views.size(); ++v) {
+            auto b = backbone_.forward(vb.views[v]);
+            auto h = head::forward_view(head_, b.out, vb.spec(v), ids.size());
             bc.push_back(std::move(b.cache));
             hc.push_back(std::move(h.cache));
             online.push_back(std::move(h.out));
