@@ -32,6 +32,13 @@ TEST_CASE("rotations: 4N images, labels 0-3, the same crop and flip rotated") {
     REQUIRE(vb.views.size() == 1);
     CHECK(vb.views[0].shape() == ssl::shape_t{12, 1, 12, 12});
     CHECK(vb.labels == std::vector<std::int64_t>{0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3});
+    // one stacked view of 4 copies per sample: row k * N + i is sample i rotated by k * 90 degrees
+    REQUIRE(vb.specs.size() == 1);
+    CHECK(vb.spec(0).copies == 4);
+    CHECK(vb.spec(0).branch == 0);
+    CHECK(vb.spec(0).grid_rows * vb.spec(0).grid_cols == 0);
+    CHECK_NOTHROW(vb.validate(3));
+    CHECK_THROWS_AS(vb.validate(4), ssl::shape_error);
     const auto& v = vb.views[0];
     // image 1 at 90 degrees (clockwise): out(i, j) = in(H-1-j, i)
     for (std::size_t i = 0; i < 12; ++i)
@@ -82,9 +89,14 @@ TEST_CASE("loss policies: values and gradients are the underlying losses'") {
     CHECK_THROWS_AS(cp.compute({a}, {}, {}), ssl::value_error);
     ssl::loss::pretext_classification pc;
     std::vector<std::int64_t> y{0, 1, 2, 0};
-    auto r3 = pc.compute({a}, {}, y);
+    auto r3 = pc.compute({a}, {}, ssl::view_batch<float>{{}, y});
     CHECK(r3.value > 0);
     CHECK(r3.metrics.at(0).first == "pretext_top1");
+    // the labels come from the view batch: the cross entropy with them
+    ssl::loss::cross_entropy<float> ce;
+    CHECK(r3.value == doctest::Approx(ce(a, y).value));
+    std::vector<std::int64_t> y2{1, 1, 0, 2};
+    CHECK(pc.compute({a}, {}, ssl::view_batch<float>{{}, y2}).value == doctest::Approx(ce(a, y2).value));
 }
 
 }  // namespace test_policies

@@ -80,7 +80,7 @@ TEST_CASE("hierarchical_classification: CE(super) + CE(sub, the row's super-clas
     t.clusters = 2;
     t.super = {1, 2};  // row 0: rotation 0, cluster 1; row 1: rotation 1, cluster 0
     t.sub = {2, 0};
-    auto r = loss.compute({z}, t, std::vector<std::int64_t>{0, 1});
+    auto r = loss.compute({z}, t, ssl::view_batch<double>{{}, {0, 1}});
     const double sup = (nll(z.data(), 4, 1) + nll(z.data() + 16, 4, 2)) / 2;
     const double sub = (nll(z.data() + 4 + 1 * 3, 3, 2) + nll(z.data() + 16 + 4 + 2 * 3, 3, 0)) / 2;
     CHECK(r.value == doctest::Approx(sup + sub));
@@ -95,7 +95,7 @@ TEST_CASE("hierarchical_classification: CE(super) + CE(sub, the row's super-clas
     CHECK(r.metrics[0].first == "super_top1");
     CHECK(r.metrics[1].first == "sub_top1");
     // the rotation of each row must agree with super / m
-    CHECK_THROWS_WITH_AS(loss.compute({z}, t, std::vector<std::int64_t>{1, 1}),
+    CHECK_THROWS_WITH_AS(loss.compute({z}, t, ssl::view_batch<double>{{}, {1, 1}}),
                          doctest::Contains("disagree on the row layout"), ssl::value_error);
     auto bad = t;
     bad.super = {1, 5};

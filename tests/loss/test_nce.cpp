@@ -291,25 +291,89 @@ TEST_CASE("instance_nce / instance_softmax: policies on memory-bank targets") {
     auto f = ssl::cast<float>(unit_rows(ssl::testing::random_tensor({3, 4}, 51)));
     std::vector<std::size_t> ids{4, 5, 6};
     std::vector<std::uint32_t> noise = random_noise(3 * 8, 20, 52);
-    double z = 0;
-    ssl::target::bank_targets<float> t{&bank, ids, noise, 8, &z};
+    ssl::target::bank_targets<float> t{.bank = &bank, .ids = ids, .noise = noise, .negatives = 8};
     ssl::loss::instance_nce p({.temperature = 0.1, .proximal = 30});
+    CHECK(p.config().z == ssl::loss::z_estimate::until_filled);  // the default
+    CHECK(p.z() == 0);  // not estimated yet
     auto out = p.compute({f}, t, {});
-    CHECK(z > 0);  // estimated on the first batch, stored where the target state keeps it
-    double z2 = z;
+    CHECK(p.z() > 0);  // estimated on the first batch, kept in the loss's own state
+    double z2 = 0;
     auto direct = nce<float>({.temperature = 0.1, .proximal = 30})(f, bank, ids, noise, z2);
+    CHECK(p.z() == z2);
     CHECK(out.value == direct.value);
     REQUIRE(out.grads.size() == 1);
     CHECK(std::equal(out.grads[0].begin(), out.grads[0].end(), direct.grad.begin()));
+    // the state a checkpoint keeps: "loss.z", the very value compute uses
+    std::vector<std::string> names;
+    p.for_each_state([&](const std::string& n, ssl::tensor<double>& zt) {
+        names.push_back(n);
+        REQUIRE(zt.numel() == 1);
+        CHECK(zt[0] == p.z());
+        zt[0] = 4242.25;  // what a checkpoint load does
+    }, "loss");
+    CHECK(names == std::vector<std::string>{"loss.z"});
+    CHECK(p.z() == 4242.25);
+    t.filled = true;  // a full bank: until_filled uses the restored Z
+    double zr = 4242.25;
+    auto restored = p.compute({f}, t, {});
+    CHECK(p.z() == 4242.25);
+    CHECK(restored.value == nce<float>({.temperature = 0.1, .proximal = 30})(f, bank, ids, noise, zr).value);
     CHECK_THROWS_AS(p.compute({f, f}, t, {}), ssl::value_error);
-    ssl::target::bank_targets<float> none{&bank, ids, {}, 0, &z};
+    ssl::target::bank_targets<float> none{.bank = &bank, .ids = ids, .noise = {}, .negatives = 0};
     CHECK_THROWS_AS(p.compute({f}, none, {}), ssl::value_error);  // no noise drawn: the full-softmax setting
+    CHECK_THROWS_AS(p.compute({f}, ssl::target::bank_targets<float>{}, {}), ssl::value_error);  // no bank
 
     ssl::loss::instance_softmax s({.temperature = 0.1});
     auto o2 = s.compute({f}, none, {});
     CHECK(o2.value == nonparametric_softmax<float>({.temperature = 0.1})(f, bank, ids).value);
     static_assert(ssl::loss_policy<ssl::loss::instance_nce, ssl::target::bank_targets<float>>);
     static_assert(ssl::loss_policy<ssl::loss::instance_softmax, ssl::target::bank_targets<float>>);
+}
+
+TEST_CASE("instance_nce: when Z is estimated (config.z), from the batch's filled flag") {
+    auto bank = ssl::cast<float>(unit_rows(ssl::testing::random_tensor({20, 4}, 90)));
+    std::vector<std::size_t> ids{4, 5, 6};
+    // batch k: its own features and noise; Z from it is what nce::estimate_z gives
+    struct nce_batch {
+        tensor<float> f;
+        std::vector<std::uint32_t> noise;
+    };
+    auto batch = [&](std::uint64_t k) {
+        return nce_batch{ssl::cast<float>(unit_rows(ssl::testing::random_tensor({3, 4}, 91 + k))),
+                         random_noise(3 * 8, 20, 95 + k)};
+    };
+    const nce<float> ref({.temperature = 0.1});
+    // the Z the loss holds after a step on batch k
+    auto step = [&](ssl::loss::instance_nce& p, std::uint64_t k, bool filled) {
+        auto b = batch(k);
+        ssl::target::bank_targets<float> t{.bank = &bank, .ids = ids, .noise = b.noise, .negatives = 8, .filled = filled};
+        p.compute({b.f}, t, {});
+        return p.z();
+    };
+    auto estimate = [&](std::uint64_t k) {
+        auto b = batch(k);
+        return ref.estimate_z(b.f, bank, b.noise);
+    };
+    REQUIRE(estimate(0) != estimate(1));
+    SUBCASE("until_filled: every batch until the bank is full, then fixed") {
+        ssl::loss::instance_nce p({.temperature = 0.1});
+        CHECK(step(p, 0, false) == estimate(0));
+        CHECK(step(p, 1, false) == estimate(1));
+        CHECK(step(p, 2, true) == estimate(1));  // full: the last estimate stays
+        CHECK(step(p, 3, true) == estimate(1));
+    }
+    SUBCASE("first_batch: once") {
+        ssl::loss::instance_nce p({.temperature = 0.1, .z = ssl::loss::z_estimate::first_batch});
+        CHECK(step(p, 0, false) == estimate(0));
+        CHECK(step(p, 1, false) == estimate(0));
+        CHECK(step(p, 2, true) == estimate(0));
+    }
+    SUBCASE("every_batch: always, also on a full bank") {
+        ssl::loss::instance_nce p({.temperature = 0.1, .z = ssl::loss::z_estimate::every_batch});
+        CHECK(step(p, 0, false) == estimate(0));
+        CHECK(step(p, 1, true) == estimate(1));
+        CHECK(step(p, 2, true) == estimate(2));
+    }
 }
 
 TEST_CASE("nce / nonparametric_softmax: the proximal term only for rows that hold a memory") {

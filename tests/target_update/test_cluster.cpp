@@ -29,11 +29,21 @@ ssl::data::image_dataset make_set(std::size_t n, std::uint64_t seed = 1) {
     return d;
 }
 
-std::vector<float> head_values(auto& m) {
+std::vector<float> values_of(auto& head) {
     std::vector<float> v;
-    m.head().for_each_parameter([&](const std::string&, auto& p) { v.insert(v.end(), p.value.begin(), p.value.end()); },
-                                "");
+    head.for_each_parameter([&](const std::string&, auto& p) { v.insert(v.end(), p.value.begin(), p.value.end()); },
+                            "");
     return v;
+}
+
+std::vector<float> head_values(auto& m) { return values_of(m.head()); }
+
+/// The head a method re-initialised with the seed the target asked for at
+/// (seed, epoch) holds: what Head(config, in, reinit_seed) builds.
+template <class M>
+std::vector<float> reinitialised_head(M& m, std::uint64_t seed, std::size_t epoch) {
+    typename M::head_type h(m.cfg().head, m.backbone().output_dim(), ssl::target::detail::reinit_seed(seed, epoch));
+    return values_of(h);
 }
 
 std::vector<std::int64_t> as_vector(const ssl::tensor<std::int64_t>& t) { return {t.begin(), t.end()}; }
@@ -109,6 +119,7 @@ TEST_CASE("cluster_reassignment: k-means labels, head re-initialised, uniform or
     std::vector<const void*> addr1;
     m.head().for_each_parameter([&](const std::string&, auto& p) { addr1.push_back(&p); }, "");
     CHECK(addr0 == addr1);
+    CHECK(head_values(m) == reinitialised_head(m, 3, 0));  // rebuilt with the seed the target asked for
     CHECK(plan.reset_optimizer_state == std::vector<std::string>{"head"});
     // the order: N entries, uniform over the pseudo-labels
     REQUIRE(plan.order.has_value());
@@ -131,7 +142,9 @@ TEST_CASE("cluster_reassignment: k-means labels, head re-initialised, uniform or
     REQUIRE(plan1.order.has_value());
     CHECK(*plan1.order != *plan.order);
     // epoch 2: reassignment again, NMI with the previous assignment reported
-    m.begin_epoch(data, 2, 3);
+    auto plan2 = m.begin_epoch(data, 2, 3);
+    CHECK(head_values(m) == reinitialised_head(m, 3, 2));
+    CHECK(plan2.reset_optimizer_state == std::vector<std::string>{"head"});
     REQUIRE(m.target().last_reassignment()->nmi_prev.has_value());
     const double nmi = *m.target().last_reassignment()->nmi_prev;
     CHECK((nmi >= 0 && nmi <= 1));
@@ -146,6 +159,34 @@ TEST_CASE("cluster_reassignment: k-means labels, head re-initialised, uniform or
     CHECK(head_values(m) == h2);
     CHECK(plan4.reset_optimizer_state.empty());
     CHECK(plan4.order == ssl::target::uniform_label_order(l2, 96, 3, 4));
+}
+
+TEST_CASE("cluster_reassignment: the target asks for the head's re-initialisation, never writes into the head") {
+    auto data = make_set(48);
+    auto c = ssl::deepcluster_config(tiny_net, 16, 1, data.size());
+    c.head = {4};
+    c.target.kmeans_iterations = 3;
+    ssl::deepcluster<> m(c);
+    const auto h0 = head_values(m);
+    // the target's own begin_epoch: labels and a request, the head untouched
+    ssl::epoch_context<decltype(m)::backbone_type, decltype(m)::head_type> ctx{
+        m.backbone(), m.head(), m.backbone().output_dim(), data, 0, 5, false,
+        [&](const ssl::tensor<float>& x) { return m.augmentation().eval_transform(x); }};
+    auto plan = m.target().begin_epoch(ctx);
+    REQUIRE(plan.reinit_head.has_value());
+    CHECK(*plan.reinit_head == ssl::target::detail::reinit_seed(5, 0));
+    CHECK(plan.reset_optimizer_state.empty());  // the method fills it, not the policy
+    CHECK(head_values(m) == h0);
+    CHECK(m.target().labels()[0] >= 0);
+    // without reinit_head, the method's plan re-initialises nothing
+    auto c2 = c;
+    c2.target.reinit_head = false;
+    ssl::deepcluster<> keep(c2);
+    const auto k0 = head_values(keep);
+    auto plan2 = keep.begin_epoch(data, 0, 5);
+    CHECK_FALSE(plan2.reinit_head.has_value());
+    CHECK(plan2.reset_optimizer_state.empty());
+    CHECK(head_values(keep) == k0);
 }
 
 TEST_CASE("cluster_reassignment: instance count errors, labels restored by a checkpoint round trip") {
@@ -202,6 +243,7 @@ TEST_CASE("hierarchical_clusters: two-level k-means, leaves sampled uniformly, h
     const auto h0 = head_values(m);
     auto plan = m.begin_epoch(data, 0, 11);
     CHECK(head_values(m) != h0);
+    CHECK(head_values(m) == reinitialised_head(m, 11, 0));
     CHECK(plan.reset_optimizer_state == std::vector<std::string>{"head"});
     const auto c1 = as_vector(m.target().level1()), c2 = as_vector(m.target().level2());
     for (std::size_t i = 0; i < 96; ++i) {

@@ -33,13 +33,23 @@ TEST_CASE("ema: the update formula, and the target owns its storage") {
     CHECK(t0 == o0);
     on[0]->value[0] = o0 + 1.0;  // the online network moves
     CHECK(tg[0]->value[0] == t0);
-    st.after_step(online, head, 0, 10);
+    CHECK_FALSE(st.after_step(online, head, {}, ssl::target_step{0, 10}).data_pass);
     CHECK(tg[0]->value[0] == doctest::Approx(0.9 * t0 + 0.1 * (o0 + 1.0)));
     CHECK(st.tau() == doctest::Approx(0.9));
     // targets: one output per view, of the head's size
-    auto out = st.targets({ssl::tensor<double>::full({3, 1, 8, 8}, 0.5), ssl::tensor<double>::full({3, 1, 8, 8}, 0.1)});
+    auto out = st.outputs({ssl::tensor<double>::full({3, 1, 8, 8}, 0.5), ssl::tensor<double>::full({3, 1, 8, 8}, 0.1)});
     REQUIRE(out.size() == 2);
     CHECK(out[0].shape() == ssl::shape_t{3, 4});
+    // targets(target_input): the same outputs for the batch's views
+    ssl::view_batch<double> vb{{ssl::tensor<double>::full({3, 1, 8, 8}, 0.5), ssl::tensor<double>::full({3, 1, 8, 8}, 0.1)}, {}};
+    vb.ids = {0, 1, 2};
+    const std::vector<ssl::tensor<double>> online_out;
+    auto out2 = st.targets(ssl::target_input<double>{vb, online_out, 1, 10, 0});
+    REQUIRE(out2.size() == 2);
+    for (std::size_t v = 0; v < 2; ++v) {
+        REQUIRE(out2[v].shape() == out[v].shape());
+        CHECK(std::equal(out2[v].begin(), out2[v].end(), out[v].begin()));
+    }
     std::size_t n = 0;
     st.for_each_state([&](const std::string& name, auto&) { n += name.rfind("t.backbone.", 0) == 0 || name.rfind("t.head.", 0) == 0; }, "t");
     CHECK(n > 100);

@@ -170,7 +170,10 @@ TEST_CASE("instance_classifier: raw-feature initialisation = normalised head out
         auto plan = m.begin_epoch(data, 0, 7);
         CHECK(m.target().initialised());
         CHECK_FALSE(plan.order.has_value());
-        CHECK(plan.reset_optimizer_state == std::vector<std::string>{"target.classifier"});
+        // the target re-initialised its own parameters: the method resets the
+        // optimizer state of "target", the prefix of every shard
+        CHECK(plan.reset_optimizer_state == std::vector<std::string>{"target"});
+        for (const auto& name : target_names(m)) CHECK(name.rfind(plan.reset_optimizer_state[0] + ".", 0) == 0);
         CHECK(max_diff(all_rows(m), head_features(ref, data, 0, n, true)) < 1e-5);
         CHECK(buffers(m) == bufs);  // running statistics restored: the pass has no side effect
         CHECK(m.training());
@@ -233,12 +236,25 @@ TEST_CASE("instance_classifier: initialised once; not at later epochs, nor when 
 TEST_CASE("instance_classifier: targets() are the shards and the ids") {
     method_t m(tiny_config(10, 4));
     std::vector<std::size_t> ids{9, 0, 4};
-    auto t = m.target().targets({}, ids);
+    auto t = m.target().targets(ids);
     CHECK(t.labels == std::vector<std::int64_t>{9, 0, 4});
     REQUIRE(t.shards.size() == 3);
     CHECK(t.shards == target_params(m));
     std::vector<std::size_t> bad{10};
-    CHECK_THROWS_AS(m.target().targets({}, bad), ssl::value_error);
+    CHECK_THROWS_AS(m.target().targets(bad), ssl::value_error);
+    // targets(target_input): the ids come from the view batch
+    ssl::view_batch<float> vb{{ssl::tensor<float>::zeros({3, 1, 16, 16})}, {}};
+    vb.ids = ids;
+    const std::vector<ssl::tensor<float>> online;
+    auto t2 = m.target().targets(ssl::target_input<float>{vb, online});
+    CHECK(t2.labels == t.labels);
+    CHECK(t2.shards == t.shards);
+    vb.ids = bad;
+    CHECK_THROWS_AS(m.target().targets(ssl::target_input<float>{vb, online}), ssl::value_error);
+    // after_step changes nothing (the optimizer updates the shards) and asks for nothing
+    const auto rows = all_rows(m);
+    CHECK_FALSE(m.target().after_step(m.backbone(), m.head(), std::move(t2), ssl::target_step{0, 1, 0}).data_pass);
+    CHECK(all_rows(m) == rows);
 }
 
 TEST_CASE("instance_classifier: checkpoint round trip of the shards and the initialised flag") {

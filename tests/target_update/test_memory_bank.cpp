@@ -5,6 +5,7 @@
 #include <ssl/data/synthetic.hpp>
 #include <ssl/head/embedding.hpp>
 #include <ssl/io/checkpoint.hpp>
+#include <ssl/loss/nce.hpp>
 #include <ssl/target_update/memory_bank.hpp>
 
 #include <algorithm>
@@ -42,6 +43,20 @@ struct state_module {
     template <class F>
     void for_each_buffer(F&& f, const std::string& p) {
         s.for_each_state(f, p);
+    }
+};
+
+/// The bank and the NCE loss, named as a method checkpoints them
+/// ("target.*", "loss.*").
+struct bank_and_loss_module {
+    bank_state& s;
+    ssl::loss::instance_nce& loss;
+    template <class F>
+    void for_each_parameter(F&&, const std::string&) {}
+    template <class F>
+    void for_each_buffer(F&& f, const std::string& p) {
+        s.for_each_state(f, ssl::join_name(p, "target"));
+        loss.for_each_state(f, ssl::join_name(p, "loss"));
     }
 };
 
@@ -137,17 +152,12 @@ TEST_CASE("memory_bank: with written flags, a row's first write replaces its ran
 
 TEST_CASE("memory_bank state: replace_first stores the first feature as is, then mixes") {
     nets nw;
-    std::vector<tensor<float>> views{tensor<float>::zeros({2, 1, 8, 8})};
     bank_state st({.instances = 4, .dim = 8, .negatives = 2, .replace_first = true}, nw.backbone, nw.head);
     std::vector<std::size_t> ids{2, 0};
     auto f1 = unit_features(2, 8, 7), f2 = unit_features(2, 8, 8);
-    (void)st.targets(views, ids);
-    std::vector<tensor<float>> o1{f1};
-    st.after_step(nw.backbone, nw.head, ssl::target_step<float>{0, 3, 0, ids, &o1});
+    st.after_step(nw.backbone, nw.head, st.targets(ids, f1), ssl::target_step{0, 3, 0});
     for (std::size_t j = 0; j < 8; ++j) CHECK(st.bank().at(2, j) == doctest::Approx(f1.at(0, j)).epsilon(1e-6));
-    (void)st.targets(views, ids);
-    std::vector<tensor<float>> o2{f2};
-    st.after_step(nw.backbone, nw.head, ssl::target_step<float>{1, 3, 0, ids, &o2});
+    st.after_step(nw.backbone, nw.head, st.targets(ids, f2), ssl::target_step{1, 3, 0});
     auto expect = tensor<float>::from({1, 8}, std::span<const float>(f1.data(), 8));
     auto g = tensor<float>::from({1, 8}, std::span<const float>(f2.data(), 8));
     std::vector<std::size_t> one{0};
@@ -185,42 +195,56 @@ TEST_CASE("memory_bank: negatives are uniform, reproducible per (seed, step, sam
 
 TEST_CASE("memory_bank state: targets reference the bank, after_step updates it in place") {
     nets nw;
-    ssl::target::memory_bank_config cfg{.instances = 100, .dim = 8, .momentum = 0.5, .negatives = 16, .seed = 5,
-                                        .z = ssl::target::z_estimate::first_batch};
+    ssl::target::memory_bank_config cfg{.instances = 100, .dim = 8, .momentum = 0.5, .negatives = 16, .seed = 5};
     bank_state st(cfg, nw.backbone, nw.head);
+    ssl::loss::instance_nce loss({.temperature = 0.1, .z = ssl::loss::z_estimate::first_batch});
     const float* data = st.bank().data();
     const tensor<float> before = st.bank().clone();
-    CHECK(st.z() == 0);
+    CHECK(loss.z() == 0);
     CHECK(st.step() == 0);
     for (std::size_t i = 0; i < 100; ++i) CHECK(row_norm(st.bank(), i) == doctest::Approx(1.0).epsilon(1e-6));
 
     std::vector<std::size_t> ids{3, 50, 99, 0};
-    std::vector<tensor<float>> views{tensor<float>::zeros({4, 1, 8, 8})};
-    auto t = st.targets(views, ids);
+    const tensor<float> online0 = unit_features(4, 8, 9);
+    auto t = st.targets(ids, online0);
     CHECK(t.bank == &st.bank());  // a reference, not a copy
     CHECK(t.bank->data() == data);
-    CHECK(t.ids.data() == ids.data());
+    CHECK(t.ids == ids);
+    REQUIRE(t.features.shape() == online0.shape());  // view 0's online output, for after_step
+    CHECK(std::equal(online0.begin(), online0.end(), t.features.begin()));
     CHECK(t.negatives == 16);
+    CHECK_FALSE(t.filled);
     REQUIRE(t.noise.size() == 4 * 16);
     for (auto j : t.noise) CHECK(j < 100);
     std::vector<std::uint32_t> want(4 * 16);
     ssl::target::sample_negatives(want, 4, 16, 100, 5, 0);
     CHECK(std::equal(want.begin(), want.end(), t.noise.begin()));
-    // the same step draws the same noise; Z is reachable for the loss
+    // the same step draws the same noise; the loss estimates Z from the batch and keeps it
     std::vector<std::uint32_t> first(t.noise.begin(), t.noise.end());
-    auto t2 = st.targets(views, ids);
+    auto t2 = st.targets(ids, online0);
     CHECK(std::equal(first.begin(), first.end(), t2.noise.begin()));
-    REQUIRE(t2.z != nullptr);
-    *t2.z = 123.5;  // what the loss does on the first batch
-    CHECK(st.z() == 123.5);
+    loss.compute({online0}, t2, {});
+    const double z0 = loss.z();
+    CHECK(z0 > 0);
+    CHECK(z0 == ssl::loss::nce<float>({.temperature = 0.1}).estimate_z(online0, st.bank(), t2.noise));
+    // targets(target_input): ids from the view batch, features from view 0's online output
+    ssl::view_batch<float> vb{{tensor<float>::zeros({4, 1, 8, 8})}, {}};
+    vb.ids = ids;
+    const std::vector<tensor<float>> online{online0};
+    auto t3 = st.targets(ssl::target_input<float>{vb, online, 0, 10, 0});
+    CHECK(t3.ids == ids);
+    REQUIRE(t3.features.shape() == online0.shape());
+    CHECK(std::equal(online0.begin(), online0.end(), t3.features.begin()));
+    CHECK(std::equal(first.begin(), first.end(), t3.noise.begin()));
+    const std::vector<tensor<float>> no_online;
+    CHECK_THROWS_AS(st.targets(ssl::target_input<float>{vb, no_online, 0, 10, 0}), ssl::value_error);
 
     // after_step: the batch's rows follow the features, the others stay
-    std::vector<tensor<float>> online{unit_features(4, 8, 9)};
-    st.after_step(nw.backbone, nw.head, ssl::target_step<float>{0, 10, 0, ids, &online});
+    CHECK_FALSE(st.after_step(nw.backbone, nw.head, std::move(t3), ssl::target_step{0, 10, 0}).data_pass);
     CHECK(st.bank().data() == data);  // updated in place
     CHECK(st.step() == 1);
     tensor<float> expect = before.clone();
-    ssl::target::update_bank(expect, ids, online[0], 0.5);
+    ssl::target::update_bank(expect, ids, online0, 0.5);
     CHECK(std::equal(expect.begin(), expect.end(), st.bank().begin()));
     std::size_t changed_rows = 0;
     for (std::size_t i = 0; i < 100; ++i) {
@@ -231,31 +255,69 @@ TEST_CASE("memory_bank state: targets reference the bank, after_step updates it 
     }
     CHECK(changed_rows == 4);
     // the next step draws new noise
-    auto t3 = st.targets(views, ids);
-    CHECK_FALSE(std::equal(first.begin(), first.end(), t3.noise.begin()));
+    auto t4 = st.targets(ids, online0);
+    CHECK_FALSE(std::equal(first.begin(), first.end(), t4.noise.begin()));
 
-    // many steps: rows stay unit, the storage is the same
+    // many steps: rows stay unit, the storage is the same; the loss keeps its Z
     for (std::size_t s = 1; s < 30; ++s) {
         std::vector<std::size_t> b{s, s + 30, s + 60};
-        std::vector<tensor<float>> o{unit_features(3, 8, 100 + s)};
-        st.targets({tensor<float>::zeros({3, 1, 8, 8})}, b);
-        st.after_step(nw.backbone, nw.head, ssl::target_step<float>{s, 30, 0, b, &o});
+        const auto o = unit_features(3, 8, 100 + s);
+        auto tb = st.targets(b, o);
+        loss.compute({o}, tb, {});
+        st.after_step(nw.backbone, nw.head, std::move(tb), ssl::target_step{s, 30, 0});
     }
     CHECK(st.bank().data() == data);
     CHECK(st.step() == 30);
     for (std::size_t i = 0; i < 100; ++i) CHECK(row_norm(st.bank(), i) == doctest::Approx(1.0).epsilon(1e-6));
-    CHECK(st.z() == 123.5);  // nothing in the bank changes Z
+    CHECK(loss.z() == z0);  // nothing in the bank changes Z
 
-    // bad ids
-    CHECK_THROWS_AS(st.targets(views, std::vector<std::size_t>{1, 2, 3, 100}), ssl::shape_error);
-    CHECK_THROWS_AS(st.targets(views, std::vector<std::size_t>{1, 2}), ssl::shape_error);
+    // bad ids, features that do not fit the ids or the bank
+    CHECK_THROWS_AS(st.targets(std::vector<std::size_t>{1, 2, 3, 100}, online0), ssl::shape_error);
+    CHECK_THROWS_AS(st.targets(std::vector<std::size_t>{1, 2}, online0), ssl::shape_error);
+    CHECK_THROWS_AS(st.targets(ids, unit_features(4, 7, 1)), ssl::shape_error);
+    // after_step needs a batch from targets(): features to store
+    CHECK_THROWS_AS(st.after_step(nw.backbone, nw.head, ssl::target::bank_targets<float>{}, ssl::target_step{30, 31, 0}),
+                    ssl::value_error);
+    CHECK(st.step() == 30);
+}
+
+TEST_CASE("memory_bank state: after_step stores exactly the features the batch carries, for the batch's ids") {
+    nets nw;
+    bank_state st({.instances = 20, .dim = 8, .negatives = 4, .seed = 3}, nw.backbone, nw.head);
+    const tensor<float> before = st.bank().clone();
+    std::vector<std::size_t> ids{1, 7, 12};
+    const auto seen = unit_features(3, 8, 21), carried = unit_features(3, 8, 22), later = unit_features(2, 8, 23);
+    auto t = st.targets(ids, seen);
+    t.features = carried;  // the batch is what after_step reads, not what targets() saw
+    // another targets() call in between (its ids and features) does not leak into the consumed batch
+    std::vector<std::size_t> other{2, 7};
+    auto t_other = st.targets(other, later);
+    (void)t_other;
+    st.after_step(nw.backbone, nw.head, std::move(t), ssl::target_step{0, 5, 0});
+    tensor<float> expect = before.clone();
+    ssl::target::update_bank(expect, ids, carried, 0.5);
+    CHECK(std::equal(expect.begin(), expect.end(), st.bank().begin()));
+    for (std::size_t i = 0; i < 20; ++i) CHECK(st.written()[i] == (i == 1 || i == 7 || i == 12 ? 1 : 0));
+    for (std::size_t j = 0; j < 8; ++j) CHECK(st.bank().at(2, j) == before.at(2, j));  // only in the other batch
+    // the same features at other ids: the ids travel in the batch too
+    auto t2 = st.targets(ids, seen);
+    t2.ids = {4, 5, 6};
+    const tensor<float> mid = st.bank().clone();
+    st.after_step(nw.backbone, nw.head, std::move(t2), ssl::target_step{1, 5, 0});
+    tensor<float> expect2 = mid.clone();
+    ssl::target::update_bank(expect2, std::vector<std::size_t>{4, 5, 6}, seen, 0.5);
+    CHECK(std::equal(expect2.begin(), expect2.end(), st.bank().begin()));
+    for (std::size_t i : {1, 7, 12}) CHECK(st.written()[i] == 1);
+    for (std::size_t i : {4, 5, 6}) CHECK(st.written()[i] == 1);
+    CHECK(st.written()[2] == 0);
+    CHECK(st.step() == 2);
 }
 
 TEST_CASE("memory_bank state: no negatives for the full softmax") {
     nets nw;
     bank_state st({.instances = 10, .dim = 8, .negatives = 0}, nw.backbone, nw.head);
     std::vector<std::size_t> ids{1, 2};
-    auto t = st.targets({tensor<float>::zeros({2, 1, 8, 8})}, ids);
+    auto t = st.targets(ids, unit_features(2, 8, 1));
     CHECK(t.noise.empty());
     CHECK(t.negatives == 0);
 }
@@ -275,41 +337,45 @@ TEST_CASE("memory_bank state: config errors, data set size checked at begin_epoc
     auto data = ssl::data::synthetic({.size = 12, .classes = 2, .height = 8, .width = 8}).to_dataset();
     auto other = ssl::data::synthetic({.size = 13, .classes = 2, .height = 8, .width = 8}).to_dataset();
     auto id = [](const tensor<float>& x) { return x; };
-    ssl::epoch_context<net_t, head_t> ok{nw.backbone, nw.head, nw.head.config(), 16, data, 0, 0, false, id};
+    ssl::epoch_context<net_t, head_t> ok{nw.backbone, nw.head, 16, data, 0, 0, false, id};
     CHECK(!st.begin_epoch(ok).order);
-    ssl::epoch_context<net_t, head_t> bad{nw.backbone, nw.head, nw.head.config(), 16, other, 0, 0, false, id};
+    ssl::epoch_context<net_t, head_t> bad{nw.backbone, nw.head, 16, other, 0, 0, false, id};
     CHECK_THROWS_AS(st.begin_epoch(bad), ssl::value_error);
 }
 
-TEST_CASE("memory_bank state: checkpoint round trip restores bank, Z and step in place") {
+TEST_CASE("memory_bank state: checkpoint round trip restores bank, step and written flags in place; Z with the loss") {
     nets nw;
     const auto path = std::filesystem::temp_directory_path() / ("ssl_bank_" + std::to_string(::getpid()) + ".safetensors");
     bank_state a({.instances = 40, .dim = 8, .negatives = 8, .seed = 1}, nw.backbone, nw.head);
+    ssl::loss::instance_nce la({.temperature = 0.1});
     std::vector<std::size_t> ids{1, 2, 3};
-    auto t = a.targets({tensor<float>::zeros({3, 1, 8, 8})}, ids);
-    *t.z = 4242.25;
-    std::vector<tensor<float>> o{unit_features(3, 8, 3)};
-    a.after_step(nw.backbone, nw.head, ssl::target_step<float>{6, 10, 0, ids, &o});
+    const auto o = unit_features(3, 8, 3);
+    auto t = a.targets(ids, o);
+    la.compute({o}, t, {});  // the loss estimates Z from this batch
+    REQUIRE(la.z() > 0);
+    a.after_step(nw.backbone, nw.head, std::move(t), ssl::target_step{6, 10, 0});
     std::vector<std::string> names;
     a.for_each_state([&](const std::string& n, auto&) { names.push_back(n); }, "target");
-    CHECK(names == std::vector<std::string>{"target.bank", "target.z", "target.step", "target.written"});
-    state_module ma{a};
+    CHECK(names == std::vector<std::string>{"target.bank", "target.step", "target.written"});  // Z is the loss's
+    bank_and_loss_module ma{a, la};
     ssl::save_checkpoint(path, ma);
+    CHECK(ssl::io::read_safetensors(path).tensors.contains("loss.z"));
 
     bank_state b({.instances = 40, .dim = 8, .negatives = 8, .seed = 1}, nw.backbone, nw.head);
+    ssl::loss::instance_nce lb({.temperature = 0.1});
     ssl::target::init_bank(b.bank(), 99);  // another bank
     const float* data = b.bank().data();
     CHECK_FALSE(std::equal(a.bank().begin(), a.bank().end(), b.bank().begin()));
-    state_module mb{b};
+    bank_and_loss_module mb{b, lb};
     ssl::load_checkpoint(path, mb);
     CHECK(b.bank().data() == data);  // restored into the existing storage
     CHECK(std::equal(a.bank().begin(), a.bank().end(), b.bank().begin()));
-    CHECK(b.z() == 4242.25);
+    CHECK(lb.z() == la.z());
     CHECK(b.step() == 7);
     for (std::size_t i = 0; i < 40; ++i) CHECK(b.written()[i] == (i >= 1 && i <= 3 ? 1 : 0));
-    auto ta = a.targets({tensor<float>::zeros({3, 1, 8, 8})}, ids);
+    auto ta = a.targets(ids, o);
     std::vector<std::uint32_t> na(ta.noise.begin(), ta.noise.end());
-    auto tb = b.targets({tensor<float>::zeros({3, 1, 8, 8})}, ids);
+    auto tb = b.targets(ids, o);
     CHECK(std::equal(na.begin(), na.end(), tb.noise.begin()));  // the resumed state draws the same noise
     // a bank of another size does not load
     bank_state c({.instances = 41, .dim = 8}, nw.backbone, nw.head);
@@ -318,75 +384,96 @@ TEST_CASE("memory_bank state: checkpoint round trip restores bank, Z and step in
     std::filesystem::remove(path);
 }
 
-TEST_CASE("memory_bank state: which rows hold a memory, and when Z is estimated") {
+TEST_CASE("memory_bank state: which rows hold a memory, and when the loss estimates Z") {
     nets nw;
-    std::vector<tensor<float>> views{tensor<float>::zeros({2, 1, 8, 8})};
-    auto step = [&](bank_state& st, std::size_t s, std::vector<std::size_t> ids, double z_loss) {
-        auto t = st.targets(views, ids);
-        const double seen = *t.z;
-        if (!(*t.z > 0)) *t.z = z_loss;  // what the loss does when Z is not set
+    // One step: the bank's batch for ids, the loss on it, after_step. Returns
+    // whether the loss estimated Z from this batch (the Z it holds is the
+    // estimate from this batch's noise against the bank as the loss saw it)
+    // and the Z it holds after the step.
+    struct outcome {
+        bool estimated;
+        double z;
+    };
+    auto step = [&](bank_state& st, ssl::loss::instance_nce& loss, std::size_t s, std::vector<std::size_t> ids) {
+        const auto f = unit_features(2, 8, 40 + s);
+        auto t = st.targets(ids, f);
         REQUIRE(t.has_memory.size() == 6);
         CHECK(t.has_memory.data() == st.written().data());
-        std::vector<tensor<float>> o{unit_features(2, 8, 40 + s)};
-        st.after_step(nw.backbone, nw.head, ssl::target_step<float>{s, 3, 0, ids, &o});
-        return seen;
+        CHECK(t.filled == st.filled());  // the bank says whether every row holds a memory
+        const double fresh = ssl::loss::nce<float>({.temperature = loss.config().temperature}).estimate_z(f, st.bank(), t.noise);
+        const double held = loss.z();
+        REQUIRE(fresh != held);
+        loss.compute({f}, t, {});
+        st.after_step(nw.backbone, nw.head, std::move(t), ssl::target_step{s, 3, 0});
+        CHECK((loss.z() == fresh || loss.z() == held));
+        return outcome{loss.z() == fresh, loss.z()};
     };
     SUBCASE("until_filled (the default): every batch re-estimates until each row was written once") {
         bank_state st({.instances = 6, .dim = 8, .negatives = 4}, nw.backbone, nw.head);
+        ssl::loss::instance_nce loss;
         for (std::size_t i = 0; i < 6; ++i) CHECK(st.written()[i] == 0);
         CHECK_FALSE(st.filled());
-        CHECK(step(st, 0, {0, 1}, 10.0) == 0);  // not estimated yet
+        CHECK(step(st, loss, 0, {0, 1}).estimated);  // not estimated yet
         CHECK(st.written()[0] == 1);
         CHECK(st.written()[1] == 1);
         CHECK(st.written()[2] == 0);
-        CHECK(step(st, 1, {2, 1}, 20.0) == 0);  // rows 3..5 still random: estimated afresh
-        CHECK(st.z() == 20.0);
-        CHECK(step(st, 2, {3, 4}, 30.0) == 0);
+        CHECK(step(st, loss, 1, {2, 1}).estimated);  // rows 3..5 still random: estimated afresh
+        CHECK(step(st, loss, 2, {3, 4}).estimated);
         CHECK_FALSE(st.filled());
-        CHECK(step(st, 3, {5, 0}, 40.0) == 0);  // the last unwritten row: Z from this batch
+        const auto last = step(st, loss, 3, {5, 0});  // the last unwritten row: Z from this batch
+        CHECK(last.estimated);
         CHECK(st.filled());
-        CHECK(step(st, 4, {1, 2}, 50.0) == 40.0);  // from now on fixed
-        CHECK(step(st, 5, {3, 4}, 60.0) == 40.0);
-        CHECK(st.z() == 40.0);
+        const auto r4 = step(st, loss, 4, {1, 2});  // from now on fixed
+        CHECK_FALSE(r4.estimated);
+        CHECK(r4.z == last.z);
+        const auto r5 = step(st, loss, 5, {3, 4});
+        CHECK_FALSE(r5.estimated);
+        CHECK(loss.z() == last.z);
     }
     SUBCASE("first_batch (the paper's text): estimated once") {
-        bank_state st({.instances = 6, .dim = 8, .negatives = 4, .z = ssl::target::z_estimate::first_batch},
-                      nw.backbone, nw.head);
-        CHECK(step(st, 0, {0, 1}, 10.0) == 0);
-        CHECK(step(st, 1, {2, 3}, 20.0) == 10.0);
-        CHECK(step(st, 2, {4, 5}, 30.0) == 10.0);
-        CHECK(st.z() == 10.0);
+        bank_state st({.instances = 6, .dim = 8, .negatives = 4}, nw.backbone, nw.head);
+        ssl::loss::instance_nce loss({.z = ssl::loss::z_estimate::first_batch});
+        const auto r0 = step(st, loss, 0, {0, 1});
+        CHECK(r0.estimated);
+        CHECK_FALSE(step(st, loss, 1, {2, 3}).estimated);
+        CHECK_FALSE(step(st, loss, 2, {4, 5}).estimated);
+        CHECK(loss.z() == r0.z);
     }
     SUBCASE("every_batch: estimated afresh from every batch, before and after the bank is filled") {
-        bank_state st({.instances = 6, .dim = 8, .negatives = 4, .z = ssl::target::z_estimate::every_batch},
-                      nw.backbone, nw.head);
-        CHECK(step(st, 0, {0, 1}, 10.0) == 0);
-        CHECK(step(st, 1, {2, 3}, 20.0) == 0);
-        CHECK(step(st, 2, {4, 5}, 30.0) == 0);
+        bank_state st({.instances = 6, .dim = 8, .negatives = 4}, nw.backbone, nw.head);
+        ssl::loss::instance_nce loss({.z = ssl::loss::z_estimate::every_batch});
+        CHECK(step(st, loss, 0, {0, 1}).estimated);
+        CHECK(step(st, loss, 1, {2, 3}).estimated);
+        CHECK(step(st, loss, 2, {4, 5}).estimated);
         CHECK(st.filled());
-        CHECK(step(st, 3, {0, 1}, 40.0) == 0);  // filled, still estimated
-        CHECK(st.z() == 40.0);
+        CHECK(step(st, loss, 3, {0, 1}).estimated);  // filled, still estimated
     }
     SUBCASE("a restored bank that is not yet filled keeps estimating") {
         const auto path = std::filesystem::temp_directory_path() /
                           ("ssl_bank_fill_" + std::to_string(::getpid()) + ".safetensors");
         bank_state a({.instances = 6, .dim = 8, .negatives = 4}, nw.backbone, nw.head);
-        step(a, 0, {0, 1}, 10.0);
-        step(a, 1, {2, 3}, 20.0);
-        state_module ma{a};
+        ssl::loss::instance_nce la;
+        step(a, la, 0, {0, 1});
+        const double za = step(a, la, 1, {2, 3}).z;
+        bank_and_loss_module ma{a, la};
         ssl::save_checkpoint(path, ma);
         bank_state b({.instances = 6, .dim = 8, .negatives = 4}, nw.backbone, nw.head);
-        step(b, 0, {0, 1}, 1.0);
-        step(b, 1, {2, 3}, 2.0);
-        step(b, 2, {4, 5}, 3.0);  // b is filled, Z fixed at 3
+        ssl::loss::instance_nce lb;
+        step(b, lb, 0, {0, 1});
+        step(b, lb, 1, {2, 3});
+        step(b, lb, 2, {4, 5});  // b is filled, Z fixed from this batch
         CHECK(b.filled());
-        state_module mb{b};
-        ssl::load_checkpoint(path, mb);  // back to a's state: rows 4, 5 unwritten
+        CHECK_FALSE(step(b, lb, 3, {0, 1}).estimated);
+        bank_and_loss_module mb{b, lb};
+        ssl::load_checkpoint(path, mb);  // back to a's state: rows 4, 5 unwritten, a's Z
         CHECK_FALSE(b.filled());
-        CHECK(b.z() == 20.0);
-        CHECK(step(b, 2, {4, 5}, 70.0) == 0);
+        CHECK(lb.z() == za);
+        const auto r = step(b, lb, 2, {4, 5});
+        CHECK(r.estimated);
         CHECK(b.filled());
-        CHECK(step(b, 3, {0, 1}, 80.0) == 70.0);
+        const auto r3 = step(b, lb, 3, {0, 1});
+        CHECK_FALSE(r3.estimated);
+        CHECK(r3.z == r.z);
         std::filesystem::remove(path);
     }
 }
@@ -440,7 +527,7 @@ TEST_CASE("memory_bank state: feature_init fills the bank with the initial netwo
         nw.backbone.train(false);  // the pass switches to train mode; eval must come back
         nw.head.train(false);
         const auto bufs = buffers();
-        ssl::epoch_context<net_t, head_t> ctx{nw.backbone, nw.head, nw.head.config(), 16, data, 0, 0, false, id};
+        ssl::epoch_context<net_t, head_t> ctx{nw.backbone, nw.head, 16, data, 0, 0, false, id};
         st.begin_epoch(ctx);
         CHECK(max_diff(st.bank(), expected(16, true)) < 1e-5);  // 40 / 16 -> chunks [0, 20), [20, 40)
         for (std::size_t i = 0; i < n; ++i) CHECK(row_norm(st.bank(), i) == doctest::Approx(1.0).epsilon(1e-6));
@@ -449,18 +536,27 @@ TEST_CASE("memory_bank state: feature_init fills the bank with the initial netwo
         CHECK_FALSE(nw.head.training());
         CHECK(st.filled());
         // until_filled on a full bank: Z from the first batch, then kept
+        ssl::loss::instance_nce loss;
         std::vector<std::size_t> ids{3, 4};
-        auto t = st.targets({tensor<float>::zeros({2, 1, 8, 8})}, ids);
-        CHECK(*t.z == 0);
-        *t.z = 123.0;
+        const auto f = unit_features(2, d, 5);
+        auto t = st.targets(ids, f);
+        CHECK(t.filled);
         CHECK(t.has_memory[0] == 1);
-        CHECK(*st.targets({tensor<float>::zeros({2, 1, 8, 8})}, ids).z == 123.0);
+        CHECK(loss.z() == 0);
+        loss.compute({f}, t, {});
+        const double z = loss.z();
+        CHECK(z == ssl::loss::nce<float>({.temperature = loss.config().temperature}).estimate_z(f, st.bank(), t.noise));
+        const auto f2 = unit_features(2, d, 6);
+        auto t2 = st.targets(ids, f2);
+        REQUIRE(ssl::loss::nce<float>({.temperature = loss.config().temperature}).estimate_z(f2, st.bank(), t2.noise) != z);
+        loss.compute({f2}, t2, {});
+        CHECK(loss.z() == z);
     }
     SUBCASE("eval mode") {
         bank_state st({.instances = n, .dim = d, .feature_init = true, .init_batch_statistics = false, .init_chunk = 16},
                       nw.backbone, nw.head);
         const auto bufs = buffers();
-        ssl::epoch_context<net_t, head_t> ctx{nw.backbone, nw.head, nw.head.config(), 16, data, 0, 0, false, id};
+        ssl::epoch_context<net_t, head_t> ctx{nw.backbone, nw.head, 16, data, 0, 0, false, id};
         st.begin_epoch(ctx);
         CHECK(max_diff(st.bank(), expected(16, false)) < 1e-5);  // chunks [0, 16), [16, 32), [32, 40)
         CHECK(nw.backbone.training());  // train mode back after the eval-mode pass
@@ -476,7 +572,7 @@ TEST_CASE("memory_bank state: feature_init fills the bank with the initial netwo
             if (++calls == 2) throw ssl::io_error("test: image decoding failed");
             return x;
         };
-        ssl::epoch_context<net_t, head_t> ctx{nw.backbone, nw.head, nw.head.config(), 16, data, 0, 0, false, failing};
+        ssl::epoch_context<net_t, head_t> ctx{nw.backbone, nw.head, 16, data, 0, 0, false, failing};
         CHECK_THROWS_AS(st.begin_epoch(ctx), ssl::io_error);
         CHECK_FALSE(nw.backbone.training());
         CHECK(nw.head.training());
@@ -495,25 +591,24 @@ TEST_CASE("memory_bank state: feature_init fills the bank with the initial netwo
         bank_state st({.instances = n, .dim = d, .feature_init = true}, nw.backbone, nw.head);
         const std::vector<float> random_rows(st.bank().begin(), st.bank().end());
         auto unchanged = [&] { return std::equal(random_rows.begin(), random_rows.end(), st.bank().begin()); };
-        ssl::epoch_context<net_t, head_t> mid{nw.backbone, nw.head, nw.head.config(), 16, data, 0, 0, true, id};
+        ssl::epoch_context<net_t, head_t> mid{nw.backbone, nw.head, 16, data, 0, 0, true, id};
         st.begin_epoch(mid);  // resumed in the middle of epoch 0: the checkpoint's bank stands
         CHECK(unchanged());
-        ssl::epoch_context<net_t, head_t> later{nw.backbone, nw.head, nw.head.config(), 16, data, 1, 0, false, id};
+        ssl::epoch_context<net_t, head_t> later{nw.backbone, nw.head, 16, data, 1, 0, false, id};
         st.begin_epoch(later);
         CHECK(unchanged());
         // a row already written (a restored bank, a second fit): no re-initialisation
         std::vector<std::size_t> ids{5, 6};
-        std::vector<tensor<float>> o{unit_features(2, d, 9)};
-        st.after_step(nw.backbone, nw.head, ssl::target_step<float>{0, 10, 0, ids, &o});
+        st.after_step(nw.backbone, nw.head, st.targets(ids, unit_features(2, d, 9)), ssl::target_step{0, 10, 0});
         const std::vector<float> after(st.bank().begin(), st.bank().end());
-        ssl::epoch_context<net_t, head_t> first{nw.backbone, nw.head, nw.head.config(), 16, data, 0, 0, false, id};
+        ssl::epoch_context<net_t, head_t> first{nw.backbone, nw.head, 16, data, 0, 0, false, id};
         st.begin_epoch(first);
         CHECK(std::equal(after.begin(), after.end(), st.bank().begin()));
     }
     SUBCASE("off (the paper's random rows)") {
         bank_state st({.instances = n, .dim = d}, nw.backbone, nw.head);
         const std::vector<float> rows(st.bank().begin(), st.bank().end());
-        ssl::epoch_context<net_t, head_t> ctx{nw.backbone, nw.head, nw.head.config(), 16, data, 0, 0, false, id};
+        ssl::epoch_context<net_t, head_t> ctx{nw.backbone, nw.head, 16, data, 0, 0, false, id};
         st.begin_epoch(ctx);
         CHECK(std::equal(rows.begin(), rows.end(), st.bank().begin()));
         CHECK(st.none_written());

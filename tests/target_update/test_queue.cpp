@@ -143,7 +143,7 @@ TEST_CASE("queue: the loss gets the queue as before the batch; after_step enqueu
         CAPTURE(step);
         const auto before = s.keys().clone();
         const std::size_t ptr = s.pointer();
-        auto t = s.targets({images(4, 10 + step), images(4, 20 + step)});
+        auto t = s.keys({images(4, 10 + step), images(4, 20 + step)});
         REQUIRE(t.keys.size() == 2);
         CHECK_FALSE(t.keys[0].defined());  // asymmetric: view 0 is the query only
         REQUIRE(t.keys[1].shape() == ssl::shape_t{4, 4});
@@ -156,7 +156,7 @@ TEST_CASE("queue: the loss gets the queue as before the batch; after_step enqueu
             for (std::size_t m = 0; m < 10; ++m) CHECK(row(t.keys[1], r) != row(t.queue, m));
         const auto keys = t.keys[1].clone();
         all_keys.push_back(keys);
-        s.after_step(fx.net, fx.head, step, 3);
+        CHECK_FALSE(s.after_step(fx.net, fx.head, std::move(t), ssl::target_step{step, 3, 0}).data_pass);
         // now they are in, from the old pointer on, wrapping
         for (std::size_t r = 0; r < 4; ++r) CHECK(row(s.keys(), (ptr + r) % 10) == row(keys, r));
         CHECK(s.pointer() == (ptr + 4) % 10);
@@ -168,21 +168,66 @@ TEST_CASE("queue: the loss gets the queue as before the batch; after_step enqueu
     CHECK(row(s.keys(), 1) == row(all_keys[2], 3));
     CHECK(row(s.keys(), 2) == row(all_keys[0], 2));
     CHECK(row(s.keys(), 9) == row(all_keys[2], 1));
-    // after_step without targets(): only the momentum update
+    // after_step with a batch without keys: only the momentum update
     const auto q = s.keys().clone();
-    s.after_step(fx.net, fx.head, 3, 4);
+    s.after_step(fx.net, fx.head, {}, ssl::target_step{3, 4});
     CHECK(std::equal(q.begin(), q.end(), s.keys().begin()));
     CHECK(s.pointer() == 2);
+}
+
+TEST_CASE("queue: targets(target_input) are the keys of the batch's views") {
+    fixture fx;
+    state_t s({.size = 10, .shuffle_bn_groups = 2, .seed = 1}, fx.net, fx.head);
+    const auto x0 = images(4, 1), x1 = images(4, 2);
+    auto k = s.keys({x0, x1});
+    ssl::view_batch<float> vb{{x0, x1}, {}};
+    vb.ids = {0, 1, 2, 3};
+    const std::vector<ssl::tensor<float>> online;
+    auto t = s.targets(ssl::target_input<float>{vb, online, 0, 1, 0});
+    REQUIRE(t.keys.size() == 2);
+    CHECK_FALSE(t.keys[0].defined());
+    REQUIRE(t.keys[1].shape() == k.keys[1].shape());
+    CHECK(std::equal(t.keys[1].begin(), t.keys[1].end(), k.keys[1].begin()));
+    CHECK(std::equal(t.queue.begin(), t.queue.end(), k.queue.begin()));
+}
+
+TEST_CASE("queue: two targets() calls before one after_step enqueue only the consumed batch's keys") {
+    fixture fx;
+    state_t s({.size = 10, .shuffle_bn_groups = 2, .seed = 1}, fx.net, fx.head);
+    const auto before = s.keys().clone();
+    auto t1 = s.keys({images(4, 1), images(4, 2)});
+    auto t2 = s.keys({images(4, 3), images(4, 4)});
+    const auto k1 = t1.keys[1].clone(), k2 = t2.keys[1].clone();
+    for (std::size_t r = 0; r < 4; ++r) CHECK(row(k1, r) != row(k2, r));
+    // neither call enqueued anything
+    CHECK(std::equal(before.begin(), before.end(), s.keys().begin()));
+    CHECK(s.pointer() == 0);
+    // consuming the first batch: its keys, not the last call's
+    s.after_step(fx.net, fx.head, std::move(t1), ssl::target_step{0, 2});
+    CHECK(s.pointer() == 4);
+    for (std::size_t r = 0; r < 4; ++r) CHECK(row(s.keys(), r) == row(k1, r));
+    for (std::size_t r = 4; r < 10; ++r) CHECK(row(s.keys(), r) == row(before, r));
+    for (std::size_t m = 0; m < 10; ++m)
+        for (std::size_t r = 0; r < 4; ++r) CHECK(row(s.keys(), m) != row(k2, r));
+    // then the second: its keys follow
+    s.after_step(fx.net, fx.head, std::move(t2), ssl::target_step{1, 2});
+    CHECK(s.pointer() == 8);
+    for (std::size_t r = 0; r < 4; ++r) {
+        CHECK(row(s.keys(), r) == row(k1, r));
+        CHECK(row(s.keys(), 4 + r) == row(k2, r));
+    }
+    for (std::size_t r = 8; r < 10; ++r) CHECK(row(s.keys(), r) == row(before, r));
+    CHECK(s.steps() == 2);
 }
 
 TEST_CASE("queue: symmetric encodes both views and enqueues view 0's keys, then view 1's") {
     fixture fx;
     state_t s({.size = 16, .shuffle_bn_groups = 2, .symmetric = true}, fx.net, fx.head);
-    auto t = s.targets({images(4, 1), images(4, 2)});
+    auto t = s.keys({images(4, 1), images(4, 2)});
     REQUIRE(t.keys[0].defined());
     REQUIRE(t.keys[1].defined());
     const auto k0 = t.keys[0].clone(), k1 = t.keys[1].clone();
-    s.after_step(fx.net, fx.head, 0, 1);
+    s.after_step(fx.net, fx.head, std::move(t), ssl::target_step{0, 1});
     CHECK(s.pointer() == 8);
     for (std::size_t r = 0; r < 4; ++r) {
         CHECK(row(s.keys(), r) == row(k0, r));
@@ -199,14 +244,14 @@ TEST_CASE("queue: the key encoder follows by momentum (constant m, or BYOL's cos
     on[0]->value[0] = o0 + 1.0f;
     hon.back()->value[0] += 2.0f;
     const float hn = hon.back()->value[0];
-    s.after_step(fx.net, fx.head, 0, 100);
+    s.after_step(fx.net, fx.head, {}, ssl::target_step{0, 100});
     CHECK(s.momentum() == doctest::Approx(0.9));
     CHECK(tg[0]->value[0] == doctest::Approx(0.9 * t0 + 0.1 * (o0 + 1.0)));
     CHECK(htg.back()->value[0] == doctest::Approx(0.9 * h0 + 0.1 * hn));
-    s.after_step(fx.net, fx.head, 70, 100);  // constant: m whatever the step
+    s.after_step(fx.net, fx.head, {}, ssl::target_step{70, 100});  // constant: m whatever the step
     CHECK(s.momentum() == doctest::Approx(0.9));
     state_t c({.size = 4, .momentum = 0.9, .cosine_schedule = true}, fx.net, fx.head);
-    c.after_step(fx.net, fx.head, 50, 100);
+    c.after_step(fx.net, fx.head, {}, ssl::target_step{50, 100});
     CHECK(c.momentum() == doctest::Approx(ssl::target::ema_tau({0.9, true}, 50, 100)));
     CHECK(c.momentum() == doctest::Approx(0.95));
 }
@@ -226,11 +271,11 @@ TEST_CASE("queue: shuffle BN groups: a random partition, sizes within 1, new eve
     for (std::size_t i = 0; i < 10; ++i) CHECK(all[i] == i);  // every sample in exactly one group
     CHECK(s.bn_groups(10) == g);                              // a function of (seed, step, view)
     CHECK(s.bn_groups(10, 0) != g);                           // each view its own shuffle
-    s.after_step(fx.net, fx.head, 0, 1);
+    s.after_step(fx.net, fx.head, {}, ssl::target_step{0, 1});
     CHECK(s.bn_groups(10) != g);                              // a new shuffle every step
     // the groups are not the batch order cut in pieces (over a few steps)
     bool shuffled = false;
-    for (int k = 0; k < 4; ++k, s.after_step(fx.net, fx.head, 0, 1))
+    for (int k = 0; k < 4; ++k, s.after_step(fx.net, fx.head, {}, ssl::target_step{0, 1}))
         for (const auto& grp : s.bn_groups(10)) shuffled = shuffled || !std::is_sorted(grp.begin(), grp.end());
     CHECK(shuffled);
     // G is lowered so that every group has at least 2 samples; G = 1 is the whole batch in order
@@ -289,9 +334,9 @@ TEST_CASE("queue: checkpoint round trip of queue, pointer, step count and key en
         std::filesystem::temp_directory_path() / ("ssl_queue_test_" + std::to_string(::getpid()) + ".safetensors");
     state_t a({.size = 7, .momentum = 0.9, .shuffle_bn_groups = 2, .seed = 1}, fx.net, fx.head);
     for (std::size_t step = 0; step < 2; ++step) {
-        a.targets({images(4, step), images(4, 50 + step)});
+        auto t = a.keys({images(4, step), images(4, 50 + step)});
         for (auto* p : ssl::parameter_list<float>(fx.net)) p->value[0] += 0.1f;  // the online network moves
-        a.after_step(fx.net, fx.head, step, 10);
+        a.after_step(fx.net, fx.head, std::move(t), ssl::target_step{step, 10});
     }
     REQUIRE(a.pointer() == 1);
     state_module ma{a};
@@ -319,12 +364,12 @@ TEST_CASE("queue: checkpoint round trip of queue, pointer, step count and key en
     CHECK(names.size() > 100);  // and the key encoder's parameters and buffers
     // the two continue identically: same BN shuffle, same keys, same queue
     auto x0 = images(4, 70), x1 = images(4, 71);
-    auto ta = a.targets({x0, x1});
-    auto tb = b.targets({x0, x1});
+    auto ta = a.keys({x0, x1});
+    auto tb = b.keys({x0, x1});
     CHECK(a.bn_groups(4) == b.bn_groups(4));
     CHECK(std::equal(ta.keys[1].begin(), ta.keys[1].end(), tb.keys[1].begin()));
-    a.after_step(fx.net, fx.head, 2, 10);
-    b.after_step(fx.net, fx.head, 2, 10);
+    a.after_step(fx.net, fx.head, std::move(ta), ssl::target_step{2, 10});
+    b.after_step(fx.net, fx.head, std::move(tb), ssl::target_step{2, 10});
     CHECK(std::equal(a.keys().begin(), a.keys().end(), b.keys().begin()));
     CHECK(b.pointer() == 5);
     // a queue of another size does not load
@@ -341,9 +386,15 @@ TEST_CASE("queue: bad configuration and input") {
     CHECK_THROWS_AS(state_t({.size = 4, .momentum = -0.1}, fx.net, fx.head), ssl::value_error);
     CHECK_THROWS_AS(state_t({.size = 4, .shuffle_bn_groups = 0}, fx.net, fx.head), ssl::value_error);
     state_t s({.size = 4}, fx.net, fx.head);
-    CHECK_THROWS_AS(s.targets({images(4, 1)}), ssl::value_error);
-    CHECK_THROWS_AS(s.targets({images(4, 1), images(4, 2), images(4, 3)}), ssl::value_error);
-    CHECK_THROWS_AS(s.targets({images(4, 1), images(6, 2)}), ssl::shape_error);
+    CHECK_THROWS_AS(s.keys({images(4, 1)}), ssl::value_error);
+    CHECK_THROWS_AS(s.keys({images(4, 1), images(4, 2), images(4, 3)}), ssl::value_error);
+    CHECK_THROWS_AS(s.keys({images(4, 1), images(6, 2)}), ssl::shape_error);
+    // the same through targets(target_input)
+    const std::vector<ssl::tensor<float>> online;
+    ssl::view_batch<float> one{{images(4, 1)}, {}};
+    CHECK_THROWS_AS(s.targets(ssl::target_input<float>{one, online}), ssl::value_error);
+    ssl::view_batch<float> uneven{{images(4, 1), images(6, 2)}, {}};
+    CHECK_THROWS_AS(s.targets(ssl::target_input<float>{uneven, online}), ssl::shape_error);
 }
 
 }  // namespace test_queue

@@ -70,13 +70,20 @@ TEST_CASE("sinkhorn_labels: labels per head from Sinkhorn-Knopp, updates on sche
     CHECK_THROWS_AS(m.target().targets({ssl::tensor<float>::zeros({2, 1, 16, 16})}, std::vector<std::size_t>{0}),
                     ssl::shape_error);
 
-    // 40 steps, 4 updates: at steps 0, 2, 10, 22 (floor(40 (i/4)^2))
+    // targets(target_input): the labels of the view batch's ids
+    ssl::view_batch<float> vb{{ssl::tensor<float>::zeros({3, 1, 16, 16})}, {}};
+    vb.ids = {7, 0, 63};
+    const std::vector<ssl::tensor<float>> online;
+    CHECK(m.target().targets(ssl::target_input<float>{vb, online}).labels == t.labels);
+
+    // 40 steps, 4 updates: at steps 0, 2, 10, 22 (floor(40 (i/4)^2)); the
+    // method runs the data pass the target's after_step asks for
     const std::size_t total = 40;
     std::vector<std::size_t> updated_at;
     for (std::size_t s = 0; s < total; ++s) {
         if (s > 0 && s % 8 == 0) m.begin_epoch(data, s / 8, 5);  // epochs of 8 steps: no update at their start
         const std::size_t before = m.target().updates_done();
-        m.after_step({5, s / 8, s, total});
+        m.after_step({}, {5, s / 8, s, total}, &data);
         if (m.target().updates_done() > before) updated_at.push_back(s + 1);
     }
     CHECK(updated_at == std::vector<std::size_t>{2, 10, 22});
@@ -86,7 +93,42 @@ TEST_CASE("sinkhorn_labels: labels per head from Sinkhorn-Knopp, updates on sche
     REQUIRE(m.target().last_update()->nmi_prev.has_value());
 }
 
-TEST_CASE("sinkhorn_labels: random balanced initial labels; an update due without begin_epoch is an error") {
+TEST_CASE("sinkhorn_labels: after_step asks for a data pass when an update is due; data_pass runs it") {
+    auto data = make_set(64);
+    ssl::sela<> m(small_config(64));
+    m.begin_epoch(data, 0, 5);
+    REQUIRE(m.target().updates_done() == 1);
+    const auto l0 = as_vector(m.target().labels());
+    using method_t = ssl::sela<>;
+    ssl::epoch_context<method_t::backbone_type, method_t::head_type> ctx{
+        m.backbone(), m.head(), m.backbone().output_dim(), data, 0, 5, false,
+        [&](const ssl::tensor<float>& x) { return m.augmentation().eval_transform(x); }};
+    // 40 steps: updates due at steps 2, 10, 22, asked for by after_step of the step before
+    const std::size_t total = 40;
+    std::vector<std::size_t> asked_at;
+    for (std::size_t s = 0; s < total; ++s) {
+        const ssl::target_step ts{s, total, s / 8};
+        const auto req = m.target().after_step(m.backbone(), m.head(), {}, ts);
+        if (!req.data_pass) continue;
+        asked_at.push_back(s + 1);
+        CHECK(m.target().updates_done() == asked_at.size());  // asking runs nothing
+        m.target().data_pass(ctx, ts);
+        CHECK(m.target().updates_done() == asked_at.size() + 1);
+        REQUIRE(m.target().last_update().has_value());
+        CHECK(m.target().last_update()->step == s + 1);
+    }
+    CHECK(asked_at == std::vector<std::size_t>{2, 10, 22});
+    CHECK(m.target().updates_done() == 4);
+    // the networks did not train: the same head outputs give the same labels
+    REQUIRE(m.target().last_update()->nmi_prev.has_value());
+    CHECK(as_vector(m.target().labels()) == l0);
+    // the schedule follows total_steps: with 100 steps, 0, 6, 25, 56
+    CHECK(m.target().after_step(m.backbone(), m.head(), {}, ssl::target_step{5, 100, 0}).data_pass);
+    CHECK_FALSE(m.target().after_step(m.backbone(), m.head(), {}, ssl::target_step{6, 100, 0}).data_pass);
+    CHECK_FALSE(m.target().after_step(m.backbone(), m.head(), {}, ssl::target_step{99, 100, 0}).data_pass);
+}
+
+TEST_CASE("sinkhorn_labels: random balanced initial labels; an update due without the data set is an error") {
     auto data = make_set(64);
     auto c = small_config(64);
     c.target.random_initial_labels = true;
@@ -104,9 +146,17 @@ TEST_CASE("sinkhorn_labels: random balanced initial labels; an update due withou
     ssl::sela<> lone(small_config(64));
     CHECK_THROWS_WITH_AS(lone.target().targets({ssl::tensor<float>::zeros({1, 1, 16, 16})}, std::vector<std::size_t>{0}),
                          doctest::Contains("no labels yet"), ssl::value_error);
-    lone.after_step({0, 0, 0, 40});  // nothing due at step 1
-    CHECK_THROWS_WITH_AS(lone.after_step({0, 0, 1, 40}), doctest::Contains("begin_epoch was never called"),
+    lone.after_step({}, {0, 0, 0, 40});  // nothing due at step 1
+    CHECK_THROWS_WITH_AS(lone.after_step({}, {0, 0, 1, 40}), doctest::Contains("at step 2; pass the data set"),
                          ssl::value_error);
+    CHECK(lone.target().updates_done() == 0);
+    // nothing is cached between the phases: with the data set, the due update
+    // runs without begin_epoch
+    lone.after_step({}, {0, 0, 1, 40}, &data);
+    CHECK(lone.target().updates_done() == 1);
+    REQUIRE(lone.target().last_update().has_value());
+    CHECK(lone.target().last_update()->step == 2);
+    for (auto v : as_vector(lone.target().labels())) CHECK((v >= 0 && v < 4));
     // a data set of another size than the configured instances
     ssl::sela<> wrong(small_config(50));
     CHECK_THROWS_WITH_AS(wrong.begin_epoch(data, 0, 0), doctest::Contains("for 50 images"), ssl::shape_error);
