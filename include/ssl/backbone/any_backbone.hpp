@@ -13,7 +13,9 @@
 // copies do (deep_copy clones), and as<B>() reaches the concrete backbone
 // (stages, blocks). The virtual call per forward and backward is nothing next
 // to a convolution; what it buys is compile time: the ssl program's nine
-// methods were instantiated four times each before.
+// methods were instantiated four times each before. Taps (taps.hpp:
+// forward_taps, backward_taps, tap_names) are forwarded to the held backbone
+// the same way, with its names.
 //
 // The four backbones are built by detail::make_any_backbone_impl<T>. A
 // program with many translation units can compile them once: write
@@ -24,9 +26,11 @@
 #include <memory>
 #include <string>
 #include <typeinfo>
+#include <vector>
 
 #include "convnet.hpp"
 #include "resnet.hpp"
+#include "taps.hpp"
 
 namespace ssl {
 
@@ -55,6 +59,11 @@ struct any_backbone_impl {
     virtual std::unique_ptr<any_backbone_impl> clone() const = 0;  ///< shares storage, like a layer copy
     virtual forward_result<T, std::shared_ptr<void>> forward(const tensor<T>& x) = 0;
     virtual tensor<T> backward(const std::shared_ptr<void>& cache, const tensor<T>& dy, bool need_input_grad) = 0;
+    virtual tap_result<T, std::shared_ptr<void>> forward_taps(const tensor<T>& x,
+                                                              const std::vector<std::string>& names) = 0;
+    virtual tensor<T> backward_taps(const std::shared_ptr<void>& cache, const tensor<T>& d_out,
+                                    const std::vector<tensor<T>>& d_taps, bool need_input_grad) = 0;
+    virtual std::vector<std::string> tap_names() const = 0;
     virtual void for_each_parameter(const param_fn& f, const std::string& prefix) = 0;
     virtual void for_each_buffer(const buffer_fns& f, const std::string& prefix) = 0;
     virtual void train(bool on) = 0;
@@ -78,6 +87,19 @@ struct any_backbone_model final : any_backbone_impl<T> {
         require(c != nullptr, "any_backbone: backward without a cache from forward");
         return b.backward(*static_cast<const typename B::cache_type*>(c.get()), dy, need_input_grad);
     }
+    tap_result<T, std::shared_ptr<void>> forward_taps(const tensor<T>& x,
+                                                      const std::vector<std::string>& names) override {
+        auto r = b.forward_taps(x, names);
+        return {std::move(r.out), std::make_shared<typename B::tap_cache_type>(std::move(r.cache)),
+                std::move(r.taps)};
+    }
+    tensor<T> backward_taps(const std::shared_ptr<void>& c, const tensor<T>& d_out,
+                            const std::vector<tensor<T>>& d_taps, bool need_input_grad) override {
+        require(c != nullptr, "any_backbone: backward_taps without a cache from forward_taps");
+        return b.backward_taps(*static_cast<const typename B::tap_cache_type*>(c.get()), d_out, d_taps,
+                               need_input_grad);
+    }
+    std::vector<std::string> tap_names() const override { return b.tap_names(); }
     void for_each_parameter(const typename base::param_fn& f, const std::string& p) override {
         b.for_each_parameter(f, p);
     }
@@ -128,6 +150,10 @@ public:
     struct cache_type {
         std::shared_ptr<void> held;
     };
+    /// The held backbone's tap cache (from forward_taps), type-erased.
+    struct tap_cache_type {
+        std::shared_ptr<void> held;
+    };
 
     /// Empty until assigned; every call but assignment throws.
     any_backbone() = default;
@@ -154,6 +180,17 @@ public:
     }
     tensor<T> backward(const cache_type& c, const tensor<T>& dy, bool need_input_grad = true) {
         return impl().backward(c.held, dy, need_input_grad);
+    }
+
+    /// The held backbone's taps (backbone/taps.hpp), names and all.
+    std::vector<std::string> tap_names() const { return impl().tap_names(); }
+    tap_result<T, tap_cache_type> forward_taps(const tensor<T>& x, const std::vector<std::string>& names) {
+        auto r = impl().forward_taps(x, names);
+        return {std::move(r.out), tap_cache_type{std::move(r.cache)}, std::move(r.taps)};
+    }
+    tensor<T> backward_taps(const tap_cache_type& c, const tensor<T>& d_out, const std::vector<tensor<T>>& d_taps,
+                            bool need_input_grad = true) {
+        return impl().backward_taps(c.held, d_out, d_taps, need_input_grad);
     }
 
     /// f(name, parameter<T>&) for every parameter, in the held backbone's order.
