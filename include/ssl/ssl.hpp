@@ -7,6 +7,7 @@
 #include "core/tensor.hpp"
 #include "core/thread_pool.hpp"
 #include "core/views.hpp"
+#include "ops/rows.hpp"
 #include "nn/activation.hpp"
 #include "nn/batch_norm.hpp"
 #include "nn/conv2d.hpp"

@@ -28,8 +28,9 @@
 //      to each (as faiss and DeepCluster do). `reseeded` counts these events.
 //      With fewer than k distinct points a cluster must stay empty (nothing
 //      can fill it); `cluster_sizes` shows it.
-//   4. `spherical`: centroids are L2-normalized after every update (cosine
-//      k-means when the features are L2-normalized too: normalize them first).
+//   4. `spherical`: centroids are L2-normalized after every update, in double
+//      (ssl::ops::normalize_row: a zero centroid stays zero); cosine k-means
+//      when the features are L2-normalized too: normalize them first.
 //   5. stopping: the loop stops early at an exact fixed point (an assignment
 //      pass that changes no assignment after an update without re-seeding:
 //      every further iteration would repeat it, so the result is the same as
@@ -76,6 +77,7 @@
 #include "../core/tensor.hpp"
 #include "../core/thread_pool.hpp"
 #include "../core/views.hpp"
+#include "../ops/rows.hpp"
 
 namespace ssl::cluster {
 
@@ -256,15 +258,6 @@ double assign_pass(const T* xdata, std::size_t n, std::size_t d, const matrix<T>
     return obj;
 }
 
-inline void normalize_row(double* c, std::size_t d) {
-    double s = 0;
-    for (std::size_t j = 0; j < d; ++j) s += c[j] * c[j];
-    if (s > 0) {
-        const double inv = 1.0 / std::sqrt(s);
-        for (std::size_t j = 0; j < d; ++j) c[j] *= inv;
-    }
-}
-
 /// Update: C = means of the clusters (double sums in index order), empty clusters split
 /// off the largest. Returns the number of re-seeded clusters; fills sizes.
 template <class T>
@@ -302,7 +295,7 @@ std::size_t update_pass(const T* xdata, std::size_t n, std::size_t d, const std:
         splittable[c] = 0;
         for (std::size_t p = offsets[c] + 1; p < offsets[c + 1] && !splittable[c]; ++p)
             splittable[c] = std::memcmp(first, xdata + order[p] * d, d * sizeof(T)) != 0;
-        if (spherical) normalize_row(a.data(), d);
+        if (spherical) ops::normalize_row(a.data(), d);
         T* dst = C.data() + c * d;
         for (std::size_t j = 0; j < d; ++j) dst[j] = static_cast<T>(a[j]);
     });
@@ -325,7 +318,7 @@ std::size_t update_pass(const T* xdata, std::size_t n, std::size_t d, const std:
             up[j] = base[j] + delta;
             down[j] = base[j] - delta;
         }
-        if (spherical) normalize_row(up.data(), d), normalize_row(down.data(), d);
+        if (spherical) ops::normalize_row(up.data(), d), ops::normalize_row(down.data(), d);
         T* ce = C.data() + e * d;
         for (std::size_t j = 0; j < d; ++j) ce[j] = static_cast<T>(up[j]), cb[j] = static_cast<T>(down[j]);
         sizes[e] = sizes[big] / 2;
@@ -428,15 +421,8 @@ kmeans_result<T> kmeans_run(const tensor<T>& x, const kmeans_config& cfg, const 
             else
                 init_random_sample(xd, n, d, g, C);
         }
-        if (cfg.spherical) {
-            std::vector<double> row(d);
-            for (std::size_t c = 0; c < k; ++c) {
-                T* p = C.data() + c * d;
-                for (std::size_t j = 0; j < d; ++j) row[j] = static_cast<double>(p[j]);
-                normalize_row(row.data(), d);
-                for (std::size_t j = 0; j < d; ++j) p[j] = static_cast<T>(row[j]);
-            }
-        }
+        if (cfg.spherical)
+            for (std::size_t c = 0; c < k; ++c) ops::normalize_row(C.data() + c * d, d);
         kmeans_result<T> res;
         res.restart = r;
         double obj = assign_pass(xd, n, d, C, labels.data());

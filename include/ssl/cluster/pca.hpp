@@ -21,7 +21,7 @@
 //   y_i = W (x_i - mean), W = diag(1 / sqrt(lambda + eps)) components when
 //   `whiten` (the whitened output has identity covariance over the fitted
 //   data, up to lambda / (lambda + eps)), W = components otherwise; then, when
-//   `l2_normalize`, y_i / max(|y_i|, 1e-12). eps (default 1e-8, absolute)
+//   `l2_normalize`, y_i / max(|y_i|, 1e-12) (ssl::ops::normalize_row). eps (default 1e-8, absolute)
 //   keeps directions of (near) zero variance from blowing up: it only matters
 //   for eigenvalues not much larger than eps. The product runs in T (float for
 //   float features) with W rounded to T, rows in tiles of 256 over
@@ -47,6 +47,7 @@
 #include "../core/tensor.hpp"
 #include "../core/thread_pool.hpp"
 #include "../core/views.hpp"
+#include "../ops/rows.hpp"
 
 namespace ssl::cluster {
 
@@ -166,12 +167,7 @@ public:
             const matrix<T> B = X.rowwise() - mean_t_.transpose();
             Y.noalias() = B * W_.transpose();
             if (cfg_.l2_normalize)
-                for (Eigen::Index i = 0; i < NR; ++i) {
-                    double s = 0;
-                    for (Eigen::Index j = 0; j < K; ++j) s += static_cast<double>(Y(i, j)) * Y(i, j);
-                    const double inv = 1.0 / std::max(std::sqrt(s), 1e-12);
-                    for (Eigen::Index j = 0; j < K; ++j) Y(i, j) = static_cast<T>(Y(i, j) * inv);
-                }
+                for (std::size_t i = 0; i < nr; ++i) ops::normalize_row(y.data() + (r0 + i) * k, k);
         });
         return y;
     }

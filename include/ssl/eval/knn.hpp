@@ -1,7 +1,8 @@
 #pragma once
 // Weighted k-nearest-neighbour classification of frozen features, the
 // protocol of InstDisc (Wu et al. 2018) used by most SSL papers:
-//   1. train and query features are L2-normalized (rows, norm floored at 1e-12);
+//   1. train and query features are L2-normalized (rows, norm floored at 1e-12:
+//      ssl::ops::normalize_rows);
 //   2. each query's cosine similarity s to every train feature;
 //   3. its k most similar train features (k clamped to the train set size)
 //      vote for their class with weight exp(s / T);
@@ -41,6 +42,7 @@
 #include "../core/tensor.hpp"
 #include "../core/thread_pool.hpp"
 #include "../core/views.hpp"
+#include "../ops/rows.hpp"
 #include "metrics.hpp"
 
 namespace ssl::eval {
@@ -62,18 +64,9 @@ struct knn_result {
 
 namespace detail {
 
-/// Copy of x (N, D) with L2-normalized rows.
-template <class T>
-void normalize_rows_into(const T* x, std::size_t n, std::size_t d, T* out) {
-    for (std::size_t i = 0; i < n; ++i) {
-        const T* src = x + i * d;
-        double s = 0;
-        for (std::size_t j = 0; j < d; ++j) s += static_cast<double>(src[j]) * src[j];
-        require<value_error>(std::isfinite(s), "kNN: a feature vector contains NaN or Inf");
-        const double inv = 1.0 / std::max(std::sqrt(s), 1e-12);
-        T* dst = out + i * d;
-        for (std::size_t j = 0; j < d; ++j) dst[j] = static_cast<T>(src[j] * inv);
-    }
+/// Throws unless the feature row's norm (from ops::normalize_row) is finite.
+inline void check_feature_norm(double norm, const char* who, const char* set, std::size_t row) {
+    require<value_error>(std::isfinite(norm), who, ": ", set, " feature vector ", row, " contains NaN or Inf");
 }
 
 inline constexpr std::size_t knn_min_group_rows = 32;   // queries per task, at least
@@ -147,9 +140,9 @@ knn_raw knn_run(const tensor<T>& train, std::span<const std::int64_t> train_labe
     // its GEMM kernel by plain copies instead of transposes.
     Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic> X;
     {
-        matrix<T> Xr(static_cast<Eigen::Index>(nt), D);
-        normalize_rows_into(train.data(), nt, d, Xr.data());
-        X = Xr;
+        const auto xn = ops::normalize_rows_with_norms(train);
+        for (std::size_t i = 0; i < nt; ++i) check_feature_norm(static_cast<double>(xn.norms[i]), who, "train", i);
+        X = as_matrix(xn.y);
     }
     const std::size_t block = std::min(cfg.block_size, nq);
     matrix<T> Q(static_cast<Eigen::Index>(block), D);
@@ -169,7 +162,9 @@ knn_raw knn_run(const tensor<T>& train, std::span<const std::int64_t> train_labe
         parallel_for(tasks, [&](std::size_t t, std::size_t) {
             const std::size_t r0 = t * group, r1 = std::min(qb, r0 + group), nr = r1 - r0;
             const auto e0 = static_cast<Eigen::Index>(r0), er = static_cast<Eigen::Index>(nr);
-            normalize_rows_into(queries.data() + (q0 + r0) * d, nr, d, Q.data() + r0 * d);
+            for (std::size_t i = r0; i < r1; ++i)
+                check_feature_norm(ops::normalize_row(queries.data() + (q0 + i) * d, Q.data() + i * d, d), who,
+                                   "query", q0 + i);
             const std::size_t tile = std::min(knn_tile_cols, nt);
             matrix<T> S(er, static_cast<Eigen::Index>(tile));
             // Per query: candidates above `thr`, the k-th best similarity so far. When 2k

@@ -70,6 +70,7 @@
 #include "../core/tensor.hpp"
 #include "../core/thread_pool.hpp"
 #include "../core/views.hpp"
+#include "../ops/rows.hpp"
 #include "metrics.hpp"
 
 namespace ssl::eval {
@@ -139,16 +140,13 @@ public:
             for (std::size_t i = 0; i < nr; ++i) {
                 C* li = L.data() + i * k;
                 const auto y = static_cast<std::size_t>(y_[r0 + i]);
-                double mx = -INFINITY;
                 std::size_t arg = 0;
                 for (std::size_t j = 0; j < k; ++j) {
                     z[j] = static_cast<double>(li[j]) + b[j];
-                    if (z[j] > mx) mx = z[j], arg = j;
+                    if (z[j] > z[arg]) arg = j;
                 }
                 hits[c] += arg == y;
-                double se = 0;
-                for (std::size_t j = 0; j < k; ++j) se += std::exp(z[j] - mx);
-                const double lse = mx + std::log(se);
+                const double lse = ops::row_logsumexp(z.data(), k);
                 lsum += lse - z[y];
                 for (std::size_t j = 0; j < k; ++j) {
                     const double g = std::exp(z[j] - lse) - (j == y ? 1.0 : 0.0);

@@ -9,6 +9,7 @@
 #include <span>
 
 #include "../core/tensor.hpp"
+#include "../ops/rows.hpp"
 
 namespace ssl::loss {
 
@@ -50,14 +51,11 @@ public:
                     " is outside [0, ", k, ")");
             const T* z = logits.data() + i * k;
             T* g = r.grad.data() + i * k;
-            double mx = z[0];
             std::size_t arg = 0;
             for (std::size_t j = 1; j < k; ++j)
-                if (z[j] > mx) mx = z[j], arg = j;
+                if (z[j] > z[arg]) arg = j;
             r.correct += arg == static_cast<std::size_t>(y);
-            double se = 0;
-            for (std::size_t j = 0; j < k; ++j) se += std::exp(z[j] - mx);
-            const double lse = mx + std::log(se);
+            const double lse = ops::row_logsumexp(z, k);
             for (std::size_t j = 0; j < k; ++j) {
                 const double q = off + (j == static_cast<std::size_t>(y) ? 1 - s : 0.0);
                 const double logp = z[j] - lse;

@@ -56,6 +56,7 @@
 #include "../core/tensor.hpp"
 #include "../core/thread_pool.hpp"
 #include "../core/views.hpp"
+#include "../ops/rows.hpp"
 
 namespace ssl::loss {
 
@@ -118,25 +119,15 @@ public:
         const double tau = cfg_.temperature;
         const auto Ed = static_cast<Eigen::Index>(d);
 
-        // Normalized queries U (B, d), their norms, and the positive logits.
+        // Normalized queries U (B, d), their norms ||q_i||, and the positive logits.
         matrix<T> U(static_cast<Eigen::Index>(B), Ed);
         std::vector<double> norm(B), pos(B);
-        std::vector<unsigned char> clamped(B);
         for (std::size_t i = 0; i < B; ++i) {
-            const T* src = q.data() + i * d;
+            T* u = U.data() + i * d;
+            norm[i] = ops::normalize_row(q.data() + i * d, u, d, cfg_.eps);
             const T* key = k.data() + i * d;
-            double s = 0;
-            for (std::size_t j = 0; j < d; ++j) s += static_cast<double>(src[j]) * src[j];
-            double nr = std::sqrt(s);
-            clamped[i] = !(nr >= cfg_.eps);  // also catches NaN
-            if (nr < cfg_.eps) nr = cfg_.eps;
-            norm[i] = nr;
-            T* dst = U.data() + i * d;
             double p = 0;
-            for (std::size_t j = 0; j < d; ++j) {
-                dst[j] = static_cast<T>(src[j] / nr);
-                p += static_cast<double>(dst[j]) * key[j];
-            }
+            for (std::size_t j = 0; j < d; ++j) p += static_cast<double>(u[j]) * key[j];
             pos[i] = p;
         }
 
@@ -199,15 +190,9 @@ public:
                     const T* ar = A.data() + (c * B + i) * d;
                     for (std::size_t j = 0; j < d; ++j) g[j] += wgt[c] * ar[j];
                 }
-                const T* u = U.data() + i * d;
-                double dot = 0;
-                for (std::size_t j = 0; j < d; ++j) {
-                    g[j] *= gscale;
-                    if (!clamped[i]) dot += static_cast<double>(u[j]) * g[j];
-                }
-                T* o = res.grad_q.data() + i * d;
-                const double inv = 1.0 / norm[i];
-                for (std::size_t j = 0; j < d; ++j) o[j] = static_cast<T>((g[j] - u[j] * dot) * inv);
+                for (std::size_t j = 0; j < d; ++j) g[j] *= gscale;
+                ops::normalize_row_backward(U.data() + i * d, g.data(), res.grad_q.data() + i * d, d, norm[i],
+                                            cfg_.eps);
             }
         });
         double total = 0;
@@ -235,7 +220,7 @@ public:
     explicit info_nce_queue(const info_nce_config& c = {}) : loss_(c) {}
     const info_nce_config& config() const noexcept { return loss_.config(); }
     loss_output<float> compute(const std::vector<tensor<float>>& online, const queue_targets<float>& t,
-                               std::span<const std::int64_t>) const {
+                               const view_batch<float>&) const {
         require(online.size() == 2, "info_nce_queue: needs exactly 2 views, got ", online.size());
         require(t.keys.size() == 2 && t.keys[1].defined() && t.queue.defined(),
                 "info_nce_queue: needs the keys of view 1 and the queue from the target update (ssl::target::queue)");

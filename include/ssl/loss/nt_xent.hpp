@@ -31,6 +31,7 @@
 #include "../core/tensor.hpp"
 #include "../core/thread_pool.hpp"
 #include "../core/views.hpp"
+#include "../ops/rows.hpp"
 
 namespace ssl::loss {
 
@@ -73,20 +74,12 @@ public:
         const double tau = cfg_.temperature;
         const auto E = static_cast<Eigen::Index>(m);
 
-        // Normalized rows U (2N, D) and their norms.
+        // Normalized rows U (2N, D) and their norms ||z_a||.
         matrix<T> U(E, static_cast<Eigen::Index>(d));
         std::vector<double> norm(m);
-        std::vector<unsigned char> clamped(m);
         for (std::size_t a = 0; a < m; ++a) {
             const T* src = a < n ? z1.data() + a * d : z2.data() + (a - n) * d;
-            double s = 0;
-            for (std::size_t j = 0; j < d; ++j) s += static_cast<double>(src[j]) * src[j];
-            double nr = std::sqrt(s);
-            clamped[a] = !(nr >= cfg_.eps);  // also catches NaN
-            if (nr < cfg_.eps) nr = cfg_.eps;
-            norm[a] = nr;
-            T* dst = U.data() + a * d;
-            for (std::size_t j = 0; j < d; ++j) dst[j] = static_cast<T>(src[j] / nr);
+            norm[a] = ops::normalize_row(src, U.data() + a * d, d, cfg_.eps);
         }
 
         // S = U U^T and, row by row, G = dL/dS. Row blocks run in parallel.
@@ -140,14 +133,8 @@ public:
         for (std::size_t a = 0; a < m; ++a) {
             total += row_loss[a];
             r.correct += row_hit[a];
-            const T* u = U.data() + a * d;
-            const T* g = dU.data() + a * d;
             T* o = a < n ? r.grad_z1.data() + a * d : r.grad_z2.data() + (a - n) * d;
-            const double inv = 1.0 / norm[a];
-            double dot = 0;
-            if (!clamped[a])
-                for (std::size_t j = 0; j < d; ++j) dot += static_cast<double>(u[j]) * g[j];
-            for (std::size_t j = 0; j < d; ++j) o[j] = static_cast<T>((g[j] - u[j] * dot) * inv);
+            ops::normalize_row_backward(U.data() + a * d, dU.data() + a * d, o, d, norm[a], cfg_.eps);
         }
         require<value_error>(std::isfinite(total), "nt_xent: the loss is not finite (z1 or z2 contain NaN or Inf)");
         r.value = total / static_cast<double>(m);
