@@ -39,6 +39,7 @@
 #include "method.hpp"
 #include "moco.hpp"
 #include "optim.hpp"
+#include "jigsaw.hpp"
 #include "rotnet.hpp"
 #include "sela.hpp"
 #include "simclr.hpp"
