@@ -65,6 +65,7 @@
 #include "../eval/metrics.hpp"
 #include "../loss/cluster_losses.hpp"
 #include "../nn/parameter.hpp"
+#include "../ops/rows.hpp"
 #include "protocol.hpp"
 
 namespace ssl::target {
@@ -131,14 +132,7 @@ inline tensor<float> prepare_cluster_features(const tensor<float>& features, con
         const std::size_t dim = std::min({c.pca_dim, d, n > 1 ? n - 1 : std::size_t{1}});
         x = cluster::pca<float>({.dims = dim, .whiten = c.whiten, .l2_normalize = c.l2_normalize}).fit_transform(features);
     } else if (c.l2_normalize) {
-        x = features.clone();
-        for (std::size_t i = 0; i < n; ++i) {
-            float* r = x.data() + i * d;
-            double s = 0;
-            for (std::size_t j = 0; j < d; ++j) s += double(r[j]) * r[j];
-            const float inv = static_cast<float>(1.0 / std::max(std::sqrt(s), 1e-12));
-            for (std::size_t j = 0; j < d; ++j) r[j] *= inv;
-        }
+        x = ops::normalize_rows(features);
     }
     return x;
 }

@@ -19,6 +19,7 @@
 #include "../core/tensor.hpp"
 #include "../core/views.hpp"
 #include "../nn/parameter.hpp"
+#include "../ops/rows.hpp"
 #include "protocol.hpp"
 
 namespace ssl::target {
@@ -43,10 +44,9 @@ void ema_update(M& target, M& online, double tau) {
     auto o = parameter_list<T>(online);
     require<shape_error>(t.size() == o.size(), "ema_update: target has ", t.size(), " parameters, online has ",
                          o.size());
-    const T a = static_cast<T>(tau), b = static_cast<T>(1.0 - tau);
     for (std::size_t i = 0; i < t.size(); ++i) {
         check_same_shape(t[i]->value, o[i]->value, "ema_update");
-        as_vector(t[i]->value) = a * as_vector(t[i]->value) + b * as_vector(o[i]->value);
+        ops::axpby(1.0 - tau, o[i]->value, tau, t[i]->value);
     }
 }
 

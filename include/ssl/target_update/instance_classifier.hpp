@@ -64,6 +64,7 @@
 #include "../core/thread_pool.hpp"
 #include "../loss/instance_ce.hpp"
 #include "../nn/parameter.hpp"
+#include "../ops/rows.hpp"
 #include "protocol.hpp"
 
 namespace ssl::target {
@@ -122,14 +123,8 @@ struct instance_classifier {
                 const std::size_t r = p.value.dim(0);
                 for (std::size_t i = 0; i < r; ++i) {
                     T* w = p.value.data() + i * dim_;
-                    double ss = 0;
-                    for (std::size_t d = 0; d < dim_; ++d) {
-                        const double v = g.normal();
-                        w[d] = static_cast<T>(v);
-                        ss += v * v;
-                    }
-                    const double inv = 1.0 / std::max(std::sqrt(ss), 1e-12);
-                    for (std::size_t d = 0; d < dim_; ++d) w[d] = static_cast<T>(w[d] * inv);
+                    for (std::size_t d = 0; d < dim_; ++d) w[d] = static_cast<T>(g.normal());
+                    ops::normalize_row(w, dim_);
                 }
             });
         }
@@ -193,13 +188,8 @@ struct instance_classifier {
                                  "instance_classifier::set_rows: features of shape ", features.shape().str(),
                                  " at row ", first, " do not fit ", cfg_.instances, " rows of width ", dim_);
             for (std::size_t i = 0; i < n; ++i) {
-                const T* f = features.data() + i * dim_;
-                double ss = 0;
-                for (std::size_t d = 0; d < dim_; ++d) ss += static_cast<double>(f[d]) * f[d];
-                const double inv = 1.0 / std::max(std::sqrt(ss), 1e-12);
                 const std::size_t j = first + i;
-                T* w = shards_[j / rows_]->value.data() + (j % rows_) * dim_;
-                for (std::size_t d = 0; d < dim_; ++d) w[d] = static_cast<T>(f[d] * inv);
+                ops::normalize_row(features.data() + i * dim_, shards_[j / rows_]->value.data() + (j % rows_) * dim_, dim_);
             }
         }
 

@@ -42,6 +42,7 @@
 #include "../core/tensor.hpp"
 #include "../core/thread_pool.hpp"
 #include "../nn/parameter.hpp"
+#include "../ops/rows.hpp"
 #include "protocol.hpp"
 
 #if defined(__linux__)
@@ -108,15 +109,6 @@ inline std::uint32_t below32(philox& g, std::uint32_t n) noexcept {
     return static_cast<std::uint32_t>(p >> 32);
 }
 
-/// Normalizes the d values at v to unit length (a zero row stays zero).
-template <class T>
-void normalize_row(T* v, std::size_t d) noexcept {
-    double s = 0;
-    for (std::size_t j = 0; j < d; ++j) s += static_cast<double>(v[j]) * v[j];
-    if (!(s > 0)) return;
-    const double inv = 1.0 / std::sqrt(s);
-    for (std::size_t j = 0; j < d; ++j) v[j] = static_cast<T>(v[j] * inv);
-}
 }  // namespace detail
 
 /// Asks the kernel to back a large tensor with transparent huge pages (a
@@ -151,7 +143,7 @@ void init_bank(tensor<T>& bank, std::uint64_t seed) {
             philox g(seed, stream_id(detail::bank_init_tag, r));
             T* v = base + r * d;
             for (std::size_t j = 0; j < d; ++j) v[j] = static_cast<T>(a * (2.0 * g.uniform() - 1.0));
-            detail::normalize_row(v, d);
+            ops::normalize_row(v, d);
         }
     });
 }
@@ -180,7 +172,7 @@ void update_bank(tensor<T>& bank, std::span<const std::size_t> ids, const tensor
         T* v = bank.data() + ids[i] * d;
         const T* x = f.data() + i * d;
         for (std::size_t j = 0; j < d; ++j) v[j] = static_cast<T>(a * v[j] + b * x[j]);
-        detail::normalize_row(v, d);
+        ops::normalize_row(v, d);
     }
 }
 
@@ -309,7 +301,7 @@ struct memory_bank {
                                          "target::memory_bank: head outputs of shape ", f.shape().str(),
                                          " at row ", first, " do not fit the bank of shape ", bank_.shape().str());
                     std::copy(f.begin(), f.end(), bank_.data() + first * d);
-                    for (std::size_t i = 0; i < f.dim(0); ++i) detail::normalize_row(bank_.data() + (first + i) * d, d);
+                    for (std::size_t i = 0; i < f.dim(0); ++i) ops::normalize_row(bank_.data() + (first + i) * d, d);
                 },
                 cfg_.init_batch_statistics, cfg_.init_chunk);
             std::fill(written_.data(), written_.data() + written_.numel(), std::uint8_t{1});

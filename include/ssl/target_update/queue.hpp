@@ -74,6 +74,7 @@
 #include "../loss/info_nce.hpp"
 #include "../nn/parameter.hpp"
 #include "ema.hpp"
+#include "../ops/rows.hpp"
 #include "protocol.hpp"
 
 namespace ssl::target {
@@ -257,12 +258,7 @@ struct queue {
         }
 
     private:
-        void normalize_row(T* row) const {
-            double s = 0;
-            for (std::size_t j = 0; j < dim_; ++j) s += static_cast<double>(row[j]) * row[j];
-            const double inv = 1.0 / std::max(std::sqrt(s), cfg_.eps);
-            for (std::size_t j = 0; j < dim_; ++j) row[j] = static_cast<T>(row[j] * inv);
-        }
+        void normalize_row(T* row) const { ops::normalize_row(row, dim_, cfg_.eps); }
 
         queue_config cfg_{};
         Backbone backbone_{};

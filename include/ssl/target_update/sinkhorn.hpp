@@ -58,6 +58,7 @@
 #include "../loss/cluster_losses.hpp"
 #include "../nn/parameter.hpp"
 #include "cluster.hpp"
+#include "../ops/rows.hpp"
 #include "protocol.hpp"
 
 namespace ssl::target {
@@ -197,11 +198,7 @@ struct sinkhorn_labels {
                 for (std::size_t i = 0; i < n; ++i) {  // log-softmax of head h's block, in double
                     const float* r = z.data() + i * d + h * k_;
                     double* o = logp.data() + i * k_;
-                    double mx = r[0];
-                    for (std::size_t j = 1; j < k_; ++j) mx = std::max(mx, double(r[j]));
-                    double se = 0;
-                    for (std::size_t j = 0; j < k_; ++j) se += std::exp(double(r[j]) - mx);
-                    const double lse = mx + std::log(se);
+                    const double lse = ops::row_logsumexp(r, k_);
                     for (std::size_t j = 0; j < k_; ++j) o[j] = double(r[j]) - lse;
                 }
                 auto r = cluster::sinkhorn_labels(logp, {.lambda = cfg_.lambda, .tolerance = cfg_.tolerance});
