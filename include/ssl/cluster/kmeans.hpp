@@ -5,60 +5,38 @@
 //   auto r = ssl::cluster::kmeans(features, {.k = 1000, .iterations = 20, .seed = 0});
 //   r.centroids (k, d), r.assignments[i], r.objective, r.objectives, r.cluster_sizes
 //
-// What it computes. Features x (N, d) float or double, k <= N centroids.
-//   1. init: `random_sample` (default, as faiss): k distinct points drawn
-//      uniformly; `kmeans_plus_plus`: D^2 sampling (Arthur & Vassilvitskii
-//      2007; costs about k/10 Lloyd iterations of memory traffic); or the
-//      caller's centroids (the overload taking `initial_centroids`).
-//   2. `iterations` Lloyd iterations, each an assignment pass (every point to
-//      its nearest centroid in squared Euclidean distance, ties to the lower
-//      centroid index) followed by an update (each centroid = the mean of its
-//      points, summed in double). Then one last assignment pass, so the
-//      returned triple is consistent: `assignments` are the nearest centroids
-//      of the returned `centroids`, `objective` = sum_i |x_i - c_{a_i}|^2 for
-//      them. `objectives` holds the objective of every assignment pass:
-//      [0] with the initial centroids, [t] after t updates (faiss's `obj` has
-//      the first `iterations` of these). The objective is computed exactly in
-//      double from the assigned pairs, not from the GEMM's float distances.
-//   3. empty clusters: after an update, each empty cluster (in index order) is
-//      re-seeded by splitting the currently largest cluster (lowest index on
-//      ties) whose points do not all coincide: both get that cluster's
-//      centroid, moved by +/- delta along an alternating-sign pattern,
-//      delta_j = split_eps (|c_j| + rms(c)), and its points are counted half
-//      to each (as faiss and DeepCluster do). `reseeded` counts these events.
-//      With fewer than k distinct points a cluster must stay empty (nothing
-//      can fill it); `cluster_sizes` shows it.
-//   4. `spherical`: centroids are L2-normalized after every update, in double
-//      (ssl::ops::normalize_row: a zero centroid stays zero); cosine k-means
-//      when the features are L2-normalized too: normalize them first.
-//   5. stopping: the loop stops early at an exact fixed point (an assignment
-//      pass that changes no assignment after an update without re-seeding:
-//      every further iteration would repeat it, so the result is the same as
-//      running them all), and, when `tolerance` > 0, once an iteration lowers
-//      the objective by no more than tolerance x objective.
-//   6. `restarts`: the whole run is repeated with init streams
-//      philox(seed, stream_id(kmeans_stream, restart)); the restart with the
-//      lowest final objective is returned (the earlier one on ties), and
-//      `restart_objectives` lists every restart's final objective.
+// Features x (N, d) float or double, 1 <= k <= N.
+//   init: random_sample (k distinct points, uniform), kmeans_plus_plus (D^2
+//     sampling, Arthur & Vassilvitskii 2007) or the caller's centroids.
+//   Lloyd: `iterations` x (assign a_i = argmin_c |x_i - c|^2, ties to the lower
+//     index; each centroid = the mean of its points), then one last assignment:
+//     `assignments` are the nearest centroids of the returned `centroids`, and
+//     objective = sum_i |x_i - c_{a_i}|^2 is theirs, exact in double.
+//     objectives[t]: after t updates ([0]: the init; faiss's `obj`: the first `iterations`).
+//   Empty clusters: after an update each (in index order) takes half the points
+//     of the largest cluster not all on one point (lowest index on ties), both
+//     centroids moved by +/- delta_j = split_eps (|c_j| + rms(c)) in alternating
+//     signs; `reseeded` counts these. With fewer than k distinct points a cluster
+//     must stay empty (`cluster_sizes` shows it).
+//   spherical: centroids L2-normalized after each update (zero stays zero);
+//     cosine k-means when the features are normalized too.
+//   Stops early at an exact fixed point (no change after an update without
+//     re-seeding: the same result as running on), and with tolerance > 0 once an
+//     iteration lowers the objective by <= tolerance x objective.
+//   restarts: whole runs on init streams philox(seed, stream_id(kmeans_stream, r));
+//     the lowest final objective wins (the earlier on ties), all in restart_objectives.
+// Errors: value_error for k = 0, k > N, a non-finite feature or initial centroid,
+// restarts = 0, tolerance < 0; shape_error for features not (N, d) with N, d >= 1,
+// initial centroids not (k, d). iterations = 0: the init and one assignment.
 //
-// How it is fast. The assignment pass never forms the N x k distance matrix:
-// points are taken 256 at a time (ssl::parallel_for over these tiles) and
-// centroids 1024 at a time; one Eigen GEMM per tile adds -2 x c^T onto a
-// cache-resident 256 x 1024 buffer holding |c|^2 in every row, and a SIMD
-// (Eigen packet) scan keeps the running arg-min per point:
-// argmin_c |c|^2 - 2 x.c, the |x|^2 term being common. The update groups point indices by cluster (a counting
-// sort) and sums each cluster's points in index order, clusters spread over
-// the threads: no per-thread k x d partial sums and no atomics.
-//
-// Determinism. Tile sizes are fixed (not derived from the thread count), every
-// point's arg-min and every centroid's sum is computed by one task in a fixed
-// order, and sums over tiles and clusters are taken in index order, so a given
-// (data, config) gives bitwise the same result at any number of threads.
-//
-// Errors: value_error for k = 0, k > N, a non-finite feature (or initial
-// centroid), restarts = 0, a negative tolerance; shape_error for features that
-// are not (N, d) with N, d >= 1, and for initial centroids that are not (k, d).
-// iterations = 0 is allowed: the init and one assignment pass.
+// Choices:
+//  - random_sample init by default, as faiss (k-means++ costs about k/10 Lloyd
+//    iterations of memory traffic); empty clusters split as faiss and DeepCluster.
+//  - No N x k distances: tiles of 256 points x 1024 centroids, one GEMM adds
+//    -2 x c^T onto a cached |c|^2 buffer, a SIMD scan keeps the arg-min.
+//  - The update counting-sorts points by cluster and sums each in index order
+//    (double), clusters over threads: no per-thread k x d partials, no atomics.
+//  - Fixed tile sizes and sum orders: bitwise the same result at any thread count.
 #include <algorithm>
 #include <cmath>
 #include <cstddef>

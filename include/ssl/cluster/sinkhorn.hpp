@@ -7,43 +7,32 @@
 //   auto r = ssl::cluster::sinkhorn_labels(logits, {.lambda = 25});   // logits (N, K)
 //   r.labels[i] in [0, K), r.error, r.iterations, r.converged
 //
-// Input: logits or log-probabilities (N, K), float or double; they give the
-// same result, because Q below is invariant to adding a constant to a row
-// (the row scaling absorbs it): log-softmax is such a shift. (With
-// probabilities, pass their logarithm.)
-// Problem: find Q = diag(alpha) P^lambda diag(beta), P^lambda_ij =
-// exp(lambda log P_ij), with every row summing to 1 (each sample is one unit of
-// mass) and every column to N/K (equal clusters), in double precision.
-// Iteration (alternating scaling): beta = (N/K) / (K^T alpha), then
-// alpha = 1 / (K beta), starting from beta = 1; after each round the rows are
-// exact and the columns approximate. `iterations` counts rounds.
-// Stopping: every `check_every` rounds (and at round 0) the column error
-//   error = max_j |(column sum_j of Q) / (N/K) - 1|
-// (the worst relative deviation of a cluster's mass from N/K) is computed,
-// for free, from the K^T alpha of the next round; the loop stops when error <
-// tolerance (default 0.1, as SeLa), or after `max_iterations` rounds
-// (`converged` false). SeLa itself stops on sum_i |c_i / c_new_i - 1| over
-// the N sample scalings; our criterion is on the quantity the constraint is
-// about, and does not grow with N.
-// Labels: labels_i = argmax_j Q_ij = argmax_j P^lambda_ij beta_j (the lowest j
-// on ties), as int64. `plan` (only when keep_plan) is Q itself (N, K), rows
-// summing to 1 and columns to N/K within `error`.
-// Numerical stability (lambda = 25 on logits of range 40 is e^1000): the
-// kernel is stored as K_ij = exp(lambda L_ij - u_i - v_j) with u_i the row max
-// of lambda L and v_j the column max of lambda L - u, so that K <= 1 and every
-// row and every column holds a 1: no overflow, no all-zero row or column.
-// Should a scaling leave [1e-50, 1e50] (very peaked or very unbalanced inputs),
-// it is absorbed into u, v and the kernel recomputed from L (log-domain
-// stabilization, Schmitzer 2019), so the iteration never overflows.
-// Cost: N K doubles of memory for the kernel, N K exponentials per
-// (re)computation and 2 N K multiply-adds per round, spread over
-// ssl::parallel_for in fixed row blocks summed in order: the result does not
-// depend on the number of threads.
-// Several heads (SeLa's multi-head variant): call it per head, or pass a
-// vector of (N, K_h) matrices to the overload, which does exactly that.
-// Errors: shape_error for a rank other than 2; value_error for K < 2,
-// N < K (there cannot be K equal non-empty clusters), a non-finite input,
-// lambda <= 0, tolerance <= 0, check_every = 0 or max_iterations = 0.
+// Input: logits or log-probabilities L (N, K), float or double (the same result:
+// Q is invariant to a per-row shift; pass probabilities as their logarithm).
+// In double, find Q = diag(alpha) P^lambda diag(beta), P^lambda_ij = exp(lambda L_ij),
+// with every row summing to 1 (a sample is one unit of mass) and every column
+// to N/K (equal clusters), by rounds (`iterations`) of
+//   beta = (N/K) / (K^T alpha),  alpha = 1 / (K beta)     (from beta = 1; rows exact)
+// until error = max_j |(column sum_j of Q) / (N/K) - 1| < tolerance, checked at
+// round 0 and every check_every rounds, or max_iterations (converged false).
+// labels_i = argmax_j Q_ij (the lowest j on ties), int64; `plan` (keep_plan) is
+// Q (N, K). Several heads: the vector overload labels each (N, K_h) on its own.
+// Errors: shape_error for a rank other than 2; value_error for K < 2, N < K
+// (no K equal non-empty clusters), a non-finite input, lambda <= 0,
+// tolerance <= 0, check_every = 0 or max_iterations = 0.
+//
+// Choices:
+//  - Stop on the column error, the constraint's own quantity, which does not grow
+//    with N (SeLa: sum_i |c_i / c_new_i - 1| over the sample scalings); tolerance
+//    0.1 as SeLa. The error comes free from the next round's K^T alpha.
+//  - Kernel K_ij = exp(lambda L_ij - u_i - v_j), u_i the row max of lambda L, v_j
+//    the column max of lambda L - u: K <= 1 with a 1 in every row and column, so
+//    no overflow (lambda 25 on logits of range 40 is e^1000) and no zero line.
+//  - A scaling outside [1e-50, 1e50] is absorbed into u, v and the kernel
+//    recomputed from L (log-domain stabilization, Schmitzer 2019).
+//  - Fixed row blocks over ssl::parallel_for, summed in order: thread-count
+//    independent. Cost: N K doubles, N K exp per (re)computation, 2 N K
+//    multiply-adds per round.
 #include <algorithm>
 #include <cmath>
 #include <cstddef>

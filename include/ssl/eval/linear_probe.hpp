@@ -6,59 +6,37 @@
 //   r.train_top1, r.test_top1, r.converged, r.iterations, r.loss
 //   auto pred = r.classifier.predict(other_features);
 //
-// 1. Standardization: each feature dimension is centred and scaled with the
-//    train set's mean and (population) standard deviation; the classifier
-//    stores both and applies them to anything it predicts. A constant
-//    dimension (std 0) is only centred.
-// 2. The objective over the standardized train features x_i and the classes
-//    present in the train set (K of them):
-//      f(W, b) = 1/N sum_i -log softmax(W x_i + b)_{y_i} + (lambda / 2) ||W||^2
-//    (the bias is not decayed). `softmax_regression` below evaluates f and
-//    its gradient, dW = 1/N (P - Y)^T X + lambda W, db = 1/N (P - Y)^T 1,
-//    with one Eigen GEMM pair per chunk of 2048 rows, the chunks spread over
-//    ssl::parallel_for and their partial sums added in a fixed order (results
-//    do not depend on the number of threads).
-// 3. Why weight decay, and why 1e-4 by default: on linearly separable
-//    features (common for good SSL features of a few thousand samples, and
-//    for every train set with N <= D) the unregularized loss has no minimum
-//    (||W|| -> infinity), so "trained to convergence" would mean nothing and
-//    the result would depend on when the optimizer stopped. With lambda > 0
-//    f has bounded level sets and one minimizer: it is strongly convex in W,
-//    and in b on the subspace sum(b) = 0 where the iterates stay (the
-//    gradient in b sums to zero; every output class has train samples, since
-//    only the classes present are outputs, so softmax's Hessian is positive
-//    definite there on a bounded level set).
-//    lambda = 1e-4 on the mean loss corresponds to scikit-learn's C = 1 /
-//    (lambda N), i.e. C ~ 0.17 for N = 60k: on standardized features it
-//    barely moves the accuracy of a well-fitted probe while keeping the
-//    condition number (~ largest feature-covariance eigenvalue / lambda)
-//    low enough for L-BFGS (measured: 40 to 75 iterations on 60k x 128 and
-//    60k x 512 synthetic features with a 100:1 covariance spectrum). Sweep
-//    it (e.g. 1e-6 .. 1e-2 on a held-out split) for a paper-grade number, as
-//    the SimCLR and BYOL linear-transfer protocols do. weight_decay = 0 is
-//    allowed: on separable data the gradient then vanishes only as ||W||
-//    grows, and the relative tolerance below stops it there.
-// 4. L-BFGS (Nocedal & Wright, Alg. 7.4/7.5): two-loop recursion with the
-//    last `history` pairs, initial scaling s^T y / y^T y, backtracking
-//    Armijo line search (c1 = 1e-4, safeguarded quadratic interpolation)
-//    starting at step 1. Pairs with s^T y <= 1e-10 ||s|| ||y|| are skipped.
-//    For lambda > 0 the strong convexity above gives s^T y >= mu ||s||^2 and
-//    ||y|| <= L ||s|| on the level set, which keeps the inverse-Hessian
-//    approximations uniformly bounded (Liu & Nocedal 1989), so the
-//    directions are gradient-related and the Armijo iteration converges to
-//    the minimizer (Zoutendijk). If a line search (30 trials) fails, the
-//    memory is dropped and a steepest-descent step is tried; the loop gives
-//    up (`probe_stop::no_progress`) when that fails too, after 5 failed
-//    searches, or when 20 steps in a row decrease neither f nor the smallest
-//    gradient norm seen (the rounding floor; tolerance 0 ends there).
-//    Converged: ||grad f||_2 <= tolerance * ||grad f(0)||_2 (relative to the
-//    start W = 0, b = 0). `iterations` counts L-BFGS steps taken.
-//    Precision: the standardized copy of the train features and the GEMMs
-//    are in double, whatever the feature type (60k x 512 -> 246 MB). In
-//    float the rounding of the logits makes the gradient noisy at about
-//    1e-5 of its starting norm, and L-BFGS then crawls with tiny steps
-//    instead of converging (measured: 1000 iterations without reaching
-//    tolerance 1e-5 where double needs 46).
+// Features are standardized with the train set's mean and population std (a
+// constant dimension is only centred); the classifier stores both and applies
+// them to what it predicts. Over the standardized x_i and the K classes present
+// in the train set (the outputs),
+//   f(W, b) = 1/N sum_i -log softmax(W x_i + b)_{y_i} + (lambda / 2) ||W||^2,
+//   dW = 1/N (P - Y)^T X + lambda W,   db = 1/N (P - Y)^T 1   (b not decayed).
+// L-BFGS (Nocedal & Wright, Alg. 7.4/7.5): two-loop recursion over the last
+// `history` pairs, scaling s^T y / y^T y, backtracking Armijo search (c1 = 1e-4,
+// safeguarded quadratic interpolation, 30 trials) from step 1; pairs with
+// s^T y <= 1e-10 ||s|| ||y|| skipped. Converged: ||grad f|| <= tolerance x
+// ||grad f(0)|| (from W = 0, b = 0); `iterations` counts L-BFGS steps. A failed
+// search drops the memory and tries steepest descent; probe_stop::no_progress
+// when that fails too, after 5 failed searches, or after 20 steps lowering
+// neither f nor the least gradient norm seen (the rounding floor, where
+// tolerance 0 ends).
+//
+// Choices:
+//  - lambda > 0: on separable features (common for good SSL features, always
+//    for N <= D) the unregularized loss has no minimum; with lambda > 0, f is
+//    strongly convex in W (in b on sum(b) = 0, where the iterates stay), so
+//    L-BFGS converges to its one minimizer (Liu & Nocedal 1989; Zoutendijk).
+//    0 is allowed: on separable data the relative tolerance then stops it.
+//  - lambda = 1e-4 (scikit-learn's C = 1 / (lambda N), ~0.17 at N = 60k): barely
+//    moves a fitted probe's accuracy, keeps L-BFGS well conditioned; sweep
+//    1e-6 .. 1e-2 on a held-out split for a paper-grade number, as the SimCLR
+//    and BYOL protocols do.
+//  - The standardized copy and the GEMMs in double, whatever the feature type
+//    (60k x 512: 246 MB): in float, logit rounding stalls L-BFGS near 1e-5.
+//  - 2048-row chunks over ssl::parallel_for summed in a fixed order: results do
+//    not depend on the thread count.
+// Measurements (iterations; float against double): bench/README.md, linear probe.
 #include <algorithm>
 #include <cmath>
 #include <cstddef>

@@ -4,47 +4,34 @@
 // CVPR 2020, eq. 1) with MoCo v2's temperature 0.2 (Chen, Fan, Girshick, He,
 // "Improved Baselines with Momentum Contrastive Learning", 2020).
 //
-// Inputs: queries q (B, d), the online head's outputs, NOT normalized (the
-// loss L2-normalizes each row and backpropagates through it, as MoCo's
-// F.normalize); their positive keys k (B, d) and the queue Q (K, d) of
-// negative keys, both used as given (the key encoder's outputs, already of
-// unit length: target::queue normalizes them once, when they are made).
-// With u_i = q_i / max(||q_i||, eps) and temperature tau,
-//   l_i = [ u_i . k_i,  u_i . Q_1, ..., u_i . Q_K ] / tau     (K + 1 logits, positive at index 0)
-//   L   = 1/B sum_i CE(l_i, 0) = 1/B sum_i ( logsumexp(l_i) - l_i,0 ).
-// Keys and queue are constants: no gradient flows into them (the key encoder
-// follows the query encoder by momentum, not by backpropagation). With
-// p_ij = softmax(l_i)_j,
+// Inputs: queries q (B, d), the online head's outputs, NOT normalized (the loss
+// L2-normalizes each row and backpropagates through it, as F.normalize); their
+// positive keys k (B, d) and the queue Q (K, d) of negatives, used as given
+// (unit rows: target::queue normalizes keys when it makes them) and constant
+// (the key encoder follows by momentum). With u_i = q_i / max(||q_i||, eps),
+//   l_i = [ u_i . k_i,  u_i . Q_1, ..., u_i . Q_K ] / tau     (K + 1 logits, positive at 0)
+//   L   = 1/B sum_i ( logsumexp(l_i) - l_i,0 ),   p_ij = softmax(l_i)_j,
 //   dL/du_i = ( (p_i0 - 1) k_i + sum_{j>=1} p_ij Q_j ) / (B tau),
 //   dL/dq_i = ( dL/du_i - u_i (u_i . dL/du_i) ) / ||q_i||.
+// `accuracy`: the positive's logit strictly above every negative's (a tie misses).
+// Policy info_nce_queue (MoCo v2): the two views' online outputs and
+// target::queue's queue_targets (the batch's keys, the queue before this batch).
 //
-// Blockwise, the (B, K + 1) logits are never stored: K = 65536 and B = 256
-// would be 67 MB. Tasks of (block_rows queries) x (block_keys queue rows)
-// run over ssl::parallel_for; each computes its logits block S = U Q_c^T in a
-// per-thread buffer (128 x 1024 floats, 512 KB), replaces it by
-// E = exp((S - m) / tau) with m the block's row maximum, keeps (m, sum E) per
-// row and the partial A_c = E Q_c (B, d), then drops the block. The combine
-// step is the usual log-sum-exp merge (as in "online softmax"):
-//   lse_i   = log( e^{l_i0} + sum_c sum(E_c,i) e^{m_c,i / tau} ),
-//   dL/du_i = ( (p_i0 - 1) k_i + sum_c e^{m_c,i / tau - lse_i} A_c,i ) / (B tau),
-// so each logit is computed once and two GEMMs do all the work (S = U Q^T
-// and E Q), as with the full matrix, in O(threads * 128 * 1024 + B d K/1024)
-// memory. (B = 256, K = 65536, d = 128 in float: about 150 ms on 2 cores,
-// as fast as the two plain single-threaded GEMMs of the full-matrix form.) Block boundaries do not depend on the thread count and partials
-// are merged in a fixed order, so results are the same for any number of
-// threads. Everything past the GEMMs and exp is accumulated in double.
-//
-// `accuracy` is the top-1 of the positive among the K + 1 candidates (the
-// positive's logit strictly above every negative's; a tie is a miss).
-//
-// The method-level policy `info_nce_queue` (MoCo v2) takes the online
-// outputs of the two views and target::queue's `queue_targets` (the batch's
-// keys and the queue as it was before this batch). As in the paper it is
-// asymmetric: query = view 0, key = view 1, so only view 0 gets a gradient.
-// `symmetric = true` adds the other direction (query = view 1, key = view 0)
-// and SUMS both terms, as MoCo's official CIFAR-10 demo (and byol_pair here)
-// do; the target update must then also encode view 0 (queue_config::symmetric),
-// which the policy checks.
+// Choices:
+//  - Asymmetric as the paper (query view 0, key view 1: only view 0 gets a
+//    gradient); symmetric = true adds query view 1 against view 0's key and SUMS
+//    both, as MoCo's CIFAR-10 demo (and byol_pair); queue_config::symmetric must
+//    match (checked).
+//  - No (B, K + 1) logits (67 MB at B 256, K 65536): tasks of block_rows queries
+//    x block_keys queue rows compute S = U Q_c^T in a per-thread buffer, keep
+//    the row max m and sum E, E = exp((S - m) / tau), and A_c = E Q_c; the
+//    online-softmax merge
+//      lse_i   = log( e^{l_i0} + sum_c sum(E_c,i) e^{m_c,i / tau} ),
+//      dL/du_i = ( (p_i0 - 1) k_i + sum_c e^{m_c,i / tau - lse_i} A_c,i ) / (B tau)
+//    computes each logit once in two GEMMs (S = U Q^T, E Q), in
+//    O(threads x 128 x 1024 + B d K / 1024) memory (timing: bench/README.md, MoCo's InfoNCE).
+//  - Block boundaries independent of the thread count, merged in a fixed order:
+//    the same results for any number of threads; past the GEMMs and exp, double.
 #include <algorithm>
 #include <cmath>
 #include <cstddef>

@@ -3,62 +3,37 @@
 // "Train a One-Million-Way Instance Classifier for Unsupervised Visual
 // Representation Learning", Liu, Huang, Pan, Wang, Xu, Jin, AAAI 2021
 // (arXiv 2102.04848): every image of the data set is its own class, the
-// classifier is an N-way cosine softmax, and the label of each sample is
-// smoothed over its few hardest negative classes only.
+// classifier is an N-way cosine softmax, and each label is smoothed over its
+// few hardest negative classes only.
 //
-// Inputs: features F (B, D) (online outputs, NOT normalised: the loss
-// L2-normalises them and backpropagates through it), the classifier weights
-// W (N, D) held as S shards of R rows (shard s holds classes [s R, s R + R_s),
-// the last one may be shorter; target_update/instance_classifier.hpp owns them), and
-// the label y_i of every row (its instance id). With u_i = f_i / ||f_i||,
-// v_j = w_j / ||w_j|| (norm floor `eps`, as F.normalize) and temperature tau,
-//   z_ij = u_i . v_j / tau                                  (cosine logits)
-//   H_i  = the k classes j != y_i with the largest z_ij     (hardest wrong classes;
-//          ties broken towards the smaller index)
+// Inputs: features F (B, D), NOT normalised (the loss L2-normalises them and
+// backpropagates through it); weights W (N, D) as S shards of R rows (shard s
+// holds classes [s R, s R + R_s), the last may be shorter; owned by
+// target_update/instance_classifier.hpp); the label y_i (instance id) of every
+// row. With u_i = f_i / ||f_i||, v_j = w_j / ||w_j|| (norm floor eps, as
+// F.normalize), temperature tau and k = min(top_k, N - 1):
+//   z_ij = u_i . v_j / tau,   H_i = the k classes j != y_i with the largest z_ij (ties to the smaller j)
 //   q_ij = 1 - eps_s at j = y_i,  eps_s / k for j in H_i,  0 otherwise
 //   L    = 1/B sum_i ( logsumexp_j z_ij - sum_j q_ij z_ij ).
-// k = min(top_k, N - 1) (all wrong classes when there are fewer than top_k);
-// k = 0 or smoothing = 0 is the plain cross entropy. This is the paper's
-// "smoothing labels of hardest classes": ordinary label smoothing spreads
-// eps over all N - 1 negatives (useless at N = 10^6), smoothing over the k
-// most similar instances stops the loss from pushing apart near-duplicates.
-//
-// Gradient (H_i is piecewise constant in the inputs, so it is treated as
-// fixed, exactly as top-k is in autograd): with G_ij = s (p_ij - q_ij),
-// p = softmax_j(z_i), s = grad_scale (1/B by default),
+// k = 0 or smoothing = 0 is the plain cross entropy. With H_i held fixed (as
+// autograd treats top-k), p = softmax_j(z_i), G_ij = s (p_ij - q_ij), s = grad_scale (1/B default):
 //   dL/du_i = 1/tau sum_j G_ij v_j,  dL/dv_j = 1/tau sum_i G_ij u_i,
 //   dL/df_i = (dL/du_i - u_i (u_i . dL/du_i)) / ||f_i||, likewise dL/dw_j.
-// dL/dF is returned; dL/dW is ADDED into each shard's parameter grad (the
-// side effect a classifier owned by a target update needs: the optimizer
-// zeroes the grads every step and updates the shards with the network).
+// dL/dF is returned; dL/dW is ADDED into each shard's grad (the optimizer
+// zeroes grads every step and updates the shards with the network). A
+// non-finite input gives a NaN loss (the trainer stops and reports it), not an
+// exception. Policy: instance_classification (below).
 //
-// Memory and order of work. The B x N logits are never stored. The shard is
-// the unit both passes loop over; inside a shard the classes are cut into
-// tiles of `block_columns` columns, each tile is one GEMM (B x D) x (D x t):
-//   pass 1, per tile: row max and sum of exp (merged online into a running
-//           log-sum-exp per row), the true-class logit, and a bounded heap of
-//           the k best wrong classes per row;
-//   merge:  per row: lse_i, H_i, the loss;
-//   pass 2, per tile: the same logits again, G = s (exp(z - lse) - q), then
-//           dV_tile = G^T U / tau (-> weight grads of these rows, through the
-//           normalisation) and dU += G V_tile.
-// A shard's tiles are split into a fixed number of column groups
-// (G = min(32, tiles per shard)) that run on ssl::parallel_for (static
-// schedule); every group keeps its own partial sums and the groups are merged
-// in order, so the result does not depend on the thread count. Peak scratch
-// is min(threads, G) x B x block_columns logits (G x block_columns is at most
-// a shard plus one tile: never more than about one B x shard block alive)
-// plus G x B x (D + k) partials: independent of N (`scratch_bytes` reports
-// it; 6.7 MiB at B = 256, D = 128, N = 1.28 M on 2 threads, where the dense
-// logits would be 1.25 GiB). Sums over classes are accumulated in double;
-// GEMMs run in T.
-//
-// A non-finite input gives a NaN loss (the trainer stops and reports it)
-// rather than an exception.
-//
-// Method-level policy: `instance_classification` (below) takes the online
-// outputs, the `instance_targets` of target::instance_classifier and the
-// (unused) pretext labels.
+// Choices:
+//  - Smoothing only over the k hardest classes (the paper's): over all N - 1 it
+//    is nothing at N = 10^6; this stops the loss pushing apart near-duplicates.
+//  - No B x N logits: per shard, tiles of block_columns classes (one GEMM each);
+//    pass 1 for the log-sum-exp, true logit and k hardest (a bounded heap per
+//    row), pass 2 recomputes the logits for dU and dV.
+//  - Fixed column groups (min(32, tiles) per shard) merged in order: results do
+//    not depend on the thread count.
+//  - Scratch independent of N (scratch_bytes; bench/README.md, instance
+//    classifier); sums over classes in double, GEMMs in T.
 #include <algorithm>
 #include <cmath>
 #include <cstddef>

@@ -1,76 +1,39 @@
 #pragma once
 // The losses of InstDisc (Wu, Xiong, Yu, Lin, "Unsupervised Feature Learning
 // via Non-Parametric Instance Discrimination", CVPR 2018) against a memory
-// bank V (N, d) of unit vectors (target_update/memory_bank.hpp). f_b (B, d) are the
-// online features of the batch (the head's L2-normalized output), i_b their
-// instance indices, tau the temperature. Gradients are with respect to f; the
-// bank is a constant.
+// bank V (N, d) of unit rows (target_update/memory_bank.hpp), a constant (no
+// gradient). f_b (B, d): the batch's online features (the head's L2-normalized
+// output); i_b: their instance indices; tau: the temperature.
 //
-// nce<T> — noise-contrastive estimation, eq. (5)-(7):
-//   P(i | f)   = exp(v_i . f / tau) / Z
-//   h(i, f)    = P(i | f) / (P(i | f) + m P_n),   P_n = 1 / N
-//   l_b        = -log h(i_b, f_b) - sum_{k=1..m} log(1 - h(j_bk, f_b))
-//                + lambda ||f_b - v_{i_b}||^2
-//   L          = mean_b l_b
-// with j_bk the m noise indices of sample b (drawn by the memory bank).
-// With x = v . f / tau - log Z - log(m / N), h = sigmoid(x), so
-//   -log h = softplus(-x), -log(1 - h) = softplus(x),
-//   dL/df_b = [ (h_pos - 1) v_{i_b} + sum_k h_k v_{j_bk} ] / (tau B)
-//             + 2 lambda (f_b - v_{i_b}) / B.
-// Z (eq. 7) is estimated by Monte Carlo over a batch's noise,
-// Z = N mean_{b,k} exp(v_{j_bk} . f_b / tau) (the paper's estimator; the
-// authors' code also averages in each sample's positive, one term in m + 1),
-// whenever the caller passes z <= 0, and written back; otherwise the given Z
-// is used. It is a constant in the gradient, also on the batch that
-// estimates it. The method-level policy instance_nce owns Z (its state,
-// "loss.z", checkpointed) and decides when to estimate it (z_estimate): the
-// paper's text fixes it from the first batch; the default re-estimates it on
-// every batch until every bank row holds a feature, then fixes it: a Z taken
-// against the random initial bank is far too small for the bank of real
-// features that follows, the noise terms saturate (h -> 1 for all m) and
-// blow up the gradient m-fold (measured: bench/README.md, InstDisc).
+// nce<T>, noise-contrastive estimation, eq. (5)-(7), with j_bk the m noise
+// indices of sample b (drawn by the memory bank) and P_n = 1 / N:
+//   h(i, f) = P(i | f) / (P(i | f) + m P_n),   P(i | f) = exp(v_i . f / tau) / Z
+//   l_b = -log h(i_b, f_b) - sum_k log(1 - h(j_bk, f_b)) + lambda ||f_b - v_{i_b}||^2
+//   dL/df_b = [(h_pos - 1) v_{i_b} + sum_k h_k v_{j_bk}] / (tau B) + 2 lambda (f_b - v_{i_b}) / B
+// with L = mean_b l_b. Passed z <= 0, Z = N mean_{b,k} exp(v_{j_bk} . f_b / tau)
+// is estimated from this batch (eq. 7) and written back; Z is a constant in
+// the gradient, also on the batch that estimates it.
+// nonparametric_softmax<T>, eq. (2), exact over all N rows:
+//   l_b = -log( exp(v_{i_b} . f_b / tau) / sum_j exp(v_j . f_b / tau) ) + lambda ||f_b - v_{i_b}||^2
+//   dL/df_b = [sum_j p_bj v_j - v_{i_b}] / (tau B) + 2 lambda (f_b - v_{i_b}) / B.
+// The proximal term (sec. 3.3, eq. 8-9) holds f near the instance's memory
+// v_{i_b} (for unit rows, 2 lambda (1 - f . v)) while the bank's momentum
+// update moves the memory toward f: the paper's proximal-point iteration.
+// lambda: 30 for nce (the paper's), 0 for the softmax; 0 turns it off.
 //
-// Proximal regularization (sec. 3.3, eq. 8-9): lambda ||v_i^(t) - v_i^(t-1)||^2
-// with v_i^(t) = f_b, this step's feature, and v_i^(t-1) = the bank row, the
-// memory of the earlier iterations (a constant: no gradient into the bank).
-// It is applied only to instances that have such a memory: on an instance's
-// first visit its row is still the random initialization, and pulling the
-// feature toward it (with weight 2 lambda = 60, six times the NCE positive's
-// 1 / tau) would teach the network noise for the whole first epoch. The
-// caller passes which rows hold a feature (has_memory; the memory bank
-// tracks it).
-// Its gradient 2 lambda (f_b - v_i) pulls the feature toward its memory.
-// Because f and v are unit vectors, ||f - v||^2 = 2 - 2 f . v: after the
-// head's normalization it is an extra positive-pair attraction of weight
-// 2 lambda in cosine. With the bank's momentum update (m = 0.5) v_i is a
-// running average of the instance's past features rather than exactly the
-// last one; together the two are the proximal-point iteration of the paper:
-// the feature is held near the memory, the memory moves toward the feature.
-// lambda = 30 is the paper's value; 0 turns it off.
-//
-// nonparametric_softmax<T> — the non-parametric softmax of eq. (2), exact:
-//   l_b = -log( exp(v_{i_b} . f_b / tau) / sum_{j=1..N} exp(v_j . f_b / tau) )
-//         + lambda ||f_b - v_{i_b}||^2         (lambda = 0 by default)
-//   dL/df_b = [ sum_j p_bj v_j - v_{i_b} ] / (tau B) + 2 lambda (f_b - v_{i_b}) / B.
-// The bank is visited in blocks of rows: a (B, block) score block by GEMM,
-// an online log-sum-exp (running max and rescaled sum, as in flash
-// attention) and the weighted sum sum_j p_bj v_j accumulated by a second
-// GEMM, so no more than B x block scores exist at a time. The bank is split
-// into a fixed number of contiguous parts (not one per thread) whose
-// partial sums are merged in order: the result does not depend on the
-// number of threads.
-//
-// Implementation of nce: parallel over the batch; each sample's noise rows
-// are gathered from the bank on the fly, 64 at a time (dot products, then
-// the sigmoid/softplus of the 64 scores vectorized, then the weighted sum of
-// the same rows while they are still in cache), with the next rows
-// prefetched. No (B, m, d) tensor is ever built. Scores are float for
-// T = float; sums of loss terms are double.
-//
-// The method-level policies (ssl::loss_policy) take the memory bank's
-// targets (target::bank_targets<float>) and the single view of one_view:
-//   instance_nce      nce<float>                    (ssl::instdisc)
-//   instance_softmax  nonparametric_softmax<float>  (ssl::instdisc_full_softmax)
+// Choices:
+//  - Z from the noise terms only (the paper's; the authors' code adds the positive).
+//  - The proximal term only where has_memory[i_b] (the bank's flags): a row is
+//    random before its first visit, and a pull of 2 lambda = 60 toward it teaches noise.
+//  - instance_nce owns Z ("loss.z", checkpointed) and by default re-estimates it
+//    every batch until every row holds a feature (z_estimate::until_filled): a Z
+//    from the random bank saturates the noise terms later (bench/README.md, InstDisc).
+//  - nce streams each sample's noise rows, 64 at a time and prefetched: no
+//    (B, m, d) tensor; scores in T, loss sums in double.
+//  - The softmax walks the bank in blocks (online log-sum-exp: at most B x block
+//    scores alive) over a fixed split merged in order: thread-count independent.
+// Policies (one view, target::bank_targets<float>): instance_nce = nce<float>
+// (ssl::instdisc), instance_softmax = nonparametric_softmax<float> (ssl::instdisc_full_softmax).
 #include <Eigen/Core>
 #include <algorithm>
 #include <cmath>

@@ -3,50 +3,36 @@
 // Joulin, Douze, "Deep Clustering for Unsupervised Learning of Visual
 // Features", ECCV 2018).
 //
-// Every `reassign_every` epochs (the paper: every epoch), before the epoch's
-// first batch (begin_epoch, target_update/protocol.hpp):
-//   1. backbone features of the whole data set, eval mode, eval transform
-//      (the paper: centre crop, no augmentation);
+// Every `reassign_every` epochs (the paper: every epoch), in begin_epoch
+// (target_update/protocol.hpp), before the epoch's first batch:
+//   1. backbone features of the whole data set, eval mode, eval transform;
 //   2. PCA-whitened to 256 dimensions (or the feature width, if smaller) and
-//      L2-normalised (sec. 3.2 / the reference's preprocess_features);
-//   3. k-means into k clusters, k = the head's number of outputs (the paper:
-//      k = 10000 on ImageNet), empty clusters re-seeded by splitting a large
-//      one (sec. 3.3 "empty clusters"), optional restarts keeping the lowest
-//      objective;
-//   4. the cluster index of every image is its pseudo-label (stored per
-//      instance, checkpointed as "target.labels", int64);
-//   5. the classifier head is re-initialised (the paper re-initialises the
-//      top layer after every reassignment because cluster ids are arbitrary)
-//      and its optimizer state is reset (plan.reset_optimizer_state = {"head"});
-//   6. the epoch's order comes from a sampler uniform over pseudo-labels
-//      (sec. 3.3 "trivial parametrization"): uniform_label_order.
-// targets(views, ids) gives the batch's pseudo-labels; the loss is
-// loss::pseudo_label_classification (cross entropy).
+//      L2-normalised (sec. 3.2, the reference's preprocess_features);
+//   3. k-means into k = the head's outputs clusters (the paper: 10000 on
+//      ImageNet), empty clusters split off large ones (sec. 3.3), optional
+//      restarts keeping the lowest objective;
+//   4. each image's cluster is its pseudo-label ("target.labels", int64);
+//   5. the head is re-initialised and its optimizer state reset
+//      (plan.reset_optimizer_state = {"head"}): cluster ids are arbitrary;
+//   6. the epoch's order is uniform over pseudo-labels (sec. 3.3).
+// targets(views, ids) gives the batch's pseudo-labels for
+// loss::pseudo_label_classification (cross entropy); "nmi_prev" reports the
+// NMI between successive assignments (fig. 2(b), eval::clustering_nmi).
+// Set config.instances to the data-set size (the *_config helpers take it): a
+// resumed run loads its checkpoint before begin_epoch, so the labels must have
+// their final shape when the method is built. With instances = 0 they are
+// allocated at the first begin_epoch (a fresh run only; loading a checkpoint
+// fails with "unexpected 'target.labels'"). A data set of another size than
+// the labels is an error naming both.
 //
-// Choices and differences from the reference implementation:
-//   * The head is rebuilt with its own constructor (PyTorch's default
-//     initialisation), not N(0, 0.01) weights and zero bias: any head type
-//     works, and the head's scale matters little after one epoch.
-//   * The sampler gives every non-empty cluster an exactly equal share
-//     (floor(N/c) or floor(N/c) + 1 samples, the extra ones to randomly
-//     chosen clusters), drawn as full passes over a shuffled copy of the
-//     cluster's members (so members of a small cluster repeat as evenly as
-//     possible, a large cluster gives distinct members), then shuffled. The
-//     reference draws N/c + 1 per cluster (with replacement only when the
-//     cluster is small), shuffles and truncates, so its shares differ by a
-//     few samples. Draws come from philox(seed, stream(epoch)): deterministic.
-//   * No Sobel filtering (the paper's AlexNet/VGG input); the backbone sees
-//     the augmentation's eval transform.
-//   * The NMI between successive assignments (the paper's fig. 2(b)
-//     stability measure, eval::clustering_nmi) is reported as "nmi_prev".
-//
-// Pseudo-label state and checkpoints. A resumed run loads the checkpoint
-// before begin_epoch, so the labels tensor must exist with its final shape
-// when the method is built: set config.instances to the data-set size (the
-// *_config helpers take it). With instances = 0 the labels are allocated at
-// the first begin_epoch from the data set (fine for a fresh run; loading a
-// checkpoint into such a method fails with "unexpected 'target.labels'").
-// A data set of another size than the labels is an error naming both.
+// Choices (against the reference implementation):
+//  - The head is rebuilt by its own constructor, not N(0, 0.01) and zero bias:
+//    any head type works, and the scale matters little after an epoch.
+//  - uniform_label_order gives every non-empty cluster an exactly equal share
+//    (floor(N/c), the extras to random clusters) as full passes over a shuffled
+//    copy of its members (the reference draws N/c + 1 each and truncates);
+//    draws from philox(seed, stream(epoch)): deterministic.
+//  - No Sobel filter (the paper's AlexNet/VGG input): the eval transform only.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>

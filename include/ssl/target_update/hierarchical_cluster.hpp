@@ -13,30 +13,24 @@
 // The loss (loss::hierarchical_classification, eq. 4) is CE over the S
 // super-classes + CE over the k2 sub-classes with the sub-classifier of the
 // row's super-class (head::hierarchical_classifier: S + S*k2 outputs).
-//
-// Choices (read from the paper and the reference implementation):
-//   * Both levels cluster features of the UNROTATED images (the reference
-//     computes the clustering features with a rotation-0 transform and runs
-//     level 2 on the cached level-1 features): a cluster is a set of images,
-//     and the four rotations of an image share its (c1, c2). The rotation
-//     enters only through the super-class, so each super-class (r, c1) has
-//     its own sub-classifier over the same k2 sub-clusters of c1.
-//   * super = r * m + c1 (rotation-major, matching augment::rotations, which
-//     stacks rotation r into rows [rN, (r+1)N)); the reference numbers its
-//     training groups c1 * 4 + r, a relabelling of the same classes.
-//   * A level-1 cluster with n_c <= k2 images gives each image its own
-//     sub-class (level-2 k-means would have empty clusters).
-//   * The epoch's order is uniform over the leaf clusters (c1, c2)
-//     (uniform_label_order, as DeepCluster; the reference samples uniformly
-//     over sub-classes within each super-class, and each super-class gets an
-//     equal share of the epoch).
-//   * Reassignment every 3 epochs (the reference's default), the whole head
-//     re-initialised after each and its optimizer state reset.
-//   * Row layout: targets(views, ids) expects one view of rotations * B rows
-//     (augment::rotations); the loss cross-checks the rotation of every row
-//     against the augmentation's labels.
+// targets(views, ids) expects one view of rotations * B rows (augment::rotations);
+// the loss checks every row's rotation against the augmentation's labels.
 // Checkpoints: "target.clusters" (c1) and "target.sub_clusters" (c2), N
 // int64 each; config.instances as for target::cluster_reassignment.
+//
+// Choices (from the paper and the reference implementation):
+//  - Both levels cluster the UNROTATED images (as the reference): an image's four
+//    rotations share (c1, c2); each super-class (r, c1) has its own
+//    sub-classifier over the k2 sub-clusters of c1.
+//  - super = r * m + c1, rotation-major as augment::rotations stacks rotation r
+//    in rows [rN, (r+1)N) (the reference's c1 * 4 + r is a relabelling).
+//  - A level-1 cluster of n_c <= k2 images gives each image its own sub-class
+//    (level-2 k-means would leave clusters empty).
+//  - The epoch's order uniform over leaf clusters (c1, c2), uniform_label_order
+//    as DeepCluster (the reference: uniform over sub-classes within each
+//    super-class, equal shares per super-class).
+//  - Reassignment every 3 epochs (the reference's default); the whole head is
+//    re-initialised after each and its optimizer state reset.
 #include <algorithm>
 #include <cstdint>
 #include <optional>

@@ -1,54 +1,36 @@
 #pragma once
 // Target update of the one-million-way instance classifier (Liu, Huang, Pan,
 // Wang, Xu, Jin, "Train a One-Million-Way Instance Classifier for
-// Unsupervised Visual Representation Learning", AAAI 2021, arXiv
-// 2102.04848): the state OWNS the N-way classifier, one weight row per image
-// of the data set, as trainable parameters that the method exposes as
-// "target.classifier.shard_NNN" so the optimizer updates them with the
-// network. The loss is loss/instance_ce.hpp (cosine softmax, smoothing over
-// the hardest classes); targets() hands it the shards and the batch's ids,
-// which are the labels.
+// Unsupervised Visual Representation Learning", AAAI 2021, arXiv 2102.04848).
+// The state OWNS the N-way classifier, one weight row per image, as trainable
+// parameters the method exposes as "target.classifier.shard_NNN" (the optimizer
+// updates them with the network); targets() hands loss/instance_ce.hpp the
+// shards and the batch's ids, which are the labels.
 //
-// Sharded by class. The N rows are stored as S shards of R = ceil(N / S) rows
-// (config `shard_rows`, or `shards`; the last shard may be shorter): class j
-// is row j % R of shard j / R. The shard is the unit every computation loops
-// over, so the paper's "hybrid parallel" training (data-parallel backbone,
-// model-parallel classifier: every process holds some shards, computes their
-// logits for the all-gathered features and only per-row max / sum-exp and
-// top-k cross the network) can later spread the shards over processes
-// without changing the loss. Each shard is a parameter<T> behind a
-// unique_ptr: its address never changes (optimizers hold parameter pointers,
-// attached when the trainer is built, before begin_epoch), also when the
-// state or the method is moved. The shapes are final at construction, which
-// is why the number of instances is part of the config.
+// Storage: S shards of R = ceil(N / S) rows (shard_rows, or shards; the last may
+// be shorter); class j is row j % R of shard j / R. Shapes are final at
+// construction, so N (`instances`) is part of the config. Each shard is a
+// parameter<T> behind a unique_ptr: its address never changes (optimizers hold
+// parameter pointers), also when the state or the method is moved.
+// Initialisation: at begin_epoch of epoch 0 (not resumed, not yet done) row i =
+// the L2-normalised HEAD output for image i (eval_transform) of the initial
+// network, in train mode without gradient over chunks of >= init_chunk images,
+// running statistics restored afterwards; the shards' optimizer state is reset
+// (epoch_plan::reset_optimizer_state). Before that, or with raw_feature_init =
+// false, rows are random unit vectors (Philox, per shard). "classifier.initialised"
+// (int64) is checkpointed: a resumed run or a second fit() never re-initialises.
 //
-// Raw-feature initialisation (the paper's "contrastive prior"): before the
-// first epoch (begin_epoch at epoch 0, not resumed, not yet initialised),
-// row i is set to the L2-normalised output of the HEAD (the classifier is
-// applied to the head output, so that is the space its rows live in) for
-// image i, computed by the initial, untrained network on the image as the
-// backbone sees it at evaluation (the augmentation's eval_transform). At
-// step 0 the classifier then scores a sample against the initial features of
-// every image: instance classification starts as contrastive learning
-// against a memory bank of raw features, which the paper reports converges
-// much faster than random weights. As in the paper ("a fixed random network
-// with running BNs") the features are computed with batch normalisation
-// using batch statistics (train mode, no gradient, the same statistics the
-// first training steps use), over consecutive chunks of at least
-// `init_chunk` images; the networks' running statistics are restored
-// afterwards, so the pass has no side effect. `init_batch_statistics =
-// false` uses eval mode instead. The optimizer state of the shards is reset
-// (epoch_plan::reset_optimizer_state). A flag ("classifier.initialised") is
-// checkpointed, so a resumed run or a second fit() never re-initialises.
-// Before that (or with raw_feature_init = false) the rows are random unit
-// vectors (Philox, per shard, reproducible).
-//
-// Sampler: the paper's second difficulty is that every instance class is
-// visited only once per epoch; its answer is the raw-feature initialisation,
-// not a special sampler (the sliding-window scheduler is PIC's, Cao et al.
-// 2020). The trainer's default order, a fresh permutation per epoch, already
-// visits every instance exactly once per epoch, so begin_epoch leaves
-// epoch_plan::order empty.
+// Choices:
+//  - Shards as the unit of every loop, so the paper's hybrid parallel training
+//    (shards over processes) will need no change to the loss.
+//  - Rows from the head output (the paper's "contrastive prior"; the space the
+//    classifier scores): step 0 is contrastive learning against raw features,
+//    which the paper reports converges much faster than random weights.
+//  - Batch statistics in that pass, as the paper's "fixed random network with
+//    running BNs" and the first steps; init_batch_statistics = false: eval mode.
+//  - No special sampler (PIC's sliding window, Cao et al. 2020): the trainer's
+//    per-epoch permutation visits each instance once, so epoch_plan::order stays
+//    empty; the initialisation is the paper's answer to rare visits.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>

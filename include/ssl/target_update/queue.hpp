@@ -1,65 +1,37 @@
 #pragma once
 // Target update "queue": MoCo's momentum key encoder and queue of keys
 // (He, Fan, Wu, Xie, Girshick, "Momentum Contrast for Unsupervised Visual
-// Representation Learning", CVPR 2020, sec. 3.2; MoCo v2, Chen et al. 2020).
+// Representation Learning", CVPR 2020, sec. 3.2-3.3; MoCo v2, Chen et al. 2020).
 //
-// Key encoder. A deep copy of the backbone and of the head's target part
-// (for head::mlp, the whole MLP), updated after every optimizer step by
+// Key encoder: a deep copy of the backbone and of the head's target part (for
+// head::mlp, the whole MLP), updated after every optimizer step by
 //     theta_k <- m theta_k + (1 - m) theta_q            (MoCo eq. 2)
-// with a constant m (0.999 in the paper; 0.99 for short runs), or BYOL's
-// cosine schedule from m to 1 (cosine_schedule = true). This reuses
-// target::ema_update / ema_tau (ema.hpp). Only parameters are averaged; the
-// key encoder's batch-norm buffers follow its own forwards (they are never
-// used: only the query encoder is evaluated).
+// with a constant m, or BYOL's cosine from m to 1 (cosine_schedule; both via
+// target::ema_update / ema_tau). Only parameters are averaged; its batch-norm
+// buffers follow its own forwards and are never used.
+// Queue: K keys (K, d), each a key-encoder output L2-normalized (d = the head's
+// output width). A pointer names the oldest key; an enqueue overwrites from
+// there, wrapping around, so K need not be a multiple of B (MoCo asserts that it is).
+// Per step: targets(views) encodes view 1 (and view 0 when symmetric) and
+// returns those keys with the queue AS IT WAS BEFORE this batch; after_step,
+// after the optimizer, applies the momentum update, then enqueues the keys.
+// Checkpoints (for_each_state): "queue" (K, d), "queue_ptr" and "steps" (1,)
+// int64 (steps: after_step calls so far, which key the BN shuffle), and the
+// key encoder's parameters and buffers ("backbone.*", "head.*").
 //
-// Queue. A FIFO of K keys (K = 65536 in the paper), each the key encoder's
-// output L2-normalized (d = the head's output width). It starts as K random
-// unit vectors (normal draws, normalized, as MoCo's torch.randn + normalize),
-// so the loss has K negatives from the first step. A pointer names the oldest
-// key; enqueueing a batch overwrites from there, wrapping around the end, so
-// K need not be a multiple of the batch (MoCo asserts it is) and the oldest
-// keys are always replaced first.
-//
-// Order within a step (target protocol): targets(views) runs the key encoder
-// on view 1 (and view 0 when symmetric) and returns those keys with the queue
-// AS IT WAS BEFORE this batch, so a query never meets its own positive key
-// among the negatives; after the optimizer step, after_step applies the
-// momentum update and only then enqueues the batch's keys. This is MoCo's
-// order shifted by one call: MoCo updates the key encoder at the start of
-// step t+1 from the weights after step t's update, which is what after_step
-// of step t does.
-//
-// Shuffling BN on one device. MoCo (sec. 3.3) trains on 8 GPUs with per-GPU
-// batch norm: the query encoder normalizes each GPU's sub-batch, and the key
-// encoder's batch is shuffled across GPUs before its forward and unshuffled
-// after, so the key of sample i is normalized with statistics of a different
-// subset of samples than its query. Without it, a query and its positive key
-// carry the same batch statistics, which the negatives (keys of earlier
-// batches, in the queue) do not: the network can match the pair through that
-// signature instead of the image content (MoCo observed such "cheating": the
-// pretext loss falls, the features are poor).
-//
-// Here the query encoder (ssl::method) normalizes each view over the whole
-// batch. The key encoder instead runs G times (shuffle_bn_groups, default 8:
-// MoCo's 8 GPUs): the batch is permuted at random (Philox, keyed by the
-// seed, the step count and the view, so runs are reproducible and resume
-// exactly), cut into G groups of floor(B/G) or ceil(B/G) samples (the first
-// B mod G groups take one more; G is lowered to B/2 so every group has at
-// least 2 samples), each group goes through backbone and head in train mode
-// as its own batch, and the outputs are written back to their samples'
-// positions (un-shuffled). Guarantee: the key of sample i is normalized with
-// the statistics of its group only, a random subset of about B/G samples
-// that changes every step; it never sees the statistics the query was
-// normalized with (the whole batch of view 0), and no image outside its group
-// influences it. This is the single-process form of MoCo's shuffle used by
-// its own CIFAR-10 demo (batch shuffle + split batch norm); unlike the demo
-// the query side is not split (the method's forward is shared by all
-// methods), which only makes the query's statistics less noisy. G = 1 turns
-// the shuffle off (the whole batch, MoCo's ablation that leaks).
-//
-// Checkpoints (for_each_state): "queue" (K, d), "queue_ptr" (1,) int64, "steps"
-// (1,) int64 (after_step calls so far, which key the BN shuffle) and the key
-// encoder's parameters and buffers ("backbone.*", "head.*").
+// Choices:
+//  - The queue starts as K random unit vectors (as MoCo): K negatives at step 0.
+//  - The pre-batch queue: a query never meets its own key among the negatives.
+//  - Momentum update at the end of step t: MoCo's at the start of t+1, same weights.
+//  - Shuffle BN on one device (the form of MoCo's CIFAR-10 demo), so a query
+//    and its key cannot match through shared batch statistics (MoCo's
+//    "cheating", sec. 3.3): the key encoder runs each of G groups of a random
+//    permutation as its own batch in train mode (sizes floor(B/G) or ceil(B/G);
+//    G lowered to B/2 so each has >= 2) and puts the outputs back in order. A
+//    key sees only its group's statistics, which change every step, never its query's.
+//  - G = shuffle_bn_groups = 8, MoCo's 8 GPUs; 1: no shuffle (MoCo's leaking ablation).
+//  - The query side is not split (the forward is shared by all methods).
+//  - Permutations from Philox keyed by (seed, steps, view): reproducible, resumable.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>

@@ -3,46 +3,34 @@
 // Vedaldi, "Self-labelling via simultaneous clustering and representation
 // learning", ICLR 2020).
 //
-// The labels Q of all N images are the solution of an entropy-regularised
-// transport problem with equal-size clusters (eq. 5-7):
+// The labels Q of all N images solve the equal-cluster transport problem (eq. 5-7)
 //     max_Q <Q, log P> + 1/lambda H(Q)  s.t. Q 1 = 1/N, Q^T 1 = 1/K,
-// solved by Sinkhorn-Knopp on P^lambda, P = softmax of the head's outputs
-// over the whole data set (eval mode, eval transform), lambda = 25, in double
-// precision, the marginal error checked every 10 iterations down to 0.1 (the
-// reference implementation's settings; cluster/sinkhorn.hpp does the
-// iterations, and measures the error as the worst relative deviation of a
-// cluster's mass from N/K rather than SeLa's sum over the sample scalings);
-// each image's label is the arg-max of its row of Q.
-// With H heads (head::multi_classifier, output (B, H*K)) every head gets its
-// own labels from its own log-softmax block (sec. 3.4); the loss is the mean
-// of the heads' cross entropies (loss::pseudo_label_classification).
+// with P the softmax of the head's outputs over the whole data set (eval mode,
+// eval transform), by Sinkhorn-Knopp on P^lambda (cluster/sinkhorn.hpp); each
+// image's label is the arg-max of its row of Q. With H heads
+// (head::multi_classifier, output (B, H*K)) each head is labelled from its own
+// log-softmax block (sec. 3.4); the loss is the mean of the heads' cross
+// entropies (loss::pseudo_label_classification).
+// Schedule: update i of L = `updates` at global step s_i = floor(T (i / L)^2),
+// i = 0 .. L-1 (T = steps of the run; duplicates merged: sinkhorn_schedule).
+// Update 0 runs in begin_epoch of epoch 0; one due at step s > 0 is requested by
+// after_step of step s-1 (target_request::data_pass, after the optimizer) and
+// runs in data_pass over the data set the method passes, so step s trains on
+// the new labels. Nothing is cached between the phases; a loop that does not
+// hand the data set to method::after_step gets an error naming the step.
+// Checkpoints: "target.labels", int64 (H, N), or (N) with one head; a resumed
+// run continues the same schedule (a function of the global step). Set
+// config.instances to the data-set size, as for target::cluster_reassignment.
 //
-// When labels are re-optimised. SeLa re-optimises L times over the run, at
-// points spread quadratically (denser early in training, when the
-// representation changes fastest): the reference implementation places
-// optimisation i at (i / (L-1))^2 of the run (plus a little), in images seen.
-// Here update i of `updates` = L happens at global step
-//     s_i = floor(T * (i / L)^2),  i = 0 .. L-1,     (T = steps of the run)
-// duplicates merged (sinkhorn_schedule): the first at step 0, the last at
-// ((L-1)/L)^2 of the run, so all L fall inside training. Updates fall on
-// steps, not epochs: update 0 runs in begin_epoch of epoch 0; an update due
-// at step s > 0 is asked for by after_step of step s-1 (target_request::
-// data_pass, after the optimizer's update) and runs in data_pass over the
-// data set the method is given, so step s trains on the new labels. Labels before the first update: update 0 is at step 0, so the
-// network never trains on unoptimised labels. (The reference fills the
-// labels with a random balanced assignment and then, at its first
-// iteration, immediately re-optimises them; `random_initial_labels = true`
-// instead keeps a random balanced assignment until update 1, which is the
-// paper's description of the initialisation.)
-//
-// Checkpoints: the labels (H, N) (or (N) with one head) are "target.labels",
-// int64. A resumed run restores them and continues the same schedule (the
-// schedule is a function of the global step). As with
-// target::cluster_reassignment, set config.instances to the data-set size so
-// the labels exist before a checkpoint is loaded.
-// Nothing is cached between the phases: the data pass gets the networks
-// and the data set from the method; a loop that does not hand the data set
-// to method::after_step gets an error naming the step.
+// Choices:
+//  - lambda 25, error checked every 10 rounds down to 0.1, in double: the
+//    reference's settings (the error is cluster/sinkhorn.hpp's per-cluster one).
+//  - Quadratic spacing, dense early when the representation changes fastest (the
+//    reference: (i / (L-1))^2 of the images seen); here the last is at
+//    ((L-1)/L)^2 of the run, so all L fall inside training.
+//  - Update 0 at step 0: the network never trains on unoptimised labels (the
+//    reference re-optimises its random labels at once); random_initial_labels =
+//    true keeps random balanced labels until update 1, as the paper describes.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
