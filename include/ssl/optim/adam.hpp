@@ -67,95 +67,55 @@ inline void validate(const adam_config& c) { detail::validate_adam(c, "adam_conf
 inline void validate(const adamw_config& c) { detail::validate_adam(c.to_adam(), "adamw_config"); }
 
 template <class T = float>
-class adam : public optimizer_base<T> {
-public:
-    using config_type = adam_config;
+class adam : public optimizer_driver<adam<T>, adam_config, T> {
+    using driver = optimizer_driver<adam<T>, adam_config, T>;
+    friend driver;
 
+public:
     explicit adam(const adam_config& c) : adam(c, "adam_config") {}
     template <class M>
     adam(M& module, const adam_config& c, const std::string& prefix = "") : adam(c) {
         this->attach(module, prefix);
     }
 
-    const adam_config& config() const noexcept { return cfg_; }
-    double lr() const noexcept { return cfg_.lr; }
-    void set_lr(double lr) {
-        detail::check_nonnegative(what_, "lr", lr);
-        cfg_.lr = lr;
+protected:
+    adam(const adam_config& c, const char* what) : driver(c, what, {"exp_avg", "exp_avg_sq"}) {
+        detail::validate_adam(this->cfg_, this->what_);
     }
 
-    /// One update of every attached parameter from its gradient.
-    void step() {
-        ensure_state();
-        this->check_step_tensor();
-        for (std::size_t i = 0; i < this->slots_.size(); ++i) {
-            const auto& s = this->slots_[i];
-            this->check_grad(s);
-            this->check_state(s, exp_avg_[i], "exp_avg");
-            this->check_state(s, exp_avg_sq_[i], "exp_avg_sq");
-        }
+private:
+    /// The formula at the top of this file; states 0 and 1 are m and v.
+    auto rule() const {
+        const adam_config& cfg = this->cfg_;
         const double t = static_cast<double>(this->step_[0] + 1);
-        const T b1 = static_cast<T>(cfg_.beta1), b2 = static_cast<T>(cfg_.beta2);
-        const T one_b1 = static_cast<T>(1 - cfg_.beta1), one_b2 = static_cast<T>(1 - cfg_.beta2);
-        const T step_size = static_cast<T>(cfg_.lr / (1 - std::pow(cfg_.beta1, t)));
-        const T bc2_sqrt = static_cast<T>(std::sqrt(1 - std::pow(cfg_.beta2, t)));
-        const T eps = static_cast<T>(cfg_.eps);
-        const T wd = static_cast<T>(cfg_.weight_decay);
-        const T shrink = static_cast<T>(1 - cfg_.lr * cfg_.weight_decay);
-        for (std::size_t i = 0; i < this->slots_.size(); ++i) {
-            parameter<T>& p = *this->slots_[i].param;
-            detail::for_each_chunk(p.value.numel(), [&](std::size_t off, std::size_t n) {
-                auto w = detail::chunk(p.value, off, n);
-                auto grad = detail::chunk(std::as_const(p.grad), off, n);
-                auto m = detail::chunk(exp_avg_[i], off, n);
-                auto v = detail::chunk(exp_avg_sq_[i], off, n);
+        const T b1 = static_cast<T>(cfg.beta1), b2 = static_cast<T>(cfg.beta2);
+        const T one_b1 = static_cast<T>(1 - cfg.beta1), one_b2 = static_cast<T>(1 - cfg.beta2);
+        const T step_size = static_cast<T>(cfg.lr / (1 - std::pow(cfg.beta1, t)));
+        const T bc2_sqrt = static_cast<T>(std::sqrt(1 - std::pow(cfg.beta2, t)));
+        const T eps = static_cast<T>(cfg.eps);
+        const T wd = static_cast<T>(cfg.weight_decay);
+        const T shrink = static_cast<T>(1 - cfg.lr * cfg.weight_decay);
+        const bool decoupled = cfg.decoupled;
+        return [=](const parameter<T>&) {
+            return [=](update_chunk<T>& c) {
+                auto m = c.state(0);
+                auto v = c.state(1);
                 auto update = [&](const auto& g) {
                     m.array() = b1 * m.array() + one_b1 * g;
                     v.array() = b2 * v.array() + one_b2 * g.square();
-                    w.array() -= step_size * m.array() / (v.array().sqrt() / bc2_sqrt + eps);
+                    c.w.array() -= step_size * m.array() / (v.array().sqrt() / bc2_sqrt + eps);
                 };
-                if (cfg_.decoupled) {
-                    if (wd != T(0)) w *= shrink;
-                    update(grad.array());
+                if (decoupled) {
+                    if (wd != T(0)) c.w *= shrink;
+                    update(c.grad.array());
                 } else if (wd != T(0)) {
-                    update(grad.array() + wd * w.array());
+                    update(c.grad.array() + wd * c.w.array());
                 } else {
-                    update(grad.array());
+                    update(c.grad.array());
                 }
-            });
-        }
-        ++this->step_[0];
+            };
+        };
     }
-
-    /// f("step", tensor<int64_t>&) then, per parameter, f("<param>.exp_avg",
-    /// tensor<T>&) and f("<param>.exp_avg_sq", tensor<T>&). Creates the state first.
-    template <class F>
-    void for_each_state(F&& f) {
-        ensure_state();
-        f(std::string("step"), this->step_);
-        for (std::size_t i = 0; i < this->slots_.size(); ++i) {
-            f(this->slots_[i].name + ".exp_avg", exp_avg_[i]);
-            f(this->slots_[i].name + ".exp_avg_sq", exp_avg_sq_[i]);
-        }
-    }
-
-protected:
-    adam(const adam_config& c, const char* what) : cfg_(c), what_(what) { detail::validate_adam(cfg_, what_); }
-
-private:
-    void ensure_state() {
-        this->state_ready_ = true;
-        exp_avg_.reserve(this->slots_.size());
-        exp_avg_sq_.reserve(this->slots_.size());
-        for (std::size_t i = exp_avg_.size(); i < this->slots_.size(); ++i) {
-            exp_avg_.push_back(this->zeros_like(*this->slots_[i].param));
-            exp_avg_sq_.push_back(this->zeros_like(*this->slots_[i].param));
-        }
-    }
-
-    adam_config cfg_;
-    const char* what_;
-    std::vector<tensor<T>> exp_avg_, exp_avg_sq_;
 };
 
 /// AdamW: adam<T> with decoupled weight decay, built from adamw_config

@@ -58,26 +58,22 @@ inline void validate(const lars_config& c) {
 }
 
 template <class T = float>
-class lars : public optimizer_base<T> {
-public:
-    using config_type = lars_config;
+class lars : public optimizer_driver<lars<T>, lars_config, T> {
+    using driver = optimizer_driver<lars<T>, lars_config, T>;
+    friend driver;
 
-    explicit lars(const lars_config& c) : cfg_(c) { validate(cfg_); }
+public:
+    explicit lars(const lars_config& c) : driver(c, "lars_config", detail::momentum_state(c.momentum)) {
+        validate(this->cfg_);
+    }
     template <class M>
     lars(M& module, const lars_config& c, const std::string& prefix = "") : lars(c) {
         this->attach(module, prefix);
     }
 
-    const lars_config& config() const noexcept { return cfg_; }
-    double lr() const noexcept { return cfg_.lr; }
-    void set_lr(double lr) {
-        detail::check_nonnegative("lars_config", "lr", lr);
-        cfg_.lr = lr;
-    }
-
     /// Whether parameter `p` gets decay and the trust ratio.
     bool adapted(const parameter<T>& p) const noexcept {
-        return !cfg_.exclude_bias_and_norm || p.role == param_role::weight;
+        return !this->cfg_.exclude_bias_and_norm || p.role == param_role::weight;
     }
 
     /// The trust ratio local_lr of the formula above for parameter `p` (its
@@ -87,67 +83,33 @@ public:
         const double wn = static_cast<double>(as_vector(p.value).norm());
         const double gn = static_cast<double>(as_vector(p.grad).norm());
         if (wn == 0 || gn == 0) return 1.0;
-        return cfg_.trust_coefficient * wn / (gn + cfg_.weight_decay * wn + cfg_.eps);
-    }
-
-    /// One update of every attached parameter from its gradient.
-    void step() {
-        ensure_state();
-        this->check_step_tensor();
-        const T mu = static_cast<T>(cfg_.momentum);
-        for (std::size_t i = 0; i < this->slots_.size(); ++i) {
-            const auto& s = this->slots_[i];
-            this->check_grad(s);
-            if (mu != T(0)) this->check_state(s, buffers_[i], "momentum_buffer");
-        }
-        for (std::size_t i = 0; i < this->slots_.size(); ++i) {
-            parameter<T>& p = *this->slots_[i].param;
-            const bool adapt = adapted(p);
-            const T scale = static_cast<T>(cfg_.lr * local_lr(p));
-            const T wd = adapt ? static_cast<T>(cfg_.weight_decay) : T(0);
-            detail::for_each_chunk(p.value.numel(), [&](std::size_t off, std::size_t n) {
-                auto w = detail::chunk(p.value, off, n);
-                auto grad = detail::chunk(std::as_const(p.grad), off, n);
-                auto update = [&](const auto& g) {
-                    if (mu == T(0)) {
-                        w.array() -= scale * g;
-                        return;
-                    }
-                    auto v = detail::chunk(buffers_[i], off, n);
-                    v.array() = mu * v.array() + scale * g;
-                    w.array() -= v.array();
-                };
-                if (wd != T(0))
-                    update(grad.array() + wd * w.array());
-                else
-                    update(grad.array());
-            });
-        }
-        ++this->step_[0];
-    }
-
-    /// f("step", tensor<int64_t>&) then f("<param>.momentum_buffer", tensor<T>&)
-    /// per parameter (none when momentum == 0). Creates the state first.
-    template <class F>
-    void for_each_state(F&& f) {
-        ensure_state();
-        f(std::string("step"), this->step_);
-        if (cfg_.momentum == 0) return;
-        for (std::size_t i = 0; i < this->slots_.size(); ++i)
-            f(this->slots_[i].name + ".momentum_buffer", buffers_[i]);
+        return this->cfg_.trust_coefficient * wn / (gn + this->cfg_.weight_decay * wn + this->cfg_.eps);
     }
 
 private:
-    void ensure_state() {
-        this->state_ready_ = true;
-        if (cfg_.momentum == 0) return;
-        buffers_.reserve(this->slots_.size());
-        for (std::size_t i = buffers_.size(); i < this->slots_.size(); ++i)
-            buffers_.push_back(this->zeros_like(*this->slots_[i].param));
+    /// The formula at the top of this file; state 0 is the momentum buffer v.
+    auto rule() const {
+        const T mu = static_cast<T>(this->cfg_.momentum);
+        return [this, mu](const parameter<T>& p) {
+            const T scale = static_cast<T>(this->cfg_.lr * local_lr(p));
+            const T wd = adapted(p) ? static_cast<T>(this->cfg_.weight_decay) : T(0);
+            return [=](update_chunk<T>& c) {
+                auto update = [&](const auto& g) {
+                    if (mu == T(0)) {
+                        c.w.array() -= scale * g;
+                        return;
+                    }
+                    auto v = c.state(0);
+                    v.array() = mu * v.array() + scale * g;
+                    c.w.array() -= v.array();
+                };
+                if (wd != T(0))
+                    update(c.grad.array() + wd * c.w.array());
+                else
+                    update(c.grad.array());
+            };
+        };
     }
-
-    lars_config cfg_;
-    std::vector<tensor<T>> buffers_;
 };
 
 }  // namespace ssl::optim

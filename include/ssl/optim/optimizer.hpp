@@ -1,5 +1,7 @@
 #pragma once
-// Pieces shared by the optimizers (sgd, lars, adam/adamw).
+// The driver and the state code shared by the optimizers (sgd, lars,
+// adam/adamw); each optimizer's own file holds only its config and its
+// update rule.
 //
 // Every optimizer follows the same shape (ensmallen/mlpack style: a plain
 // config struct in, state built when training starts):
@@ -24,12 +26,20 @@
 // Checkpoints: for_each_state(f) calls
 //   f("step", tensor<std::int64_t>&)            shape (), the number of step() calls so far
 //   f("<param>.<state>", tensor<T>&)           same shape as the parameter
-// in a fixed order (step first, then parameters in attach order), the same
-// calling convention as a module's for_each_buffer (the visitor must accept
-// both tensor<T> and tensor<std::int64_t>). A loader may either write into the
-// visited tensors or assign new tensors of the same shape to them; step()
-// checks the shapes. step_count()/set_step_count() read and write the counter
-// directly.
+// in a fixed order (step first, then parameters in attach order, each with
+// its optimizer's state kinds in order), the same calling convention as a
+// module's for_each_buffer (the visitor must accept both tensor<T> and
+// tensor<std::int64_t>). A loader may either write into the visited tensors or
+// assign new tensors of the same shape to them; step() checks the shapes.
+// step_count()/set_step_count() read and write the counter directly.
+//
+// An optimizer is optimizer_driver<Self, Config, T> with a config struct
+// (with an `lr` field), the names of its per-parameter state tensors, and
+// an update rule: Self::rule() returns the step's constants as a callable
+// rule(parameter<T>&) -> updater, called once per parameter, and the updater
+// is called with each update_chunk<T> of that parameter (its values, its
+// gradient and its state tensors over the same elements). The driver checks
+// gradients and state shapes, walks the chunks and counts the steps.
 //
 // Optimizers are move-only: a copy would alias the state buffers (tensor
 // copies share storage) and update the same parameters twice.
@@ -70,6 +80,13 @@ inline void check_positive(const char* what, const char* field, double v) {
 /// v in [0, 1)
 inline void check_unit_open(const char* what, const char* field, double v) {
     check_field(v >= 0 && v < 1, what, field, "in [0, 1)", v);
+}
+
+/// The state kinds of a momentum method (sgd, lars): one buffer, or none
+/// without momentum.
+inline std::vector<std::string> momentum_state(double momentum) {
+    if (momentum == 0) return {};
+    return {"momentum_buffer"};
 }
 
 /// Element-wise updates walk each parameter in chunks of this many elements,
@@ -119,8 +136,10 @@ struct param_slot {
     parameter<T>* param = nullptr;
 };
 
-/// Parameter bookkeeping shared by the optimizers: the attached parameters,
-/// the step counter and the state-exists flag. Not used on its own.
+/// Parameter bookkeeping and optimizer state shared by the optimizers: the
+/// attached parameters, the step counter, and the per-parameter state
+/// tensors (one of each kind the optimizer names, created lazily). Not used
+/// on its own: optimizer_driver adds the config and the step.
 template <class T>
 class optimizer_base {
     static_assert(std::is_floating_point_v<T>, "ssl optimizers work on float or double parameters");
@@ -182,33 +201,139 @@ public:
     }
     /// True once the state (buffers, moments) has been created.
     bool has_state() const noexcept { return state_ready_; }
+    /// The per-parameter state tensors' names, e.g. {"momentum_buffer"}; empty for none.
+    const std::vector<std::string>& state_kinds() const noexcept { return kinds_; }
+
+    /// f("step", tensor<int64_t>&), then f("<param>.<kind>", tensor<T>&) for
+    /// every parameter (attach order) and every state kind (state_kinds()
+    /// order). Creates the state first.
+    template <class F>
+    void for_each_state(F&& f) {
+        ensure_state();
+        f(std::string("step"), step_);
+        for (std::size_t i = 0; i < slots_.size(); ++i)
+            for (std::size_t k = 0; k < kinds_.size(); ++k) f(state_name(i, k), state_[i * kinds_.size() + k]);
+    }
+
+    /// Zeroes the per-parameter state whose name starts with "<prefix>." for
+    /// one of `prefixes` (the parameters were re-initialised); the step count
+    /// stays. Creates the state first unless `prefixes` is empty.
+    void zero_state(const std::vector<std::string>& prefixes) {
+        if (prefixes.empty()) return;
+        ensure_state();
+        for (std::size_t i = 0; i < slots_.size(); ++i)
+            for (std::size_t k = 0; k < kinds_.size(); ++k) {
+                const std::string n = state_name(i, k);
+                for (const auto& p : prefixes)
+                    if (n.size() > p.size() && n.compare(0, p.size(), p) == 0 && n[p.size()] == '.') {
+                        state_[i * kinds_.size() + k].fill(T(0));
+                        break;
+                    }
+            }
+    }
 
 protected:
-    optimizer_base() = default;
+    /// `kinds`: the names of the state tensors each parameter gets.
+    explicit optimizer_base(std::vector<std::string> kinds) : kinds_(std::move(kinds)) {}
     ~optimizer_base() = default;
 
-    /// Throws shape_error unless the gradient is there and fits the value.
-    static void check_grad(const param_slot<T>& s) {
-        const auto& p = *s.param;
-        require<shape_error>(p.grad.defined() && p.grad.shape() == p.value.shape(), "step: parameter \"", s.name,
-                             "\" has a gradient of shape ", p.grad.shape().str(), " for a value of shape ",
-                             p.value.shape().str());
+    /// Creates the state (zeros) and forbids further attach.
+    void ensure_state() {
+        state_ready_ = true;
+        if (kinds_.empty()) return;
+        state_.reserve(slots_.size() * kinds_.size());
+        for (std::size_t i = state_.size() / kinds_.size(); i < slots_.size(); ++i)
+            for (std::size_t k = 0; k < kinds_.size(); ++k)
+                state_.push_back(tensor<T>::zeros(slots_[i].param->value.shape()));
     }
-    /// Throws shape_error unless a state tensor (after a checkpoint load) fits its parameter.
-    static void check_state(const param_slot<T>& s, const tensor<T>& t, const char* what) {
-        require<shape_error>(t.shape() == s.param->value.shape(), "step: state \"", s.name, ".", what, "\" has shape ",
-                             t.shape().str(), " but the parameter has shape ", s.param->value.shape().str());
-    }
-    void check_step_tensor() const {
+    /// The state tensors of parameter i, state_kinds().size() of them.
+    tensor<T>* state_of(std::size_t i) noexcept { return state_.data() + i * kinds_.size(); }
+
+    /// Before an update: creates the state, then throws unless the step
+    /// counter holds one value >= 0, every gradient is there and fits its
+    /// value, and every state tensor (after a checkpoint load) fits its parameter.
+    void check_before_step() {
+        ensure_state();
         require<shape_error>(step_.numel() == 1, "step: the \"step\" state must hold one value, it has shape ",
                              step_.shape().str());
         require<value_error>(step_[0] >= 0, "step: the \"step\" state is negative (", step_[0], ")");
+        for (std::size_t i = 0; i < slots_.size(); ++i) {
+            const auto& s = slots_[i];
+            const auto& p = *s.param;
+            require<shape_error>(p.grad.defined() && p.grad.shape() == p.value.shape(), "step: parameter \"", s.name,
+                                 "\" has a gradient of shape ", p.grad.shape().str(), " for a value of shape ",
+                                 p.value.shape().str());
+            for (std::size_t k = 0; k < kinds_.size(); ++k) {
+                const tensor<T>& t = state_[i * kinds_.size() + k];
+                require<shape_error>(t.shape() == p.value.shape(), "step: state \"", state_name(i, k),
+                                     "\" has shape ", t.shape().str(), " but the parameter has shape ",
+                                     p.value.shape().str());
+            }
+        }
     }
-    static tensor<T> zeros_like(const parameter<T>& p) { return tensor<T>::zeros(p.value.shape()); }
 
     std::vector<param_slot<T>> slots_;
     tensor<std::int64_t> step_ = tensor<std::int64_t>::zeros(shape_t{});
     bool state_ready_ = false;
+
+private:
+    std::string state_name(std::size_t i, std::size_t k) const { return slots_[i].name + "." + kinds_[k]; }
+
+    std::vector<std::string> kinds_;
+    std::vector<tensor<T>> state_;  ///< kinds_.size() per parameter, parameter after parameter
+};
+
+/// One chunk of one parameter, as an update rule sees it: elements
+/// [off, off + n) of the value, the gradient and each state tensor.
+template <class T>
+struct update_chunk {
+    vector_map<T> w;           ///< the values, updated in place
+    const_vector_map<T> grad;  ///< the gradient (read only)
+    tensor<T>* states;         ///< the parameter's state tensors, in state_kinds() order
+    std::size_t off, n;
+
+    /// State tensor k over the same elements.
+    vector_map<T> state(std::size_t k) const { return detail::chunk(states[k], off, n); }
+};
+
+/// The step every optimizer shares: Self (the optimizer, deriving from this)
+/// provides rule() (see the top of this file); the driver holds the config
+/// and its name for messages ("sgd_config", ...).
+template <class Self, class Config, class T>
+class optimizer_driver : public optimizer_base<T> {
+public:
+    using config_type = Config;
+
+    const Config& config() const noexcept { return cfg_; }
+    double lr() const noexcept { return cfg_.lr; }
+    void set_lr(double lr) {
+        detail::check_nonnegative(what_, "lr", lr);
+        cfg_.lr = lr;
+    }
+
+    /// One update of every attached parameter from its gradient.
+    void step() {
+        this->check_before_step();
+        auto rule = static_cast<Self&>(*this).rule();
+        for (std::size_t i = 0; i < this->slots_.size(); ++i) {
+            parameter<T>& p = *this->slots_[i].param;
+            auto update = rule(std::as_const(p));
+            tensor<T>* states = this->state_of(i);
+            detail::for_each_chunk(p.value.numel(), [&](std::size_t off, std::size_t n) {
+                update_chunk<T> c{detail::chunk(p.value, off, n), detail::chunk(std::as_const(p.grad), off, n), states,
+                                  off, n};
+                update(c);
+            });
+        }
+        ++this->step_[0];
+    }
+
+protected:
+    optimizer_driver(const Config& c, const char* what, std::vector<std::string> state_kinds)
+        : optimizer_base<T>(std::move(state_kinds)), cfg_(c), what_(what) {}
+
+    Config cfg_;
+    const char* what_;
 };
 
 }  // namespace ssl::optim

@@ -49,89 +49,53 @@ inline void validate(const sgd_config& c) {
 }
 
 template <class T = float>
-class sgd : public optimizer_base<T> {
-public:
-    using config_type = sgd_config;
+class sgd : public optimizer_driver<sgd<T>, sgd_config, T> {
+    using driver = optimizer_driver<sgd<T>, sgd_config, T>;
+    friend driver;
 
-    explicit sgd(const sgd_config& c) : cfg_(c) { validate(cfg_); }
+public:
+    explicit sgd(const sgd_config& c) : driver(c, "sgd_config", detail::momentum_state(c.momentum)) {
+        validate(this->cfg_);
+    }
     template <class M>
     sgd(M& module, const sgd_config& c, const std::string& prefix = "") : sgd(c) {
         this->attach(module, prefix);
     }
 
-    const sgd_config& config() const noexcept { return cfg_; }
-    double lr() const noexcept { return cfg_.lr; }
-    void set_lr(double lr) {
-        detail::check_nonnegative("sgd_config", "lr", lr);
-        cfg_.lr = lr;
-    }
-
-    /// One update of every attached parameter from its gradient.
-    void step() {
-        ensure_state();
-        this->check_step_tensor();
+private:
+    /// The formula at the top of this file; state 0 is the momentum buffer b.
+    auto rule() const {
         const bool first = this->step_[0] == 0;
-        const T lr = static_cast<T>(cfg_.lr);
-        const T mu = static_cast<T>(cfg_.momentum);
-        const T keep = static_cast<T>(1 - cfg_.dampening);
-        const T wd = static_cast<T>(cfg_.weight_decay);
-        for (std::size_t i = 0; i < this->slots_.size(); ++i) {
-            const auto& s = this->slots_[i];
-            this->check_grad(s);
-            if (mu != T(0)) this->check_state(s, buffers_[i], "momentum_buffer");
-        }
-        for (std::size_t i = 0; i < this->slots_.size(); ++i) {
-            parameter<T>& p = *this->slots_[i].param;
-            detail::for_each_chunk(p.value.numel(), [&](std::size_t off, std::size_t n) {
-                auto w = detail::chunk(p.value, off, n);
-                auto grad = detail::chunk(std::as_const(p.grad), off, n);
+        const T lr = static_cast<T>(this->cfg_.lr);
+        const T mu = static_cast<T>(this->cfg_.momentum);
+        const T keep = static_cast<T>(1 - this->cfg_.dampening);
+        const T wd = static_cast<T>(this->cfg_.weight_decay);
+        const bool nesterov = this->cfg_.nesterov;
+        return [=](const parameter<T>&) {
+            return [=](update_chunk<T>& c) {
                 // `g` is an Eigen expression: the decayed gradient, evaluated element by element.
                 auto update = [&](const auto& g) {
                     if (mu == T(0)) {
-                        w.array() -= lr * g;
+                        c.w.array() -= lr * g;
                         return;
                     }
-                    auto b = detail::chunk(buffers_[i], off, n);
+                    auto b = c.state(0);
                     if (first)
                         b.array() = g;
                     else
                         b.array() = mu * b.array() + keep * g;
-                    if (cfg_.nesterov)
-                        w.array() -= lr * (g + mu * b.array());
+                    if (nesterov)
+                        c.w.array() -= lr * (g + mu * b.array());
                     else
-                        w.array() -= lr * b.array();
+                        c.w.array() -= lr * b.array();
                 };
                 if (wd != T(0))
-                    update(grad.array() + wd * w.array());
+                    update(c.grad.array() + wd * c.w.array());
                 else
-                    update(grad.array());
-            });
-        }
-        ++this->step_[0];
+                    update(c.grad.array());
+            };
+        };
     }
-
-    /// f("step", tensor<int64_t>&) then f("<param>.momentum_buffer", tensor<T>&)
-    /// per parameter (none when momentum == 0). Creates the state first.
-    template <class F>
-    void for_each_state(F&& f) {
-        ensure_state();
-        f(std::string("step"), this->step_);
-        if (cfg_.momentum == 0) return;
-        for (std::size_t i = 0; i < this->slots_.size(); ++i)
-            f(this->slots_[i].name + ".momentum_buffer", buffers_[i]);
-    }
-
-private:
-    void ensure_state() {
-        this->state_ready_ = true;
-        if (cfg_.momentum == 0) return;
-        buffers_.reserve(this->slots_.size());
-        for (std::size_t i = buffers_.size(); i < this->slots_.size(); ++i)
-            buffers_.push_back(this->zeros_like(*this->slots_[i].param));
-    }
-
-    sgd_config cfg_;
-    std::vector<tensor<T>> buffers_;
 };
 
 }  // namespace ssl::optim
