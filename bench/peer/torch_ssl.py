@@ -80,7 +80,7 @@ headers under include/ssl/:
   ||grad|| <= 1e-5 ||grad at start|| or 500 iterations.
 
 Usage:
-  /usr/bin/python3 bench/peer/torch_ssl.py --method simclr [--epochs 5] [--batch 256]
+  /usr/bin/python3 bench/peer/torch_ssl.py --method simclr|byol|rotnet|instdisc|jigsaw [--epochs 5] [--batch 256]
       [--width 16] [--threads 2] [--seed 0] [--train-limit N] [--eval-limit N]
       [--data /usr/share/datasets/fashion-mnist]
   InstDisc only (as `ssl train --method instdisc`): [--temperature T] [--proximal L]
@@ -102,7 +102,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 MEAN, STD = 0.2860, 0.3530
-BASE_LR = {"simclr": 0.3, "byol": 0.3, "rotnet": 0.1, "instdisc": 0.03}
+BASE_LR = {"simclr": 0.3, "byol": 0.3, "rotnet": 0.1, "instdisc": 0.03, "jigsaw": 0.1}
 
 
 def log(msg):
@@ -403,6 +403,75 @@ class RotNet(nn.Module):
         pass
 
 
+def maximal_hamming_permutations(count, seed):
+    """ssl's rule (augment/jigsaw.hpp): greedy from all 9! permutations, each
+    new one maximising the minimal Hamming distance to those chosen (ties to
+    the lowest lexicographic index); the first drawn from the seed (numpy's
+    generator here, so the first choice, and with it the set, differs from
+    ours; the construction is the same)."""
+    import itertools
+    allp = np.array(list(itertools.permutations(range(9))), dtype=np.uint8)  # lexicographic
+    mind = np.full(allp.shape[0], 10, dtype=np.uint8)
+    nxt = int(np.random.default_rng(seed).integers(0, allp.shape[0]))
+    chosen = []
+    for _ in range(count):
+        c = allp[nxt]
+        chosen.append(c)
+        mind = np.minimum(mind, (allp != c).sum(axis=1).astype(np.uint8))
+        nxt = int(np.argmax(mind))  # the first maximum: the lowest index
+    return np.stack(chosen)
+
+
+class Jigsaw(nn.Module):
+    """ssl's jigsaw recipe (jigsaw.hpp, augment/jigsaw.hpp): the image
+    random-resized-cropped (scale 0.6-1) to a 48 px grid of 3x3 cells of 16 px,
+    a 14 px tile at a random offset in each cell, brightness / contrast jitter
+    0.4 per tile, each tile normalised to zero mean and unit variance (std
+    floored at 1e-2), the tiles shuffled by one of P permutations; the shared
+    tower per tile, fc 128 + ReLU per tile, concatenation, fc 512 + ReLU, fc P,
+    cross entropy over the permutation index. Evaluation sees whole images."""
+
+    def __init__(self, backbone, permutations=100, seed=0, grid=48, row=128, hidden=512):
+        super().__init__()
+        self.backbone = backbone
+        self.perms = torch.from_numpy(maximal_hamming_permutations(permutations, seed).astype(np.int64))
+        self.grid, self.cell = grid, grid // 3
+        self.tile = max(1, round(self.cell * 64 / 75))
+        self.row = nn.Sequential(nn.Linear(backbone.feature_dim, row), nn.ReLU(inplace=True))
+        self.joint = nn.Sequential(nn.Linear(9 * row, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, permutations))
+        self.grid_aug = None
+
+    def tiles(self, images, aug):
+        if self.grid_aug is None:
+            self.grid_aug = Augment(int(aug.rng.integers(1 << 31)), self.grid)
+        x = self.grid_aug.random_resized_crop(images, (0.6, 1.0))  # (N, C, 48, 48)
+        n, t, c = x.shape[0], self.tile, self.cell
+        k = torch.from_numpy(aug.rng.integers(0, self.perms.shape[0], size=n))
+        offs = aug.rng.integers(0, c - t + 1, size=(n, 9, 2))
+        out = torch.empty(9, n, x.shape[1], t, t)
+        for i in range(n):
+            p = self.perms[k[i]]
+            for r in range(9):
+                cell = int(p[r])
+                oy, ox = (cell // 3) * c + offs[i, r, 0], (cell % 3) * c + offs[i, r, 1]
+                out[r, i] = x[i, :, oy:oy + t, ox:ox + t]
+        out = out.reshape(9 * n, x.shape[1], t, t)  # row r * N + i: slot r of sample i
+        out = aug.color_jitter(out, 0.4, 0.4, 1.0)
+        mean = out.mean(dim=(2, 3), keepdim=True)
+        std = out.var(dim=(2, 3), keepdim=True, unbiased=False).sqrt().clamp_min(1e-2)
+        return (out - mean) / std, k
+
+    def loss(self, images, aug, ids=None):
+        x, y = self.tiles(images, aug)
+        n = y.shape[0]
+        r = self.row(self.backbone(x))  # (9N, row)
+        g = r.view(9, n, -1).transpose(0, 1).reshape(n, -1)  # sample i: [slot 0 | ... | slot 8]
+        return F.cross_entropy(self.joint(g), y)
+
+    def after_step(self, step, total_steps):
+        pass
+
+
 def derived_seed(seed, tag):
     """A 63-bit seed for a torch.Generator from (seed, tag): separate streams."""
     return int(np.random.SeedSequence([seed, tag]).generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
@@ -622,7 +691,7 @@ def linear_probe_top1(train_f, train_y, test_f, test_y, weight_decay=1e-4, max_i
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--method", required=True, choices=["simclr", "byol", "rotnet", "instdisc"])
+    ap.add_argument("--method", required=True, choices=["simclr", "byol", "rotnet", "instdisc", "jigsaw"])
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--width", type=int, default=16)
@@ -684,6 +753,9 @@ def main():
         params = model.online_parameters()
     elif a.method == "rotnet":
         model = RotNet(backbone)
+        params = list(model.parameters())
+    elif a.method == "jigsaw":
+        model = Jigsaw(backbone, seed=a.seed)
         params = list(model.parameters())
     else:
         m = 4096 if a.nce_negatives is None else a.nce_negatives
