@@ -1,5 +1,6 @@
 // Data loading for the `ssl` program (the only translation unit that
-// compiles the image-folder reader's stb decoder).
+// compiles the image-folder reader's stb decoder), the method-option
+// registry and the run document stored in checkpoints.
 #include "common.hpp"
 
 #include <ssl/data/cifar.hpp>
@@ -12,12 +13,155 @@
 // keeps every other translation unit from instantiating them).
 SSL_INSTANTIATE_ANY_BACKBONE(float);
 
+template <>
+struct ssl::io::config_fields<cli::train_record> {
+    using S = cli::train_record;
+    static constexpr auto list = std::tuple{field("lr", &S::lr),
+                                            field("weight_decay", &S::weight_decay),
+                                            field("schedule", &S::schedule),
+                                            field("optimizer", &S::optimizer),
+                                            field("batch", &S::batch),
+                                            field("epochs", &S::epochs),
+                                            field("seed", &S::seed),
+                                            field("data", &S::data),
+                                            field("train_limit", &S::train_limit)};
+};
+
 namespace cli {
+
+// ---- the run document -------------------------------------------------------
+
+std::string run_document::dump() const {
+    const nlohmann::json j{
+        {"version", 1}, {"method", method}, {"config", config}, {"train", ssl::io::config_to_json(train)}};
+    return j.dump();
+}
+
+std::optional<run_document> run_document::from_metadata(const std::map<std::string, std::string>& metadata,
+                                                        const std::string& source) {
+    const auto it = metadata.find(key);
+    if (it == metadata.end()) return std::nullopt;
+    const std::string what = "checkpoint '" + source + "', metadata '" + key + "'";
+    nlohmann::json j;
+    try {
+        j = nlohmann::json::parse(it->second);
+    } catch (const nlohmann::json::exception& e) {
+        throw ssl::io_error(what + ": not valid JSON (" + e.what() + ")");
+    }
+    if (!j.is_object()) throw ssl::io_error(what + ": not a JSON object");
+    for (const char* k : {"version", "method", "config", "train"})
+        if (!j.contains(k)) throw ssl::io_error(what + ": key '" + k + "' is missing");
+    for (const auto& [k, v] : j.items())
+        if (k != "version" && k != "method" && k != "config" && k != "train")
+            throw ssl::io_error(what + ": unknown key '" + k + "'");
+    if (j["version"] != 1)
+        throw ssl::io_error(what + ": version " + j["version"].dump() + " (this program reads version 1)");
+    if (!j["method"].is_string()) throw ssl::io_error(what + ": key 'method' must be a string");
+    run_document r;
+    r.method = j["method"].get<std::string>();
+    r.config = j["config"];
+    r.train = ssl::io::config_from_json<train_record>(j["train"], what + ", 'train'");
+    return r;
+}
+
+std::string first_difference(const nlohmann::json& stored, const nlohmann::json& asked, const std::string& path) {
+    if (stored.is_object() && asked.is_object()) {
+        for (const auto& [k, v] : stored.items()) {
+            const std::string p = path.empty() ? k : path + "." + k;
+            if (!asked.contains(k)) return "key '" + p + "' is only in the checkpoint";
+            if (auto d = first_difference(v, asked[k], p); !d.empty()) return d;
+        }
+        for (const auto& [k, v] : asked.items())
+            if (!stored.contains(k))
+                return "key '" + (path.empty() ? k : path + "." + k) + "' is not in the checkpoint";
+        return {};
+    }
+    if (stored == asked) return {};
+    return "key '" + path + "': " + stored.dump() + " in the checkpoint, " + asked.dump() + " on the command line";
+}
+
+// ---- method-specific options -----------------------------------------------
+
+CLI::Option* method_options::add_flag(const std::string& name, std::optional<bool>& var, bool value,
+                                      const std::string& help) {
+    using setter = std::function<void()>;
+    auto& e = reg_.claim<setter>(name, typeid(void), method_, help, [&](std::shared_ptr<std::vector<setter>> s) {
+        return reg_.app_.add_flag_callback(
+            name,
+            [s] {
+                for (auto& f : *s) f();
+            },
+            help);
+    });
+    static_cast<std::vector<setter>*>(e.setters.get())->push_back([&var, value] { var = value; });
+    return e.option;
+}
+
+option_registry::entry* option_registry::find(const std::string& name) {
+    for (auto& e : entries_)
+        if (e->option->check_name(name)) return e.get();
+    return nullptr;
+}
+
+void option_registry::add_check(CLI::Option* option, const CLI::Validator& check) {
+    const std::string id = check.get_description();
+    try {
+        option->get_validator(id);
+        return;  // another method's identical check
+    } catch (const CLI::OptionNotFound&) {
+    }
+    option->check(check, id);
+}
+
+void option_registry::finish() {
+    for (auto& e : entries_) {
+        if (e->helps.size() == 1) {
+            e->option->group(e->helps.front().first + " options");
+            e->option->description(e->helps.front().second);
+            continue;
+        }
+        std::string d;
+        for (const auto& [m, h] : e->helps) d += (d.empty() ? "" : "\n") + m + ": " + h;
+        e->option->group("Options of several methods");
+        e->option->description(d);
+    }
+}
+
+void option_registry::reject_foreign(const std::string& method) const {
+    for (const auto& e : entries_) {
+        if (e->option->count() == 0) continue;
+        std::string list;
+        bool applies = false;
+        for (const auto& [m, h] : e->helps) {
+            applies = applies || m == method;
+            list += (list.empty() ? "" : ", ") + m;
+        }
+        if (!applies)
+            throw ssl::value_error(e->option->get_name() + " does not apply to --method " + method + " (only to " +
+                                   list + ")");
+    }
+}
+
+bool option_registry::any_given(const std::string& method) const {
+    for (const auto& e : entries_)
+        if (e->option->count() > 0)
+            for (const auto& [m, h] : e->helps)
+                if (m == method) return true;
+    return false;
+}
+
+// ---- data -------------------------------------------------------------------
 
 std::vector<std::size_t> iota(std::size_t n) {
     std::vector<std::size_t> v(n);
     for (std::size_t i = 0; i < n; ++i) v[i] = i;
     return v;
+}
+
+std::string fmt_g(double v) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%g", v);
+    return b;
 }
 
 std::string fmt(const std::optional<double>& v) {

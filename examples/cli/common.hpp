@@ -2,21 +2,40 @@
 // The `ssl` command-line program, split so each method compiles in its own
 // translation unit (they build in parallel, and adding a method does not
 // recompile the others):
-//   common.hpp / common.cpp   options, data sets, evaluation, the training
-//                             driver shared by every method
-//   method_<name>.cpp         one method: its config from the options, and
-//                             its entry in the method table
-//   main.cpp                  the command line and the method table
+//   common.hpp / common.cpp   the common options, data sets, evaluation, the
+//                             option registry, the run document stored in
+//                             checkpoints, and the training driver
+//   method_<name>.cpp         one method: its own command-line options (help,
+//                             defaults), its training recipe (lr, weight
+//                             decay, schedule) and its config from the options
+//   main.cpp                  the common command line and the list of methods
 // Methods are built over ssl::any_backbone<float> (the architecture is a run
 // time choice), so each is instantiated once, not once per architecture.
+//
+// A method is a spec struct turned into a method_entry by make_entry<Spec>():
+//   struct spec {
+//       static constexpr const char* name, summary;
+//       template <class B> using method = ...;                  // ssl::method<...>
+//       std::optional<...> flag...;                              // its options, set when given
+//       void add_options(method_options&);                       // registers them
+//       recipe defaults() const;                                 // lr per 256 images, weight decay, schedule
+//       typename method<backbone_t>::config config(const common_options&, const ssl::data::image_dataset& train,
+//                                                  std::size_t instances) const;
+//   };
+// The config travels as JSON (ssl/io/config_json.hpp): `ssl train` builds
+// it from the options, trains the method it describes and stores it in every
+// checkpoint (metadata "ssl.config"); `ssl eval`, `embed`, `export` and
+// `train --resume` rebuild the method from it.
 #include <ssl/backbone/any_backbone.hpp>
 #include <ssl/data/dataset.hpp>
 #include <ssl/eval/knn.hpp>
 #include <ssl/eval/linear_probe.hpp>
 #include <ssl/io/checkpoint.hpp>
+#include <ssl/io/config_json.hpp>
 #include <ssl/io/safetensors.hpp>
 #include <ssl/trainer.hpp>
 
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 SSL_EXTERN_ANY_BACKBONE(float);  // compiled once, in common.cpp
@@ -24,32 +43,33 @@ SSL_EXTERN_ANY_BACKBONE(float);  // compiled once, in common.cpp
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
 #include <optional>
+#include <set>
 #include <string>
+#include <typeindex>
 #include <vector>
 
 namespace cli {
 
 namespace fs = std::filesystem;
 
-struct run_options {
+/// The options every method shares (method-specific ones live in the
+/// method's file).
+struct common_options {
     std::string method = "simclr";
     std::string data;  // empty: fashion-mnist when installed, else synthetic
     std::string backbone = "resnet18";
     std::size_t width = 16;
     std::string stem = "auto";
     std::size_t batch = 256, epochs = 5, threads = 0, workers = 1, max_steps = 0, train_limit = 0, eval_limit = 0;
-    double lr = 0, weight_decay = -1, temperature = 0;
-    double crop_scale = 0;    // smallest random-resized-crop area fraction; 0: the method's
-    std::size_t clusters = 0, queue = 0;
-    int symmetric = -1;       // moco: 1 both directions of the loss, 0 one; < 0: the method's
-    std::size_t label_updates = 0;  // sela: label optimisations over the run; 0: the method's
-    std::string optimizer;
-    std::string schedule;     // empty: the method's (cosine unless it says otherwise)
-    double proximal = -1;     // instdisc(-softmax): proximal lambda; < 0: the method's
-    std::string nce_z;        // instdisc: first-batch, until-filled or every-batch; empty: the method's
-    std::string first_write;  // instdisc(-softmax): mix or replace; empty: the method's
-    std::string bank_init;    // instdisc(-softmax): random or features; empty: the method's
+    double lr = 0;             // 0: the method's, scaled by batch / 256
+    double weight_decay = -1;  // < 0: the method's
+    double crop_scale = 0;     // smallest random-resized-crop area fraction; 0: the method's
+    std::string optimizer;     // empty: sgd
+    std::string schedule;      // empty: the method's
     std::uint64_t seed = 0;
     std::string device = "auto";
     std::string out;
@@ -57,6 +77,17 @@ struct run_options {
     std::size_t eval_every = 0;
     // eval / embed / export
     std::string checkpoint, output;
+    /// The options given on the command line ("--lr", ...).
+    std::set<std::string> given;
+    bool was_given(const std::string& name) const { return given.contains(name); }
+};
+
+/// A method's training recipe: the defaults of --lr (per 256 images),
+/// --weight-decay and --schedule.
+struct recipe {
+    double base_lr = 0.1;
+    double weight_decay = 5e-4;
+    const char* schedule = "cosine";
 };
 
 struct data_sets {
@@ -66,21 +97,163 @@ struct data_sets {
     std::string name;
 };
 
+/// The trainer settings of a run as stored in its checkpoints, so that
+/// --resume continues with them.
+struct train_record {
+    double lr = 0, weight_decay = 0;
+    std::string schedule, optimizer;
+    std::size_t batch = 0, epochs = 0;
+    std::uint64_t seed = 0;
+    std::string data;
+    std::size_t train_limit = 0;
+};
+
+/// What `ssl train` writes into every checkpoint under "ssl.config":
+///   {"version": 1, "method": "moco", "config": {backbone, augment, head, loss, target}, "train": {...}}
+struct run_document {
+    static constexpr const char* key = "ssl.config";
+    std::string method;
+    nlohmann::json config;  ///< the method's config (ssl::io::config_to_json)
+    train_record train;
+    std::string dump() const;
+    /// The document in a checkpoint's metadata; nullopt when it has none (a
+    /// checkpoint written before configs were stored). A document that is
+    /// not valid JSON, lacks a key or has an unknown one is an
+    /// ssl::io_error naming `source` and the key.
+    static std::optional<run_document> from_metadata(const std::map<std::string, std::string>& metadata,
+                                                     const std::string& source);
+};
+
+/// Where two configs first differ: "key 'target.size': 128 in the checkpoint, 4096 on the command line".
+std::string first_difference(const nlohmann::json& stored, const nlohmann::json& asked, const std::string& path = "");
+
+// ---- method-specific command-line options -------------------------------
+
+class option_registry;
+
+/// One method's handle for registering its options. An option name that
+/// several methods register (--temperature) is one command-line option that
+/// applies to each of them (it must have the same value type); each method
+/// keeps its own help line and its own variable.
+class method_options {
+public:
+    method_options(option_registry& r, std::string method) : reg_(r), method_(std::move(method)) {}
+    /// `name VALUE`: sets var when given. `check` validates the value (a
+    /// shared option applies each distinct check of its methods once).
+    template <class T>
+    CLI::Option* add(const std::string& name, std::optional<T>& var, const std::string& help,
+                     const std::optional<CLI::Validator>& check = std::nullopt);
+    /// A flag: sets var = value when given.
+    CLI::Option* add_flag(const std::string& name, std::optional<bool>& var, bool value, const std::string& help);
+    const std::string& method() const noexcept { return method_; }
+
+private:
+    option_registry& reg_;
+    std::string method_;
+};
+
+/// The method-specific options of `ssl train`, with the methods each applies to.
+class option_registry {
+public:
+    explicit option_registry(CLI::App& train) : app_(train) {}
+    method_options for_method(const std::string& method) { return {*this, method}; }
+    /// After every method registered: help groups ("moco options", or
+    /// "options of several methods") and per-method help lines.
+    void finish();
+    /// An option given for a method it does not apply to is an error, not
+    /// silently ignored (`--queue` with simclr would otherwise train
+    /// something other than what was asked without a word).
+    void reject_foreign(const std::string& method) const;
+    /// Whether any of the method's own options was given.
+    bool any_given(const std::string& method) const;
+
+private:
+    friend class method_options;
+    struct entry {
+        CLI::Option* option = nullptr;
+        std::type_index type = typeid(void);
+        std::shared_ptr<void> setters;  // std::vector<std::function<void(const T&)>> (flags: void())
+        std::vector<std::pair<std::string, std::string>> helps;  // (method, help)
+    };
+    entry* find(const std::string& name);
+    /// The entry of `name` (created by create(setters) the first time), with
+    /// `method` added to the methods it applies to.
+    template <class Setter, class Create>
+    entry& claim(const std::string& name, std::type_index type, const std::string& method, const std::string& help,
+                 Create&& create);
+    static void add_check(CLI::Option* option, const CLI::Validator& check);
+    CLI::App& app_;
+    std::vector<std::unique_ptr<entry>> entries_;
+};
+
+template <class Setter, class Create>
+option_registry::entry& option_registry::claim(const std::string& name, std::type_index type, const std::string& method,
+                                               const std::string& help, Create&& create) {
+    entry* e = find(name);
+    if (!e) {
+        auto s = std::make_shared<std::vector<Setter>>();
+        auto n = std::make_unique<entry>();
+        n->option = create(s);
+        n->type = type;
+        n->setters = s;
+        e = n.get();
+        entries_.push_back(std::move(n));
+    } else if (e->type != type) {
+        throw std::logic_error(name + " is registered by two methods with different value types (or as a flag)");
+    }
+    e->helps.emplace_back(method, help);
+    return *e;
+}
+
+template <class T>
+CLI::Option* method_options::add(const std::string& name, std::optional<T>& var, const std::string& help,
+                                 const std::optional<CLI::Validator>& check) {
+    using setter = std::function<void(const T&)>;
+    auto& e = reg_.claim<setter>(name, typeid(T), method_, help, [&](std::shared_ptr<std::vector<setter>> s) {
+        return reg_.app_.add_option_function<T>(
+            name,
+            [s](const T& v) {
+                for (auto& f : *s) f(v);
+            },
+            help);
+    });
+    static_cast<std::vector<setter>*>(e.setters.get())->push_back([&var](const T& v) { var = v; });
+    if (check) option_registry::add_check(e.option, *check);
+    return e.option;
+}
+
+// ---- methods ------------------------------------------------------------
+
 /// What to do with a method rebuilt from a checkpoint.
 enum class checkpoint_action { eval, embed, export_backbone };
 
-/// One method of the program.
-struct method_entry {
-    const char* name;
-    const char* summary;
-    int (*train)(const run_options&, const data_sets&);
-    int (*from_checkpoint)(const run_options&, const ssl::io::safetensors_file&, const data_sets&, checkpoint_action,
-                           std::size_t instances);
+/// One method of the program (make_entry<Spec>() builds it from a spec).
+class method_entry {
+public:
+    virtual ~method_entry() = default;
+    virtual const char* name() const = 0;
+    virtual const char* summary() const = 0;
+    /// Registers the method's own options (once, before parsing).
+    virtual void add_options(method_options& o) = 0;
+    /// The training recipe; after parsing (it may depend on the method's options).
+    virtual recipe defaults() const = 0;
+    /// The method's config for these options and training set (`instances`
+    /// images; per-image state is sized from it), as JSON.
+    virtual nlohmann::json config(const common_options& o, const ssl::data::image_dataset& train,
+                                  std::size_t instances) const = 0;
+    /// Trains the method run.config describes, with the trainer settings in o.
+    virtual int train(const run_document& run, const common_options& o, const data_sets& d) const = 0;
+    /// Rebuilds the method `config` describes, loads the checkpoint into it
+    /// and runs the action (d: null for export, which needs no data).
+    virtual int from_checkpoint(const nlohmann::json& config, const common_options& o,
+                                const ssl::io::safetensors_file& file, const data_sets* d,
+                                checkpoint_action action) const = 0;
 };
 
 std::vector<std::size_t> iota(std::size_t n);
 data_sets load_data(const std::string& spec, std::size_t limit, std::size_t eval_limit);
 std::string fmt(const std::optional<double>& v);
+std::string fmt_g(double v);
 
 struct eval_numbers {
     std::optional<double> knn, linear;
@@ -114,16 +287,19 @@ eval_numbers evaluate(M& m, const data_sets& d) {
 /// (--backbone): the architectures are compiled once, in common.cpp.
 using backbone_t = ssl::any_backbone<float>;
 
-inline ssl::any_backbone_options backbone_options(const run_options& o, const ssl::data::image_dataset& d) {
+inline ssl::any_backbone_options backbone_options(const common_options& o, const ssl::data::image_dataset& d) {
     const bool cifar = o.stem == "cifar" || (o.stem == "auto" && d.height() <= 64);
     return {.arch = o.backbone, .in_channels = d.channels(), .width = o.width,
             .stem = cifar ? ssl::stem::cifar : ssl::stem::imagenet, .seed = o.seed};
 }
 
+/// Trains m with the settings in o (resolved: lr, weight decay, schedule and
+/// optimizer set), writing `run` into every checkpoint.
 template <class M>
-int run_method(M& m, const run_options& o, const data_sets& d, const std::string& method_name, double default_lr,
-               const char* default_schedule = "cosine") {
+int run_method(M& m, const common_options& o, const data_sets& d, const run_document& run) {
     const auto t_start = std::chrono::steady_clock::now();
+    const std::string& method_name = run.method;
+    const auto& bb = m.cfg().backbone;
     eval_numbers base;
     if (o.baseline) {
         M fresh(m.cfg());
@@ -135,10 +311,10 @@ int run_method(M& m, const run_options& o, const data_sets& d, const std::string
     ssl::trainer_config tc;
     tc.epochs = o.epochs;
     tc.batch = o.batch;
-    tc.lr = o.lr > 0 ? o.lr : default_lr * static_cast<double>(o.batch) / 256.0;
-    tc.optimizer = o.optimizer.empty() ? "sgd" : o.optimizer;
-    tc.schedule = o.schedule.empty() ? default_schedule : o.schedule;
-    tc.weight_decay = o.weight_decay >= 0 ? o.weight_decay : 5e-4;
+    tc.lr = o.lr;
+    tc.optimizer = o.optimizer;
+    tc.schedule = o.schedule;
+    tc.weight_decay = o.weight_decay;
     tc.seed = o.seed;
     tc.workers = o.workers;
     tc.out_dir = o.out.empty() ? fs::path("runs") / method_name : fs::path(o.out);
@@ -146,21 +322,22 @@ int run_method(M& m, const run_options& o, const data_sets& d, const std::string
     tc.progress = !o.no_progress;
     tc.max_steps = o.max_steps;
     tc.metadata = {{"method", method_name},
-                   {"backbone", o.backbone},
-                   {"width", std::to_string(o.width)},
+                   {"backbone", bb.arch},
+                   {"width", std::to_string(bb.width)},
                    {"stem", o.stem},
                    {"data", d.name},
                    {"image_size", std::to_string(d.train.height())},
                    {"channels", std::to_string(d.train.channels())},
                    {"train_images", std::to_string(d.train.size())},
-                   {"seed", std::to_string(o.seed)}};
+                   {"seed", std::to_string(o.seed)},
+                   {run_document::key, run.dump()}};
     ssl::trainer<M> t(m, d.train, tc);
     if (!o.json)
-        std::printf("training %s, %s width %zu, on %s (%zu images %zux%zux%zu), batch %zu, %zu epochs, lr %.4g, %zu "
-                    "threads\n",
-                    method_name.c_str(), o.backbone.c_str(), o.width, d.name.c_str(), d.train.size(),
+        std::printf("training %s, %s width %zu, on %s (%zu images %zux%zux%zu), batch %zu, %zu epochs, lr %.4g, "
+                    "weight decay %s, %s schedule, %zu threads\n",
+                    method_name.c_str(), bb.arch.c_str(), bb.width, d.name.c_str(), d.train.size(),
                     d.train.channels(), d.train.height(), d.train.width(), o.batch, o.epochs, tc.lr,
-                    ssl::num_threads());
+                    fmt_g(tc.weight_decay).c_str(), tc.schedule.c_str(), ssl::num_threads());
     if (o.eval_every) {
         t.on_epoch_end = [&](std::size_t epoch) -> std::vector<std::pair<std::string, double>> {
             if ((epoch + 1) % o.eval_every != 0) return {};
@@ -183,7 +360,7 @@ int run_method(M& m, const run_options& o, const data_sets& d, const std::string
         std::printf("\n== %s summary ==\n", method_name.c_str());
         std::printf("data          %s (%zu train images; evaluation %zu train / %zu test)\n", d.name.c_str(),
                     d.train.size(), d.eval_train.size(), d.test ? d.test->size() : 0);
-        std::printf("backbone      %s width %zu (%zu parameters)\n", o.backbone.c_str(), o.width,
+        std::printf("backbone      %s width %zu (%zu parameters)\n", bb.arch.c_str(), bb.width,
                     ssl::parameter_count(m.backbone()));
         std::printf("epochs        %zu (%zu steps)%s\n", s.epochs_done, s.steps, s.interrupted ? " -- interrupted" : "");
         std::printf("loss          %.4f -> %.4f\n", s.first_loss, s.last_loss);
@@ -195,13 +372,14 @@ int run_method(M& m, const run_options& o, const data_sets& d, const std::string
         std::printf("output        %s (last.safetensors, backbone.safetensors, metrics.csv, plot.svg)\n",
                     tc.out_dir.string().c_str());
     }
-    nlohmann::json j{{"method", method_name},     {"backbone", o.backbone},
-                     {"width", o.width},          {"data", d.name},
+    nlohmann::json j{{"method", method_name},     {"backbone", bb.arch},
+                     {"width", bb.width},         {"data", d.name},
                      {"epochs", s.epochs_done},   {"steps", s.steps},
                      {"train_seconds", s.seconds}, {"total_seconds", total},
                      {"images_per_second", s.images_per_second}, {"first_loss", s.first_loss},
                      {"last_loss", s.last_loss},  {"interrupted", s.interrupted},
-                     {"out", tc.out_dir.string()}};
+                     {"lr", tc.lr},               {"weight_decay", tc.weight_decay},
+                     {"schedule", tc.schedule},   {"out", tc.out_dir.string()}};
     j["knn_top1"] = e.knn ? nlohmann::json(*e.knn) : nlohmann::json();
     j["linear_top1"] = e.linear ? nlohmann::json(*e.linear) : nlohmann::json();
     if (o.baseline) {
@@ -214,7 +392,7 @@ int run_method(M& m, const run_options& o, const data_sets& d, const std::string
 
 /// Runs `action` on a method whose trained state was loaded from a checkpoint.
 template <class M>
-int checkpoint_action_on(M& m, const run_options& o, const ssl::io::safetensors_file& file, const data_sets& d,
+int checkpoint_action_on(M& m, const common_options& o, const ssl::io::safetensors_file& file, const data_sets* d,
                          checkpoint_action action) {
     auto rep = ssl::load_state_dict(m, file, false, o.checkpoint);
     if (!rep.missing.empty())
@@ -222,20 +400,20 @@ int checkpoint_action_on(M& m, const run_options& o, const ssl::io::safetensors_
                             " tensors of this model, e.g. '" + rep.missing.front() + "'");
     switch (action) {
         case checkpoint_action::eval: {
-            auto e = evaluate(m, d);
+            auto e = evaluate(m, *d);
             std::printf("kNN top-1 %s %%, linear probe top-1 %s %%\n", fmt(e.knn).c_str(), fmt(e.linear).c_str());
             return 0;
         }
         case checkpoint_action::embed: {
             ssl::io::safetensors_file f;
-            f.tensors["train_features"] = ssl::io::to_stored(m.embed(d.train.batch(iota(d.train.size()))));
-            if (d.train.labelled()) {
-                ssl::tensor<std::int64_t> l({d.train.size()});
-                std::copy(d.train.labels.begin(), d.train.labels.end(), l.begin());
+            f.tensors["train_features"] = ssl::io::to_stored(m.embed(d->train.batch(iota(d->train.size()))));
+            if (d->train.labelled()) {
+                ssl::tensor<std::int64_t> l({d->train.size()});
+                std::copy(d->train.labels.begin(), d->train.labels.end(), l.begin());
                 f.tensors["train_labels"] = ssl::io::to_stored(l);
             }
             ssl::io::write_safetensors(o.output, f);
-            std::printf("wrote %zu features to %s\n", d.train.size(), o.output.c_str());
+            std::printf("wrote %zu features to %s\n", d->train.size(), o.output.c_str());
             return 0;
         }
         case checkpoint_action::export_backbone:
@@ -246,31 +424,50 @@ int checkpoint_action_on(M& m, const run_options& o, const ssl::io::safetensors_
     return 2;
 }
 
-/// A method's table entry from its spec:
-///   struct spec {
-///       static constexpr const char* name, summary; static constexpr double base_lr;
-///       static constexpr const char* schedule;  // optional: "cosine" (default) or "constant"
-///       template <class B> using method = ...;
-///       template <class B> static typename method<B>::config config(const run_options&,
-///                                           const ssl::data::image_dataset& train, std::size_t instances);
-///   };
+/// A spec's method_entry (see the file comment).
 template <class Spec>
-method_entry make_entry() {
-    return {Spec::name, Spec::summary,
-            [](const run_options& o, const data_sets& d) {
-                auto c = Spec::template config<backbone_t>(o, d.train, d.train.size());
-                if (o.crop_scale > 0) c.augment.crop_min_scale = o.crop_scale;
-                typename Spec::template method<backbone_t> m(c);
-                if constexpr (requires { Spec::schedule; })
-                    return run_method(m, o, d, Spec::name, Spec::base_lr, Spec::schedule);
-                else
-                    return run_method(m, o, d, Spec::name, Spec::base_lr);
-            },
-            [](const run_options& o, const ssl::io::safetensors_file& f, const data_sets& d, checkpoint_action a,
-               std::size_t instances) {
-                typename Spec::template method<backbone_t> m(Spec::template config<backbone_t>(o, d.train, instances));
-                return checkpoint_action_on(m, o, f, d, a);
-            }};
+class entry_impl final : public method_entry {
+public:
+    using method_type = typename Spec::template method<backbone_t>;
+    using config_type = typename method_type::config;
+
+    const char* name() const override { return Spec::name; }
+    const char* summary() const override { return Spec::summary; }
+    void add_options(method_options& o) override { spec_.add_options(o); }
+    recipe defaults() const override { return spec_.defaults(); }
+    nlohmann::json config(const common_options& o, const ssl::data::image_dataset& train,
+                          std::size_t instances) const override {
+        config_type c = spec_.config(o, train, instances);
+        if (o.crop_scale > 0) c.augment.crop_min_scale = o.crop_scale;
+        return ssl::io::config_to_json(c);
+    }
+    int train(const run_document& run, const common_options& o, const data_sets& d) const override {
+        method_type m(read(run.config, std::string("the config of --method ") + Spec::name));
+        return run_method(m, o, d, run);
+    }
+    int from_checkpoint(const nlohmann::json& config, const common_options& o, const ssl::io::safetensors_file& file,
+                        const data_sets* d, checkpoint_action action) const override {
+        const config_type c = read(config, "checkpoint '" + o.checkpoint + "', metadata '" + run_document::key + "'");
+        if (d && d->train.channels() != c.backbone.in_channels)
+            throw ssl::value_error("checkpoint '" + o.checkpoint + "': its backbone takes " +
+                                   std::to_string(c.backbone.in_channels) + "-channel images, --data " + d->name +
+                                   " has " + std::to_string(d->train.channels()) + " channels");
+        method_type m(c);
+        return checkpoint_action_on(m, o, file, d, action);
+    }
+
+private:
+    static config_type read(const nlohmann::json& j, const std::string& what) {
+        return ssl::io::config_from_json<config_type>(j, what);
+    }
+    Spec spec_;
+};
+
+/// The entry of a spec: one object per spec, built on first use.
+template <class Spec>
+method_entry& make_entry() {
+    static entry_impl<Spec> e;
+    return e;
 }
 
 }  // namespace cli

@@ -1,83 +1,122 @@
 // The `ssl` command-line program: train a self-supervised method on a data
 // set and evaluate its features, without writing C++.
 //
-//   ssl train --method simclr|byol|rotnet|moco|instdisc|instdisc-softmax|deepcluster|sela|deepercluster|instance-cls --data fashion-mnist|cifar10:DIR|cifar100:DIR|folder:DIR|idx:IMAGES[,LABELS]|synthetic
+//   ssl train --method NAME --data fashion-mnist|cifar10:DIR|cifar100:DIR|folder:DIR|idx:IMAGES[,LABELS]|synthetic
 //             [--backbone resnet18|resnet34|resnet50|convnet] [--width 16] [--batch 256] [--epochs 5]
 //             [--lr X] [--seed 0] [--threads N] [--device host|auto|cuda] [--out DIR] [--resume] [--json] [--baseline]
+//             [the method's own options: see ssl train --help]
 //   ssl eval  --checkpoint DIR/last.safetensors [--data ...]
 //   ssl embed --checkpoint DIR/last.safetensors --data ... --output features.safetensors
 //   ssl export --checkpoint DIR/last.safetensors --output backbone.safetensors
+//
+// This file knows the common options and the list of methods; each method's
+// options, defaults and config are in its method_<name>.cpp.
 #include "common.hpp"
 
-#include <CLI/CLI.hpp>
-
-#include <algorithm>
 #include <iostream>
 
 namespace cli {
 // One entry per method, each defined in its own method_<name>.cpp.
-extern const method_entry simclr_entry, byol_entry, rotnet_entry, moco_entry, instdisc_entry,
-    instdisc_softmax_entry, deepcluster_entry, sela_entry, deepercluster_entry, instance_cls_entry;
+method_entry& simclr_entry();
+method_entry& byol_entry();
+method_entry& rotnet_entry();
+method_entry& moco_entry();
+method_entry& instdisc_entry();
+method_entry& instdisc_softmax_entry();
+method_entry& deepcluster_entry();
+method_entry& sela_entry();
+method_entry& deepercluster_entry();
+method_entry& instance_cls_entry();
 
 namespace {
 
-const std::vector<const method_entry*>& methods() {
-    static const std::vector<const method_entry*> all{
-        &simclr_entry,      &byol_entry, &rotnet_entry,        &moco_entry,        &instdisc_entry, &instdisc_softmax_entry,
-        &deepcluster_entry, &sela_entry, &deepercluster_entry, &instance_cls_entry};
+const std::vector<method_entry*>& methods() {
+    static const std::vector<method_entry*> all{
+        &simclr_entry(),      &byol_entry(), &rotnet_entry(),        &moco_entry(),        &instdisc_entry(),
+        &instdisc_softmax_entry(), &deepcluster_entry(), &sela_entry(), &deepercluster_entry(), &instance_cls_entry()};
     return all;
 }
 
 const method_entry& find_method(const std::string& name) {
     for (const auto* m : methods())
-        if (name == m->name) return *m;
+        if (name == m->name()) return *m;
     std::string known;
-    for (const auto* m : methods()) known += std::string(known.empty() ? "" : ", ") + m->name;
+    for (const auto* m : methods()) known += std::string(known.empty() ? "" : ", ") + m->name();
     throw ssl::value_error("unknown method '" + name + "' (" + known + ")");
 }
 
-/// Method-specific options given to a method they do not apply to are an
-/// error, not silently ignored (`--queue` with simclr would otherwise train
-/// something other than what the user asked for without a word).
-void reject_foreign_options(const CLI::App& train, const std::string& method) {
-    struct rule {
-        const char* option;
-        std::vector<std::string> methods;
-    };
-    static const std::vector<rule> rules{
-        {"--temperature", {"simclr", "moco", "instdisc", "instdisc-softmax", "instance-cls"}},
-        {"--clusters", {"deepcluster", "sela"}},
-        {"--queue", {"moco"}},
-        {"--symmetric", {"moco"}},
-        {"--asymmetric", {"moco"}},
-        {"--label-updates", {"sela"}},
-        {"--proximal", {"instdisc", "instdisc-softmax"}},
-        {"--nce-z", {"instdisc"}},
-        {"--first-write", {"instdisc", "instdisc-softmax"}},
-        {"--bank-init", {"instdisc", "instdisc-softmax"}},
-    };
-    for (const auto& r : rules) {
-        if (train.get_option(r.option)->count() == 0) continue;
-        if (std::find(r.methods.begin(), r.methods.end(), method) != r.methods.end()) continue;
-        std::string list;
-        for (const auto& m : r.methods) list += (list.empty() ? "" : ", ") + m;
-        throw ssl::value_error(std::string(r.option) + " does not apply to --method " + method + " (only to " + list +
-                               ")");
-    }
+std::string recipe_text(const recipe& r) {
+    return "lr " + fmt_g(r.base_lr) + " x batch/256, weight decay " + fmt_g(r.weight_decay) + ", " + r.schedule +
+           " schedule";
 }
 
-int train(const run_options& o) {
+/// Options whose value goes into the method's config (besides the method's
+/// own): on --resume, giving one checks it against the checkpoint's config.
+bool config_options_given(const common_options& o, const option_registry& reg) {
+    for (const char* n : {"--backbone", "--width", "--stem", "--crop-scale", "--seed", "--data", "--train-limit"})
+        if (o.was_given(n)) return true;
+    return reg.any_given(o.method);
+}
+
+int train(common_options o, const option_registry& reg) {
     if (o.device == "cuda")
         throw ssl::value_error("--device cuda: the CUDA backend is not built yet; use --device host (or auto)");
     if (o.device == "auto" && !o.json) std::printf("device: host (no CUDA backend in this build)\n");
+    // --resume of a run whose checkpoint stores its config: the method, its
+    // config and the trainer settings come from the checkpoint; trainer
+    // settings given on the command line override, the config cannot change.
+    std::optional<run_document> resumed;
+    if (o.resume) {
+        const fs::path last = (o.out.empty() ? fs::path("runs") / o.method : fs::path(o.out)) / "last.safetensors";
+        if (fs::exists(last))
+            resumed = run_document::from_metadata(ssl::io::read_safetensors(last).metadata, last.string());
+        if (resumed) {
+            if (o.was_given("--method") && o.method != resumed->method)
+                throw ssl::value_error("--resume: '" + last.string() + "' is a " + resumed->method +
+                                       " run, not --method " + o.method);
+            o.method = resumed->method;
+            const train_record& t = resumed->train;
+            if (!o.was_given("--lr")) o.lr = t.lr;
+            if (!o.was_given("--weight-decay")) o.weight_decay = t.weight_decay;
+            if (!o.was_given("--schedule")) o.schedule = t.schedule;
+            if (!o.was_given("--optimizer")) o.optimizer = t.optimizer;
+            if (!o.was_given("--batch")) o.batch = t.batch;
+            if (!o.was_given("--epochs")) o.epochs = t.epochs;
+            if (!o.was_given("--seed")) o.seed = t.seed;
+            if (!o.was_given("--data")) o.data = t.data;
+            if (!o.was_given("--train-limit")) o.train_limit = t.train_limit;
+        }
+    }
     const auto& m = find_method(o.method);
+    reg.reject_foreign(o.method);
     auto d = load_data(o.data, o.train_limit, o.eval_limit);
-    return m.train(o, d);
+    run_document run;
+    run.method = o.method;
+    if (resumed) {
+        run.config = resumed->config;
+        if (config_options_given(o, reg)) {
+            const auto asked = m.config(o, d.train, d.train.size());
+            if (const auto diff = first_difference(run.config, asked); !diff.empty())
+                throw ssl::value_error("--resume continues the checkpoint's run with its config, but the command line "
+                                       "asks for another one: " + diff +
+                                       " (drop the option to continue, or train into a new --out)");
+        }
+    } else {
+        run.config = m.config(o, d.train, d.train.size());
+    }
+    const recipe r = m.defaults();
+    if (o.lr <= 0) o.lr = r.base_lr * static_cast<double>(o.batch) / 256.0;
+    if (o.weight_decay < 0) o.weight_decay = r.weight_decay;
+    if (o.schedule.empty()) o.schedule = r.schedule;
+    if (o.optimizer.empty()) o.optimizer = "sgd";
+    run.train = {.lr = o.lr, .weight_decay = o.weight_decay, .schedule = o.schedule, .optimizer = o.optimizer,
+                 .batch = o.batch, .epochs = o.epochs, .seed = o.seed, .data = d.name, .train_limit = o.train_limit};
+    return m.train(run, o, d);
 }
 
-/// Rebuilds the method a checkpoint was trained with (from its metadata),
-/// loads it, and runs the action.
-int with_checkpoint(run_options o, checkpoint_action action) {
+/// Rebuilds the method a checkpoint was trained with (from its stored
+/// config), loads it, and runs the action.
+int with_checkpoint(common_options o, checkpoint_action action) {
     auto file = ssl::io::read_safetensors(o.checkpoint);
     auto meta = [&](const char* k) -> std::string {
         auto it = file.metadata.find(k);
@@ -86,6 +125,15 @@ int with_checkpoint(run_options o, checkpoint_action action) {
                                 "' in its metadata (was it written by `ssl train`?)");
         return it->second;
     };
+    if (const auto run = run_document::from_metadata(file.metadata, o.checkpoint)) {
+        const auto& m = find_method(run->method);
+        if (o.data.empty()) o.data = run->train.data;
+        std::optional<data_sets> d;
+        if (action != checkpoint_action::export_backbone) d = load_data(o.data, 0, o.eval_limit);
+        return m.from_checkpoint(run->config, o, file, d ? &*d : nullptr, action);
+    }
+    // A checkpoint from before configs were stored: the method's default
+    // config for the architecture and data-set size it records.
     o.method = meta("method");
     o.backbone = meta("backbone");
     o.width = std::stoul(meta("width"));
@@ -98,7 +146,12 @@ int with_checkpoint(run_options o, checkpoint_action action) {
     // rebuilt for the number of images they were trained on.
     const auto it = file.metadata.find("train_images");
     const std::size_t instances = it != file.metadata.end() ? std::stoull(it->second) : d.train.size();
-    return m.from_checkpoint(o, file, d, action, instances);
+    return m.from_checkpoint(m.config(o, d.train, instances), o, file, &d, action);
+}
+
+void note_given(const CLI::App& app, common_options& o) {
+    for (const CLI::Option* opt : app.get_options())
+        if (opt->count() > 0) o.given.insert(opt->get_name());
 }
 
 }  // namespace
@@ -106,7 +159,7 @@ int with_checkpoint(run_options o, checkpoint_action action) {
 
 int main(int argc, char** argv) {
     using namespace cli;
-    run_options o;
+    common_options o;
     CLI::App app{"ssl: self-supervised visual representation learning"};
     app.require_subcommand(1);
     app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // later flags win
@@ -119,10 +172,10 @@ int main(int argc, char** argv) {
     auto* tr = app.add_subcommand("train", "train a method and evaluate its features");
     add_common(tr);
     std::vector<std::string> names;
-    std::string method_help = "the method:";
+    std::string method_help = "the method (its defaults):";
     for (const auto* m : methods()) {
-        names.push_back(m->name);
-        method_help += std::string("\n  ") + m->name + ": " + m->summary;
+        names.push_back(m->name());
+        method_help += std::string("\n  ") + m->name() + ": " + m->summary() + " (" + recipe_text(m->defaults()) + ")";
     }
     tr->add_option("--method", o.method, method_help)->check(CLI::IsMember(names));
     tr->add_option("--backbone", o.backbone)->check(CLI::IsMember({"resnet18", "resnet34", "resnet50", "convnet"}));
@@ -133,7 +186,7 @@ int main(int argc, char** argv) {
     tr->add_option("--epochs", o.epochs)->check(CLI::Range(1, 100000));
     tr->add_option("--lr", o.lr, "peak learning rate (default: the method's, scaled by batch/256)")->check(CLI::PositiveNumber);
     tr->add_option("--optimizer", o.optimizer, "sgd, lars, adam or adamw")->check(CLI::IsMember({"sgd", "lars", "adam", "adamw"}));
-    tr->add_option("--weight-decay", o.weight_decay)->check(CLI::NonNegativeNumber);
+    tr->add_option("--weight-decay", o.weight_decay, "default: the method's")->check(CLI::NonNegativeNumber);
     tr->add_option("--crop-scale", o.crop_scale,
                    "smallest area fraction of the random resized crop, in (0, 1] (default: the method's: 0.2 below "
                    "32 px, else 0.08; RotNet 0.5)")
@@ -148,27 +201,8 @@ int main(int argc, char** argv) {
                 return d > 0 && d <= 1 ? std::string() : "must be in (0, 1], got " + v;
             },
             "(0, 1]"));
-    tr->add_option("--temperature", o.temperature, "contrastive temperature (simclr, moco, instdisc, instdisc-softmax, instance-cls)")->check(CLI::PositiveNumber);
-    tr->add_option("--clusters", o.clusters, "k of k-means / Sinkhorn (deepcluster, sela)")->check(CLI::PositiveNumber);
-    tr->add_option("--queue", o.queue, "queue length K (moco)")->check(CLI::PositiveNumber);
-    tr->add_option("--label-updates", o.label_updates, "label optimisations over the run, quadratically spaced (sela; default 2 per epoch up to 20, or 1 per epoch if more)")
-        ->check(CLI::PositiveNumber);
-    tr->add_flag_callback("--symmetric", [&] { o.symmetric = 1; },
-                          "both views as queries against the other's key, losses summed (moco; the default)");
-    tr->add_flag_callback("--asymmetric", [&] { o.symmetric = 0; },
-                          "view 0 as the query only, as in the MoCo v2 paper (moco)");
     tr->add_option("--schedule", o.schedule, "learning rate after warmup: cosine (to 0) or constant (default: the method's)")
         ->check(CLI::IsMember({"cosine", "constant"}));
-    tr->add_option("--proximal", o.proximal, "proximal term lambda (instdisc, default 30; instdisc-softmax, default 0: off)")->check(CLI::NonNegativeNumber);
-    tr->add_option("--nce-z", o.nce_z, "when NCE's Z is estimated (instdisc): until-filled, first-batch or every-batch")
-        ->check(CLI::IsMember({"until-filled", "first-batch", "every-batch"}));
-    tr->add_option("--first-write", o.first_write,
-                   "a bank row's first write (instdisc, instdisc-softmax): mix (with its random initialization, momentum) or replace")
-        ->check(CLI::IsMember({"mix", "replace"}));
-    tr->add_option("--bank-init", o.bank_init,
-                   "memory bank rows before the first epoch (instdisc, instdisc-softmax): random (the paper's) or "
-                   "features (the initial network's normalised embedding of each image)")
-        ->check(CLI::IsMember({"random", "features"}));
     tr->add_option("--seed", o.seed);
     tr->add_option("--device", o.device, "host, auto or cuda")->check(CLI::IsMember({"host", "auto", "cuda"}));
     tr->add_option("--out", o.out, "output directory (default runs/METHOD)");
@@ -176,10 +210,18 @@ int main(int argc, char** argv) {
     tr->add_option("--max-steps", o.max_steps, "stop after this many steps");
     tr->add_option("--train-limit", o.train_limit, "use only the first N training images");
     tr->add_option("--eval-every", o.eval_every, "evaluate every N epochs (0: at the end only)");
-    tr->add_flag("--resume", o.resume, "continue from OUT/last.safetensors");
+    tr->add_flag("--resume", o.resume,
+                 "continue from OUT/last.safetensors, with the method, config and trainer settings stored in it");
     tr->add_flag("--json", o.json, "print the summary as one JSON object on the last line");
     tr->add_flag("--baseline", o.baseline, "also evaluate a random-init encoder");
     tr->add_flag("--no-progress", o.no_progress, "no progress line");
+    // each method's own options
+    option_registry reg(*tr);
+    for (auto* m : methods()) {
+        auto handle = reg.for_method(m->name());
+        m->add_options(handle);
+    }
+    reg.finish();
     auto* ev = app.add_subcommand("eval", "kNN and linear-probe accuracy of a checkpoint's backbone");
     add_common(ev);
     ev->add_option("--checkpoint", o.checkpoint, "a checkpoint written by ssl train")->required()->check(CLI::ExistingFile);
@@ -194,8 +236,8 @@ int main(int argc, char** argv) {
     try {
         if (o.threads) ssl::set_num_threads(o.threads);
         if (tr->parsed()) {
-            reject_foreign_options(*tr, o.method);
-            return train(o);
+            note_given(*tr, o);
+            return train(o, reg);
         }
         if (ev->parsed()) return with_checkpoint(o, checkpoint_action::eval);
         if (em->parsed()) return with_checkpoint(o, checkpoint_action::embed);

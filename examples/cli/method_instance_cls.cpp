@@ -7,16 +7,21 @@ namespace {
 struct instance_cls_spec {
     static constexpr const char* name = "instance-cls";
     static constexpr const char* summary = "one-million-way instance classifier: cosine softmax over all images";
-    static constexpr double base_lr = 0.1;
     template <class B>
     using method = ssl::instance_cls<B>;
-    template <class B>
-    static auto config(const run_options& o, const ssl::data::image_dataset& d, std::size_t instances) {
-        auto c = ssl::instance_cls_config<B>(backbone_options(o, d), d.height(), d.channels(), instances);
-        if (o.temperature > 0) c.loss.temperature = o.temperature;
+
+    std::optional<double> temperature;
+
+    void add_options(method_options& o) {
+        o.add("--temperature", temperature, "cosine-softmax temperature (default 0.15)", CLI::PositiveNumber);
+    }
+    recipe defaults() const { return {.base_lr = 0.1, .weight_decay = 5e-4}; }
+    auto config(const common_options& o, const ssl::data::image_dataset& d, std::size_t instances) const {
+        auto c = ssl::instance_cls_config<backbone_t>(backbone_options(o, d), d.height(), d.channels(), instances);
+        if (temperature) c.loss.temperature = *temperature;
         return c;
     }
 };
 }  // namespace
-extern const method_entry instance_cls_entry = make_entry<instance_cls_spec>();
+method_entry& instance_cls_entry() { return make_entry<instance_cls_spec>(); }
 }  // namespace cli

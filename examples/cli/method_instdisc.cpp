@@ -6,30 +6,58 @@ namespace cli {
 namespace {
 /// The options both InstDisc losses share: temperature, proximal lambda and
 /// the memory bank's first write and initialisation.
-template <class Config>
-void apply_bank_options(Config& c, const run_options& o) {
-    if (o.temperature > 0) c.loss.temperature = o.temperature;
-    if (o.proximal >= 0) c.loss.proximal = o.proximal;
-    if (!o.first_write.empty()) c.target.replace_first = o.first_write == "replace";
-    if (!o.bank_init.empty()) c.target.feature_init = o.bank_init == "features";
-    if (c.target.feature_init && c.target.replace_first)
-        throw ssl::value_error("--first-write replace has no effect with --bank-init features: every bank row holds a "
-                               "feature from the start");
-}
+struct bank_options {
+    std::optional<double> temperature, proximal;
+    std::optional<std::string> first_write, bank_init;
+
+    void add(method_options& o, const char* proximal_default) {
+        o.add("--temperature", temperature, "temperature (default 0.1 up to 32 px, else 0.07)", CLI::PositiveNumber);
+        o.add("--proximal", proximal, std::string("proximal term lambda (default ") + proximal_default + ")",
+              CLI::NonNegativeNumber);
+        o.add("--first-write", first_write,
+              "a bank row's first write: mix (with its random initialization, momentum; the default) or replace",
+              CLI::IsMember({"mix", "replace"}));
+        o.add("--bank-init", bank_init,
+              "memory bank rows before the first epoch: random (the paper's, the default) or features (the initial "
+              "network's normalised embedding of each image)",
+              CLI::IsMember({"random", "features"}));
+    }
+    template <class Config>
+    void apply(Config& c) const {
+        if (temperature) c.loss.temperature = *temperature;
+        if (proximal) c.loss.proximal = *proximal;
+        if (first_write) c.target.replace_first = *first_write == "replace";
+        if (bank_init) c.target.feature_init = *bank_init == "features";
+        if (c.target.feature_init && c.target.replace_first)
+            throw ssl::value_error("--first-write replace has no effect with --bank-init features: every bank row "
+                                   "holds a feature from the start");
+    }
+};
+
+// The lemniscate reference's CIFAR settings: lr 0.03, weight decay 5e-4.
+constexpr recipe instdisc_recipe{.base_lr = 0.03, .weight_decay = 5e-4};
 
 struct instdisc_spec {
     static constexpr const char* name = "instdisc";
     static constexpr const char* summary = "InstDisc: memory bank, NCE with 4096 noise samples";
-    static constexpr double base_lr = 0.03;
     template <class B>
     using method = ssl::instdisc<B>;
-    template <class B>
-    static auto config(const run_options& o, const ssl::data::image_dataset& d, std::size_t instances) {
-        auto c = ssl::instdisc_config<B>(backbone_options(o, d), d.height(), d.channels(), instances);
-        apply_bank_options(c, o);
-        if (o.nce_z == "first-batch") c.loss.z = ssl::loss::z_estimate::first_batch;
-        if (o.nce_z == "until-filled") c.loss.z = ssl::loss::z_estimate::until_filled;
-        if (o.nce_z == "every-batch") c.loss.z = ssl::loss::z_estimate::every_batch;
+
+    bank_options bank;
+    std::optional<std::string> nce_z;
+
+    void add_options(method_options& o) {
+        bank.add(o, "30");
+        o.add("--nce-z", nce_z, "when NCE's Z is estimated: until-filled (the default), first-batch or every-batch",
+              CLI::IsMember({"until-filled", "first-batch", "every-batch"}));
+    }
+    recipe defaults() const { return instdisc_recipe; }
+    auto config(const common_options& o, const ssl::data::image_dataset& d, std::size_t instances) const {
+        auto c = ssl::instdisc_config<backbone_t>(backbone_options(o, d), d.height(), d.channels(), instances);
+        bank.apply(c);
+        if (nce_z == "first-batch") c.loss.z = ssl::loss::z_estimate::first_batch;
+        if (nce_z == "until-filled") c.loss.z = ssl::loss::z_estimate::until_filled;
+        if (nce_z == "every-batch") c.loss.z = ssl::loss::z_estimate::every_batch;
         return c;
     }
 };
@@ -39,17 +67,21 @@ struct instdisc_spec {
 struct instdisc_softmax_spec {
     static constexpr const char* name = "instdisc-softmax";
     static constexpr const char* summary = "InstDisc, exact non-parametric softmax over the whole memory bank";
-    static constexpr double base_lr = 0.03;
     template <class B>
     using method = ssl::instdisc_full_softmax<B>;
-    template <class B>
-    static auto config(const run_options& o, const ssl::data::image_dataset& d, std::size_t instances) {
-        auto c = ssl::instdisc_full_softmax_config<B>(backbone_options(o, d), d.height(), d.channels(), instances);
-        apply_bank_options(c, o);
+
+    bank_options bank;
+
+    void add_options(method_options& o) { bank.add(o, "0: off"); }
+    recipe defaults() const { return instdisc_recipe; }
+    auto config(const common_options& o, const ssl::data::image_dataset& d, std::size_t instances) const {
+        auto c =
+            ssl::instdisc_full_softmax_config<backbone_t>(backbone_options(o, d), d.height(), d.channels(), instances);
+        bank.apply(c);
         return c;
     }
 };
 }  // namespace
-extern const method_entry instdisc_entry = make_entry<instdisc_spec>();
-extern const method_entry instdisc_softmax_entry = make_entry<instdisc_softmax_spec>();
+method_entry& instdisc_entry() { return make_entry<instdisc_spec>(); }
+method_entry& instdisc_softmax_entry() { return make_entry<instdisc_softmax_spec>(); }
 }  // namespace cli

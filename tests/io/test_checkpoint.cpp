@@ -16,6 +16,18 @@
 #include <ssl/backbone/resnet.hpp>
 #include <ssl/core/rng.hpp>
 #include <ssl/io/checkpoint.hpp>
+#include <ssl/io/config_json.hpp>
+
+#include <ssl/byol.hpp>
+#include <ssl/deepcluster.hpp>
+#include <ssl/deepercluster.hpp>
+#include <ssl/instance_cls.hpp>
+#include <ssl/instdisc.hpp>
+#include <ssl/jigsaw.hpp>
+#include <ssl/moco.hpp>
+#include <ssl/rotnet.hpp>
+#include <ssl/sela.hpp>
+#include <ssl/simclr.hpp>
 
 namespace test_checkpoint {  // each file in its own namespace: an area builds as one unity translation unit
 
@@ -403,6 +415,172 @@ TEST_CASE("save_checkpoint into a missing directory") {
     const std::string msg = io_error_of([&] { ssl::save_checkpoint(p, a); });
     CHECK(contains(msg, p.string()));
     CHECK(fs::is_empty(d.path));
+}
+
+// ---- method configs as JSON (checkpoint metadata "ssl.config") ---------------
+
+namespace {
+
+using any_b = ssl::any_backbone<float>;
+
+ssl::any_backbone_options json_backbone() {
+    return {.arch = "resnet34", .in_channels = 1, .width = 8, .stem = ssl::stem::cifar, .seed = 12345678901234567ull};
+}
+
+/// C -> JSON -> text -> JSON -> C -> JSON gives the same JSON.
+template <class C>
+C round_trip(const C& c) {
+    const nlohmann::json j = ssl::io::config_to_json(c);
+    const C back = ssl::io::config_from_json<C>(nlohmann::json::parse(j.dump()), "test");
+    CHECK(ssl::io::config_to_json(back) == j);
+    return back;
+}
+
+template <class F>
+std::string config_error_of(F&& f) {
+    return io_error_of(std::forward<F>(f));
+}
+
+}  // namespace
+
+TEST_CASE("config_json: every method's config round-trips, values exact") {
+    const auto b = json_backbone();
+    {
+        auto c = ssl::moco_v2_config<any_b>(b, 28, 1, true);
+        c.target.size = 128;
+        c.loss.temperature = 0.1;
+        c.augment.crop_min_scale = 0.3;
+        const auto r = round_trip(c);
+        CHECK(r.target.size == 128);
+        CHECK(r.loss.temperature == 0.1);  // exact, not to 6 digits
+        CHECK(r.augment.crop_min_scale == 0.3);
+        CHECK(r.backbone.arch == "resnet34");
+        CHECK(r.backbone.stem == ssl::stem::cifar);
+        CHECK(r.backbone.seed == 12345678901234567ull);
+        CHECK(r.loss.symmetric);
+        CHECK(r.target.momentum == 0.99);
+    }
+    {
+        auto c = ssl::deepcluster_config<any_b>(b, 28, 1, 1000);
+        c.head.classes = 7;
+        const auto r = round_trip(c);
+        CHECK(r.head.classes == 7);
+        CHECK(r.target.instances == 1000);
+        CHECK(r.target.features.pca_dim == 256);
+    }
+    {
+        auto c = ssl::sela_config<any_b>(b, 28, 1, 640);
+        c.head.classes = 5;
+        c.target.lambda = 10;
+        c.target.tolerance = 1e-2;
+        const auto r = round_trip(c);
+        CHECK(r.head.classes == 5);
+        CHECK(r.head.heads == 10);
+        CHECK(r.target.lambda == 10);
+        CHECK(r.target.tolerance == 1e-2);
+    }
+    {
+        auto c = ssl::instdisc_config<any_b>(b, 28, 1, 300);
+        c.loss.z = ssl::loss::z_estimate::every_batch;
+        c.target.feature_init = true;
+        const auto r = round_trip(c);
+        CHECK(r.loss.z == ssl::loss::z_estimate::every_batch);
+        CHECK(r.target.feature_init);
+        CHECK(r.target.instances == 300);
+        CHECK(ssl::io::config_to_json(c)["loss"]["z"] == "every_batch");
+    }
+    round_trip(ssl::simclr_config<any_b>(b, 28, 1));
+    round_trip(ssl::byol_config<any_b>(b, 28, 1));
+    round_trip(ssl::rotnet_config<any_b>(b, 28, 1));
+    round_trip(ssl::instdisc_full_softmax_config<any_b>(b, 28, 1, 300));
+    round_trip(ssl::deepercluster_config<any_b>(b, 28, 1, 900));
+    round_trip(ssl::instance_cls_config<any_b>(b, 28, 1, 900));
+    {
+        auto c = ssl::jigsaw_config<any_b>(b, 28, 1, 100);  // head::group<fc_relu, mlp>, augment::jigsaw_config
+        c.augment.permutation_seed = 9;
+        const auto r = round_trip(c);
+        CHECK(r.augment.permutation_seed == 9);
+        CHECK(r.head.copies == c.head.copies);
+        CHECK(r.head.joint.out == 100);
+    }
+    // the concrete backbones' options too
+    round_trip(ssl::simclr_config<ssl::resnet18<float>>({.in_channels = 1, .width = 4}, 28, 1));
+    round_trip(ssl::rotnet_config<ssl::convnet<float>>({.in_channels = 3, .width = 4, .seed = 2}, 32, 3));
+    // a method config has the five policy keys
+    const auto j = ssl::io::config_to_json(ssl::simclr_config<any_b>(b, 28, 1));
+    CHECK(j.size() == 5);
+    for (const char* k : {"backbone", "augment", "head", "loss", "target"}) CHECK(j.contains(k));
+    CHECK(j["target"] == nlohmann::json::object());
+}
+
+TEST_CASE("config_json: missing, unknown and mistyped keys are errors naming the key") {
+    using config = ssl::moco_v2<any_b>::config;
+    const nlohmann::json good = ssl::io::config_to_json(ssl::moco_v2_config<any_b>(json_backbone(), 28, 1));
+    {
+        auto j = good;
+        j["target"].erase("size");
+        const auto msg = config_error_of([&] { (void)ssl::io::config_from_json<config>(j, "checkpoint 'x'"); });
+        CHECK(contains(msg, "checkpoint 'x'"));
+        CHECK(contains(msg, "key 'target.size' is missing"));
+    }
+    {
+        auto j = good;
+        j.erase("head");
+        CHECK(contains(config_error_of([&] { (void)ssl::io::config_from_json<config>(j); }), "key 'head' is missing"));
+    }
+    {
+        auto j = good;
+        j["loss"]["tau"] = 0.2;
+        CHECK(contains(config_error_of([&] { (void)ssl::io::config_from_json<config>(j); }),
+                       "key 'loss.tau' is not a field"));
+    }
+    {
+        auto j = good;
+        j["extra"] = 1;
+        CHECK(contains(config_error_of([&] { (void)ssl::io::config_from_json<config>(j); }), "key 'extra' is not a field"));
+    }
+    {
+        auto j = good;
+        j["target"]["size"] = "big";
+        CHECK(contains(config_error_of([&] { (void)ssl::io::config_from_json<config>(j); }),
+                       "key 'target.size' must be a non-negative integer, got \"big\""));
+        j["target"]["size"] = -3;
+        CHECK(contains(config_error_of([&] { (void)ssl::io::config_from_json<config>(j); }),
+                       "key 'target.size' must be a non-negative integer"));
+    }
+    {
+        auto j = good;
+        j["backbone"]["stem"] = "tiny";
+        CHECK(contains(config_error_of([&] { (void)ssl::io::config_from_json<config>(j); }),
+                       "key 'backbone.stem' must be one of imagenet, cifar"));
+    }
+    {
+        auto j = good;
+        j["loss"]["symmetric"] = 1;
+        CHECK(contains(config_error_of([&] { (void)ssl::io::config_from_json<config>(j); }),
+                       "key 'loss.symmetric' must be true or false"));
+    }
+    CHECK(contains(config_error_of([&] { (void)ssl::io::config_from_json<config>(nlohmann::json::array()); }),
+                   "must be a JSON object"));
+}
+
+TEST_CASE("config_json: a config stored in checkpoint metadata rebuilds a model of the same shapes") {
+    temp_dir d;
+    auto c = ssl::moco_v2_config<any_b>({.arch = "convnet", .in_channels = 1, .width = 4, .seed = 3}, 16, 1, true);
+    c.target.size = 96;
+    c.head = {.hidden = 24, .out = 12, .batch_norm = false};
+    ssl::moco_v2<any_b> a(c);
+    const fs::path p = d / "moco.safetensors";
+    ssl::save_checkpoint(p, a, {{"ssl.config", ssl::io::config_to_json(c).dump()}});
+    const auto f = ssl::io::read_safetensors(p);
+    const auto back = ssl::io::config_from_json<ssl::moco_v2<any_b>::config>(
+        nlohmann::json::parse(f.metadata.at("ssl.config")), p.string());
+    ssl::moco_v2<any_b> b(back);
+    const auto report = ssl::load_state_dict(b, f, true, p.string());
+    CHECK(report.complete());
+    // the default config's queue does not fit: the reason the config is stored
+    ssl::moco_v2<any_b> wrong(ssl::moco_v2_config<any_b>({.arch = "convnet", .in_channels = 1, .width = 4}, 16, 1, true));
+    CHECK(contains(io_error_of([&] { (void)ssl::load_state_dict(wrong, f, true, p.string()); }), "shape"));
 }
 
 }  // namespace test_checkpoint

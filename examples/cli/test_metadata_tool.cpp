@@ -1,0 +1,43 @@
+// A test helper of the `ssl` program's tests: copies a safetensors file with
+// one metadata entry changed, to check what `ssl` does with checkpoints whose
+// stored config is damaged, incomplete or absent.
+//
+//   ssl_test_metadata IN OUT KEY set TEXT          metadata[KEY] = TEXT
+//   ssl_test_metadata IN OUT KEY erase             no metadata[KEY]
+//   ssl_test_metadata IN OUT KEY remove POINTER    metadata[KEY] is JSON: remove the value at POINTER
+//                                                  (a JSON pointer: /config/head/classes)
+#include <ssl/io/safetensors.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <string>
+
+int main(int argc, char** argv) {
+    if (argc < 5) {
+        std::fprintf(stderr, "usage: %s IN OUT KEY set TEXT | erase | remove POINTER\n", argv[0]);
+        return 2;
+    }
+    try {
+        auto f = ssl::io::read_safetensors(argv[1]);
+        const std::string key = argv[3], op = argv[4];
+        if (op == "set" && argc == 6) {
+            f.metadata[key] = argv[5];
+        } else if (op == "erase" && argc == 5) {
+            f.metadata.erase(key);
+        } else if (op == "remove" && argc == 6) {
+            auto j = nlohmann::json::parse(f.metadata.at(key));
+            const nlohmann::json::json_pointer p(argv[5]);
+            j[p.parent_pointer()].erase(p.back());
+            f.metadata[key] = j.dump();
+        } else {
+            std::fprintf(stderr, "%s: unknown operation '%s'\n", argv[0], op.c_str());
+            return 2;
+        }
+        ssl::io::write_safetensors(argv[2], f);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "%s: %s\n", argv[0], e.what());
+        return 1;
+    }
+    return 0;
+}
