@@ -31,6 +31,7 @@
 #include "deepcluster.hpp"
 #include "deepercluster.hpp"
 #include "eval.hpp"
+#include "exemplar.hpp"
 #include "instance_cls.hpp"
 #include "instdisc.hpp"
 #include "io/checkpoint.hpp"
