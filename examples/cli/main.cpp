@@ -20,6 +20,7 @@ namespace cli {
 method_entry& simclr_entry();
 method_entry& byol_entry();
 method_entry& rotnet_entry();
+method_entry& jigsaw_entry();
 method_entry& moco_entry();
 method_entry& instdisc_entry();
 method_entry& instdisc_softmax_entry();
@@ -32,7 +33,7 @@ namespace {
 
 const std::vector<method_entry*>& methods() {
     static const std::vector<method_entry*> all{
-        &simclr_entry(),      &byol_entry(), &rotnet_entry(),        &moco_entry(),        &instdisc_entry(),
+        &simclr_entry(),      &byol_entry(), &rotnet_entry(), &jigsaw_entry(),        &moco_entry(),        &instdisc_entry(),
         &instdisc_softmax_entry(), &deepcluster_entry(), &sela_entry(), &deepercluster_entry(), &instance_cls_entry()};
     return all;
 }
