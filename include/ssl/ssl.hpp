@@ -41,6 +41,7 @@
 #include "moco.hpp"
 #include "optim.hpp"
 #include "jigsaw.hpp"
+#include "pirl.hpp"
 #include "rotnet.hpp"
 #include "sela.hpp"
 #include "simclr.hpp"
