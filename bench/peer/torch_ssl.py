@@ -429,7 +429,8 @@ class Jigsaw(nn.Module):
     0.4 per tile, each tile normalised to zero mean and unit variance (std
     floored at 1e-2), the tiles shuffled by one of P permutations; the shared
     tower per tile, fc 128 + ReLU per tile, concatenation, fc 512 + ReLU, fc P,
-    cross entropy over the permutation index. Evaluation sees whole images."""
+    cross entropy over the permutation index. Evaluation sees whole images
+    resized to the grid and standardised per image (eval_transform)."""
 
     def __init__(self, backbone, permutations=100, seed=0, grid=48, row=128, hidden=512):
         super().__init__()
@@ -467,6 +468,14 @@ class Jigsaw(nn.Module):
         r = self.row(self.backbone(x))  # (9N, row)
         g = r.view(9, n, -1).transpose(0, 1).reshape(n, -1)  # sample i: [slot 0 | ... | slot 8]
         return F.cross_entropy(self.joint(g), y)
+
+    def eval_transform(self, x):
+        """Whole images at the tiles' pixel scale (resized to the grid), each
+        standardised per channel as the tiles were."""
+        x = F.interpolate(x, size=(self.grid, self.grid), mode="bilinear", align_corners=False, antialias=True)
+        mean = x.mean(dim=(2, 3), keepdim=True)
+        std = x.var(dim=(2, 3), keepdim=True, unbiased=False).sqrt().clamp_min(1e-2)
+        return (x - mean) / std
 
     def after_step(self, step, total_steps):
         pass
@@ -615,10 +624,13 @@ def lr_at(step, base, warmup, total):
 # ---------------------------------------------------------- evaluation ----
 
 @torch.no_grad()
-def embed(backbone, images_u8, chunk=1024):
+def embed(backbone, images_u8, chunk=1024, transform=None):
+    """Features in eval mode; transform: images in [0, 1] -> network input
+    (default: normalize, ours' eval pipeline at the native size)."""
+    transform = transform or Augment.normalize
     was = backbone.training
     backbone.eval()
-    out = torch.cat([backbone(Augment.normalize(to_float(images_u8[i:i + chunk])))
+    out = torch.cat([backbone(transform(to_float(images_u8[i:i + chunk])))
                      for i in range(0, images_u8.shape[0], chunk)])
     backbone.train(was)
     return out
@@ -815,7 +827,8 @@ def main():
     train_seconds = time.perf_counter() - t0
 
     t1 = time.perf_counter()
-    ftr, fte = embed(backbone, eval_x), embed(backbone, test_x)
+    transform = model.eval_transform if hasattr(model, "eval_transform") else None
+    ftr, fte = embed(backbone, eval_x, transform=transform), embed(backbone, test_x, transform=transform)
     knn = knn_top1(ftr, eval_y, fte, test_y)
     lin, iters, converged = linear_probe_top1(ftr, eval_y, fte, test_y)
     more = ""

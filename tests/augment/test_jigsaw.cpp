@@ -108,6 +108,16 @@ TEST_CASE("jigsaw_tiles: tiles are normalised per tile and channel; the gap offs
             CHECK(s / hw == doctest::Approx(0).epsilon(1e-4).scale(1));
             CHECK(ss / hw == doctest::Approx(1).epsilon(1e-3));
         }
+    // Evaluation: whole images at the tiles' pixel scale, standardised like them.
+    auto e = jt.eval_transform(img);
+    CHECK(e.shape() == ssl::shape_t{n, 3, 48, 48});
+    for (std::size_t c = 0; c < 3 * n; ++c) {
+        const float* v = e.data() + c * 48 * 48;
+        double s = 0, ss = 0;
+        for (std::size_t k = 0; k < 48 * 48; ++k) s += v[k], ss += double(v[k]) * v[k];
+        CHECK(s / (48 * 48) == doctest::Approx(0).epsilon(1e-4).scale(1));
+        CHECK(ss / (48 * 48) == doctest::Approx(1).epsilon(1e-3));
+    }
     CHECK_THROWS_AS(ssl::augment::jigsaw_tiles({.channels = 2}), ssl::value_error);
     CHECK_THROWS_AS(ssl::augment::jigsaw_tiles({.grid = 48, .tile = 17}), ssl::value_error);
     CHECK_THROWS_AS(jt.make_views(ssl::tensor<float>({2, 1, 32, 32}), std::vector<std::size_t>{0, 1}, 0, 0),

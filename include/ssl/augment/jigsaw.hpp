@@ -30,8 +30,12 @@
 // - Per tile: brightness and contrast jitter (saturation too on colour
 //   images), then normalisation to zero mean and unit variance per channel
 //   (stddev floored at 1e-2: a flat tile stays flat, not amplified noise).
-// - Evaluation sees whole images: eval_transform resizes to `size` and
-//   normalises as every other method does.
+// - Evaluation sees whole images at the tiles' pixel scale: eval_transform
+//   resizes them to the grid side (a tile is a crop of the grid at its own
+//   resolution, as the paper's 64-px tiles are crops of its 225-px image) and,
+//   with tile_normalize, standardises each image per channel as the tiles
+//   were (the batch-norm statistics the network learned are those of
+//   standardised inputs).
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -112,7 +116,7 @@ inline const std::vector<permutation9>& maximal_hamming_permutations(std::size_t
 }
 
 struct jigsaw_config {
-    std::size_t size = 28;            ///< evaluation input side (eval_transform)
+    std::size_t size = 28;            ///< the images' side (chooses the default grid)
     std::size_t channels = 1;         ///< 1 or 3
     std::size_t grid = 0;             ///< side of the square cut into 3x3 cells; 0: 48 below 32 px, else 225
     std::size_t tile = 0;             ///< tile side inside its cell; 0: round(cell * 64 / 75)
@@ -130,8 +134,7 @@ public:
     static constexpr std::size_t cells = 9;
 
     explicit jigsaw_tiles(const jigsaw_config& c = {})
-        : cfg_(c), eval_(eval_pipeline(c.size, c.channels)), perms_(&maximal_hamming_permutations(c.permutations,
-                                                                                                  c.permutation_seed)) {
+        : cfg_(c), perms_(&maximal_hamming_permutations(c.permutations, c.permutation_seed)) {
         require<value_error>(c.channels == 1 || c.channels == 3, "jigsaw_tiles: channels must be 1 or 3, got ",
                              c.channels);
         require<value_error>(c.crop_min_scale > 0 && c.crop_min_scale <= 1,
@@ -145,6 +148,8 @@ public:
         require<value_error>(tile_ >= 1 && tile_ <= cell_, "jigsaw_tiles: tile ", tile_, " does not fit a cell of ",
                              cell_, " px (grid ", grid_, ")");
         crop_.add(random_resized_crop{.height = grid_, .width = grid_, .scale = {c.crop_min_scale, 1.0}});
+        eval_.add(resize{.height = grid_, .width = grid_});
+        if (!c.tile_normalize) eval_.add(default_normalize(c.channels));
         jitter_ = color_jitter{.brightness = c.jitter, .contrast = c.jitter,
                                .saturation = c.channels == 3 ? c.jitter : 0.0};
     }
@@ -195,12 +200,17 @@ public:
         return vb;
     }
 
-    /// Whole images resized to `size`, normalised: what the backbone sees at
-    /// evaluation.
+    /// Whole images resized to the grid side and standardised like the tiles
+    /// (see the header comment): what the backbone sees at evaluation.
     tensor<float> eval_transform(const tensor<float>& images) const {
         std::vector<std::size_t> ids(images.dim(0));
         for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = i;
-        return eval_.apply(images, ids, 0, 0, 0);
+        tensor<float> x = eval_.apply(images, ids, 0, 0, 0);
+        if (cfg_.tile_normalize) {
+            const std::size_t hw = grid_ * grid_, per = cfg_.channels * hw;
+            parallel_for(x.dim(0), [&](std::size_t i, std::size_t) { normalize_tile(x.data() + i * per, cfg_.channels, hw); });
+        }
+        return x;
     }
 
 private:
