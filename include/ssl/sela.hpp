@@ -36,9 +36,10 @@ template <class Backbone = resnet18<float>>
 using sela = method<Backbone, augment::one_view, head::multi_classifier<float>, loss::pseudo_label_classification<float>,
                     target::sinkhorn_labels>;
 
-/// The paper's CIFAR settings for `instances` images of `size` pixels and
-/// `channels` channels (instances sizes the label state for resume; 0 leaves
-/// it to the first epoch).
+/// SeLa's ImageNet settings (lambda 25, stopping rule 0.1; its CIFAR code
+/// uses 10 and 1e-2: the ssl program's --sela-preset cifar) for `instances`
+/// images of `size` pixels and `channels` channels (instances sizes the label
+/// state for resume; 0 leaves it to the first epoch).
 template <class Backbone = resnet18<float>>
 typename sela<Backbone>::config sela_config(const typename Backbone::options_type& backbone, std::size_t size,
                                             std::size_t channels, std::size_t instances) {

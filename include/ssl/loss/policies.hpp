@@ -6,7 +6,7 @@
 //   contrastive_pair       SimCLR: NT-Xent between the two views' projections
 //   byol_pair              BYOL: cos(p0, sg(z1')) + cos(p1, sg(z0')), eq. 2
 //                          symmetrised (the sum of both directions)
-//   pretext_classification RotNet, Exemplar, Jigsaw: cross entropy on labels
+//   pretext_classification RotNet, Jigsaw: cross entropy on the pretext labels
 #include <span>
 #include <vector>
 
