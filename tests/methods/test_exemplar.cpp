@@ -2,6 +2,8 @@
 // of real images, trained through the trainer; the paper's settings.
 #include <doctest/doctest.h>
 
+#include "fashion_mnist_subset.hpp"
+
 #include <ssl/data/fashion_mnist.hpp>
 #include <ssl/data/synthetic.hpp>
 #include <ssl/exemplar.hpp>
@@ -46,16 +48,11 @@ TEST_CASE("exemplar_config: the paper's transformations, N surrogate classes, pl
 }
 
 TEST_CASE("exemplar learns 256 surrogate classes of Fashion-MNIST patches: the loss falls through the trainer") {
-    ssl::data::image_dataset full;
-    try {
-        full = ssl::data::load_fashion_mnist();
-    } catch (const ssl::io_error& e) {
-        MESSAGE("skipped: ", e.what());
-        return;
-    }
+    const auto loaded = ssl_test::fashion_mnist_subset(256);
+    if (!loaded) return;
     std::vector<std::size_t> idx(256);
     std::iota(idx.begin(), idx.end(), std::size_t{0});
-    const auto images = full.subset(idx);
+    const auto& images = *loaded;
     // 256 seed patches of 16 px (24-px windows), one per image at its place
     // of largest gradient among 8 candidates; each is its own class. Every
     // image must give one, so only flat places are excluded (quantile 0).

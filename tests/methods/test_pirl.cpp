@@ -4,6 +4,8 @@
 // uninterrupted one.
 #include <doctest/doctest.h>
 
+#include "fashion_mnist_subset.hpp"
+
 #include <ssl/data/fashion_mnist.hpp>
 #include <ssl/data/synthetic.hpp>
 #include <ssl/pirl.hpp>
@@ -175,16 +177,11 @@ TEST_CASE("pirl: one step: the image and its 9 tiles, f on the image, g on the t
 
 TEST_CASE("pirl trains on real images: the loss falls through the trainer, the bank follows f") {
     // 512 Fashion-MNIST images (the Debian package scripts/setup.sh installs).
-    ssl::data::image_dataset full;
-    try {
-        full = ssl::data::load_fashion_mnist();
-    } catch (const ssl::io_error& e) {
-        MESSAGE("skipped: ", e.what());
-        return;
-    }
+    const auto loaded = ssl_test::fashion_mnist_subset(512);
+    if (!loaded) return;
     std::vector<std::size_t> idx(512);
     for (std::size_t i = 0; i < idx.size(); ++i) idx[i] = i;
-    const auto train = full.subset(idx);
+    const auto& train = *loaded;
     auto c = ssl::pirl_config(small_net, 28, 1, train.size());
     c.augment.tiles.permutations = 100;
     ssl::pirl<> m(c);
