@@ -21,6 +21,9 @@
 //       recipe defaults() const;                                 // lr per 256 images, weight decay, schedule
 //       typename method<backbone_t>::config config(const common_options&, const ssl::data::image_dataset& train,
 //                                                  std::size_t instances) const;
+//       // optional: the set the method trains on, derived from the images
+//       // (a pure function of the config, so --resume derives the same set)
+//       ssl::data::image_dataset training_set(const config&, const ssl::data::image_dataset& images) const;
 //   };
 // The config travels as JSON (ssl/io/config_json.hpp): `ssl train` builds
 // it from the options, trains the method it describes and stores it in every
@@ -438,12 +441,27 @@ public:
     nlohmann::json config(const common_options& o, const ssl::data::image_dataset& train,
                           std::size_t instances) const override {
         config_type c = spec_.config(o, train, instances);
-        if (o.crop_scale > 0) c.augment.crop_min_scale = o.crop_scale;
+        if (o.crop_scale > 0) {
+            if constexpr (requires { c.augment.crop_min_scale; })
+                c.augment.crop_min_scale = o.crop_scale;
+            else
+                throw ssl::value_error(std::string("--crop-scale does not apply to --method ") + Spec::name +
+                                       " (its augmentation has no random resized crop)");
+        }
         return ssl::io::config_to_json(c);
     }
     int train(const run_document& run, const common_options& o, const data_sets& d) const override {
-        method_type m(read(run.config, std::string("the config of --method ") + Spec::name));
-        return run_method(m, o, d, run);
+        const config_type c = read(run.config, std::string("the config of --method ") + Spec::name);
+        method_type m(c);
+        if constexpr (requires { spec_.training_set(c, d.train); }) {
+            // the method trains on a set derived from the images (Exemplar's
+            // seed patches); evaluation stays on the images
+            data_sets own = d;
+            own.train = spec_.training_set(c, d.train);
+            return run_method(m, o, own, run);
+        } else {
+            return run_method(m, o, d, run);
+        }
     }
     int from_checkpoint(const nlohmann::json& config, const common_options& o, const ssl::io::safetensors_file& file,
                         const data_sets* d, checkpoint_action action) const override {

@@ -28,13 +28,17 @@ method_entry& deepcluster_entry();
 method_entry& sela_entry();
 method_entry& deepercluster_entry();
 method_entry& instance_cls_entry();
+method_entry& pirl_entry();
+method_entry& exemplar_entry();
 
 namespace {
 
 const std::vector<method_entry*>& methods() {
     static const std::vector<method_entry*> all{
-        &simclr_entry(),      &byol_entry(), &rotnet_entry(), &jigsaw_entry(),        &moco_entry(),        &instdisc_entry(),
-        &instdisc_softmax_entry(), &deepcluster_entry(), &sela_entry(), &deepercluster_entry(), &instance_cls_entry()};
+        &simclr_entry(),      &byol_entry(),        &rotnet_entry(),           &jigsaw_entry(),
+        &moco_entry(),        &instdisc_entry(),    &instdisc_softmax_entry(), &pirl_entry(),
+        &deepcluster_entry(), &sela_entry(),        &deepercluster_entry(),    &instance_cls_entry(),
+        &exemplar_entry()};
     return all;
 }
 

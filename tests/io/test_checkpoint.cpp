@@ -21,10 +21,12 @@
 #include <ssl/byol.hpp>
 #include <ssl/deepcluster.hpp>
 #include <ssl/deepercluster.hpp>
+#include <ssl/exemplar.hpp>
 #include <ssl/instance_cls.hpp>
 #include <ssl/instdisc.hpp>
 #include <ssl/jigsaw.hpp>
 #include <ssl/moco.hpp>
+#include <ssl/pirl.hpp>
 #include <ssl/rotnet.hpp>
 #include <ssl/sela.hpp>
 #include <ssl/simclr.hpp>
@@ -502,6 +504,30 @@ TEST_CASE("config_json: every method's config round-trips, values exact") {
         CHECK(r.augment.permutation_seed == 9);
         CHECK(r.head.copies == c.head.copies);
         CHECK(r.head.joint.out == 100);
+    }
+    {
+        auto c = ssl::pirl_config<any_b>(b, 28, 1, 600);  // head::route<embedding, group<...>>, pirl_views_config
+        c.loss.lambda = 0.25;
+        c.augment.tiles.permutations = 24;
+        c.augment.image.crop_min_scale = 0.3;
+        const auto r = round_trip(c);
+        CHECK(r.loss.lambda == 0.25);
+        CHECK(r.loss.z == ssl::loss::z_estimate::until_filled);
+        CHECK(r.augment.tiles.permutations == 24);
+        CHECK(r.augment.image.crop_min_scale == 0.3);
+        CHECK(std::get<1>(r.head).copies == 9);
+        CHECK(r.target.negatives == 150);
+    }
+    {
+        auto c = ssl::exemplar_config<any_b>(b, 16, 1, 500);  // exemplar_views_config: ranges and an enum
+        c.augment.scale = {0.8, 1.25};
+        c.augment.border = ssl::augment::border_mode::replicate;
+        const auto r = round_trip(c);
+        CHECK(r.augment.scale == ssl::augment::range{0.8, 1.25});
+        CHECK(r.augment.border == ssl::augment::border_mode::replicate);
+        CHECK(r.augment.transforms_per_class == 100);
+        CHECK(r.target.instances == 500);
+        CHECK(ssl::io::config_to_json(c)["augment"]["border"] == "replicate");
     }
     // the concrete backbones' options too
     round_trip(ssl::simclr_config<ssl::resnet18<float>>({.in_channels = 1, .width = 4}, 28, 1));

@@ -35,7 +35,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../augment/exemplar.hpp"
 #include "../augment/jigsaw.hpp"
+#include "../augment/pirl.hpp"
 #include "../augment/policies.hpp"
 #include "../backbone/any_backbone.hpp"
 #include "../backbone/convnet.hpp"
@@ -51,6 +53,7 @@
 #include "../loss/instance_ce.hpp"
 #include "../loss/nce.hpp"
 #include "../loss/nt_xent.hpp"
+#include "../loss/pirl_nce.hpp"
 #include "../target_update/cluster.hpp"
 #include "../target_update/ema.hpp"
 #include "../target_update/hierarchical_cluster.hpp"
@@ -326,6 +329,38 @@ struct config_fields<augment::jigsaw_config> {
                                             field("tile_normalize", &S::tile_normalize)};
 };
 
+template <>
+struct config_fields<augment::pirl_views_config> {
+    using S = augment::pirl_views_config;
+    static constexpr auto list = std::tuple{field("image", &S::image), field("tiles", &S::tiles)};
+};
+template <>
+struct config_fields<augment::range> {
+    using S = augment::range;
+    static constexpr auto list = std::tuple{field("lo", &S::lo), field("hi", &S::hi)};
+};
+template <>
+struct enum_names<augment::border_mode> {
+    static constexpr std::array<std::pair<augment::border_mode, const char*>, 2> list{
+        {{augment::border_mode::reflect, "reflect"}, {augment::border_mode::replicate, "replicate"}}};
+};
+template <>
+struct config_fields<augment::exemplar_views_config> {
+    using S = augment::exemplar_views_config;
+    static constexpr auto list = std::tuple{field("size", &S::size),
+                                            field("channels", &S::channels),
+                                            field("translate", &S::translate),
+                                            field("scale", &S::scale),
+                                            field("degrees", &S::degrees),
+                                            field("border", &S::border),
+                                            field("contrast", &S::contrast),
+                                            field("hue", &S::hue),
+                                            field("power", &S::power),
+                                            field("factor", &S::factor),
+                                            field("offset", &S::offset),
+                                            field("transforms_per_class", &S::transforms_per_class)};
+};
+
 // heads
 template <>
 struct config_fields<head::mlp_config> {
@@ -411,6 +446,12 @@ struct config_fields<loss::nce_config> {
     using S = loss::nce_config;
     static constexpr auto list =
         std::tuple{field("temperature", &S::temperature), field("proximal", &S::proximal), field("z", &S::z)};
+};
+template <>
+struct config_fields<loss::pirl_nce_config> {
+    using S = loss::pirl_nce_config;
+    static constexpr auto list =
+        std::tuple{field("temperature", &S::temperature), field("lambda", &S::lambda), field("z", &S::z)};
 };
 template <>
 struct config_fields<loss::nonparametric_softmax_config> {
