@@ -146,7 +146,7 @@ void bench_simclr_step(benchmark::State& st) {
 
 void bench_instance_cls_step(benchmark::State& st) {
     auto c = ssl::instance_cls_config(net_options, 28, 1, g_instances);
-    c.target.raw_feature_init = false;  // no data set of 1.28 M images here: random unit rows
+    c.loss.raw_feature_init = false;  // no data set of 1.28 M images here: random unit rows
     ssl::instance_cls<> m(c);
     ssl::optim::sgd<float> opt(m, sgd_cfg);
     const auto x = random_images(g_batch);

@@ -35,7 +35,7 @@ struct exemplar_spec {
                                    std::to_string(d.height()) + "x" + std::to_string(d.width()) + " images");
         const std::size_t n = classes ? *classes : std::max<std::size_t>(2, std::min<std::size_t>(8000, instances / 4));
         auto c = ssl::exemplar_config<backbone_t>(backbone_options(o, d), p, d.channels(), n);
-        if (temperature) c.loss.temperature = *temperature;
+        if (temperature) c.loss.ce.temperature = *temperature;
         return c;
     }
     // The seed patches, from the config alone (p, N and the seed): --resume
@@ -43,7 +43,7 @@ struct exemplar_spec {
     ssl::data::image_dataset training_set(const typename method<backbone_t>::config& c,
                                           const ssl::data::image_dataset& images) const {
         return ssl::data::exemplar_patches(
-            images, {.count = c.target.instances, .patch_size = c.augment.size, .seed = c.backbone.seed});
+            images, {.count = c.loss.instances, .patch_size = c.augment.size, .seed = c.backbone.seed});
     }
 };
 }  // namespace

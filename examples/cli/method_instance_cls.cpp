@@ -18,7 +18,7 @@ struct instance_cls_spec {
     recipe defaults() const { return {.base_lr = 0.1, .weight_decay = 5e-4}; }
     auto config(const common_options& o, const ssl::data::image_dataset& d, std::size_t instances) const {
         auto c = ssl::instance_cls_config<backbone_t>(backbone_options(o, d), d.height(), d.channels(), instances);
-        if (temperature) c.loss.temperature = *temperature;
+        if (temperature) c.loss.ce.temperature = *temperature;
         return c;
     }
 };

@@ -28,29 +28,25 @@
 //                 under 32 px, else 512), with BN in place of dropout, then a
 //                 projection to the classifier's 128-d space so the N-way
 //                 weights stay N x 128 whatever the hidden width
-//   loss          loss::instance_classification without label smoothing (the
+//   loss          loss::instance_classifier without label smoothing (the
 //                 paper's plain cross entropy), on cosine logits with
-//                 temperature 0.15 (the classifier normalises rows and
-//                 features; at large N this is what the sharded classifier
-//                 computes)
-//   target        target::instance_classifier: the N-way weights in class
-//                 shards (any N, 10^6 included), trained by the same
-//                 optimizer, initialised from the initial network's outputs
-//                 on the patches (a faster start than the paper's random
-//                 weights)
+//                 temperature 0.15; it owns the N-way weights in class shards
+//                 (any N, 10^6 included), trained by the same optimizer,
+//                 initialised from the initial network's outputs on the
+//                 patches (a faster start than the paper's random weights)
+//   target        target::none
 #include "augment/exemplar.hpp"
 #include "backbone/resnet.hpp"
 #include "data/exemplar_patches.hpp"
 #include "head/mlp.hpp"
-#include "loss/instance_ce.hpp"
+#include "loss/instance_classifier.hpp"
 #include "method.hpp"
-#include "target_update/instance_classifier.hpp"
+#include "target_update/none.hpp"
 
 namespace ssl {
 
 template <class Backbone = resnet18<float>>
-using exemplar = method<Backbone, augment::exemplar_views, head::mlp<float>, loss::instance_classification,
-                        target::instance_classifier>;
+using exemplar = method<Backbone, augment::exemplar_views, head::mlp<float>, loss::instance_classifier, target::none>;
 
 /// The paper's settings for seed patches of `patch_size` pixels with
 /// `channels` channels and `surrogate_classes` = N patches:
@@ -71,10 +67,10 @@ typename Method::config exemplar_config(const typename Backbone::options_type& b
     c.backbone = backbone;
     c.augment = {.size = patch_size, .channels = channels, .transforms_per_class = 100};
     c.head = {patch_size < 32 ? std::size_t{128} : std::size_t{512}, 128, true};
-    c.loss = {.temperature = 0.15, .top_k = 0, .smoothing = 0.0};
-    c.target.instances = surrogate_classes;
-    c.target.init_chunk = 256;
-    if constexpr (requires { backbone.seed; }) c.target.seed = static_cast<std::uint64_t>(backbone.seed) + 977;
+    c.loss.ce = {.temperature = 0.15, .top_k = 0, .smoothing = 0.0};
+    c.loss.instances = surrogate_classes;
+    c.loss.init_chunk = 256;
+    if constexpr (requires { backbone.seed; }) c.loss.seed = static_cast<std::uint64_t>(backbone.seed) + 977;
     return c;
 }
 

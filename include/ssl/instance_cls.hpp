@@ -14,30 +14,29 @@
 //   head          head::mlp: linear - BN - ReLU - linear to 128 (the paper's
 //                 two-layer MLP; the classifier normalises the output itself,
 //                 so no L2-normalisation layer is needed)
-//   loss          loss::instance_classification: cosine softmax with
-//                 temperature tau over all N classes, label smoothing over the
-//                 k hardest wrong classes only (loss/instance_ce.hpp)
-//   target        target::instance_classifier: owns the N x 128 weights,
+//   loss          loss::instance_classifier: owns the N x 128 weights,
 //                 sharded by class, initialised from the raw features of the
-//                 untrained network (target_update/instance_classifier.hpp)
-// The classifier's shards are trained by the same optimizer as the network
-// ("target.classifier.shard_NNN").
+//                 untrained network; cosine softmax with temperature tau over
+//                 all N classes, label smoothing over the k hardest wrong
+//                 classes only (loss/instance_classifier.hpp, instance_ce.hpp)
+//   target        target::none: the optimizer trains the shards with the
+//                 network ("loss.classifier.shard_NNN"); nothing else updates
 #include "augment/policies.hpp"
 #include "backbone/resnet.hpp"
 #include "head/mlp.hpp"
-#include "loss/instance_ce.hpp"
+#include "loss/instance_classifier.hpp"
 #include "method.hpp"
-#include "target_update/instance_classifier.hpp"
+#include "target_update/none.hpp"
 
 namespace ssl {
 
 template <class Backbone = resnet18<float>>
-using instance_cls = method<Backbone, augment::one_view, head::mlp<float>, loss::instance_classification,
-                            target::instance_classifier>;
+using instance_cls =
+    method<Backbone, augment::one_view, head::mlp<float>, loss::instance_classifier, target::none>;
 
 template <class Backbone = resnet18<float>>
-using instance_cls_two_views = method<Backbone, augment::two_views, head::mlp<float>, loss::instance_classification,
-                                      target::instance_classifier>;
+using instance_cls_two_views =
+    method<Backbone, augment::two_views, head::mlp<float>, loss::instance_classifier, target::none>;
 
 /// The paper's settings for a training set of `instances` images of `size`
 /// pixels with `channels` channels:
@@ -55,10 +54,10 @@ typename Method::config instance_cls_config(const typename Backbone::options_typ
     c.backbone = backbone;
     c.augment = {size, channels};
     c.head = {2048, 128, true};
-    c.loss = {.temperature = 0.15, .top_k = 10, .smoothing = 0.2};
-    c.target.instances = instances;
-    c.target.init_chunk = 256;
-    if constexpr (requires { backbone.seed; }) c.target.seed = static_cast<std::uint64_t>(backbone.seed) + 977;
+    c.loss.ce = {.temperature = 0.15, .top_k = 10, .smoothing = 0.2};
+    c.loss.instances = instances;
+    c.loss.init_chunk = 256;
+    if constexpr (requires { backbone.seed; }) c.loss.seed = static_cast<std::uint64_t>(backbone.seed) + 977;
     return c;
 }
 

@@ -95,7 +95,7 @@ public:
           backbone_(c.backbone),
           augment_(c.augment),
           head_(c.head, backbone_.output_dim(), c.backbone.seed + 4242),
-          loss_(c.loss),
+          loss_(make_loss(c.loss, head_)),
           target_(c.target, backbone_, head_) {}
 
     const config& cfg() const noexcept { return cfg_; }
@@ -230,8 +230,9 @@ public:
         return to_xtensor<2>(embed(from_xtensor<float>(images), chunk));
     }
 
-    /// Trainable parameters: "backbone.*", "head.*", "target.*" (an instance
-    /// classifier's weight shards) and "loss.*" when those policies own some.
+    /// Trainable parameters: "backbone.*", "head.*", and "target.*" and
+    /// "loss.*" (an instance classifier's weight shards) when those policies
+    /// own some.
     template <class F>
     void for_each_parameter(F&& f, const std::string& prefix) {
         backbone_.for_each_parameter(f, join_name(prefix, "backbone"));
@@ -256,6 +257,14 @@ public:
     bool training() const noexcept { return backbone_.training(); }
 
 private:
+    /// A loss that owns per-class weights (loss::instance_classifier) takes
+    /// the head's output width; every other loss its config alone.
+    static Loss make_loss(const typename Loss::config_type& c, Head& h) {
+        if constexpr (requires { Loss(c, h.out_features()); })
+            return Loss(c, h.out_features());
+        else
+            return Loss(c);
+    }
     epoch_context<Backbone, Head> context(const data::image_dataset& data, std::size_t epoch, std::uint64_t seed,
                                           bool resumed_mid_epoch) {
         return {backbone_, head_, backbone_.output_dim(), data, epoch, seed, resumed_mid_epoch,

@@ -24,6 +24,9 @@
 //   that, so the noise stays a part of the set (NCE assumes N >> m).
 // - The bank stores f(v_I), view 0's output, as the paper's m_I; it needs the
 //   number of training images up front (`instances`).
+// - Batch-norm running statistics are moved by both views, the image's and
+//   the tiles' (as VISSL's PIRL, which runs both through the trunk in train
+//   mode); keeping the image's alone evaluated worse (bench/README.md).
 #include <algorithm>
 
 #include "augment/pirl.hpp"

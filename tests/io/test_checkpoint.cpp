@@ -526,7 +526,7 @@ TEST_CASE("config_json: every method's config round-trips, values exact") {
         CHECK(r.augment.scale == ssl::augment::range{0.8, 1.25});
         CHECK(r.augment.border == ssl::augment::border_mode::replicate);
         CHECK(r.augment.transforms_per_class == 100);
-        CHECK(r.target.instances == 500);
+        CHECK(r.loss.instances == 500);
         CHECK(ssl::io::config_to_json(c)["augment"]["border"] == "replicate");
     }
     // the concrete backbones' options too

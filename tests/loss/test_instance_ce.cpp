@@ -352,29 +352,6 @@ TEST_CASE("instance_ce: bad input and configuration") {
     CHECK(std::isnan(r.value));
 }
 
-TEST_CASE("instance_classification: mean over views, weight gradients added into the shards") {
-    const std::size_t B = 4, D = 5, N = 9;
-    const auto Wv = random_values(N * D, 12);
-    sharded<float> W(Wv, N, D, 4);
-    ssl::loss::instance_targets<float> t{W.ptr, {1, 8, 0, 4}};
-    std::vector<tensor<float>> online(2, tensor<float>({B, D}));
-    const auto a = random_values(B * D, 13), b = random_values(B * D, 14);
-    for (std::size_t i = 0; i < B * D; ++i) online[0][i] = static_cast<float>(a[i]), online[1][i] = static_cast<float>(b[i]);
-    const ssl::loss::instance_classification policy({.temperature = 0.2, .top_k = 2, .smoothing = 0.1});
-    auto out = policy.compute(online, t, {});
-    REQUIRE(out.grads.size() == 2);
-    // the same as the two views' losses averaged
-    sharded<float> W2(Wv, N, D, 4);
-    ssl::loss::instance_ce<float> ce(policy.config());
-    auto r0 = ce(online[0], W2.span(), t.labels), r1 = ce(online[1], W2.span(), t.labels);
-    CHECK(out.value == doctest::Approx(0.5 * (r0.value + r1.value)).epsilon(1e-6));
-    for (std::size_t i = 0; i < B * D; ++i) CHECK(out.grads[0][i] == doctest::Approx(0.5 * r0.grad_features[i]).epsilon(1e-5));
-    const auto g = W.grad(), g2 = W2.grad();
-    for (std::size_t i = 0; i < g.size(); ++i) CHECK(g[i] == doctest::Approx(0.5 * g2[i]).epsilon(1e-5));
-    REQUIRE(out.metrics.size() == 1);
-    CHECK(out.metrics[0].first == "inst_top1");
-}
-
 TEST_SUITE("gradcheck") {
     TEST_CASE("instance_ce gradcheck: features and every shard's weights, smoothing over the hardest classes") {
         const std::size_t B = 4, D = 6, N = 23, k = 3;

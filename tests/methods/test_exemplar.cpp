@@ -27,8 +27,8 @@ TEST_CASE("exemplar_config: the paper's transformations, N surrogate classes, pl
     CHECK(c.augment.transforms_per_class == 100);
     CHECK(c.head.hidden == 128);
     CHECK(c.head.out == 128);
-    CHECK(c.loss.smoothing == 0);
-    CHECK(c.target.instances == 300);
+    CHECK(c.loss.ce.smoothing == 0);
+    CHECK(c.loss.instances == 300);
     CHECK(ssl::exemplar_config(ex_net, 32, 3, 8000).head.hidden == 512);
     // A smoke step on synthetic images (no data set needed): 24 patches of
     // 48 images, one step, a finite loss and the surrogate-class accuracy.

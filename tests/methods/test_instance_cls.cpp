@@ -29,7 +29,7 @@ template <class M = ssl::instance_cls<>>
 typename M::config icls_config(std::size_t n) {
     auto c = ssl::instance_cls_config<ssl::resnet18<float>, M>(icls_net, 16, 1, n);
     c.head = {128, 32, true};
-    c.target.shard_rows = 100;  // 256 instances in 3 shards
+    c.loss.shard_rows = 100;  // 256 instances in 3 shards
     return c;
 }
 
@@ -44,7 +44,7 @@ std::vector<float> all_parameters(ssl::instance_cls<>& m) {
 TEST_CASE("instance_cls trains on synthetic images: the loss falls, kNN beats chance") {
     auto train = icls_set(256, 1), test = icls_set(128, 2);
     ssl::instance_cls<> m(icls_config(256));
-    REQUIRE(m.target().shard_count() == 3);
+    REQUIRE(m.loss().shard_count() == 3);
     ssl::trainer_config tc{.epochs = 4, .batch = 32, .lr = 0.1, .weight_decay = 1e-4, .warmup_epochs = 0.5,
                            .seed = 3, .progress = false};
     ssl::trainer<ssl::instance_cls<>> t(m, train, tc);
@@ -52,7 +52,7 @@ TEST_CASE("instance_cls trains on synthetic images: the loss falls, kNN beats ch
     CHECK(s.steps == 32);
     REQUIRE(s.epoch_loss.size() == 4);
     CHECK(s.epoch_loss.back() < s.epoch_loss.front());
-    CHECK(m.target().initialised());
+    CHECK(m.loss().initialised());
     std::vector<std::size_t> a(train.size()), b(test.size());
     std::iota(a.begin(), a.end(), 0);
     std::iota(b.begin(), b.end(), 0);
@@ -67,7 +67,7 @@ TEST_CASE("instance_cls trains on synthetic images: the loss falls, kNN beats ch
 TEST_CASE("instance_cls: the raw-feature initialisation starts from a lower loss than random rows") {
     auto train = icls_set(256, 1);
     auto with = icls_config(256), without = icls_config(256);
-    without.target.raw_feature_init = false;
+    without.loss.raw_feature_init = false;
     ssl::instance_cls<> a(with), b(without);
     a.begin_epoch(train, 0, 0);
     b.begin_epoch(train, 0, 0);

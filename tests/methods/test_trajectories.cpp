@@ -95,7 +95,7 @@ TEST_CASE("pinned trajectories: moco_v2, instdisc (NCE and full softmax), instan
           {6.93214146, 10.0992154, 9.24948115, 9.11441283, 8.85865727, 11.8387509, 12.4271675, 11.6738102});
     auto cc = ssl::instance_cls_config(net, 16, 1, n_images);
     cc.head = {64, 16, true};
-    cc.target.shard_rows = 50;
+    cc.loss.shard_rows = 50;
     check("instance_cls", trajectory<ssl::instance_cls<>>(cc, 0.1),
           {4.99237845, 4.92847497, 5.14904286, 4.97367207, 4.80785972, 5.01750389, 4.95166324, 4.95284903});
 }

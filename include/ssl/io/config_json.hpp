@@ -51,13 +51,13 @@
 #include "../loss/cross_entropy.hpp"
 #include "../loss/info_nce.hpp"
 #include "../loss/instance_ce.hpp"
+#include "../loss/instance_classifier.hpp"
 #include "../loss/nce.hpp"
 #include "../loss/nt_xent.hpp"
 #include "../loss/pirl_nce.hpp"
 #include "../target_update/cluster.hpp"
 #include "../target_update/ema.hpp"
 #include "../target_update/hierarchical_cluster.hpp"
-#include "../target_update/instance_classifier.hpp"
 #include "../target_update/memory_bank.hpp"
 #include "../target_update/none.hpp"
 #include "../target_update/queue.hpp"
@@ -442,6 +442,18 @@ struct config_fields<loss::instance_ce_config> {
                    field("eps", &S::eps), field("block_columns", &S::block_columns)};
 };
 template <>
+struct config_fields<loss::instance_classifier_config> {
+    using S = loss::instance_classifier_config;
+    static constexpr auto list = std::tuple{field("ce", &S::ce),
+                                            field("instances", &S::instances),
+                                            field("shard_rows", &S::shard_rows),
+                                            field("shards", &S::shards),
+                                            field("raw_feature_init", &S::raw_feature_init),
+                                            field("init_batch_statistics", &S::init_batch_statistics),
+                                            field("init_chunk", &S::init_chunk),
+                                            field("seed", &S::seed)};
+};
+template <>
 struct config_fields<loss::nce_config> {
     using S = loss::nce_config;
     static constexpr auto list =
@@ -524,17 +536,6 @@ struct config_fields<target::hierarchical_clusters_config> {
                                             field("reinit_head", &S::reinit_head),
                                             field("instances", &S::instances),
                                             field("chunk", &S::chunk)};
-};
-template <>
-struct config_fields<target::instance_classifier_config> {
-    using S = target::instance_classifier_config;
-    static constexpr auto list = std::tuple{field("instances", &S::instances),
-                                            field("shard_rows", &S::shard_rows),
-                                            field("shards", &S::shards),
-                                            field("raw_feature_init", &S::raw_feature_init),
-                                            field("init_batch_statistics", &S::init_batch_statistics),
-                                            field("init_chunk", &S::init_chunk),
-                                            field("seed", &S::seed)};
 };
 template <>
 struct config_fields<target::sinkhorn_labels_config> {

@@ -8,8 +8,8 @@
 //
 // Inputs: features F (B, D), NOT normalised (the loss L2-normalises them and
 // backpropagates through it); weights W (N, D) as S shards of R rows (shard s
-// holds classes [s R, s R + R_s), the last may be shorter; owned by
-// target_update/instance_classifier.hpp); the label y_i (instance id) of every
+// holds classes [s R, s R + R_s), the last may be shorter; owned by the
+// loss policy loss/instance_classifier.hpp); the label y_i (instance id) of every
 // row. With u_i = f_i / ||f_i||, v_j = w_j / ||w_j|| (norm floor eps, as
 // F.normalize), temperature tau and k = min(top_k, N - 1):
 //   z_ij = u_i . v_j / tau,   H_i = the k classes j != y_i with the largest z_ij (ties to the smaller j)
@@ -22,7 +22,7 @@
 // dL/dF is returned; dL/dW is ADDED into each shard's grad (the optimizer
 // zeroes grads every step and updates the shards with the network). A
 // non-finite input gives a NaN loss (the trainer stops and reports it), not an
-// exception. Policy: instance_classification (below).
+// exception. Policy: loss::instance_classifier (loss/instance_classifier.hpp).
 //
 // Choices:
 //  - Smoothing only over the k hardest classes (the paper's): over all N - 1 it
@@ -74,16 +74,6 @@ struct instance_ce_result {
     std::vector<std::int64_t> hardest;  ///< (B, k) row-major: each row's hardest wrong classes, best first
     std::size_t instances = 0;          ///< N, the number of classes of the shards
     std::size_t scratch_bytes = 0;      ///< temporary memory the call allocated (independent of N)
-};
-
-/// The weights and labels the instance cross entropy needs for one batch
-/// (what target::instance_classifier::targets returns): the classifier's
-/// shards (class j is row j % R of shard j / R, R = shards[0] rows) and the
-/// instance id of every sample.
-template <class T = float>
-struct instance_targets {
-    std::vector<parameter<T>*> shards;
-    std::vector<std::int64_t> labels;
 };
 
 template <class T = float>
@@ -404,48 +394,6 @@ public:
 
 private:
     instance_ce_config cfg_;
-};
-
-/// Method-level loss policy (ssl::loss_policy) of the instance classifier:
-/// every view's online outputs are classified against the sharded classifier
-/// with the instance ids as labels; the value is the mean over views of the
-/// per-view mean loss.
-///
-/// SIDE EFFECT: compute() ADDS dL/dW into the classifier shards' grad (the
-/// shards are target-owned parameters, "target.classifier.shard_NNN", that
-/// the method exposes to the optimizer). The method calls compute() once per
-/// step before the backward pass, and the trainer's optimizer zeroes every
-/// grad before the step, so the sum is exactly this step's gradient.
-/// Metric "inst_top1": the percentage of samples whose own instance class
-/// scores highest.
-class instance_classification {
-public:
-    using config_type = instance_ce_config;
-    explicit instance_classification(const instance_ce_config& c = {}) : loss_(c) {}
-    const instance_ce_config& config() const noexcept { return loss_.config(); }
-
-    loss_output<float> compute(const std::vector<tensor<float>>& online, const instance_targets<float>& t,
-                               const view_batch<float>& = {}) const {
-        require(!online.empty(), "instance_classification: no online outputs");
-        const double views = static_cast<double>(online.size());
-        loss_output<float> out;
-        std::size_t correct = 0, rows = 0;
-        for (const auto& o : online) {
-            check_rank(o, 2, "instance_classification", "(B, D) online outputs");
-            const double b = static_cast<double>(o.dim(0));
-            auto r = loss_(o, std::span<parameter<float>* const>(t.shards), t.labels,
-                           {.grad_scale = 1.0 / (b * views), .weight_grad = true});
-            out.value += r.value / views;
-            correct += r.correct;
-            rows += o.dim(0);
-            out.grads.push_back(std::move(r.grad_features));
-        }
-        out.metrics.emplace_back("inst_top1", 100.0 * static_cast<double>(correct) / static_cast<double>(rows));
-        return out;
-    }
-
-private:
-    instance_ce<float> loss_;
 };
 
 }  // namespace ssl::loss

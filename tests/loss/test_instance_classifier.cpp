@@ -1,7 +1,8 @@
-// target::instance_classifier: the sharded N-way classifier the instance
+// loss::instance_classifier: the sharded N-way classifier the instance
 // classification method trains — layout and names, stable parameter
 // addresses, the raw-feature initialisation (checked against features
-// computed here), when it runs, targets(), checkpoints.
+// computed here), when it runs, the policy's loss against instance_ce,
+// checkpoints.
 #include <doctest/doctest.h>
 
 #include <ssl/data/synthetic.hpp>
@@ -11,6 +12,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <memory>
 #include <numeric>
 #include <string>
 #include <unistd.h>
@@ -26,7 +28,7 @@ const ssl::resnet_options tiny_net{.in_channels = 1, .width = 4, .stem = ssl::st
 method_t::config tiny_config(std::size_t n, std::size_t shard_rows = 0) {
     auto c = ssl::instance_cls_config(tiny_net, 16, 1, n);
     c.head = {32, 8, true};
-    c.target.shard_rows = shard_rows;
+    c.loss.shard_rows = shard_rows;
     return c;
 }
 
@@ -35,21 +37,21 @@ ssl::data::image_dataset make_set(std::size_t n) {
         .to_dataset();
 }
 
-std::vector<std::string> target_names(method_t& m) {
+std::vector<std::string> shard_names(method_t& m) {
     std::vector<std::string> names;
     m.for_each_parameter(
         [&](const std::string& n, ssl::parameter<float>&) {
-            if (n.rfind("target.", 0) == 0) names.push_back(n);
+            if (n.rfind("loss.", 0) == 0) names.push_back(n);
         },
         "");
     return names;
 }
 
-std::vector<ssl::parameter<float>*> target_params(method_t& m) {
+std::vector<ssl::parameter<float>*> shard_params(method_t& m) {
     std::vector<ssl::parameter<float>*> p;
     m.for_each_parameter(
         [&](const std::string& n, ssl::parameter<float>& q) {
-            if (n.rfind("target.", 0) == 0) p.push_back(&q);
+            if (n.rfind("loss.", 0) == 0) p.push_back(&q);
         },
         "");
     return p;
@@ -57,7 +59,7 @@ std::vector<ssl::parameter<float>*> target_params(method_t& m) {
 
 std::vector<float> all_rows(method_t& m) {
     std::vector<float> v;
-    for (auto* p : target_params(m)) v.insert(v.end(), p->value.begin(), p->value.end());
+    for (auto* p : shard_params(m)) v.insert(v.end(), p->value.begin(), p->value.end());
     return v;
 }
 
@@ -104,15 +106,15 @@ double max_diff(const std::vector<float>& a, const std::vector<float>& b) {
 
 TEST_CASE("instance_classifier: shards by class, names, rows of unit length") {
     method_t m(tiny_config(10, 4));
-    auto& t = m.target();
+    auto& t = m.loss();
     CHECK(t.instances() == 10);
     CHECK(t.dim() == 8);
     CHECK(t.shard_rows() == 4);
     REQUIRE(t.shard_count() == 3);
     CHECK(t.shard(0).value.shape() == ssl::shape_t{4, 8});
     CHECK(t.shard(2).value.shape() == ssl::shape_t{2, 8});
-    CHECK(target_names(m) == std::vector<std::string>{"target.classifier.shard_000", "target.classifier.shard_001",
-                                                       "target.classifier.shard_002"});
+    CHECK(shard_names(m) == std::vector<std::string>{"loss.classifier.shard_000", "loss.classifier.shard_001",
+                                                       "loss.classifier.shard_002"});
     CHECK(t.row(9) == t.shard(2).value.data() + 8);  // class 9: shard 2, row 1
     for (std::size_t j = 0; j < 10; ++j) {
         double s = 0;
@@ -124,27 +126,27 @@ TEST_CASE("instance_classifier: shards by class, names, rows of unit length") {
     CHECK(all_rows(m) == all_rows(m2));
     // shard counts from the config
     auto c = tiny_config(10);
-    c.target.shards = 5;
-    CHECK(method_t(c).target().shard_count() == 5);
-    c.target.shards = 3;
-    CHECK(method_t(c).target().shard_rows() == 4);
-    CHECK(method_t(tiny_config(10)).target().shard_count() == 1);
-    CHECK(ssl::target::instance_shard_count({.instances = 1'281'167}) == 79);
+    c.loss.shards = 5;
+    CHECK(method_t(c).loss().shard_count() == 5);
+    c.loss.shards = 3;
+    CHECK(method_t(c).loss().shard_rows() == 4);
+    CHECK(method_t(tiny_config(10)).loss().shard_count() == 1);
+    CHECK(ssl::loss::instance_shard_count({.instances = 1'281'167}) == 79);
     CHECK_THROWS_AS(method_t(tiny_config(0)), ssl::value_error);
 }
 
 TEST_CASE("instance_classifier: shard parameters keep their addresses (optimizer attached before begin_epoch)") {
     auto data = make_set(24);
     method_t m(tiny_config(24, 10));
-    const auto before = target_params(m);
+    const auto before = shard_params(m);
     REQUIRE(before.size() == 3);
     ssl::optim::sgd<float> opt(m, {.lr = 0.1, .momentum = 0.9});
     std::vector<ssl::parameter<float>*> attached;
     for (const auto& s : opt.parameters())
-        if (s.name.rfind("target.", 0) == 0) attached.push_back(s.param);
+        if (s.name.rfind("loss.", 0) == 0) attached.push_back(s.param);
     CHECK(attached == before);
     m.begin_epoch(data, 0, 0);  // re-initialises the rows in place
-    CHECK(target_params(m) == before);
+    CHECK(shard_params(m) == before);
     // a step through the optimizer updates the shards
     const auto rows0 = all_rows(m);
     std::vector<std::size_t> ids{0, 5, 11, 23};
@@ -156,7 +158,7 @@ TEST_CASE("instance_classifier: shard parameters keep their addresses (optimizer
     CHECK(max_diff(all_rows(m), rows0) > 0);
     // moving the method moves the shards' owners, not the shards
     method_t moved(std::move(m));
-    CHECK(target_params(moved) == before);
+    CHECK(shard_params(moved) == before);
 }
 
 TEST_CASE("instance_classifier: raw-feature initialisation = normalised head outputs of the initial network") {
@@ -164,23 +166,23 @@ TEST_CASE("instance_classifier: raw-feature initialisation = normalised head out
     auto data = make_set(n);
     SUBCASE("batch statistics, one chunk") {
         auto c = tiny_config(n, 16);
-        c.target.init_chunk = 64;
+        c.loss.init_chunk = 64;
         method_t m(c), ref(c);
         const auto bufs = buffers(m);
         auto plan = m.begin_epoch(data, 0, 7);
-        CHECK(m.target().initialised());
+        CHECK(m.loss().initialised());
         CHECK_FALSE(plan.order.has_value());
-        // the target re-initialised its own parameters: the method resets the
-        // optimizer state of "target", the prefix of every shard
-        CHECK(plan.reset_optimizer_state == std::vector<std::string>{"target"});
-        for (const auto& name : target_names(m)) CHECK(name.rfind(plan.reset_optimizer_state[0] + ".", 0) == 0);
+        // the loss re-initialised its own parameters: the method resets the
+        // optimizer state of "loss", the prefix of every shard
+        CHECK(plan.reset_optimizer_state == std::vector<std::string>{"loss"});
+        for (const auto& name : shard_names(m)) CHECK(name.rfind(plan.reset_optimizer_state[0] + ".", 0) == 0);
         CHECK(max_diff(all_rows(m), head_features(ref, data, 0, n, true)) < 1e-5);
         CHECK(buffers(m) == bufs);  // running statistics restored: the pass has no side effect
         CHECK(m.training());
     }
     SUBCASE("batch statistics, two chunks of 20") {
         auto c = tiny_config(n, 16);
-        c.target.init_chunk = 16;  // 40 / 16 -> 2 chunks: [0, 20), [20, 40)
+        c.loss.init_chunk = 16;  // 40 / 16 -> 2 chunks: [0, 20), [20, 40)
         method_t m(c), ref(c);
         m.begin_epoch(data, 0, 7);
         auto expect = head_features(ref, data, 0, 20, true);
@@ -190,14 +192,14 @@ TEST_CASE("instance_classifier: raw-feature initialisation = normalised head out
     }
     SUBCASE("eval mode") {
         auto c = tiny_config(n, 16);
-        c.target.init_batch_statistics = false;
+        c.loss.init_batch_statistics = false;
         method_t m(c), ref(c);
         m.begin_epoch(data, 0, 7);
         CHECK(max_diff(all_rows(m), head_features(ref, data, 0, n, false)) < 1e-5);
     }
     SUBCASE("disabled: the random rows stay") {
         auto c = tiny_config(n, 16);
-        c.target.raw_feature_init = false;
+        c.loss.raw_feature_init = false;
         method_t m(c);
         const auto rows = all_rows(m);
         auto plan = m.begin_epoch(data, 0, 7);
@@ -214,12 +216,12 @@ TEST_CASE("instance_classifier: initialised once; not at later epochs, nor when 
     CHECK(all_rows(a) == random_rows);
     a.begin_epoch(data, 1, 0);
     CHECK(all_rows(a) == random_rows);
-    CHECK_FALSE(a.target().initialised());
+    CHECK_FALSE(a.loss().initialised());
     a.begin_epoch(data, 0, 0);
-    CHECK(a.target().initialised());
+    CHECK(a.loss().initialised());
     const auto init_rows = all_rows(a);
     CHECK(init_rows != random_rows);
-    a.target().shard(0).value[0] += 1.0f;  // as training would
+    a.loss().shard(0).value[0] += 1.0f;  // as training would
     const auto trained = all_rows(a);
     a.begin_epoch(data, 0, 0);  // a second fit() from epoch 0: no re-initialisation
     CHECK(all_rows(a) == trained);
@@ -233,28 +235,50 @@ TEST_CASE("instance_classifier: initialised once; not at later epochs, nor when 
     }
 }
 
-TEST_CASE("instance_classifier: targets() are the shards and the ids") {
+TEST_CASE("instance_classifier: compute() classifies every view against the ids, mean over views, dW into the shards") {
+    const std::size_t D = 8, B = 3;
     method_t m(tiny_config(10, 4));
-    std::vector<std::size_t> ids{9, 0, 4};
-    auto t = m.target().targets(ids);
-    CHECK(t.labels == std::vector<std::int64_t>{9, 0, 4});
-    REQUIRE(t.shards.size() == 3);
-    CHECK(t.shards == target_params(m));
-    std::vector<std::size_t> bad{10};
-    CHECK_THROWS_AS(m.target().targets(bad), ssl::value_error);
-    // targets(target_input): the ids come from the view batch
-    ssl::view_batch<float> vb{{ssl::tensor<float>::zeros({3, 1, 16, 16})}, {}};
-    vb.ids = ids;
-    const std::vector<ssl::tensor<float>> online;
-    auto t2 = m.target().targets(ssl::target_input<float>{vb, online});
-    CHECK(t2.labels == t.labels);
-    CHECK(t2.shards == t.shards);
-    vb.ids = bad;
-    CHECK_THROWS_AS(m.target().targets(ssl::target_input<float>{vb, online}), ssl::value_error);
-    // after_step changes nothing (the optimizer updates the shards) and asks for nothing
-    const auto rows = all_rows(m);
-    CHECK_FALSE(m.target().after_step(m.backbone(), m.head(), std::move(t2), ssl::target_step{0, 1, 0}).data_pass);
-    CHECK(all_rows(m) == rows);
+    auto& l = m.loss();
+    ssl::view_batch<float> vb{{ssl::tensor<float>::zeros({B, 1, 16, 16}), ssl::tensor<float>::zeros({B, 1, 16, 16})}, {}};
+    vb.ids = {9, 0, 4};
+    std::vector<ssl::tensor<float>> online(2, ssl::tensor<float>({B, D}));
+    for (std::size_t i = 0; i < B * D; ++i) {
+        online[0][i] = static_cast<float>(std::sin(0.7 * double(i) + 0.1));
+        online[1][i] = static_cast<float>(std::cos(1.3 * double(i) - 0.4));
+    }
+    for (auto* p : shard_params(m)) p->grad.fill(0.0f);
+    const auto out = l.compute(online, std::vector<ssl::tensor<float>>{}, vb);
+    REQUIRE(out.grads.size() == 2);
+    REQUIRE(out.metrics.size() == 1);
+    CHECK(out.metrics[0].first == "inst_top1");
+    // the same as the two views' instance cross entropies averaged, on copies of the shards
+    std::vector<std::unique_ptr<ssl::parameter<float>>> copies;
+    std::vector<ssl::parameter<float>*> ptrs;
+    for (auto* p : shard_params(m)) {
+        copies.push_back(std::make_unique<ssl::parameter<float>>(p->value.shape(), ssl::param_role::weight));
+        std::copy(p->value.begin(), p->value.end(), copies.back()->value.begin());
+        copies.back()->grad.fill(0.0f);
+        ptrs.push_back(copies.back().get());
+    }
+    ssl::loss::instance_ce<float> ce(l.config().ce);
+    const std::vector<std::int64_t> labels{9, 0, 4};
+    const auto r0 = ce(online[0], ptrs, labels), r1 = ce(online[1], ptrs, labels);
+    CHECK(out.value == doctest::Approx(0.5 * (r0.value + r1.value)).epsilon(1e-6));
+    for (std::size_t i = 0; i < B * D; ++i) {
+        CHECK(out.grads[0][i] == doctest::Approx(0.5 * r0.grad_features[i]).epsilon(1e-5));
+        CHECK(out.grads[1][i] == doctest::Approx(0.5 * r1.grad_features[i]).epsilon(1e-5));
+    }
+    const auto own = shard_params(m);
+    for (std::size_t s = 0; s < own.size(); ++s)
+        for (std::size_t i = 0; i < own[s]->grad.numel(); ++i)
+            CHECK(own[s]->grad[i] == doctest::Approx(0.5 * ptrs[s]->grad[i]).epsilon(1e-5).scale(1e-6));
+    // an id outside the N instances is an error naming it
+    vb.ids = {10, 0, 4};
+    CHECK_THROWS_WITH_AS(l.compute(online, std::vector<ssl::tensor<float>>{}, vb),
+                         doctest::Contains("sample id 10 is outside the 10 instances"), ssl::error);
+    // rows and ids must agree
+    vb.ids = {1, 2};
+    CHECK_THROWS_AS(l.compute(online, std::vector<ssl::tensor<float>>{}, vb), ssl::shape_error);
 }
 
 TEST_CASE("instance_classifier: checkpoint round trip of the shards and the initialised flag") {
@@ -265,16 +289,16 @@ TEST_CASE("instance_classifier: checkpoint round trip of the shards and the init
     a.begin_epoch(data, 0, 0);
     ssl::save_checkpoint(path, a);
     auto file = ssl::io::read_safetensors(path);
-    CHECK(file.tensors.contains("target.classifier.shard_000"));
-    CHECK(file.tensors.contains("target.classifier.shard_002"));
-    CHECK(file.tensors.contains("target.classifier.initialised"));
+    CHECK(file.tensors.contains("loss.classifier.shard_000"));
+    CHECK(file.tensors.contains("loss.classifier.shard_002"));
+    CHECK(file.tensors.contains("loss.classifier.initialised"));
     auto c = tiny_config(20, 8);
-    c.target.seed = 99;  // other random rows, replaced by the load
+    c.loss.seed = 99;  // other random rows, replaced by the load
     method_t b(c);
     CHECK(all_rows(b) != all_rows(a));
     ssl::load_checkpoint(path, b);
     CHECK(all_rows(b) == all_rows(a));
-    CHECK(b.target().initialised());
+    CHECK(b.loss().initialised());
     b.begin_epoch(data, 0, 0);  // loaded: not re-initialised
     CHECK(all_rows(b) == all_rows(a));
     std::filesystem::remove(path);
