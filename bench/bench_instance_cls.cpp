@@ -80,7 +80,7 @@ struct classifier {
     std::vector<std::unique_ptr<ssl::parameter<float>>> shards;
     std::vector<ssl::parameter<float>*> ptr;
     classifier() {
-        const std::size_t R = ssl::target::instance_shard_rows({.instances = g_instances});
+        const std::size_t R = ssl::loss::instance_shard_rows({.instances = g_instances});
         for (std::size_t s = 0; s * R < g_instances; ++s) {
             const std::size_t r = std::min(R, g_instances - s * R);
             shards.push_back(std::make_unique<ssl::parameter<float>>(ssl::shape_t{r, g_dim}, ssl::param_role::weight));
