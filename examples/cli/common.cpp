@@ -9,6 +9,10 @@
 #include <ssl/data/image_folder.hpp>
 #include <ssl/data/synthetic.hpp>
 
+#include <cerrno>
+#include <cstdlib>
+#include <thread>
+
 // The four architectures behind --backbone, compiled here only (common.hpp
 // keeps every other translation unit from instantiating them).
 SSL_INSTANTIATE_ANY_BACKBONE(float);
@@ -78,6 +82,29 @@ std::string first_difference(const nlohmann::json& stored, const nlohmann::json&
     }
     if (stored == asked) return {};
     return "key '" + path + "': " + stored.dump() + " in the checkpoint, " + asked.dump() + " on the command line";
+}
+
+// ---- validators ------------------------------------------------------------
+
+std::size_t max_threads() {
+    const unsigned n = std::thread::hardware_concurrency();
+    return n ? n : 256;
+}
+
+CLI::Validator thread_count() {
+    return CLI::Validator(
+        [](std::string& v) {
+            char* end = nullptr;
+            errno = 0;
+            const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
+            if (v.find('-') != std::string::npos)  // CLI11 would wrap -1 around to 2^64 - 1
+                return "must be a count from 0 to " + std::to_string(max_threads()) + ", got " + v;
+            if (end == v.c_str() || *end != 0) return std::string();  // not a count: CLI11's conversion says so
+            if (errno == ERANGE || n > max_threads())
+                return "at most " + std::to_string(max_threads()) + " (the hardware's threads), got " + v;
+            return std::string();
+        },
+        "0.." + std::to_string(max_threads()));
 }
 
 // ---- method-specific options -----------------------------------------------

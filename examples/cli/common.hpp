@@ -127,6 +127,15 @@ struct run_document {
 /// Where two configs first differ: "key 'target.size': 128 in the checkpoint, 4096 on the command line".
 std::string first_difference(const nlohmann::json& stored, const nlohmann::json& asked, const std::string& path = "");
 
+// ---- validators of the command line's numbers ---------------------------
+
+/// The most threads an option may ask for: the hardware's
+/// (std::thread::hardware_concurrency()), or 256 when it is unknown.
+std::size_t max_threads();
+/// --threads / --workers: at most max_threads() (a count beyond the hardware
+/// only costs memory per thread; 10000 exhausted it before the first step).
+CLI::Validator thread_count();
+
 // ---- method-specific command-line options -------------------------------
 
 class option_registry;

@@ -167,7 +167,7 @@ int main(int argc, char** argv) {
     auto add_common = [&](CLI::App* c) {
         c->add_option("--data", o.data,
                       "fashion-mnist[:DIR] | cifar10:DIR | cifar100:DIR | folder:DIR | idx:IMAGES[,LABELS] | synthetic");
-        c->add_option("--threads", o.threads, "host threads (0: all cores)");
+        c->add_option("--threads", o.threads, "host threads (0: all cores)")->check(thread_count());
         c->add_option("--eval-limit", o.eval_limit, "use only the first N labelled train images as the kNN / probe train set");
     };
     auto* tr = app.add_subcommand("train", "train a method and evaluate its features");
@@ -207,7 +207,7 @@ int main(int argc, char** argv) {
     tr->add_option("--seed", o.seed);
     tr->add_option("--device", o.device, "host, auto or cuda")->check(CLI::IsMember({"host", "auto", "cuda"}));
     tr->add_option("--out", o.out, "output directory (default runs/METHOD)");
-    tr->add_option("--workers", o.workers, "loader threads");
+    tr->add_option("--workers", o.workers, "loader threads")->check(thread_count());
     tr->add_option("--max-steps", o.max_steps, "stop after this many steps");
     tr->add_option("--train-limit", o.train_limit, "use only the first N training images");
     tr->add_option("--eval-every", o.eval_every, "evaluate every N epochs (0: at the end only)");
