@@ -10,6 +10,7 @@
 #include <ssl/data/synthetic.hpp>
 
 #include <cerrno>
+#include <cmath>
 #include <cstdlib>
 #include <thread>
 
@@ -105,6 +106,32 @@ CLI::Validator thread_count() {
             return std::string();
         },
         "0.." + std::to_string(max_threads()));
+}
+
+namespace {
+/// A number check: `ok` decides, `bound` ("> 0") is its help text and message.
+CLI::Validator number_check(const std::string& bound, bool (*ok)(double)) {
+    return CLI::Validator(
+        [bound, ok](std::string& v) {
+            char* end = nullptr;
+            const double d = std::strtod(v.c_str(), &end);
+            if (end == v.c_str() || *end != 0) return std::string();  // not a number: CLI11's conversion says so
+            if (!std::isfinite(d)) return "must be a finite number, got " + v;
+            if (!ok(d)) return "must be " + bound + ", got " + v;
+            return std::string();
+        },
+        bound);
+}
+}  // namespace
+
+CLI::Validator finite_number() {
+    return number_check("finite", [](double) { return true; });
+}
+CLI::Validator positive_number() {
+    return number_check("> 0", [](double d) { return d > 0; });
+}
+CLI::Validator non_negative_number() {
+    return number_check(">= 0", [](double d) { return d >= 0; });
 }
 
 // ---- method-specific options -----------------------------------------------

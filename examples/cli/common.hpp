@@ -135,6 +135,13 @@ std::size_t max_threads();
 /// --threads / --workers: at most max_threads() (a count beyond the hardware
 /// only costs memory per thread; 10000 exhausted it before the first step).
 CLI::Validator thread_count();
+/// Numbers. nan and inf are refused ("must be a finite number, got nan";
+/// they passed CLI11's range checks, then the run replaced them by defaults
+/// or failed deep inside), and bounds are printed with %g (CLI11's
+/// PositiveNumber printed the largest double with 309 digits).
+CLI::Validator finite_number();
+CLI::Validator positive_number();      ///< finite and > 0
+CLI::Validator non_negative_number();  ///< finite and >= 0
 
 // ---- method-specific command-line options -------------------------------
 
@@ -148,7 +155,8 @@ class method_options {
 public:
     method_options(option_registry& r, std::string method) : reg_(r), method_(std::move(method)) {}
     /// `name VALUE`: sets var when given. `check` validates the value (a
-    /// shared option applies each distinct check of its methods once).
+    /// shared option applies each distinct check of its methods once); a
+    /// floating-point option also refuses nan and inf (finite_number()).
     template <class T>
     CLI::Option* add(const std::string& name, std::optional<T>& var, const std::string& help,
                      const std::optional<CLI::Validator>& check = std::nullopt);
@@ -227,6 +235,8 @@ CLI::Option* method_options::add(const std::string& name, std::optional<T>& var,
             help);
     });
     static_cast<std::vector<setter>*>(e.setters.get())->push_back([&var](const T& v) { var = v; });
+    // every floating option refuses nan and inf, before the method's own check
+    if constexpr (std::is_floating_point_v<T>) option_registry::add_check(e.option, finite_number());
     if (check) option_registry::add_check(e.option, *check);
     return e.option;
 }

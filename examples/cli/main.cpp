@@ -185,12 +185,13 @@ int main(int argc, char** argv) {
         ->check(CLI::IsMember({"auto", "cifar", "imagenet"}));
     tr->add_option("--batch", o.batch)->check(CLI::Range(2, 1 << 16));
     tr->add_option("--epochs", o.epochs)->check(CLI::Range(1, 100000));
-    tr->add_option("--lr", o.lr, "peak learning rate (default: the method's, scaled by batch/256)")->check(CLI::PositiveNumber);
+    tr->add_option("--lr", o.lr, "peak learning rate (default: the method's, scaled by batch/256)")->check(positive_number());
     tr->add_option("--optimizer", o.optimizer, "sgd, lars, adam or adamw")->check(CLI::IsMember({"sgd", "lars", "adam", "adamw"}));
-    tr->add_option("--weight-decay", o.weight_decay, "default: the method's")->check(CLI::NonNegativeNumber);
+    tr->add_option("--weight-decay", o.weight_decay, "default: the method's")->check(non_negative_number());
     tr->add_option("--crop-scale", o.crop_scale,
                    "smallest area fraction of the random resized crop, in (0, 1] (default: the method's: 0.2 below "
                    "32 px, else 0.08; RotNet 0.5)")
+        ->check(finite_number())
         ->check(CLI::Validator(
             [](std::string& v) {
                 double d = 0;
