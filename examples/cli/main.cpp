@@ -115,9 +115,22 @@ int train(common_options o, const option_registry& reg) {
     return m.train(run, o, d);
 }
 
+/// export / embed: --output must not be the checkpoint, by any path (writing
+/// it would replace the run's state with a backbone or features).
+void refuse_output_over_checkpoint(const common_options& o) {
+    std::error_code ec;
+    const bool same = fs::exists(o.output, ec)
+                          ? fs::equivalent(o.output, o.checkpoint, ec)
+                          : fs::weakly_canonical(o.output, ec) == fs::weakly_canonical(o.checkpoint, ec);
+    if (same)
+        throw ssl::value_error("--output '" + o.output + "' is the checkpoint '" + o.checkpoint +
+                               "': writing it would replace the checkpoint; choose another --output");
+}
+
 /// Rebuilds the method a checkpoint was trained with (from its stored
 /// config), loads it, and runs the action.
 int with_checkpoint(common_options o, checkpoint_action action) {
+    if (action != checkpoint_action::eval) refuse_output_over_checkpoint(o);
     auto file = ssl::io::read_safetensors(o.checkpoint);
     auto meta = [&](const char* k) -> std::string {
         auto it = file.metadata.find(k);
