@@ -409,14 +409,33 @@ int run_method(M& m, const common_options& o, const data_sets& d, const run_docu
     return s.interrupted ? 130 : 0;
 }
 
-/// Runs `action` on a method whose trained state was loaded from a checkpoint.
+/// Whether `file` holds every tensor of backbone b under the backbone's own
+/// names: a backbone-only checkpoint (train's backbone.safetensors, export's
+/// output) rather than a run's state ("backbone.conv1.weight", ...).
+template <class B>
+bool holds_backbone(B& b, const ssl::io::safetensors_file& file) {
+    bool all = true;
+    ssl::detail::for_each_state(b, [&](const std::string& name, const auto&) {
+        all = all && file.tensors.contains(name);
+    });
+    return all;
+}
+
+/// Runs `action` on a method whose trained state was loaded from a checkpoint:
+/// a run's state (what is missing from it stays as built), or a backbone-only
+/// checkpoint, which is all that eval, embed and export use.
 template <class M>
 int checkpoint_action_on(M& m, const common_options& o, const ssl::io::safetensors_file& file, const data_sets* d,
                          checkpoint_action action) {
-    auto rep = ssl::load_state_dict(m, file, false, o.checkpoint);
-    if (!rep.missing.empty())
-        throw ssl::io_error("checkpoint '" + o.checkpoint + "' lacks " + std::to_string(rep.missing.size()) +
-                            " tensors of this model, e.g. '" + rep.missing.front() + "'");
+    if (holds_backbone(m.backbone(), file)) {
+        ssl::load_state_dict(m.backbone(), file, true, o.checkpoint);
+    } else {
+        auto rep = ssl::load_state_dict(m, file, false, o.checkpoint);
+        if (!rep.missing.empty())
+            throw ssl::io_error("checkpoint '" + o.checkpoint + "' lacks " + std::to_string(rep.missing.size()) +
+                                " tensors of this model, e.g. '" + rep.missing.front() +
+                                "' (neither a run's checkpoint nor this backbone's own tensors)");
+    }
     switch (action) {
         case checkpoint_action::eval: {
             auto e = evaluate(m, *d);
@@ -435,10 +454,16 @@ int checkpoint_action_on(M& m, const common_options& o, const ssl::io::safetenso
             std::printf("wrote %zu features to %s\n", d->train.size(), o.output.c_str());
             return 0;
         }
-        case checkpoint_action::export_backbone:
-            ssl::save_checkpoint(o.output, m.backbone(), {{"source", o.checkpoint}});
+        case checkpoint_action::export_backbone: {
+            // the run's metadata (its config: eval and embed rebuild the
+            // method from the exported file), without the position in the run
+            auto meta = file.metadata;
+            for (const char* k : {"epoch", "step_in_epoch", "global_step", "optimizer"}) meta.erase(k);
+            meta["source"] = o.checkpoint;
+            ssl::save_checkpoint(o.output, m.backbone(), meta);
             std::printf("wrote the backbone (torchvision names) to %s\n", o.output.c_str());
             return 0;
+        }
     }
     return 2;
 }

@@ -132,6 +132,11 @@ void refuse_output_over_checkpoint(const common_options& o) {
 int with_checkpoint(common_options o, checkpoint_action action) {
     if (action != checkpoint_action::eval) refuse_output_over_checkpoint(o);
     auto file = ssl::io::read_safetensors(o.checkpoint);
+    if (!file.metadata.contains(run_document::key) && !file.metadata.contains("method"))
+        throw ssl::io_error("checkpoint '" + o.checkpoint + "' has no metadata '" + run_document::key +
+                            "' (nor 'method'): rebuilding its model needs the run's method and config, which `ssl "
+                            "train` stores in last.safetensors, epoch_NNN.safetensors and backbone.safetensors (and "
+                            "`ssl export` copies); use one of those");
     auto meta = [&](const char* k) -> std::string {
         auto it = file.metadata.find(k);
         if (it == file.metadata.end())
