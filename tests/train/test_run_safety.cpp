@@ -1,0 +1,90 @@
+// What keeps a run's files trustworthy when it fails: no checkpoint is
+// written with a nan or infinite tensor or after a non-finite loss, and the
+// checkpointer says what it wrote.
+#include <doctest/doctest.h>
+
+#include <ssl/io/checkpoint.hpp>
+#include <ssl/nn/parameter.hpp>
+#include <ssl/train/checkpointer.hpp>
+
+#include <cmath>
+#include <filesystem>
+#include <limits>
+#include <string>
+
+#include <unistd.h>
+
+namespace test_run_safety {  // each file in its own namespace: an area builds as one unity translation unit
+
+namespace fs = std::filesystem;
+using namespace ssl::train;
+
+namespace {
+
+struct temp_dir {
+    fs::path path;
+    explicit temp_dir(const std::string& name)
+        : path(fs::temp_directory_path() / ("ssl_run_safety_" + name + "_" + std::to_string(::getpid()))) {
+        fs::remove_all(path);
+        fs::create_directories(path);
+    }
+    ~temp_dir() { fs::remove_all(path); }
+};
+
+/// A parameter and a buffer, like a model's state.
+struct toy_state {
+    ssl::parameter<float> w{ssl::shape_t{3}, ssl::param_role::weight};
+    ssl::tensor<float> running = ssl::tensor<float>::zeros(ssl::shape_t{2});
+    template <class F>
+    void for_each_parameter(F&& f, const std::string& p) {
+        f(ssl::join_name(p, "w"), w);
+    }
+    template <class F>
+    void for_each_buffer(F&& f, const std::string& p) {
+        f(ssl::join_name(p, "running"), running);
+    }
+};
+
+step_report step(std::size_t s, double loss) {
+    return {.epoch = 0, .in_epoch = s, .step = s, .epoch_steps = s, .loss = loss, .lr = 0.5,
+            .images_per_second = 100};
+}
+
+}  // namespace
+
+TEST_CASE("first_non_finite: names the first parameter or buffer holding nan or inf") {
+    toy_state st;
+    CHECK(first_non_finite(st).empty());
+    st.w.value[1] = 1e30f;  // huge but finite
+    CHECK(first_non_finite(st).empty());
+    st.running[1] = std::numeric_limits<float>::infinity();
+    CHECK(first_non_finite(st) == "tensor 'running' holds inf");
+    st.w.value[2] = std::nanf("");
+    CHECK(first_non_finite(st) == "tensor 'w' holds nan");
+}
+
+TEST_CASE("checkpointer: no checkpoint after a non-finite loss; saved() is what was written or resumed") {
+    temp_dir d("ckpt");
+    toy_state st;
+    checkpointer ck(d.path / "run");
+    std::size_t writes = 0;
+    ck.run_start({.write_state = [&](const fs::path& p, const metadata& meta) {
+        ++writes;
+        ssl::save_checkpoint(p, st, meta);
+    }});
+    CHECK_FALSE(ck.saved().has_value());
+    ck.step_end(step(1, 0.5));
+    ck.epoch_end({.epoch = 0, .in_epoch = 1, .complete = true, .position = {1, 0, 1}});
+    CHECK(writes == 2);
+    REQUIRE(ck.saved().has_value());
+    CHECK(ck.saved()->global_step == 1);
+    ck.step_end(step(2, std::numeric_limits<double>::infinity()));
+    CHECK_THROWS_WITH_AS(ck.interrupted({1, 1, 2}), doctest::Contains("not writing a checkpoint after step 2: its loss is inf"),
+                         ssl::error);
+    CHECK(writes == 2);
+    CHECK(ck.saved()->global_step == 1);
+    ck.resumed(ck.last(), {1, 0, 7});
+    CHECK(ck.saved()->global_step == 7);
+}
+
+}  // namespace test_run_safety
