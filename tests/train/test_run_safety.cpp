@@ -1,15 +1,21 @@
 // What keeps a run's files trustworthy when it fails: no checkpoint is
-// written with a nan or infinite tensor or after a non-finite loss, and the
-// checkpointer says what it wrote.
+// written with a nan or infinite tensor or after a non-finite loss, the
+// checkpointer says what it wrote, and a resumed run's metrics.csv drops the
+// rows after its checkpoint (a killed run logged them, the resumed run runs
+// them again).
 #include <doctest/doctest.h>
 
 #include <ssl/io/checkpoint.hpp>
+#include <ssl/io/metrics_log.hpp>
 #include <ssl/nn/parameter.hpp>
 #include <ssl/train/checkpointer.hpp>
+#include <ssl/train/metrics_csv.hpp>
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <limits>
+#include <sstream>
 #include <string>
 
 #include <unistd.h>
@@ -30,6 +36,18 @@ struct temp_dir {
     }
     ~temp_dir() { fs::remove_all(path); }
 };
+
+std::string read_text(const fs::path& p) {
+    std::ifstream in(p);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+void write_text(const fs::path& p, const std::string& s) {
+    std::ofstream out(p, std::ios::binary);
+    out << s;
+}
 
 /// A parameter and a buffer, like a model's state.
 struct toy_state {
@@ -85,6 +103,36 @@ TEST_CASE("checkpointer: no checkpoint after a non-finite loss; saved() is what 
     CHECK(ck.saved()->global_step == 1);
     ck.resumed(ck.last(), {1, 0, 7});
     CHECK(ck.saved()->global_step == 7);
+}
+
+TEST_CASE("truncate_csv_log: keeps the header and the rows up to a step; drops a cut row") {
+    temp_dir d("csv");
+    const fs::path p = d.path / "metrics.csv";
+    write_text(p, "epoch,step,loss\n1,1,0.5\n1,2,0.4\n2,3,0.3\n2,4,0.2\n2,5,0.");
+    ssl::io::truncate_csv_log(p, "step", 3);
+    CHECK(read_text(p) == "epoch,step,loss\n1,1,0.5\n1,2,0.4\n2,3,0.3\n");
+    ssl::io::truncate_csv_log(p, "step", 0);
+    CHECK(read_text(p) == "epoch,step,loss\n");
+    ssl::io::truncate_csv_log(d.path / "none.csv", "step", 3);  // a missing file stays missing
+    CHECK_FALSE(fs::exists(d.path / "none.csv"));
+    CHECK_THROWS_WITH_AS(ssl::io::truncate_csv_log(p, "nope", 3), doctest::Contains("no column 'nope'"), ssl::value_error);
+}
+
+TEST_CASE("metrics_csv: resumed at step 2 after a kill at step 4, the rows of steps 3 and 4 are not repeated") {
+    temp_dir d("resume");
+    const fs::path p = d.path / "metrics.csv";
+    {
+        metrics_csv csv(p);
+        csv.run_start({.resumed = false});
+        for (std::size_t s = 1; s <= 4; ++s) csv.step_end(step(s, 1));
+    }
+    {
+        metrics_csv csv(p);
+        csv.run_start({.resumed = true, .start = {0, 2, 2}});
+        for (std::size_t s = 3; s <= 5; ++s) csv.step_end(step(s, 2));
+    }
+    CHECK(read_text(p) == "epoch,step,loss,lr,images_per_s\n1,1,1,0.5,100\n1,2,1,0.5,100\n1,3,2,0.5,100\n"
+                          "1,4,2,0.5,100\n1,5,2,0.5,100\n");
 }
 
 }  // namespace test_run_safety
