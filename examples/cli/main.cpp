@@ -59,6 +59,37 @@ bool config_options_given(const common_options& o, const option_registry& reg) {
     return reg.any_given(o.method);
 }
 
+/// --resume: the options the checkpoint's position depends on (which batches
+/// of which images make an epoch) must be the run's; given otherwise they
+/// are an error naming both values, not a loader failure or a silent switch.
+void refuse_other_run(const common_options& o, const train_record& t, const fs::path& last) {
+    auto same = [&](const std::string& option, const std::string& asked, const std::string& stored) {
+        if (o.was_given(option) && asked != stored)
+            throw ssl::value_error("--resume: " + option + " " + asked + " on the command line, " + stored + " in '" +
+                                   last.string() + "' (the run continues with its own; drop " + option +
+                                   ", or train into a new --out)");
+    };
+    same("--batch", std::to_string(o.batch), std::to_string(t.batch));
+    same("--data", o.data, t.data);
+    same("--train-limit", std::to_string(o.train_limit), std::to_string(t.train_limit));
+}
+
+/// --resume of a run that has done all its epochs (or more than --epochs
+/// asks for) says so instead of "training" zero steps.
+void refuse_finished(const common_options& o, const train_record& t, const std::map<std::string, std::string>& meta,
+                     const fs::path& last) {
+    const auto pos = ssl::train::read_position({.metadata = meta}, last);
+    const std::size_t epochs = o.was_given("--epochs") ? o.epochs : t.epochs;
+    if (pos.epoch < epochs) return;
+    const std::string done = std::to_string(pos.epoch);
+    if (epochs < pos.epoch)
+        throw ssl::value_error("--resume: --epochs " + std::to_string(epochs) + " is fewer than the " + done +
+                               " epochs '" + last.string() + "' has done; give more to train the run further");
+    throw ssl::value_error("--resume: the run in '" + last.parent_path().string() + "' is finished (" + done + " of " +
+                           std::to_string(epochs) + " epochs done); give --epochs N with N > " + done +
+                           " to train it further");
+}
+
 int train(common_options o, const option_registry& reg) {
     if (o.device == "cuda")
         throw ssl::value_error("--device cuda: the CUDA backend is not built yet; use --device host (or auto)");
@@ -67,14 +98,16 @@ int train(common_options o, const option_registry& reg) {
     // config and the trainer settings come from the checkpoint; trainer
     // settings given on the command line override, the config cannot change.
     std::optional<run_document> resumed;
+    std::map<std::string, std::string> meta;  // of the checkpoint resumed from
+    const fs::path last = (o.out.empty() ? fs::path("runs") / o.method : fs::path(o.out)) / "last.safetensors";
     if (o.resume) {
-        const fs::path last = (o.out.empty() ? fs::path("runs") / o.method : fs::path(o.out)) / "last.safetensors";
-        if (fs::exists(last))
-            resumed = run_document::from_metadata(ssl::io::read_safetensors(last).metadata, last.string());
+        if (fs::exists(last)) meta = ssl::io::read_safetensors(last).metadata;
+        if (!meta.empty()) resumed = run_document::from_metadata(meta, last.string());
         if (resumed) {
             if (o.was_given("--method") && o.method != resumed->method)
                 throw ssl::value_error("--resume: '" + last.string() + "' is a " + resumed->method +
                                        " run, not --method " + o.method);
+            refuse_other_run(o, resumed->train, last);
             o.method = resumed->method;
             const train_record& t = resumed->train;
             if (!o.was_given("--lr")) o.lr = t.lr;
@@ -102,6 +135,7 @@ int train(common_options o, const option_registry& reg) {
                                        "asks for another one: " + diff +
                                        " (drop the option to continue, or train into a new --out)");
         }
+        refuse_finished(o, resumed->train, meta, last);
     } else {
         run.config = m.config(o, d.train, d.train.size());
     }
