@@ -13,7 +13,10 @@
 // options, defaults and config are in its method_<name>.cpp.
 #include "common.hpp"
 
+#include <ssl/core/parse.hpp>
+
 #include <iostream>
+#include <new>
 
 namespace cli {
 // One entry per method, each defined in its own method_<name>.cpp.
@@ -30,6 +33,12 @@ method_entry& deepercluster_entry();
 method_entry& instance_cls_entry();
 
 namespace {
+
+/// What the program is doing, for the message of an allocation that failed.
+std::string& phase() {
+    static std::string p = "starting";
+    return p;
+}
 
 const std::vector<method_entry*>& methods() {
     static const std::vector<method_entry*> all{
@@ -123,6 +132,7 @@ int train(common_options o, const option_registry& reg) {
     }
     const auto& m = find_method(o.method);
     reg.reject_foreign(o.method);
+    phase() = "loading --data " + (o.data.empty() ? std::string("(the default)") : o.data);
     auto d = load_data(o.data, o.train_limit, o.eval_limit);
     run_document run;
     run.method = o.method;
@@ -146,6 +156,7 @@ int train(common_options o, const option_registry& reg) {
     if (o.optimizer.empty()) o.optimizer = "sgd";
     run.train = {.lr = o.lr, .weight_decay = o.weight_decay, .schedule = o.schedule, .optimizer = o.optimizer,
                  .batch = o.batch, .epochs = o.epochs, .seed = o.seed, .data = d.name, .train_limit = o.train_limit};
+    phase() = "building and training the " + o.method + " model";
     return m.train(run, o, d);
 }
 
@@ -165,6 +176,7 @@ void refuse_output_over_checkpoint(const common_options& o) {
 /// config), loads it, and runs the action.
 int with_checkpoint(common_options o, checkpoint_action action) {
     if (action != checkpoint_action::eval) refuse_output_over_checkpoint(o);
+    phase() = "reading checkpoint '" + o.checkpoint + "'";
     auto file = ssl::io::read_safetensors(o.checkpoint);
     if (!file.metadata.contains(run_document::key) && !file.metadata.contains("method"))
         throw ssl::io_error("checkpoint '" + o.checkpoint + "' has no metadata '" + run_document::key +
@@ -182,23 +194,29 @@ int with_checkpoint(common_options o, checkpoint_action action) {
         const auto& m = find_method(run->method);
         if (o.data.empty()) o.data = run->train.data;
         std::optional<data_sets> d;
+        phase() = "loading --data " + o.data;
         if (action != checkpoint_action::export_backbone) d = load_data(o.data, 0, o.eval_limit);
+        phase() = "rebuilding the model of checkpoint '" + o.checkpoint + "'";
         return m.from_checkpoint(run->config, o, file, d ? &*d : nullptr, action);
     }
     // A checkpoint from before configs were stored: the method's default
     // config for the architecture and data-set size it records.
     o.method = meta("method");
     o.backbone = meta("backbone");
-    o.width = std::stoul(meta("width"));
+    const std::string entry = "checkpoint '" + o.checkpoint + "', metadata ";
+    o.width = ssl::parse_unsigned(meta("width"), entry + "'width'", 1024);  // --width's range
     o.stem = meta("stem");
-    o.seed = std::stoull(meta("seed"));
+    o.seed = ssl::parse_unsigned(meta("seed"), entry + "'seed'");
     if (o.data.empty()) o.data = meta("data");
     const auto& m = find_method(o.method);
+    phase() = "loading --data " + o.data;
     auto d = load_data(o.data, 0, o.eval_limit);
     // Methods with per-instance state (a memory bank, pseudo-labels) are
     // rebuilt for the number of images they were trained on.
     const auto it = file.metadata.find("train_images");
-    const std::size_t instances = it != file.metadata.end() ? std::stoull(it->second) : d.train.size();
+    const std::size_t instances =
+        it != file.metadata.end() ? ssl::parse_unsigned(it->second, entry + "'train_images'") : d.train.size();
+    phase() = "rebuilding the model of checkpoint '" + o.checkpoint + "'";
     return m.from_checkpoint(m.config(o, d.train, instances), o, file, &d, action);
 }
 
@@ -298,6 +316,9 @@ int main(int argc, char** argv) {
         return with_checkpoint(o, checkpoint_action::export_backbone);
     } catch (const ssl::error& e) {
         std::fprintf(stderr, "ssl: error: %s\n", e.what());
+        return 2;
+    } catch (const std::bad_alloc&) {  // the bare "std::bad_alloc" said nothing of what
+        std::fprintf(stderr, "ssl: error: out of memory while %s\n", phase().c_str());
         return 2;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "ssl: error: %s\n", e.what());

@@ -27,6 +27,7 @@
 #include <utility>
 
 #include "../core/error.hpp"
+#include "../core/parse.hpp"
 #include "../io/checkpoint.hpp"
 #include "../io/safetensors.hpp"
 #include "chore.hpp"
@@ -49,11 +50,13 @@ inline run_position read_position(const io::safetensors_file& file, const std::f
         auto it = file.metadata.find(k);
         require<io_error>(it != file.metadata.end(), "checkpoint '", path.string(), "' has no '", k,
                           "' entry in its metadata (not written by ssl's trainer?)");
-        return static_cast<std::size_t>(std::stoull(it->second));
+        return static_cast<std::size_t>(
+            parse_unsigned(it->second, ssl::detail::cat("checkpoint '", path.string(), "', metadata '", k, "'")));
     };
     run_position p{get("epoch"), get("step_in_epoch"), 0};
     if (auto it = file.metadata.find("global_step"); it != file.metadata.end())
-        p.global_step = static_cast<std::size_t>(std::stoull(it->second));
+        p.global_step = static_cast<std::size_t>(
+            parse_unsigned(it->second, "checkpoint '" + path.string() + "', metadata 'global_step'"));
     return p;
 }
 
