@@ -1,6 +1,7 @@
 // Data loading for the `ssl` program (the only translation unit that
-// compiles the image-folder reader's stb decoder), the method-option
-// registry and the run document stored in checkpoints.
+// compiles the image-folder reader's stb decoder), the validators of its
+// numeric options, the method-option registry and the run document stored
+// in checkpoints.
 #include "common.hpp"
 
 #include <ssl/data/cifar.hpp>
