@@ -11,14 +11,13 @@
 #include <ssl/train/checkpointer.hpp>
 #include <ssl/train/metrics_csv.hpp>
 
+#include "temp_files.hpp"
+
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <limits>
-#include <sstream>
 #include <string>
-
-#include <unistd.h>
 
 namespace test_run_safety {  // each file in its own namespace: an area builds as one unity translation unit
 
@@ -27,22 +26,8 @@ using namespace ssl::train;
 
 namespace {
 
-struct temp_dir {
-    fs::path path;
-    explicit temp_dir(const std::string& name)
-        : path(fs::temp_directory_path() / ("ssl_run_safety_" + name + "_" + std::to_string(::getpid()))) {
-        fs::remove_all(path);
-        fs::create_directories(path);
-    }
-    ~temp_dir() { fs::remove_all(path); }
-};
-
-std::string read_text(const fs::path& p) {
-    std::ifstream in(p);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
+using ssl_test::read_text;
+using ssl_test::temp_dir;
 
 void write_text(const fs::path& p, const std::string& s) {
     std::ofstream out(p, std::ios::binary);
@@ -82,7 +67,7 @@ TEST_CASE("first_non_finite: names the first parameter or buffer holding nan or 
 }
 
 TEST_CASE("checkpointer: no checkpoint after a non-finite loss; saved() is what was written or resumed") {
-    temp_dir d("ckpt");
+    temp_dir d("safety_ckpt");
     toy_state st;
     checkpointer ck(d.path / "run");
     std::size_t writes = 0;
@@ -97,8 +82,8 @@ TEST_CASE("checkpointer: no checkpoint after a non-finite loss; saved() is what 
     REQUIRE(ck.saved().has_value());
     CHECK(ck.saved()->global_step == 1);
     ck.step_end(step(2, std::numeric_limits<double>::infinity()));
-    CHECK_THROWS_WITH_AS(ck.interrupted({1, 1, 2}), doctest::Contains("not writing a checkpoint after step 2: its loss is inf"),
-                         ssl::error);
+    CHECK_THROWS_WITH_AS(ck.interrupted({1, 1, 2}),
+                         doctest::Contains("not writing a checkpoint after step 2: its loss is inf"), ssl::error);
     CHECK(writes == 2);
     CHECK(ck.saved()->global_step == 1);
     ck.resumed(ck.last(), {1, 0, 7});
@@ -106,7 +91,8 @@ TEST_CASE("checkpointer: no checkpoint after a non-finite loss; saved() is what 
 }
 
 TEST_CASE("truncate_csv_log: keeps the header and the rows up to a step; drops a cut row") {
-    temp_dir d("csv");
+    temp_dir d("truncate_csv");
+    fs::create_directories(d.path);
     const fs::path p = d.path / "metrics.csv";
     write_text(p, "epoch,step,loss\n1,1,0.5\n1,2,0.4\n2,3,0.3\n2,4,0.2\n2,5,0.");
     ssl::io::truncate_csv_log(p, "step", 3);
@@ -115,11 +101,12 @@ TEST_CASE("truncate_csv_log: keeps the header and the rows up to a step; drops a
     CHECK(read_text(p) == "epoch,step,loss\n");
     ssl::io::truncate_csv_log(d.path / "none.csv", "step", 3);  // a missing file stays missing
     CHECK_FALSE(fs::exists(d.path / "none.csv"));
-    CHECK_THROWS_WITH_AS(ssl::io::truncate_csv_log(p, "nope", 3), doctest::Contains("no column 'nope'"), ssl::value_error);
+    CHECK_THROWS_WITH_AS(ssl::io::truncate_csv_log(p, "nope", 3), doctest::Contains("no column 'nope'"),
+                         ssl::value_error);
 }
 
 TEST_CASE("metrics_csv: resumed at step 2 after a kill at step 4, the rows of steps 3 and 4 are not repeated") {
-    temp_dir d("resume");
+    temp_dir d("resume_csv");
     const fs::path p = d.path / "metrics.csv";
     {
         metrics_csv csv(p);
