@@ -1,6 +1,7 @@
 // Data loading for the `ssl` program (the only translation unit that
-// compiles the image-folder reader's stb decoder), the method-option
-// registry and the run document stored in checkpoints.
+// compiles the image-folder reader's stb decoder), the validators of its
+// numeric options, the method-option registry and the run document stored
+// in checkpoints.
 #include "common.hpp"
 
 #include <ssl/data/cifar.hpp>
@@ -8,6 +9,11 @@
 #include <ssl/data/idx.hpp>
 #include <ssl/data/image_folder.hpp>
 #include <ssl/data/synthetic.hpp>
+
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <thread>
 
 // The four architectures behind --backbone, compiled here only (common.hpp
 // keeps every other translation unit from instantiating them).
@@ -78,6 +84,55 @@ std::string first_difference(const nlohmann::json& stored, const nlohmann::json&
     }
     if (stored == asked) return {};
     return "key '" + path + "': " + stored.dump() + " in the checkpoint, " + asked.dump() + " on the command line";
+}
+
+// ---- validators ------------------------------------------------------------
+
+std::size_t max_threads() {
+    const unsigned n = std::thread::hardware_concurrency();
+    return n ? n : 256;
+}
+
+CLI::Validator thread_count() {
+    return CLI::Validator(
+        [](std::string& v) {
+            char* end = nullptr;
+            errno = 0;
+            const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
+            if (v.find('-') != std::string::npos)  // CLI11 would wrap -1 around to 2^64 - 1
+                return "must be a count from 0 to " + std::to_string(max_threads()) + ", got " + v;
+            if (end == v.c_str() || *end != 0) return std::string();  // not a count: CLI11's conversion says so
+            if (errno == ERANGE || n > max_threads())
+                return "at most " + std::to_string(max_threads()) + " (the hardware's threads), got " + v;
+            return std::string();
+        },
+        "0.." + std::to_string(max_threads()));
+}
+
+namespace {
+/// A number check: `ok` decides, `bound` ("> 0") is its help text and message.
+CLI::Validator number_check(const std::string& bound, bool (*ok)(double)) {
+    return CLI::Validator(
+        [bound, ok](std::string& v) {
+            char* end = nullptr;
+            const double d = std::strtod(v.c_str(), &end);
+            if (end == v.c_str() || *end != 0) return std::string();  // not a number: CLI11's conversion says so
+            if (!std::isfinite(d)) return "must be a finite number, got " + v;
+            if (!ok(d)) return "must be " + bound + ", got " + v;
+            return std::string();
+        },
+        bound);
+}
+}  // namespace
+
+CLI::Validator finite_number() {
+    return number_check("finite", [](double) { return true; });
+}
+CLI::Validator positive_number() {
+    return number_check("> 0", [](double d) { return d > 0; });
+}
+CLI::Validator non_negative_number() {
+    return number_check(">= 0", [](double d) { return d >= 0; });
 }
 
 // ---- method-specific options -----------------------------------------------

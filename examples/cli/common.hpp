@@ -130,6 +130,22 @@ struct run_document {
 /// Where two configs first differ: "key 'target.size': 128 in the checkpoint, 4096 on the command line".
 std::string first_difference(const nlohmann::json& stored, const nlohmann::json& asked, const std::string& path = "");
 
+// ---- validators of the command line's numbers ---------------------------
+
+/// The most threads an option may ask for: the hardware's
+/// (std::thread::hardware_concurrency()), or 256 when it is unknown.
+std::size_t max_threads();
+/// --threads / --workers: at most max_threads() (a count beyond the hardware
+/// only costs memory per thread; 10000 exhausted it before the first step).
+CLI::Validator thread_count();
+/// Numbers. nan and inf are refused ("must be a finite number, got nan";
+/// they passed CLI11's range checks, then the run replaced them by defaults
+/// or failed deep inside), and bounds are printed with %g (CLI11's
+/// PositiveNumber printed the largest double with 309 digits).
+CLI::Validator finite_number();
+CLI::Validator positive_number();      ///< finite and > 0
+CLI::Validator non_negative_number();  ///< finite and >= 0
+
 // ---- method-specific command-line options -------------------------------
 
 class option_registry;
@@ -142,7 +158,8 @@ class method_options {
 public:
     method_options(option_registry& r, std::string method) : reg_(r), method_(std::move(method)) {}
     /// `name VALUE`: sets var when given. `check` validates the value (a
-    /// shared option applies each distinct check of its methods once).
+    /// shared option applies each distinct check of its methods once); a
+    /// floating-point option also refuses nan and inf (finite_number()).
     template <class T>
     CLI::Option* add(const std::string& name, std::optional<T>& var, const std::string& help,
                      const std::optional<CLI::Validator>& check = std::nullopt);
@@ -221,6 +238,8 @@ CLI::Option* method_options::add(const std::string& name, std::optional<T>& var,
             help);
     });
     static_cast<std::vector<setter>*>(e.setters.get())->push_back([&var](const T& v) { var = v; });
+    // every floating option refuses nan and inf, before the method's own check
+    if constexpr (std::is_floating_point_v<T>) option_registry::add_check(e.option, finite_number());
     if (check) option_registry::add_check(e.option, *check);
     return e.option;
 }
@@ -393,14 +412,33 @@ int run_method(M& m, const common_options& o, const data_sets& d, const run_docu
     return s.interrupted ? 130 : 0;
 }
 
-/// Runs `action` on a method whose trained state was loaded from a checkpoint.
+/// Whether `file` holds every tensor of backbone b under the backbone's own
+/// names: a backbone-only checkpoint (train's backbone.safetensors, export's
+/// output) rather than a run's state ("backbone.conv1.weight", ...).
+template <class B>
+bool holds_backbone(B& b, const ssl::io::safetensors_file& file) {
+    bool all = true;
+    ssl::detail::for_each_state(b, [&](const std::string& name, const auto&) {
+        all = all && file.tensors.contains(name);
+    });
+    return all;
+}
+
+/// Runs `action` on a method whose trained state was loaded from a checkpoint:
+/// a run's state (what is missing from it stays as built), or a backbone-only
+/// checkpoint, which is all that eval, embed and export use.
 template <class M>
 int checkpoint_action_on(M& m, const common_options& o, const ssl::io::safetensors_file& file, const data_sets* d,
                          checkpoint_action action) {
-    auto rep = ssl::load_state_dict(m, file, false, o.checkpoint);
-    if (!rep.missing.empty())
-        throw ssl::io_error("checkpoint '" + o.checkpoint + "' lacks " + std::to_string(rep.missing.size()) +
-                            " tensors of this model, e.g. '" + rep.missing.front() + "'");
+    if (holds_backbone(m.backbone(), file)) {
+        ssl::load_state_dict(m.backbone(), file, true, o.checkpoint);
+    } else {
+        auto rep = ssl::load_state_dict(m, file, false, o.checkpoint);
+        if (!rep.missing.empty())
+            throw ssl::io_error("checkpoint '" + o.checkpoint + "' lacks " + std::to_string(rep.missing.size()) +
+                                " tensors of this model, e.g. '" + rep.missing.front() +
+                                "' (neither a run's checkpoint nor this backbone's own tensors)");
+    }
     switch (action) {
         case checkpoint_action::eval: {
             auto e = evaluate(m, *d);
@@ -419,10 +457,16 @@ int checkpoint_action_on(M& m, const common_options& o, const ssl::io::safetenso
             std::printf("wrote %zu features to %s\n", d->train.size(), o.output.c_str());
             return 0;
         }
-        case checkpoint_action::export_backbone:
-            ssl::save_checkpoint(o.output, m.backbone(), {{"source", o.checkpoint}});
+        case checkpoint_action::export_backbone: {
+            // the run's metadata (its config: eval and embed rebuild the
+            // method from the exported file), without the position in the run
+            auto meta = file.metadata;
+            for (const char* k : {"epoch", "step_in_epoch", "global_step", "optimizer"}) meta.erase(k);
+            meta["source"] = o.checkpoint;
+            ssl::save_checkpoint(o.output, m.backbone(), meta);
             std::printf("wrote the backbone (torchvision names) to %s\n", o.output.c_str());
             return 0;
+        }
     }
     return 2;
 }

@@ -13,7 +13,10 @@
 // options, defaults and config are in its method_<name>.cpp.
 #include "common.hpp"
 
+#include <ssl/core/parse.hpp>
+
 #include <iostream>
+#include <new>
 
 namespace cli {
 // One entry per method, each defined in its own method_<name>.cpp.
@@ -32,6 +35,12 @@ method_entry& pirl_entry();
 method_entry& exemplar_entry();
 
 namespace {
+
+/// What the program is doing, for the message of an allocation that failed.
+std::string& phase() {
+    static std::string p = "starting";
+    return p;
+}
 
 const std::vector<method_entry*>& methods() {
     static const std::vector<method_entry*> all{
@@ -63,6 +72,37 @@ bool config_options_given(const common_options& o, const option_registry& reg) {
     return reg.any_given(o.method);
 }
 
+/// --resume: the options the checkpoint's position depends on (which batches
+/// of which images make an epoch) must be the run's; given otherwise they
+/// are an error naming both values, not a loader failure or a silent switch.
+void refuse_other_run(const common_options& o, const train_record& t, const fs::path& last) {
+    auto same = [&](const std::string& option, const std::string& asked, const std::string& stored) {
+        if (o.was_given(option) && asked != stored)
+            throw ssl::value_error("--resume: " + option + " " + asked + " on the command line, " + stored + " in '" +
+                                   last.string() + "' (the run continues with its own; drop " + option +
+                                   ", or train into a new --out)");
+    };
+    same("--batch", std::to_string(o.batch), std::to_string(t.batch));
+    same("--data", o.data, t.data);
+    same("--train-limit", std::to_string(o.train_limit), std::to_string(t.train_limit));
+}
+
+/// --resume of a run that has done all its epochs (or more than --epochs
+/// asks for) says so instead of "training" zero steps.
+void refuse_finished(const common_options& o, const train_record& t, const std::map<std::string, std::string>& meta,
+                     const fs::path& last) {
+    const auto pos = ssl::train::read_position({.metadata = meta}, last);
+    const std::size_t epochs = o.was_given("--epochs") ? o.epochs : t.epochs;
+    if (pos.epoch < epochs) return;
+    const std::string done = std::to_string(pos.epoch);
+    if (epochs < pos.epoch)
+        throw ssl::value_error("--resume: --epochs " + std::to_string(epochs) + " is fewer than the " + done +
+                               " epochs '" + last.string() + "' has done; give more to train the run further");
+    throw ssl::value_error("--resume: the run in '" + last.parent_path().string() + "' is finished (" + done + " of " +
+                           std::to_string(epochs) + " epochs done); give --epochs N with N > " + done +
+                           " to train it further");
+}
+
 int train(common_options o, const option_registry& reg) {
     if (o.device == "cuda")
         throw ssl::value_error("--device cuda: the CUDA backend is not built yet; use --device host (or auto)");
@@ -71,14 +111,16 @@ int train(common_options o, const option_registry& reg) {
     // config and the trainer settings come from the checkpoint; trainer
     // settings given on the command line override, the config cannot change.
     std::optional<run_document> resumed;
+    std::map<std::string, std::string> meta;  // of the checkpoint resumed from
+    const fs::path last = (o.out.empty() ? fs::path("runs") / o.method : fs::path(o.out)) / "last.safetensors";
     if (o.resume) {
-        const fs::path last = (o.out.empty() ? fs::path("runs") / o.method : fs::path(o.out)) / "last.safetensors";
-        if (fs::exists(last))
-            resumed = run_document::from_metadata(ssl::io::read_safetensors(last).metadata, last.string());
+        if (fs::exists(last)) meta = ssl::io::read_safetensors(last).metadata;
+        if (!meta.empty()) resumed = run_document::from_metadata(meta, last.string());
         if (resumed) {
             if (o.was_given("--method") && o.method != resumed->method)
                 throw ssl::value_error("--resume: '" + last.string() + "' is a " + resumed->method +
                                        " run, not --method " + o.method);
+            refuse_other_run(o, resumed->train, last);
             o.method = resumed->method;
             const train_record& t = resumed->train;
             if (!o.was_given("--lr")) o.lr = t.lr;
@@ -94,6 +136,7 @@ int train(common_options o, const option_registry& reg) {
     }
     const auto& m = find_method(o.method);
     reg.reject_foreign(o.method);
+    phase() = "loading --data " + (o.data.empty() ? std::string("(the default)") : o.data);
     auto d = load_data(o.data, o.train_limit, o.eval_limit);
     run_document run;
     run.method = o.method;
@@ -106,6 +149,7 @@ int train(common_options o, const option_registry& reg) {
                                        "asks for another one: " + diff +
                                        " (drop the option to continue, or train into a new --out)");
         }
+        refuse_finished(o, resumed->train, meta, last);
     } else {
         run.config = m.config(o, d.train, d.train.size());
     }
@@ -116,13 +160,33 @@ int train(common_options o, const option_registry& reg) {
     if (o.optimizer.empty()) o.optimizer = "sgd";
     run.train = {.lr = o.lr, .weight_decay = o.weight_decay, .schedule = o.schedule, .optimizer = o.optimizer,
                  .batch = o.batch, .epochs = o.epochs, .seed = o.seed, .data = d.name, .train_limit = o.train_limit};
+    phase() = "building and training the " + o.method + " model";
     return m.train(run, o, d);
+}
+
+/// export / embed: --output must not be the checkpoint, by any path (writing
+/// it would replace the run's state with a backbone or features).
+void refuse_output_over_checkpoint(const common_options& o) {
+    std::error_code ec;
+    const bool same = fs::exists(o.output, ec)
+                          ? fs::equivalent(o.output, o.checkpoint, ec)
+                          : fs::weakly_canonical(o.output, ec) == fs::weakly_canonical(o.checkpoint, ec);
+    if (same)
+        throw ssl::value_error("--output '" + o.output + "' is the checkpoint '" + o.checkpoint +
+                               "': writing it would replace the checkpoint; choose another --output");
 }
 
 /// Rebuilds the method a checkpoint was trained with (from its stored
 /// config), loads it, and runs the action.
 int with_checkpoint(common_options o, checkpoint_action action) {
+    if (action != checkpoint_action::eval) refuse_output_over_checkpoint(o);
+    phase() = "reading checkpoint '" + o.checkpoint + "'";
     auto file = ssl::io::read_safetensors(o.checkpoint);
+    if (!file.metadata.contains(run_document::key) && !file.metadata.contains("method"))
+        throw ssl::io_error("checkpoint '" + o.checkpoint + "' has no metadata '" + run_document::key +
+                            "' (nor 'method'): rebuilding its model needs the run's method and config, which `ssl "
+                            "train` stores in last.safetensors, epoch_NNN.safetensors and backbone.safetensors (and "
+                            "`ssl export` copies); use one of those");
     auto meta = [&](const char* k) -> std::string {
         auto it = file.metadata.find(k);
         if (it == file.metadata.end())
@@ -134,23 +198,29 @@ int with_checkpoint(common_options o, checkpoint_action action) {
         const auto& m = find_method(run->method);
         if (o.data.empty()) o.data = run->train.data;
         std::optional<data_sets> d;
+        phase() = "loading --data " + o.data;
         if (action != checkpoint_action::export_backbone) d = load_data(o.data, 0, o.eval_limit);
+        phase() = "rebuilding the model of checkpoint '" + o.checkpoint + "'";
         return m.from_checkpoint(run->config, o, file, d ? &*d : nullptr, action);
     }
     // A checkpoint from before configs were stored: the method's default
     // config for the architecture and data-set size it records.
     o.method = meta("method");
     o.backbone = meta("backbone");
-    o.width = std::stoul(meta("width"));
+    const std::string entry = "checkpoint '" + o.checkpoint + "', metadata ";
+    o.width = ssl::parse_unsigned(meta("width"), entry + "'width'", 1024);  // --width's range
     o.stem = meta("stem");
-    o.seed = std::stoull(meta("seed"));
+    o.seed = ssl::parse_unsigned(meta("seed"), entry + "'seed'");
     if (o.data.empty()) o.data = meta("data");
     const auto& m = find_method(o.method);
+    phase() = "loading --data " + o.data;
     auto d = load_data(o.data, 0, o.eval_limit);
     // Methods with per-instance state (a memory bank, pseudo-labels) are
     // rebuilt for the number of images they were trained on.
     const auto it = file.metadata.find("train_images");
-    const std::size_t instances = it != file.metadata.end() ? std::stoull(it->second) : d.train.size();
+    const std::size_t instances =
+        it != file.metadata.end() ? ssl::parse_unsigned(it->second, entry + "'train_images'") : d.train.size();
+    phase() = "rebuilding the model of checkpoint '" + o.checkpoint + "'";
     return m.from_checkpoint(m.config(o, d.train, instances), o, file, &d, action);
 }
 
@@ -171,7 +241,7 @@ int main(int argc, char** argv) {
     auto add_common = [&](CLI::App* c) {
         c->add_option("--data", o.data,
                       "fashion-mnist[:DIR] | cifar10:DIR | cifar100:DIR | folder:DIR | idx:IMAGES[,LABELS] | synthetic");
-        c->add_option("--threads", o.threads, "host threads (0: all cores)");
+        c->add_option("--threads", o.threads, "host threads (0: all cores)")->check(thread_count());
         c->add_option("--eval-limit", o.eval_limit, "use only the first N labelled train images as the kNN / probe train set");
     };
     auto* tr = app.add_subcommand("train", "train a method and evaluate its features");
@@ -189,12 +259,13 @@ int main(int argc, char** argv) {
         ->check(CLI::IsMember({"auto", "cifar", "imagenet"}));
     tr->add_option("--batch", o.batch)->check(CLI::Range(2, 1 << 16));
     tr->add_option("--epochs", o.epochs)->check(CLI::Range(1, 100000));
-    tr->add_option("--lr", o.lr, "peak learning rate (default: the method's, scaled by batch/256)")->check(CLI::PositiveNumber);
+    tr->add_option("--lr", o.lr, "peak learning rate (default: the method's, scaled by batch/256)")->check(positive_number());
     tr->add_option("--optimizer", o.optimizer, "sgd, lars, adam or adamw")->check(CLI::IsMember({"sgd", "lars", "adam", "adamw"}));
-    tr->add_option("--weight-decay", o.weight_decay, "default: the method's")->check(CLI::NonNegativeNumber);
+    tr->add_option("--weight-decay", o.weight_decay, "default: the method's")->check(non_negative_number());
     tr->add_option("--crop-scale", o.crop_scale,
                    "smallest area fraction of the random resized crop, in (0, 1] (default: the method's: 0.2 below "
                    "32 px, else 0.08; RotNet 0.5)")
+        ->check(finite_number())
         ->check(CLI::Validator(
             [](std::string& v) {
                 double d = 0;
@@ -211,7 +282,7 @@ int main(int argc, char** argv) {
     tr->add_option("--seed", o.seed);
     tr->add_option("--device", o.device, "host, auto or cuda")->check(CLI::IsMember({"host", "auto", "cuda"}));
     tr->add_option("--out", o.out, "output directory (default runs/METHOD)");
-    tr->add_option("--workers", o.workers, "loader threads");
+    tr->add_option("--workers", o.workers, "loader threads")->check(thread_count());
     tr->add_option("--max-steps", o.max_steps, "stop after this many steps");
     tr->add_option("--train-limit", o.train_limit, "use only the first N training images");
     tr->add_option("--eval-every", o.eval_every, "evaluate every N epochs (0: at the end only)");
@@ -249,6 +320,9 @@ int main(int argc, char** argv) {
         return with_checkpoint(o, checkpoint_action::export_backbone);
     } catch (const ssl::error& e) {
         std::fprintf(stderr, "ssl: error: %s\n", e.what());
+        return 2;
+    } catch (const std::bad_alloc&) {  // the bare "std::bad_alloc" said nothing of what
+        std::fprintf(stderr, "ssl: error: out of memory while %s\n", phase().c_str());
         return 2;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "ssl: error: %s\n", e.what());

@@ -14,7 +14,7 @@ struct deepcluster_spec {
 
     void add_options(method_options& o) {
         o.add("--clusters", clusters, "k of k-means (default: ~128 images per cluster, 10 to 1000)",
-              CLI::PositiveNumber);
+              positive_number());
     }
     // The reference's weight decay, 1e-5 (main.py --wd). The classifier head
     // is re-initialised after every reassignment, so a cosine to 0 leaves the

@@ -13,7 +13,7 @@ struct instance_cls_spec {
     std::optional<double> temperature;
 
     void add_options(method_options& o) {
-        o.add("--temperature", temperature, "cosine-softmax temperature (default 0.15)", CLI::PositiveNumber);
+        o.add("--temperature", temperature, "cosine-softmax temperature (default 0.15)", positive_number());
     }
     recipe defaults() const { return {.base_lr = 0.1, .weight_decay = 5e-4}; }
     auto config(const common_options& o, const ssl::data::image_dataset& d, std::size_t instances) const {

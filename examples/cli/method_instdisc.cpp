@@ -11,9 +11,9 @@ struct bank_options {
     std::optional<std::string> first_write, bank_init;
 
     void add(method_options& o, const char* proximal_default) {
-        o.add("--temperature", temperature, "temperature (default 0.1 up to 32 px, else 0.07)", CLI::PositiveNumber);
+        o.add("--temperature", temperature, "temperature (default 0.1 up to 32 px, else 0.07)", positive_number());
         o.add("--proximal", proximal, std::string("proximal term lambda (default ") + proximal_default + ")",
-              CLI::NonNegativeNumber);
+              non_negative_number());
         o.add("--first-write", first_write,
               "a bank row's first write: mix (with its random initialization, momentum; the default) or replace",
               CLI::IsMember({"mix", "replace"}));

@@ -15,8 +15,8 @@ struct moco_spec {
     std::optional<bool> symmetric;
 
     void add_options(method_options& o) {
-        o.add("--temperature", temperature, "InfoNCE temperature (default 0.1)", CLI::PositiveNumber);
-        o.add("--queue", queue, "queue length K (default 4096)", CLI::PositiveNumber);
+        o.add("--temperature", temperature, "InfoNCE temperature (default 0.1)", positive_number());
+        o.add("--queue", queue, "queue length K (default 4096)", positive_number());
         auto* sym = o.add_flag("--symmetric", symmetric, true,
                                "both views as queries against the other's key, losses summed (the default)");
         auto* asym = o.add_flag("--asymmetric", symmetric, false, "view 0 as the query only, as in the MoCo v2 paper");

@@ -25,11 +25,11 @@ struct sela_spec {
     std::optional<std::string> preset;
 
     void add_options(method_options& o) {
-        o.add("--clusters", clusters, "classes per head (default 128)", CLI::PositiveNumber);
+        o.add("--clusters", clusters, "classes per head (default 128)", positive_number());
         o.add("--label-updates", label_updates,
               "label optimisations over the run, quadratically spaced (default 2 per epoch up to 20, or 1 per epoch "
               "if more)",
-              CLI::PositiveNumber);
+              positive_number());
         o.add("--sela-preset", preset,
               "the reference's recipe: imagenet (the default; Sinkhorn lambda 25, stop at marginal error 0.1, weight "
               "decay 1e-5) or cifar (lambda 10, error 1e-2, weight decay 5e-4)",

@@ -14,7 +14,7 @@ struct simclr_spec {
 
     void add_options(method_options& o) {
         o.add("--temperature", temperature, "NT-Xent temperature (default 0.2 below 32 px, else 0.5)",
-              CLI::PositiveNumber);
+              positive_number());
     }
     recipe defaults() const { return {.base_lr = 0.3, .weight_decay = 5e-4}; }
     auto config(const common_options& o, const ssl::data::image_dataset& d, std::size_t) const {

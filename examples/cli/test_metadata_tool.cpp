@@ -6,6 +6,8 @@
 //   ssl_test_metadata IN OUT KEY erase             no metadata[KEY]
 //   ssl_test_metadata IN OUT KEY remove POINTER    metadata[KEY] is JSON: remove the value at POINTER
 //                                                  (a JSON pointer: /config/head/classes)
+//   ssl_test_metadata IN OUT KEY clear             no metadata at all (KEY is ignored)
+//   ssl_test_metadata IN OUT KEY put POINTER JSON  metadata[KEY] is JSON: set the value at POINTER to JSON
 #include <ssl/io/safetensors.hpp>
 
 #include <nlohmann/json.hpp>
@@ -15,7 +17,8 @@
 
 int main(int argc, char** argv) {
     if (argc < 5) {
-        std::fprintf(stderr, "usage: %s IN OUT KEY set TEXT | erase | remove POINTER\n", argv[0]);
+        std::fprintf(stderr, "usage: %s IN OUT KEY set TEXT | erase | remove POINTER | put POINTER JSON | clear\n",
+                     argv[0]);
         return 2;
     }
     try {
@@ -25,6 +28,12 @@ int main(int argc, char** argv) {
             f.metadata[key] = argv[5];
         } else if (op == "erase" && argc == 5) {
             f.metadata.erase(key);
+        } else if (op == "put" && argc == 7) {
+            auto j = nlohmann::json::parse(f.metadata.at(key));
+            j[nlohmann::json::json_pointer(argv[5])] = nlohmann::json::parse(argv[6]);
+            f.metadata[key] = j.dump();
+        } else if (op == "clear" && argc == 5) {
+            f.metadata.clear();
         } else if (op == "remove" && argc == 6) {
             auto j = nlohmann::json::parse(f.metadata.at(key));
             const nlohmann::json::json_pointer p(argv[5]);

@@ -146,9 +146,13 @@ private:
         }
     };
 
-    /// Model + optimizer (+ target) state with `meta` to `path`, atomically.
+    /// Model + optimizer (+ target) state with `meta` to `path`, atomically;
+    /// a state with a nan or infinite tensor is not written (the run diverged).
     void write_state(const std::filesystem::path& path, const train::metadata& meta) {
         state_view v{m_, opt_};
+        if (const std::string bad = train::first_non_finite(v); !bad.empty())
+            throw error(detail::cat("training diverged: after step ", step_, ", ", bad, "; not writing '",
+                                    path.string(), "'; ", checkpoint_hint()));
         save_checkpoint(path, v, meta);
     }
 
@@ -237,12 +241,31 @@ private:
     }
 
     error diverged(double loss, std::size_t epoch, double lr) const {
-        const std::string hint =
-            cfg_.out_dir.empty() ? std::string("no checkpoint was requested")
-                                 : "the last good checkpoint is " + train::checkpointer::last_in(cfg_.out_dir).string() +
-                                       " (use a lower --lr and --resume)";
         return error(detail::cat("training diverged: the loss is ", loss, " at epoch ", epoch + 1, ", step ", step_,
-                                 " (lr ", lr, "); ", hint));
+                                 " (lr ", lr, "); ", checkpoint_hint()));
+    }
+
+    /// After a divergence at step step_: which checkpoint, if any, is good.
+    std::string checkpoint_hint() const {
+        const auto* cp = chores_.find<train::checkpointer>();
+        if (!cp) return "no checkpoint was requested";
+        const auto last = cp->last().string();
+        if (!cp->saved())
+            return "no checkpoint was written (the run diverged before its first one" +
+                   std::string(std::filesystem::exists(cp->last()) ? "; '" + last + "' is an earlier run's" : "") +
+                   "); train again with a lower --lr";
+        if (cp->saved()->global_step < step_)
+            return "the last good checkpoint is '" + last + "' (use a lower --lr and --resume)";
+        // the checkpoint holds the very weights that diverged: it is no good
+        std::string earlier = "there is no earlier one; train again with a lower --lr";
+        if (const auto& at = *cp->saved(); at.step_in_epoch == 0 && at.epoch >= 2) {
+            const auto e = cp->dir() / train::checkpointer::epoch_file(at.epoch - 1);
+            if (std::filesystem::exists(e))
+                earlier = "the one before is '" + e.string() + "' (copy it to '" + last +
+                          "' and --resume with a lower --lr)";
+        }
+        return "the last checkpoint, '" + last +
+               "', holds the weights that gave this loss (resuming from it diverges again); " + earlier;
     }
 
     void finish(train_summary& s, std::size_t images, clock::time_point t0) {

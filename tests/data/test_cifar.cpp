@@ -200,4 +200,14 @@ TEST_CASE("cifar: bad input names the file") {
     CHECK_THROWS_AS(ssl::data::read_cifar_files({}, ssl::data::cifar10_format), ssl::value_error);
 }
 
+TEST_CASE("cifar: a file larger than the data set's is refused before allocating its size") {
+    temp_dir d;
+    // 10001 records (sparse, ~31 MB of zeros): one more than a CIFAR-10 file holds
+    write_file(d / "test_batch.bin", {});
+    fs::resize_file(d / "test_batch.bin", 10001 * 3073);
+    const std::string msg = error_of([&] { ssl::data::load_cifar10(d.path, ssl::data::split::test); });
+    CHECK(contains(msg, (d / "test_batch.bin").string()));
+    CHECK(contains(msg, "is 10001 records of 3073 bytes, more than the 10000 of this CIFAR-10 file"));
+}
+
 }  // namespace test_cifar

@@ -10,6 +10,8 @@
 #include <ssl/trainer.hpp>
 #include <ssl/train/chores.hpp>
 
+#include "temp_files.hpp"
+
 #include <algorithm>
 #include <csignal>
 #include <cstdio>
@@ -29,22 +31,8 @@ using namespace ssl::train;
 
 namespace {
 
-/// A fresh temporary directory, removed at the end of the scope.
-struct temp_dir {
-    fs::path path;
-    explicit temp_dir(const std::string& name)
-        : path(fs::temp_directory_path() / ("ssl_chores_" + name + "_" + std::to_string(::getpid()))) {
-        fs::remove_all(path);
-    }
-    ~temp_dir() { fs::remove_all(path); }
-};
-
-std::string read_text(const fs::path& p) {
-    std::ifstream in(p);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
+using ssl_test::read_text;
+using ssl_test::temp_dir;
 
 std::vector<std::string> files_in(const fs::path& d) {
     std::vector<std::string> v;

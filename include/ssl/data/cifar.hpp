@@ -19,7 +19,8 @@
 // well-known names; CIFAR-100 is left without names).
 //
 // Every problem is an ssl::io_error naming the file: missing, empty, size not
-// a multiple of the record, label out of range, class-name count wrong.
+// a multiple of the record, more records than the file has in the data set
+// (checked before allocating), label out of range, class-name count wrong.
 #include <algorithm>
 #include <array>
 #include <cerrno>
@@ -48,6 +49,8 @@ struct cifar_format {
     std::size_t label_bytes = 1;   ///< label bytes in front of each image (1 for CIFAR-10, 2 for CIFAR-100)
     std::size_t label_index = 0;   ///< which of them is the label to use
     std::size_t num_classes = 10;  ///< labels must be below this
+    std::size_t max_records = 0;   ///< records one file may hold (0: any); the loaders give the known sizes, so
+                                   ///< a huge file is an error, not an allocation of its size
     static constexpr std::size_t image_bytes = 3 * 32 * 32;
     std::size_t record_bytes() const noexcept { return label_bytes + image_bytes; }
 };
@@ -76,6 +79,10 @@ inline image_dataset read_cifar_files(const std::vector<std::filesystem::path>& 
         const std::uint64_t size = fs::file_size(f, ec);
         if (ec) detail::file_fail("CIFAR file", f, "cannot get the size: ", ec.message());
         if (size == 0) detail::file_fail("CIFAR file", f, "the file is empty");
+        if (fmt.max_records && size / rec > fmt.max_records)
+            detail::file_fail("CIFAR file", f, "its size, ", size, " bytes, is ", size / rec, " records of ", rec,
+                              " bytes, more than the ", fmt.max_records, " of this ",
+                              fmt.label_bytes == 1 ? "CIFAR-10" : "CIFAR-100", " file (not a CIFAR file?)");
         if (size % rec != 0)
             detail::file_fail("CIFAR file", f, "its size, ", size, " bytes, is not a multiple of the ", rec,
                               "-byte record (", fmt.label_bytes, " label byte", fmt.label_bytes == 1 ? "" : "s",
@@ -173,7 +180,9 @@ inline image_dataset load_cifar10(const std::filesystem::path& dir, split s = sp
         for (int i = 1; i <= 5; ++i) files.push_back(root / ("data_batch_" + std::to_string(i) + ".bin"));
     else
         files.push_back(root / "test_batch.bin");
-    auto ds = read_cifar_files(files, cifar10_format, std::string("cifar10/") + split_name(s));
+    cifar_format fmt = cifar10_format;
+    fmt.max_records = 10000;  // each of the six files
+    auto ds = read_cifar_files(files, fmt, std::string("cifar10/") + split_name(s));
     ds.class_names = read_class_names(root / "batches.meta.txt", 10);
     if (ds.class_names.empty()) ds.class_names.assign(cifar10_classes.begin(), cifar10_classes.end());
     ds.source = root.string();
@@ -185,7 +194,8 @@ inline image_dataset load_cifar10(const std::filesystem::path& dir, split s = sp
 inline image_dataset load_cifar100(const std::filesystem::path& dir, split s = split::train, bool fine = true) {
     const char* file = s == split::train ? "train.bin" : "test.bin";
     const auto root = detail::find_cifar_dir(dir, "cifar-100-binary", file, "CIFAR-100", "cifar-100-binary.tar.gz");
-    const cifar_format& fmt = fine ? cifar100_fine_format : cifar100_coarse_format;
+    cifar_format fmt = fine ? cifar100_fine_format : cifar100_coarse_format;
+    fmt.max_records = s == split::train ? 50000 : 10000;
     auto ds = read_cifar_files({root / file}, fmt,
                                std::string("cifar100/") + split_name(s) + (fine ? "" : "/coarse"));
     ds.class_names = read_class_names(root / (fine ? "fine_label_names.txt" : "coarse_label_names.txt"), fmt.num_classes);

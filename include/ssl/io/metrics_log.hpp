@@ -1,8 +1,10 @@
 #pragma once
 // A CSV metrics log (one row per record, columns fixed by the first record)
 // and an SVG plot of a run: loss per step and evaluation accuracy per epoch.
+// truncate_csv_log cuts a log back to a resume point.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -49,6 +51,53 @@ private:
     std::vector<std::string> columns_;
     std::ofstream out_;
 };
+
+/// Keeps the header of CSV log `path` and the rows whose `column` is at most
+/// `max`, rewriting the file atomically; a missing file stays missing. A run
+/// resumed from its checkpoint at step `max` calls it before appending, so
+/// the steps it repeats (run after that checkpoint, before a kill) are
+/// logged once. A row cut short by the kill, or unreadable, is dropped too.
+inline void truncate_csv_log(const std::filesystem::path& path, const std::string& column, double max) {
+    if (!std::filesystem::exists(path)) return;
+    std::ifstream in(path, std::ios::binary);
+    require<io_error>(in.good(), "metrics log '", path.string(), "': cannot open for reading");
+    std::vector<std::string> lines;
+    for (std::string l; std::getline(in, l);) lines.push_back(l);
+    const bool cut = !lines.empty() && (in.clear(), in.seekg(-1, std::ios::end), in.get() != '\n');
+    in.close();
+    if (cut) lines.pop_back();  // the last row was cut short
+    if (lines.empty()) return;
+    auto field = [](const std::string& line, std::size_t k) -> std::string {
+        std::size_t b = 0;
+        for (std::size_t i = 0; i < k; ++i) {
+            b = line.find(',', b);
+            if (b == std::string::npos) return {};
+            ++b;
+        }
+        return line.substr(b, line.find(',', b) - b);
+    };
+    std::size_t index = 0;
+    while (field(lines[0], index) != column) {
+        require<value_error>(!field(lines[0], index).empty(), "metrics log '", path.string(), "': no column '",
+                             column, "' in its header");
+        ++index;
+    }
+    std::string kept = lines[0] + '\n';
+    for (std::size_t i = 1; i < lines.size(); ++i) {
+        const std::string v = field(lines[i], index);
+        char* end = nullptr;
+        const double x = std::strtod(v.c_str(), &end);
+        if (!v.empty() && *end == 0 && x <= max) kept += lines[i] + '\n';
+    }
+    const auto tmp = path.string() + ".tmp";
+    {
+        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+        out << kept;
+        out.flush();
+        require<io_error>(out.good(), "metrics log '", path.string(), "': rewrite failed (disk full?)");
+    }
+    std::filesystem::rename(tmp, path);
+}
 
 struct series {
     std::string name;

@@ -11,13 +11,23 @@
 // trainer's (method, backbone, optimizer, ...) plus the position in the run:
 // "epoch", "step_in_epoch", "global_step" (with_position); read_position and
 // load_run read it back.
+//
+// A checkpoint is only ever a good one: save() refuses when the last step's
+// loss was nan or infinite, and the trainer's writer refuses a state with a
+// nan or infinite tensor (first_non_finite), so a diverged run never replaces
+// the last good checkpoint. saved() says what this run wrote (or resumed
+// from), so a divergence message names a checkpoint that exists.
+#include <cmath>
 #include <cstddef>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 #include "../core/error.hpp"
+#include "../core/parse.hpp"
 #include "../io/checkpoint.hpp"
 #include "../io/safetensors.hpp"
 #include "chore.hpp"
@@ -40,12 +50,34 @@ inline run_position read_position(const io::safetensors_file& file, const std::f
         auto it = file.metadata.find(k);
         require<io_error>(it != file.metadata.end(), "checkpoint '", path.string(), "' has no '", k,
                           "' entry in its metadata (not written by ssl's trainer?)");
-        return static_cast<std::size_t>(std::stoull(it->second));
+        return static_cast<std::size_t>(
+            parse_unsigned(it->second, ssl::detail::cat("checkpoint '", path.string(), "', metadata '", k, "'")));
     };
     run_position p{get("epoch"), get("step_in_epoch"), 0};
     if (auto it = file.metadata.find("global_step"); it != file.metadata.end())
-        p.global_step = static_cast<std::size_t>(std::stoull(it->second));
+        p.global_step = static_cast<std::size_t>(
+            parse_unsigned(it->second, "checkpoint '" + path.string() + "', metadata 'global_step'"));
     return p;
+}
+
+/// The first tensor of `state` (parameters, buffers) holding a nan or an
+/// infinity, as "tensor 'NAME' holds VALUE"; empty when all are finite.
+template <class M>
+std::string first_non_finite(M& state) {
+    std::string found;
+    ssl::detail::for_each_state(state, [&](const std::string& name, const auto& t) {
+        using U = typename std::decay_t<decltype(t)>::value_type;
+        if constexpr (std::is_floating_point_v<U>) {
+            if (!found.empty() || !t.defined()) return;
+            for (const U v : t)
+                if (!std::isfinite(v)) {
+                    found = ssl::detail::cat("tensor '", name, "' holds ",
+                                             std::isnan(v) ? "nan" : v > 0 ? "inf" : "-inf");
+                    return;
+                }
+        }
+    });
+    return found;
 }
 
 /// Loads checkpoint `path` into `state` (strictly: every tensor must match)
@@ -75,6 +107,7 @@ public:
     std::filesystem::path last() const { return last_in(dir_); }
 
     void resumed(const std::filesystem::path& from, const run_position& at) override {
+        saved_ = at;
         std::fprintf(notices_, "resuming from %s at epoch %zu, step %zu\n", from.string().c_str(), at.epoch + 1,
                      at.step_in_epoch);
     }
@@ -82,23 +115,32 @@ public:
         std::filesystem::create_directories(dir_);
         write_ = i.write_state;
     }
+    void step_end(const step_report& r) override { last_loss_ = r.loss; }
     void epoch_end(const epoch_report& r) override { save(r.position); }
     void interrupted(const run_position& at) override { save(at); }
 
     /// Writes last.safetensors, and epoch_NNN.safetensors too when `at` is
-    /// the start of an epoch.
+    /// the start of an epoch. Refuses (ssl::error) after a step whose loss
+    /// was nan or infinite.
     void save(const run_position& at) {
         require(static_cast<bool>(write_), "checkpointer: save before run_start (no state to write)");
+        require(std::isfinite(last_loss_), "checkpointer: not writing a checkpoint after step ", at.global_step,
+                ": its loss is ", last_loss_);
         const metadata meta = with_position(meta_, at);
         write_(last(), meta);
         if (at.step_in_epoch == 0) write_(dir_ / epoch_file(at.epoch), meta);
+        saved_ = at;
     }
+    /// The position of the last checkpoint this run wrote, or resumed from; nullopt: none yet.
+    const std::optional<run_position>& saved() const noexcept { return saved_; }
 
 private:
     std::filesystem::path dir_;
     metadata meta_;
     std::FILE* notices_;
     state_writer write_;
+    double last_loss_ = 0;
+    std::optional<run_position> saved_;
 };
 
 }  // namespace ssl::train

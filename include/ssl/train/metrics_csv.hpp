@@ -4,8 +4,10 @@
 //   epoch,step,loss,lr,images_per_s
 //
 // (epoch counted from 1, step the steps of the whole run done). A fresh run
-// starts the file over; a resumed run appends to it (a missing file is
-// started over), so the rows go on from the resume point.
+// starts the file over; a resumed run first drops the rows after its
+// checkpoint's step (written before a kill, and about to be run again), then
+// appends to it (a missing file is started over), so the rows go on from the
+// resume point, each step once.
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -26,6 +28,7 @@ public:
 
     void run_start(const run_info& i) override {
         if (path_.has_parent_path()) std::filesystem::create_directories(path_.parent_path());
+        if (i.resumed) io::truncate_csv_log(path_, "step", static_cast<double>(i.start.global_step));
         log_.emplace(path_, columns(), i.resumed);
     }
 
