@@ -194,7 +194,8 @@ void read_json(const nlohmann::json& j, T& out, const std::string& path, const s
             std::apply([&](const auto&... f) { (read(f.name, out.*(f.member)), ...); }, config_fields<T>::list);
         }
         if (known != j.size())
-            for (const auto& [key, value] : j.items()) {
+            for (const auto& item : j.items()) {
+                const std::string& key = item.key();  // not a structured binding: clang 14 cannot capture one
                 bool listed = false;
                 if constexpr (method_config<T>) {
                     for (const char* k : {"backbone", "augment", "head", "loss", "target"}) listed = listed || key == k;
