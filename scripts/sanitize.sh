@@ -3,8 +3,10 @@
 #   1. AddressSanitizer + UndefinedBehaviorSanitizer (gcc, -O1 -g, any finding
 #      fails) over the unit and gradcheck tests of the areas in SSL_ASAN_AREAS,
 #      built in ./build-asan;
-#   2. ThreadSanitizer over the thread pool and loader tests, in ./build-tsan.
-#   scripts/sanitize.sh [asan] [tsan]     (no argument: all passes)
+#   2. ThreadSanitizer over the thread pool and loader tests, in ./build-tsan;
+#   3. a short run of each libFuzzer harness (scripts/fuzz.sh, SSL_FUZZ_RUNS
+#      executions each, default 20000), in ./build-fuzz.
+#   scripts/sanitize.sh [asan] [tsan] [fuzz]     (no argument: all passes)
 # SSL_ASAN_AREAS defaults to the areas with readers, data, I/O, ops, losses,
 # heads, layers and optimizers (see README "Sanitizers" for what is left out).
 set -euo pipefail
@@ -12,7 +14,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 SSL_WITH_SANITIZERS=1 "$root/scripts/setup.sh"
 jobs=${SSL_JOBS:-2}
 passes=("$@")
-[ ${#passes[@]} -gt 0 ] || passes=(asan tsan)
+[ ${#passes[@]} -gt 0 ] || passes=(asan tsan fuzz)
 want() { local p; for p in "${passes[@]}"; do [ "$p" = "$1" ] && return 0; done; return 1; }
 
 # configure DIR FLAGS: a sanitizer build of the tests only (no examples), -O1 -g,
@@ -47,4 +49,10 @@ if want tsan; then
     TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
     ctest --output-on-failure -j "$jobs" --timeout 900 -R "^(core/test_thread_pool|data/test_loader)$")
   echo "ssl sanitize: tsan pass (thread pool, loader) took $((SECONDS - start)) s"
+fi
+
+if want fuzz; then
+  start=$SECONDS
+  SSL_FUZZ_RUNS=${SSL_FUZZ_RUNS:-20000} "$root/scripts/fuzz.sh"
+  echo "ssl sanitize: fuzz pass took $((SECONDS - start)) s"
 fi
