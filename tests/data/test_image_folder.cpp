@@ -8,10 +8,12 @@
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #include <stb/stb_image_write.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -296,6 +298,66 @@ TEST_CASE("image folder: bad input") {
     CHECK(contains(msg, "height 4 and width 0"));
     msg = error_of([&] { ssl::data::read_image(f / "2.png"); });
     CHECK(contains(msg, (f / "2.png").string()));
+}
+
+TEST_CASE("image folder: decoding from memory; inputs found by fuzz/fuzz_image") {
+    // read_image_bytes decodes what read_image decodes.
+    temp_dir d;
+    write_png(d / "a.png", 6, 4, 3, 5);
+    std::ifstream in(d / "a.png", std::ios::binary);
+    const std::string file((std::istreambuf_iterator<char>(in)), {});
+    const std::vector<std::uint8_t> bytes(file.begin(), file.end());
+    const auto from_file = ssl::data::read_image(d / "a.png", 3, 3, 3);
+    const auto from_memory = ssl::data::read_image_bytes(bytes, 3, 3, 3);
+    REQUIRE(from_memory.shape() == from_file.shape());
+    CHECK(std::equal(from_file.data(), from_file.data() + from_file.size(), from_memory.data()));
+    CHECK(contains(error_of([&] { ssl::data::read_image_bytes({}, 3); }), "'<memory>': the file is empty"));
+
+    // A JPEG whose Huffman table declares 272 codes (16 x 17): stb_image 2.27
+    // wrote past its 257-entry table (UBSan: index 257 out of bounds).
+    std::vector<std::uint8_t> jpeg = {0xFF, 0xD8, 0xFF, 0xC4, 0x00, 0x13, 0x00};
+    jpeg.insert(jpeg.end(), 16, 0x11);
+    auto msg = error_of([&] { ssl::data::read_image_bytes(jpeg, 3, 0, 0, ssl::data::resize_mode::center_crop, "h.jpg"); });
+    CHECK(contains(msg, "image file 'h.jpg'"));
+    CHECK(contains(msg, "Huffman table (DHT) declares more than 256 codes"));
+    // The same cut short inside the code counts (stb reads the missing bytes as 0).
+    jpeg = {0xFF, 0xD8, 0xFF, 0xC4, 0x00, 0x13, 0x01, 0xFF, 0xFF};
+    CHECK(contains(error_of([&] { ssl::data::read_image_bytes(jpeg, 1); }), "more than 256 codes"));
+    // A second table in the same segment, after a valid one.
+    jpeg = {0xFF, 0xD8, 0xFF, 0xC4, 0x00, 0x26, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 7, 0x10};
+    jpeg.insert(jpeg.end(), 16, 0x20);
+    CHECK(contains(error_of([&] { ssl::data::read_image_bytes(jpeg, 3); }), "more than 256 codes"));
+
+    // A BMP header announcing 16777215 x 2 pixels, with no pixels after it:
+    // stb "decoded" a 100 MB black image (and resizing it took minutes).
+    auto bmp_header = [](std::uint32_t w, std::uint32_t h) {
+        std::vector<std::uint8_t> b = {'B', 'M', 0, 0, 0, 0, 0, 0, 0, 0, 54, 0, 0, 0, 40, 0, 0, 0};
+        for (std::uint32_t v : {w, h}) for (int i = 0; i < 4; ++i) b.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
+        b.insert(b.end(), {1, 0, 24, 0});  // planes, bits per pixel
+        b.resize(54, 0);
+        return b;
+    };
+    auto bmp = bmp_header(16777215, 2);
+    msg = error_of([&] { ssl::data::read_image_bytes(bmp, 3, 8, 8); });
+    CHECK(contains(msg, "truncated BMP: 16777215x2 pixels at 24 bits need 100663350 bytes, the file has 54"));
+    // A complete BMP reads; one byte short of its last row does not.
+    bmp = bmp_header(3, 2);
+    bmp.resize(54 + 2 * 12, 7);
+    CHECK(ssl::data::read_image_bytes(bmp, 3).shape() == ssl::shape_t{3, 2, 3});
+    bmp.pop_back();
+    CHECK(contains(error_of([&] { ssl::data::read_image_bytes(bmp, 3); }), "truncated BMP"));
+    // 0 x 2 pixels: stb returned the image, resizing it divided by 0 (UBSan: NaN converted to int).
+    bmp = bmp_header(0, 2);
+    bmp.resize(64, 1);
+    CHECK(contains(error_of([&] { ssl::data::read_image_bytes(bmp, 3, 8, 8); }), "0x2 pixels (no pixels at all)"));
+    // 18 bytes that stb's TGA decoder took for a 4151 x 14096 image (11 s to
+    // "decode"): ssl's copy of stb decodes only PNG, JPEG and BMP.
+    const std::vector<std::uint8_t> tga = {0x00, 0x00, 0x0a, 0x01, 0x06, 0x01, 0xff, 0xd8, 0x00,
+                                           0xff, 0xc0, 0x10, 0x37, 0x10, 0x10, 0x37, 0x10, 0x11};
+    CHECK(contains(error_of([&] { ssl::data::read_image_bytes(tga, 3); }), "stb_image cannot decode it"));
+    // Over 2^26 pixels: refused before stb allocates anything.
+    bmp = bmp_header(10000, 10000);
+    CHECK(contains(error_of([&] { ssl::data::read_image_bytes(bmp, 3); }), "10000x10000 pixels, more than the 67108864"));
 }
 
 }  // namespace test_image_folder

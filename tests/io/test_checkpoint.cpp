@@ -590,6 +590,19 @@ TEST_CASE("config_json: missing, unknown and mistyped keys are errors naming the
                    "must be a JSON object"));
 }
 
+TEST_CASE("config_json: a value nested a million levels deep is an error, not a stack overflow") {
+    // The error message showed the value with dump(), which recursed once per
+    // level (the JSON parser and destructor do not recurse).
+    using config = ssl::moco_v2<any_b>::config;
+    auto j = ssl::io::config_to_json(ssl::moco_v2_config<any_b>(json_backbone(), 28, 1));
+    const std::size_t depth = 1'000'000;
+    j["backbone"] = nlohmann::json::parse(std::string(depth, '[') + std::string(depth, ']'));
+    CHECK(contains(config_error_of([&] { (void)ssl::io::config_from_json<config>(j); }),
+                   "key 'backbone' must be a JSON object, got an array nested over 32 levels deep"));
+    j["backbone"] = nlohmann::json::parse("[[[1]]]");  // shallow values are still shown
+    CHECK(contains(config_error_of([&] { (void)ssl::io::config_from_json<config>(j); }), "got [[[1]]]"));
+}
+
 TEST_CASE("config_json: a config stored in checkpoint metadata rebuilds a model of the same shapes") {
     temp_dir d;
     auto c = ssl::moco_v2_config<any_b>({.arch = "convnet", .in_channels = 1, .width = 4, .seed = 3}, 16, 1, true);

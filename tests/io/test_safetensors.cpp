@@ -90,6 +90,12 @@ void check_rejected(const std::string& bytes, const std::string& needle) {
     INFO("message: ", msg);
     CHECK(msg.find(p.string()) != std::string::npos);
     CHECK(msg.find(needle) != std::string::npos);
+    // The same bytes from memory: the same check, naming "<memory>".
+    const std::span<const std::byte> mem(reinterpret_cast<const std::byte*>(bytes.data()), bytes.size());
+    const std::string mem_msg = io_error_of([&] { (void)ssl::io::read_safetensors(mem); });
+    INFO("message from memory: ", mem_msg);
+    CHECK(mem_msg.find("safetensors file '<memory>': ") != std::string::npos);
+    CHECK(mem_msg.find(needle) != std::string::npos);
 }
 
 stored_tensor make(dtype d, std::vector<std::size_t> shape, unsigned seed) {
@@ -339,6 +345,33 @@ TEST_CASE("bad input: absurd header length") {
 
 TEST_CASE("bad input: header that is not valid JSON") {
     check_rejected(raw_file(R"({"a": {"dtype": "F32",)", ""), "not valid JSON");
+}
+
+TEST_CASE("bad input: header JSON nested a million levels deep (found by fuzz/fuzz_safetensors)") {
+    // Parsing is iterative, but the error message's dump() of the shape
+    // recursed once per level and overflowed the stack (a 2 MB header).
+    const std::size_t depth = 1'000'000;
+    const std::string header = R"({"a":{"dtype":"F32","shape":)" + std::string(depth, '[') + std::string(depth, ']') +
+                               R"(,"data_offsets":[0,0]}})";
+    check_rejected(raw_file(header, ""), "the header nests JSON more than 64 levels deep");
+    // 64 levels are still parsed (and refused for what they say).
+    check_rejected(raw_file(R"({"a":{"dtype":"F32","shape":)" + std::string(62, '[') + std::string(62, ']') +
+                                R"(,"data_offsets":[0,0]}})",
+                            ""),
+                   "has an entry that is not a non-negative integer");
+}
+
+TEST_CASE("reading from memory gives what reading the file gives") {
+    safetensors_file f;
+    f.tensors["w"] = make(dtype::F32, {2, 3}, 1);
+    f.tensors["b"] = make(dtype::I64, {}, 2);
+    f.metadata["format"] = "ssl";
+    const auto bytes = ssl::io::serialize_safetensors(f);
+    const auto g = ssl::io::read_safetensors(bytes);
+    CHECK(g.metadata == f.metadata);
+    REQUIRE(g.tensors.size() == 2);
+    CHECK(same(g.tensors.at("w"), f.tensors.at("w")));
+    CHECK(same(g.tensors.at("b"), f.tensors.at("b")));
 }
 
 TEST_CASE("bad input: header that is a JSON array") { check_rejected(raw_file("[1, 2, 3]", ""), "not an object"); }

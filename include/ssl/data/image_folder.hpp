@@ -28,6 +28,10 @@
 // Channels: 1 (grey; colour is converted with stb's luma weights) or 3 (RGB;
 // grey is replicated). An alpha channel is dropped, not composited.
 //
+// read_image decodes one file; read_image_bytes one file's bytes in memory.
+// Refused before stb decodes them (stb 2.27 would misbehave): images of no
+// pixels or over 2^26 pixels, BMPs shorter than their header says, JPEG
+// Huffman tables of more than 256 codes.
 // Files are decoded in parallel on ssl's thread pool (ssl::parallel_for).
 // Errors: ssl::io_error naming the directory or file (missing directory, no
 // images, mixed layout, empty class folder, a file stb cannot decode with
@@ -42,6 +46,7 @@
 #include <fstream>
 #include <limits>
 #include <optional>
+#include <span>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -149,26 +154,106 @@ struct decoded_image {
     explicit operator bool() const noexcept { return px != nullptr; }
 };
 
-/// Reads and decodes `p` to `channels` channels. Never throws except bad_alloc.
-inline void decode_image(const std::filesystem::path& p, std::size_t channels, decoded_image& img) {
-    std::vector<unsigned char> file;
-    img.error = read_bytes(p, file);
-    if (!img.error.empty()) return;
-    if (file.empty()) {
+/// Images of more pixels are refused before decoding, so that a small corrupt
+/// header cannot make stb allocate gigabytes: 2^26, e.g. 8192 x 8192.
+inline constexpr std::uint64_t max_image_pixels = std::uint64_t(1) << 26;
+
+/// stb_image 2.27 (Debian 12's libstb-dev) writes past a Huffman table when a
+/// JPEG's DHT segment declares more than 256 codes (later stb versions refuse it).
+/// Every DHT stb reads starts at an FF C4 byte pair, so every such pair of a
+/// JPEG is checked, the way stb reads it (missing bytes read as 0): a pair
+/// inside other data can only refuse a corrupt-looking file, never let one
+/// through. Returns the reason to refuse, or nullptr.
+inline const char* jpeg_huffman_overflow(const unsigned char* d, std::size_t n) {
+    if (n == 0 || d[0] != 0xFF) return nullptr;  // not a JPEG (they start FF D8)
+    auto at = [&](std::size_t i) -> unsigned { return i < n ? d[i] : 0u; };
+    for (std::size_t p = 0; p + 1 < n; ++p) {
+        if (d[p] != 0xFF || d[p + 1] != 0xC4) continue;
+        std::size_t q = p + 4;
+        for (long left = static_cast<long>((at(p + 2) << 8) | at(p + 3)) - 2; left > 0 && q < n;) {
+            if ((at(q) >> 4) > 1 || (at(q) & 15) > 3) break;  // stb refuses the table itself
+            unsigned codes = 0;
+            for (std::size_t i = 1; i <= 16; ++i) codes += at(q + i);
+            if (codes > 256) return "corrupt JPEG: a Huffman table (DHT) declares more than 256 codes";
+            q += 17 + codes;
+            left -= static_cast<long>(17 + codes);
+        }
+    }
+    return nullptr;
+}
+
+/// stb_image reads missing bytes as 0, and its BMP decoder does not notice a
+/// file that ends early: a 155-byte header "decoded" as a 16777215 x 2 black
+/// image. A BMP must hold every row its header announces (rows padded to 4
+/// bytes, from the pixel-data offset). Returns the reason to refuse, or "".
+inline std::string bmp_truncated(const unsigned char* d, std::size_t n, std::uint64_t w, std::uint64_t h) {
+    if (n < 30 || d[0] != 'B' || d[1] != 'M') return {};
+    auto le = [&](std::size_t i, int bytes) {
+        std::uint64_t v = 0;
+        for (int b = bytes - 1; b >= 0; --b) v = (v << 8) | d[i + static_cast<std::size_t>(b)];
+        return v;
+    };
+    const std::uint64_t header = le(14, 4), offset = le(10, 4);
+    const std::uint64_t bpp = le(header == 12 ? 24 : 28, 2);
+    const std::uint64_t row = (w * bpp + 31) / 32 * 4;
+    const std::uint64_t need = std::max<std::uint64_t>(offset, 14 + header) + row * h;
+    if (need <= n) return {};
+    return ssl::detail::cat("truncated BMP: ", w, "x", h, " pixels at ", bpp, " bits need ", need,
+                            " bytes, the file has ", n);
+}
+
+/// Decodes the `n` bytes of an image file at `data` to `channels` channels.
+/// Never throws except bad_alloc.
+inline void decode_image_bytes(const unsigned char* data, std::size_t n, std::size_t channels, decoded_image& img) {
+    if (n == 0) {
         img.error = "the file is empty";
         return;
     }
+    if (n > static_cast<std::size_t>(std::numeric_limits<int>::max())) {
+        img.error = ssl::detail::cat("the file is ", n, " bytes, larger than stb_image can decode (2 GiB)");
+        return;
+    }
+    if (const char* why = jpeg_huffman_overflow(data, n)) {
+        img.error = why;
+        return;
+    }
     int w = 0, h = 0, c_in_file = 0;
-    img.px = stbi_load_from_memory(file.data(), static_cast<int>(file.size()), &w, &h, &c_in_file,
-                                   static_cast<int>(channels));
+    if (stbi_info_from_memory(data, static_cast<int>(n), &w, &h, &c_in_file)) {
+        if (w <= 0 || h <= 0) {  // stb's BMP decoder returns such an image, and resizing it divided by 0
+            img.error = ssl::detail::cat("the header says ", w, "x", h, " pixels (no pixels at all)");
+            return;
+        }
+        const auto px = static_cast<std::uint64_t>(w) * static_cast<std::uint64_t>(h);
+        if (px > max_image_pixels) {
+            img.error = ssl::detail::cat(w, "x", h, " pixels, more than the ", max_image_pixels,
+                                         " ssl decodes (8192 x 8192; a corrupt header?)");
+            return;
+        }
+        img.error = bmp_truncated(data, n, static_cast<std::uint64_t>(w), static_cast<std::uint64_t>(h));
+        if (!img.error.empty()) return;
+    }
+    img.px = stbi_load_from_memory(data, static_cast<int>(n), &w, &h, &c_in_file, static_cast<int>(channels));
     if (!img.px) {
         const char* why = stbi_failure_reason();
         img.error = ssl::detail::cat("stb_image cannot decode it: ", why ? why : "unknown reason");
         return;
     }
+    if (w <= 0 || h <= 0) {
+        stbi_image_free(img.px);
+        img.px = nullptr;
+        img.error = ssl::detail::cat("stb_image decoded it as ", w, "x", h, " pixels (no pixels at all)");
+        return;
+    }
     img.width = static_cast<std::size_t>(w);
     img.height = static_cast<std::size_t>(h);
     img.channels = channels;
+}
+
+/// Reads and decodes `p` to `channels` channels. Never throws except bad_alloc.
+inline void decode_image(const std::filesystem::path& p, std::size_t channels, decoded_image& img) {
+    std::vector<unsigned char> file;
+    img.error = read_bytes(p, file);
+    if (img.error.empty()) decode_image_bytes(file.data(), file.size(), channels, img);
 }
 
 /// Writes `img` as (C, H, W) bytes to `out`: at its own size when H = W = 0,
@@ -222,6 +307,15 @@ inline void check_folder_options(const image_folder_options& o, const char* who)
             " is too large (at most 65536 per side)");
 }
 
+/// `img` (or its error, an io_error naming `name`) as a (C, H, W) tensor, brought to H x W unless 0.
+inline tensor<std::uint8_t> image_tensor(const decoded_image& img, std::size_t height, std::size_t width,
+                                         resize_mode mode, const std::filesystem::path& name) {
+    if (!img) file_fail("image file", name, img.error);
+    tensor<std::uint8_t> t({img.channels, height ? height : img.height, width ? width : img.width});
+    if (auto e = place_image(img, height, width, mode, t.data()); !e.empty()) file_fail("image file", name, e);
+    return t;
+}
+
 }  // namespace detail
 
 /// Decodes one image file as a (channels, H, W) byte tensor; height and
@@ -234,11 +328,19 @@ inline tensor<std::uint8_t> read_image(const std::filesystem::path& path, std::s
     if (!std::filesystem::is_regular_file(path, ec)) detail::file_fail("image file", path, "no such file");
     detail::decoded_image img;
     detail::decode_image(path, channels, img);
-    if (!img) detail::file_fail("image file", path, img.error);
-    tensor<std::uint8_t> t({channels, height ? height : img.height, width ? width : img.width});
-    if (auto e = detail::place_image(img, height, width, mode, t.data()); !e.empty())
-        detail::file_fail("image file", path, e);
-    return t;
+    return detail::image_tensor(img, height, width, mode, path);
+}
+
+/// Decodes an image file held in memory (`bytes`: a whole PNG, JPEG or BMP
+/// file) like read_image; `name` stands for the file in error messages.
+inline tensor<std::uint8_t> read_image_bytes(std::span<const std::uint8_t> bytes, std::size_t channels = 3,
+                                             std::size_t height = 0, std::size_t width = 0,
+                                             resize_mode mode = resize_mode::center_crop,
+                                             const std::filesystem::path& name = "<memory>") {
+    detail::check_folder_options({.height = height, .width = width, .channels = channels}, "read_image_bytes");
+    detail::decoded_image img;
+    detail::decode_image_bytes(bytes.data(), bytes.size(), channels, img);
+    return detail::image_tensor(img, height, width, mode, name);
 }
 
 /// Loads every image below `dir` into memory (see the top of this file for

@@ -137,7 +137,20 @@ inline std::string config_key(const std::string& path, std::string_view key) {
     throw io_error(ssl::detail::cat(what, ": ", where, " ", problem));
 }
 
+/// Whether j nests at most `levels` deep (recursing at most that far).
+inline bool nests_at_most(const nlohmann::json& j, int levels) {
+    if (!j.is_structured()) return true;
+    if (levels == 0) return false;
+    for (const auto& e : j)
+        if (!nests_at_most(e, levels - 1)) return false;
+    return true;
+}
+
+/// A value for an error message, cut at 60 characters. A deeply nested value
+/// is only named: dump() recurses once per level and would overflow the stack.
 inline std::string config_shown(const nlohmann::json& j) {
+    if (!nests_at_most(j, 32))
+        return std::string("an ") + (j.is_array() ? "array" : "object") + " nested over 32 levels deep";
     std::string s = j.dump();
     if (s.size() > 60) s = s.substr(0, 57) + "...";
     return s;
@@ -197,7 +210,8 @@ void read_json(const nlohmann::json& j, T& out, const std::string& path, const s
             std::apply([&](const auto&... f) { (read(f.name, out.*(f.member)), ...); }, config_fields<T>::list);
         }
         if (known != j.size())
-            for (const auto& [key, value] : j.items()) {
+            for (const auto& item : j.items()) {
+                const std::string& key = item.key();  // not a structured binding: clang 14 cannot capture one
                 bool listed = false;
                 if constexpr (method_config<T>) {
                     for (const char* k : {"backbone", "augment", "head", "loss", "target"}) listed = listed || key == k;

@@ -11,8 +11,10 @@
 //   bytes [8 + N, end)  the byte buffer: every tensor's raw little-endian,
 //                       row-major data at [begin, end) relative to 8 + N
 //
-// The reader trusts nothing: every field is checked and every problem is an
-// ssl::io_error whose message names the file and what is wrong. The byte
+// The reader (a path, or a whole file's bytes in memory) trusts nothing: every
+// field is checked (JSON nested more than max_header_depth = 64 levels is
+// refused while parsing) and every problem is an ssl::io_error whose message
+// names the file and what is wrong. The byte
 // buffer must be exactly covered by the tensors (no overlaps, no holes, no
 // trailing bytes). The writer is deterministic (tensors in name order) and
 // atomic (temporary file, fsync, rename), so a crash never leaves a
@@ -166,6 +168,8 @@ struct safetensors_file {
 inline constexpr std::string_view metadata_key = "__metadata__";
 /// Headers larger than this are refused as corrupt (the format's own reader uses the same bound).
 inline constexpr std::uint64_t max_header_bytes = 100'000'000;
+/// Headers whose JSON nests deeper than this are refused as corrupt.
+inline constexpr std::size_t max_header_depth = 64;
 
 namespace detail {
 
@@ -262,7 +266,12 @@ inline std::vector<entry> parse_header(const std::filesystem::path& path, std::s
     // Reject duplicate top-level keys (nlohmann would keep only the last one).
     std::set<std::string> seen;
     std::string duplicate;
+    // A valid header nests 3 deep; refuse deep nesting while parsing, before
+    // anything recursive (dump() in an error message) can overflow the stack.
     auto cb = [&](int depth, nlohmann::json::parse_event_t ev, nlohmann::json& parsed) {
+        if ((ev == nlohmann::json::parse_event_t::object_start || ev == nlohmann::json::parse_event_t::array_start) &&
+            depth >= static_cast<int>(max_header_depth))  // depth counts from 0 at the top level
+            fail(path, "the header nests JSON more than ", max_header_depth, " levels deep (corrupt file)");
         if (ev == nlohmann::json::parse_event_t::key && depth == 1 && parsed.is_string()) {
             auto k = parsed.get<std::string>();
             if (!seen.insert(k).second && duplicate.empty()) duplicate = k;
@@ -350,7 +359,38 @@ inline std::vector<entry> parse_header(const std::filesystem::path& path, std::s
     return entries;
 }
 
+/// The header length stored in the first 8 bytes of a `size`-byte file, checked against the size and the limit.
+inline std::uint64_t header_length(const std::filesystem::path& path, const unsigned char* len, std::uint64_t size) {
+    std::uint64_t n = 0;
+    for (int i = 7; i >= 0; --i) n = (n << 8) | len[i];
+    if (n > max_header_bytes)
+        fail(path, "header length ", n, " exceeds the limit of ", max_header_bytes, " bytes (corrupt file)");
+    if (n > size - 8)
+        fail(path, "header length ", n, " exceeds the ", size - 8, " bytes that follow it (truncated file)");
+    return n;
+}
+
 }  // namespace detail
+
+/// Reads and validates a safetensors file held in memory (`bytes` is the
+/// whole file); `name` stands for the file in error messages. Same checks
+/// and errors as reading it from disk.
+inline safetensors_file read_safetensors(std::span<const std::byte> bytes,
+                                         const std::filesystem::path& name = "<memory>") {
+    const std::uint64_t size = bytes.size();
+    if (size < 8) detail::fail(name, "only ", size, " bytes, shorter than the 8-byte header length (empty or truncated)");
+    const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
+    const std::uint64_t n = detail::header_length(name, p, size);
+    const std::string_view text(reinterpret_cast<const char*>(p + 8), static_cast<std::size_t>(n));
+    safetensors_file file;
+    auto entries = detail::parse_header(name, text, size - 8 - n, file.metadata);
+    for (auto& e : entries) {
+        const auto* d = bytes.data() + 8 + n;
+        e.meta.data.assign(d + e.begin, d + e.end);
+        file.tensors.emplace(std::move(e.name), std::move(e.meta));
+    }
+    return file;
+}
 
 /// Reads and validates a whole safetensors file. Throws io_error naming the
 /// file and the problem.
@@ -368,12 +408,7 @@ inline safetensors_file read_safetensors(const std::filesystem::path& path) {
 
     unsigned char len[8];
     detail::read_exact(in, len, 8, path, "the header length");
-    std::uint64_t n = 0;
-    for (int i = 7; i >= 0; --i) n = (n << 8) | len[i];
-    if (n > max_header_bytes)
-        detail::fail(path, "header length ", n, " exceeds the limit of ", max_header_bytes, " bytes (corrupt file)");
-    if (n > size - 8)
-        detail::fail(path, "header length ", n, " exceeds the ", size - 8, " bytes that follow it (truncated file)");
+    const std::uint64_t n = detail::header_length(path, len, size);
 
     std::string text(static_cast<std::size_t>(n), '\0');
     detail::read_exact(in, text.data(), text.size(), path, "the header");

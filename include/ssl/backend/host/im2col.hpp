@@ -57,7 +57,9 @@ void im2col(const T* x, std::size_t g_count, const conv_geometry& q, T* col) {
             for (std::size_t kj = 0; kj < q.kw; ++kj) {
                 T* row = col + ((c * q.kh + ki) * q.kw + kj) * ncols;
                 const std::ptrdiff_t off = static_cast<std::ptrdiff_t>(kj) - pad;
-                const auto [lo, hi] = detail::valid_range(off, q.stride, q.w, q.wo);
+                // Plain variables, not a structured binding: clang 14 cannot capture one in a lambda.
+                const detail::valid_cols range = detail::valid_range(off, q.stride, q.w, q.wo);
+                const std::size_t lo = range.lo, hi = range.hi;
                 for (std::size_t g = 0; g < g_count; ++g) {
                     const T* img = x + (g * q.c + c) * q.hw_in();
                     T* out = row + g * q.hw_out();
@@ -92,7 +94,9 @@ void col2im_add(const T* col, std::size_t g_count, const conv_geometry& q, T* dx
             for (std::size_t kj = 0; kj < q.kw; ++kj) {
                 const T* row = col + ((c * q.kh + ki) * q.kw + kj) * ncols;
                 const std::ptrdiff_t off = static_cast<std::ptrdiff_t>(kj) - pad;
-                const auto [lo, hi] = detail::valid_range(off, q.stride, q.w, q.wo);
+                // Plain variables, not a structured binding: clang 14 cannot capture one in a lambda.
+                const detail::valid_cols range = detail::valid_range(off, q.stride, q.w, q.wo);
+                const std::size_t lo = range.lo, hi = range.hi;
                 if (hi == lo) continue;
                 for (std::size_t g = 0; g < g_count; ++g) {
                     T* img = dx + (g * q.c + c) * q.hw_in();

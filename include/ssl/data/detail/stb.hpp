@@ -18,6 +18,12 @@
 // ssl decodes from memory and reads the failure reason on the decoding
 // thread; stb_image keeps that reason in a thread_local, so images can be
 // decoded in parallel.
+//
+// ssl's copy decodes only PNG, JPEG and BMP (STBI_ONLY_PNG/JPEG/BMP), the
+// formats image_folder.hpp reads: stb picks the decoder from the bytes, not
+// the file name, so a ".png" holding a TGA, PSD, GIF, HDR, PIC or PNM would
+// otherwise reach decoders that accept nearly any bytes as a header (a
+// 300-byte file "decoded" as a huge TGA of zeros in 11 seconds).
 
 #ifndef STBI_INCLUDE_STB_IMAGE_H
 #pragma push_macro("STB_IMAGE_IMPLEMENTATION")
@@ -26,6 +32,12 @@
 #define STB_IMAGE_IMPLEMENTATION
 #undef STB_IMAGE_STATIC
 #define STB_IMAGE_STATIC
+#pragma push_macro("STBI_ONLY_PNG")
+#pragma push_macro("STBI_ONLY_JPEG")
+#pragma push_macro("STBI_ONLY_BMP")
+#define STBI_ONLY_PNG
+#define STBI_ONLY_JPEG
+#define STBI_ONLY_BMP
 #ifndef STBI_FAILURE_USERMSG
 #define STBI_FAILURE_USERMSG  // "Corrupt PNG" rather than "bad zlib header"
 #define SSL_STB_DEFINED_USERMSG
@@ -35,6 +47,9 @@
 #undef STBI_FAILURE_USERMSG
 #undef SSL_STB_DEFINED_USERMSG
 #endif
+#pragma pop_macro("STBI_ONLY_BMP")
+#pragma pop_macro("STBI_ONLY_JPEG")
+#pragma pop_macro("STBI_ONLY_PNG")
 #pragma pop_macro("STB_IMAGE_STATIC")
 #pragma pop_macro("STB_IMAGE_IMPLEMENTATION")
 #endif
