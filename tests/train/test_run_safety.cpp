@@ -105,6 +105,20 @@ TEST_CASE("truncate_csv_log: keeps the header and the rows up to a step; drops a
                          ssl::value_error);
 }
 
+TEST_CASE("csv_log: whole numbers in full, so a long run's steps stay exact for truncate_csv_log") {
+    temp_dir d("csv_digits");
+    fs::create_directories(d.path);
+    const fs::path p = d.path / "metrics.csv";
+    {
+        ssl::io::csv_log log(p, {"step", "loss"});
+        log.row({1234567, 0.123456789});
+        log.row({1234568, 2});
+    }
+    CHECK(read_text(p) == "step,loss\n1234567,0.123457\n1234568,2\n");
+    ssl::io::truncate_csv_log(p, "step", 1234567);
+    CHECK(read_text(p) == "step,loss\n1234567,0.123457\n");
+}
+
 TEST_CASE("metrics_csv: resumed at step 2 after a kill at step 4, the rows of steps 3 and 4 are not repeated") {
     temp_dir d("resume_csv");
     const fs::path p = d.path / "metrics.csv";

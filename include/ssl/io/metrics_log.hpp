@@ -33,13 +33,18 @@ public:
         }
     }
     bool is_open() const noexcept { return out_.is_open(); }
-    /// One row; values in column order.
+    /// One row; values in column order (whole numbers in full, others with 6
+    /// significant digits, nan and inf as nan).
     void row(const std::vector<double>& values) {
         require<value_error>(values.size() == columns_.size(), "metrics log: ", values.size(), " values for ",
                              columns_.size(), " columns");
         for (std::size_t i = 0; i < values.size(); ++i) {
             if (i) out_ << ',';
-            if (std::isfinite(values[i])) out_ << values[i]; else out_ << "nan";
+            const double v = values[i];
+            // whole numbers (steps, epochs) in full: the default 6 digits wrote step 1234567 as 1.23457e+06
+            if (!std::isfinite(v)) out_ << "nan";
+            else if (v == std::floor(v) && std::abs(v) < 1e15) out_ << static_cast<long long>(v);
+            else out_ << v;
         }
         out_ << '\n';
         out_.flush();
