@@ -55,6 +55,10 @@ std::optional<run_document> run_document::from_metadata(const std::map<std::stri
         throw ssl::io_error(what + ": not valid JSON (" + e.what() + ")");
     }
     if (!j.is_object()) throw ssl::io_error(what + ": not a JSON object");
+    // every later step (messages, comparisons with the command line's
+    // config) recurses once per level: a config is a few levels deep
+    if (!ssl::io::detail::nests_at_most(j, 64))
+        throw ssl::io_error(what + ": a value is nested more than 64 levels deep");
     for (const char* k : {"version", "method", "config", "train"})
         if (!j.contains(k)) throw ssl::io_error(what + ": key '" + k + "' is missing");
     for (const auto& [k, v] : j.items())

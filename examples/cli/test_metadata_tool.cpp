@@ -7,6 +7,7 @@
 //   ssl_test_metadata IN OUT KEY remove POINTER    metadata[KEY] is JSON: remove the value at POINTER
 //                                                  (a JSON pointer: /config/head/classes)
 //   ssl_test_metadata IN OUT KEY clear             no metadata at all (KEY is ignored)
+//   ssl_test_metadata IN OUT KEY nest POINTER N    metadata[KEY] is JSON: the value at POINTER becomes N nested arrays
 //   ssl_test_metadata IN OUT KEY put POINTER JSON  metadata[KEY] is JSON: set the value at POINTER to JSON
 #include <ssl/io/safetensors.hpp>
 
@@ -17,7 +18,7 @@
 
 int main(int argc, char** argv) {
     if (argc < 5) {
-        std::fprintf(stderr, "usage: %s IN OUT KEY set TEXT | erase | remove POINTER | put POINTER JSON | clear\n",
+        std::fprintf(stderr, "usage: %s IN OUT KEY set TEXT | erase | remove POINTER | put POINTER JSON | nest POINTER N | clear\n",
                      argv[0]);
         return 2;
     }
@@ -32,6 +33,15 @@ int main(int argc, char** argv) {
             auto j = nlohmann::json::parse(f.metadata.at(key));
             j[nlohmann::json::json_pointer(argv[5])] = nlohmann::json::parse(argv[6]);
             f.metadata[key] = j.dump();
+        } else if (op == "nest" && argc == 7) {
+            // the value at POINTER becomes DEPTH nested arrays, written as
+            // text (dump() of such a value would recurse DEPTH levels)
+            auto j = nlohmann::json::parse(f.metadata.at(key));
+            j[nlohmann::json::json_pointer(argv[5])] = "__nest__";
+            std::string text = j.dump();
+            const std::size_t depth = std::stoul(argv[6]);
+            text.replace(text.find("\"__nest__\""), 10, std::string(depth, '[') + std::string(depth, ']'));
+            f.metadata[key] = text;
         } else if (op == "clear" && argc == 5) {
             f.metadata.clear();
         } else if (op == "remove" && argc == 6) {
