@@ -12,6 +12,8 @@ Rendering is at 4x and box-filtered down (anti-aliased edges). Deterministic
 for a seed: the train and test splits use seeds `seed` and `seed + 1`.
 
 Usage: /usr/bin/python3 bench/data/make_glyphs.py OUT_DIR [--train 8000] [--test 2000] [--seed 0]
+           [--height MIN MAX] [--jitter PIXELS]
+"glyphs-c" of bench/README.md (centred): --height 14 20 --jitter 3
 Then:  ssl train --data fashion-mnist:OUT_DIR ...
 (Needs python3-pil and the two font packages; a bench tool, not part of ssl.)
 """
@@ -36,9 +38,9 @@ def fonts():
     return paths
 
 
-def render(rng, font_paths, digit, cache):
+def render(rng, font_paths, digit, cache, heights, jitter):
     path = font_paths[rng.integers(len(font_paths))]
-    height = int(rng.integers(10, 17)) * SCALE
+    height = int(rng.integers(heights[0], heights[1] + 1)) * SCALE
     key = (path, height)
     if key not in cache:
         cache[key] = ImageFont.truetype(path, height)
@@ -54,8 +56,13 @@ def render(rng, font_paths, digit, cache):
     if glyph.width > big or glyph.height > big:  # never at these sizes; stay safe
         glyph = glyph.resize((min(glyph.width, big), min(glyph.height, big)), Image.BILINEAR)
     canvas = Image.new("L", (big, big), 0)
-    x = int(rng.integers(0, big - glyph.width + 1))
-    y = int(rng.integers(0, big - glyph.height + 1))
+    free_x, free_y = big - glyph.width, big - glyph.height
+    if jitter is None:  # anywhere in the frame
+        x, y = int(rng.integers(0, free_x + 1)), int(rng.integers(0, free_y + 1))
+    else:  # centred, then moved by up to `jitter` pixels
+        j = jitter * SCALE
+        x = min(max(free_x // 2 + int(rng.integers(-j, j + 1)), 0), free_x)
+        y = min(max(free_y // 2 + int(rng.integers(-j, j + 1)), 0), free_y)
     canvas.paste(glyph, (x, y))
     return np.asarray(canvas.resize((SIDE, SIDE), Image.BOX), dtype=np.uint8)
 
@@ -69,12 +76,12 @@ def write_idx(path, array):
         f.write(array.tobytes())
 
 
-def make(n, seed, font_paths):
+def make(n, seed, font_paths, heights, jitter):
     rng = np.random.default_rng(seed)
     labels = np.arange(n, dtype=np.uint8) % 10
     rng.shuffle(labels)
     cache = {}
-    images = np.stack([render(rng, font_paths, int(c), cache) for c in labels])
+    images = np.stack([render(rng, font_paths, int(c), cache, heights, jitter) for c in labels])
     return images, labels
 
 
@@ -84,11 +91,15 @@ def main():
     ap.add_argument("--train", type=int, default=8000)
     ap.add_argument("--test", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--height", type=int, nargs=2, default=(10, 16), metavar=("MIN", "MAX"),
+                    help="glyph height range in pixels (default 10 16)")
+    ap.add_argument("--jitter", type=int, default=None,
+                    help="centre the glyphs and move them by up to this many pixels (default: anywhere)")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     font_paths = fonts()
     for split, n, seed in (("train", a.train, a.seed), ("t10k", a.test, a.seed + 1)):
-        images, labels = make(n, seed, font_paths)
+        images, labels = make(n, seed, font_paths, a.height, a.jitter)
         write_idx(os.path.join(a.out, f"{split}-images-idx3-ubyte.gz"), images)
         write_idx(os.path.join(a.out, f"{split}-labels-idx1-ubyte.gz"), labels)
         print(f"{split}: {n} images, mean pixel {images.mean() / 255:.4f}, "

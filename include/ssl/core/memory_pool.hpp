@@ -3,9 +3,17 @@
 // per-size free lists and handed out again, so the steady-state training step
 // makes no call to the system allocator (the same idea as PyTorch's caching
 // allocators). Blocks are 64-byte aligned (one cache line, one AVX-512 vector).
+// With the environment variable SSL_POISON_ALLOCATIONS=1 every block handed
+// out (new or reused) is filled with 0xFF bytes, a NaN in float and double:
+// a kernel that reads storage it never wrote (the contents of a new tensor
+// are unspecified) then produces NaNs instead of whatever the previous owner
+// left there; freed blocks are filled the same way and go back to the system
+// (no caching), so a reader of freed storage sees NaNs too and AddressSanitizer
+// reports it. Tests and the sanitizer pass run with it.
 #include <atomic>
 #include <cstddef>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <new>
 #include <unordered_map>
@@ -33,6 +41,13 @@ public:
 
     void* allocate(std::size_t bytes) {
         bytes = round(bytes);
+        void* p = allocate_rounded(bytes);
+        if (poison_) std::memset(p, 0xFF, bytes);
+        return p;
+    }
+
+private:
+    void* allocate_rounded(std::size_t bytes) {
         {
             std::lock_guard lk(mu_);
             auto it = free_.find(bytes);
@@ -57,8 +72,16 @@ public:
         return p;
     }
 
+public:
     void deallocate(void* p, std::size_t bytes) noexcept {
         bytes = round(bytes);
+        if (poison_) {  // no caching: a stale reader sees NaNs, and ASan sees the use after free
+            std::memset(p, 0xFF, bytes);
+            std::free(p);
+            std::lock_guard lk(mu_);
+            stats_.live_bytes -= bytes;
+            return;
+        }
         std::lock_guard lk(mu_);
         try {
             free_[bytes].push_back(p);
@@ -89,6 +112,11 @@ private:
         if (b == 0) b = 1;
         return (b + alignment - 1) / alignment * alignment;
     }
+    static bool poison_from_environment() noexcept {
+        const char* v = std::getenv("SSL_POISON_ALLOCATIONS");
+        return v && v[0] != '\0' && v[0] != '0';
+    }
+    const bool poison_ = poison_from_environment();
     mutable std::mutex mu_;
     std::unordered_map<std::size_t, std::vector<void*>> free_;
     pool_stats stats_;

@@ -1,0 +1,285 @@
+#!/usr/bin/env python3
+"""Differential harness, PyTorch's side (issue 24).
+
+    step_check.py DIR [METHOD ...]
+
+DIR holds <method>.safetensors from peer_step_dump (tests/peer/step_dump.cpp):
+our initial weights, the views each step trained on, and our loss, gradients
+and weights after each step. Here the PyTorch peer of bench/peer/torch_ssl.py
+(the same module classes and loss code that bench/run_quality.sh trains)
+starts from our initial weights, is fed our views instead of its own
+augmentation, and takes the same steps with torch.optim.SGD. Loss, every
+gradient and every parameter and buffer after each step must agree to float
+tolerance; the first disagreement is printed with its size.
+
+MoCo v2 has no training peer in torch_ssl.py; its step is written out below
+(query encoder on view 0, EMA key encoder on view 1 with shuffled batch norm
+in groups, InfoNCE against the queue, symmetrised, queue update), and the
+shuffle permutation is the one our step used (dumped as s<k>/shuffle).
+
+Prints one line per method and step and exits 0 when everything agrees,
+1 otherwise.
+"""
+import math
+import os
+import sys
+
+import torch
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "bench", "peer"))
+sys.path.insert(0, HERE)
+import torch_ssl as peer  # noqa: E402
+from torch_load_check import read_safetensors  # noqa: E402
+
+LR, MOMENTUM, WEIGHT_DECAY, WIDTH = 0.1, 0.9, 5e-4, 8
+LOSS_TOL, GRAD_TOL, PARAM_TOL = 1e-4, 2e-3, 1e-4
+
+
+def peer_name(ours):
+    """Our module names -> torch_ssl.py's."""
+    n = ours
+    for a, b in (("head.projector.", "projector."), ("head.predictor.", "predictor."),
+                 ("target.backbone.", "target_backbone."), ("target.head.", "target_projector.")):
+        if n.startswith(a):
+            n = b + n[len(a):]
+    parts = n.split(".")
+    for i, p in enumerate(parts):
+        if p.startswith("layer") and p[5:].isdigit():
+            parts[i] = "layers." + str(int(p[5:]) - 1)
+        if p == "downsample":
+            parts[i] = "shortcut"
+    return ".".join(parts)
+
+
+class Replay:
+    """Stands in for torch_ssl.Augment: hands out the views our step used."""
+
+    def __init__(self, views, labels=None):
+        self.views, self.labels, self.next = views, labels, 0
+
+    def _take(self):
+        v = self.views[self.next]
+        self.next += 1
+        return v
+
+    def simclr_view(self, x):
+        return self._take()
+
+    def byol_view(self, x, blur_p, solarize_p):
+        return self._take()
+
+    def rotations(self, x):
+        return self._take(), self.labels
+
+
+def relative_error(a, b):
+    scale = max(b.abs().max().item(), 1e-6)
+    return (a - b).abs().max().item() / scale
+
+
+class Checker:
+    def __init__(self, method):
+        self.method, self.failures, self.worst = method, [], {}
+
+    def compare(self, what, ours, theirs, tol):
+        err = relative_error(theirs.detach().float(), ours.float())
+        kind = what.split("/")[0].split(" ")[0]
+        self.worst[kind] = max(self.worst.get(kind, 0.0), err)
+        if not math.isfinite(err) or err > tol:
+            self.failures.append(f"{what}: relative error {err:.3g} > {tol:g} "
+                                 f"(ours max |x| {ours.abs().max().item():.4g})")
+
+
+def moco_module(backbone):
+    m = torch.nn.Module()
+    m.backbone = backbone
+    m.head = torch.nn.Sequential(torch.nn.Linear(backbone.feature_dim, 2048), torch.nn.ReLU(inplace=True),
+                                 torch.nn.Identity(), torch.nn.Linear(2048, 128))
+    m.target_backbone = peer.ResNet18Cifar(1, WIDTH)
+    m.target_projector = torch.nn.Sequential(torch.nn.Linear(backbone.feature_dim, 2048), torch.nn.ReLU(inplace=True),
+                                             torch.nn.Identity(), torch.nn.Linear(2048, 128))
+    for p in list(m.target_backbone.parameters()) + list(m.target_projector.parameters()):
+        p.requires_grad_(False)
+    m.register_buffer("queue", torch.zeros(4096, 128))
+    return m
+
+
+def moco_keys(m, view, groups):
+    """Key encoder with shuffle-BN: images split into `groups` contiguous
+    groups after a random permutation (each group's batch norm sees only its
+    own images), features un-shuffled; the permutation is ours."""
+    m.target_backbone.train(True)
+    m.target_projector.train(True)
+    perm = groups["perm"]
+    x = view[perm]
+    chunks = torch.chunk(x, groups["count"])
+    k = torch.cat([m.target_projector(m.target_backbone(c)) for c in chunks])
+    out = torch.empty_like(k)
+    out[perm] = k
+    return F.normalize(out, dim=1, eps=1e-12)
+
+
+@torch.no_grad()
+def load(model, f, prefix):
+    """Our tensors under `prefix` into the peer's module (every one must map)."""
+    state = model.state_dict()
+    loaded = set()
+    for key, value in f.items():
+        if key.startswith(prefix):
+            name = peer_name(key[len(prefix):])
+            if name not in state:
+                raise SystemExit(f"step_check: our tensor {key[len(prefix):]} has no peer ({name})")
+            state[name].copy_(value.view_as(state[name]))
+            loaded.add(name)
+    missing = [k for k in state if k not in loaded and not k.endswith("num_batches_tracked")]
+    if missing:
+        raise SystemExit(f"step_check: peer tensors not in our dump: {missing[:5]}")
+
+
+def build(method):
+    backbone = peer.ResNet18Cifar(1, WIDTH)
+    if method == "simclr":
+        return peer.SimCLR(backbone, 28)
+    if method == "byol":
+        return peer.BYOL(backbone)
+    if method == "rotnet":
+        return peer.RotNet(backbone)
+    if method == "moco":
+        return moco_module(backbone)
+    raise SystemExit(f"step_check: unknown method {method}")
+
+
+def peer_step(model, method, f, s, images):
+    """The peer's loss and gradients on our views of step prefix `s`."""
+    views = [f[s + f"view{v}"] for v in range(8) if s + f"view{v}" in f]
+    labels = f[s + "labels"].long() if s + "labels" in f else None
+    model.train(True)
+    model.zero_grad(set_to_none=True)
+    if method == "moco":
+        loss = moco_loss(model, views, f, s)
+    else:
+        loss = model.loss(images, Replay(views, labels))
+    loss.backward()
+    return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+@torch.no_grad()
+def perturbed(model, ulps=1.0):
+    """Multiplies every parameter by 1 + ulps * 2^-23 * N(0, 1); returns the
+    originals for restore()."""
+    saved = {n: p.detach().clone() for n, p in model.named_parameters()}
+    g = torch.Generator().manual_seed(1)
+    for p in model.parameters():
+        p.mul_(1 + ulps * 2.0 ** -23 * torch.randn(p.shape, generator=g))
+    return saved
+
+
+@torch.no_grad()
+def restore(model, saved):
+    for n, p in model.named_parameters():
+        p.copy_(saved[n])
+
+
+def check(directory, method):
+    """Per step, from our state before it: the loss (tight), every gradient
+    (tight, or within 3x what one float ulp of noise on the weights moves the
+    peer's own gradient: on batches with large constant regions the ReLU
+    masks hang on rounding, see bench/README.md), then the update: our
+    gradients through torch.optim.SGD and the method's after_step (tight)."""
+    f, _ = read_safetensors(os.path.join(directory, method + ".safetensors"))
+    model = build(method)
+    params = model.online_parameters() if method == "byol" else [p for p in model.parameters() if p.requires_grad]
+    named = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    opt = torch.optim.SGD(params, lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
+    images = f["images"]
+    steps = sorted({int(k.split("/")[0][1:]) for k in f if k.startswith("s")})
+    ok = True
+    for k in steps:
+        s = f"s{k}/"
+        load(model, f, "init/" if k == 0 else f"s{k - 1}/after/")
+        c = Checker(method)
+        before = {n: t.clone() for n, t in model.state_dict().items()}
+        saved = perturbed(model)
+        _, noisy = peer_step(model, method, f, s, images)
+        restore(model, saved)
+        model.load_state_dict(before)  # the running statistics too
+        loss, grads = peer_step(model, method, f, s, images)
+        c.compare("loss", f[s + "loss"], loss.view(1), LOSS_TOL)
+        sensitivity = 0.0
+        for key, value in f.items():
+            if key.startswith(s + "grad/"):
+                name = peer_name(key[len(s) + 5:])
+                noise = relative_error(noisy[name], grads[name])
+                if os.environ.get("STEP_CHECK_VERBOSE"):
+                    print(f"    {name}: ours {relative_error(value.view_as(grads[name]), grads[name]):.2g} "
+                          f"one-ulp noise {noise:.2g} max |g| {grads[name].abs().max().item():.3g}")
+                sensitivity = max(sensitivity, noise)
+                c.compare(f"grad/{name} (step {k})", value.view_as(grads[name]), grads[name],
+                          max(GRAD_TOL, 3 * noise))
+        with torch.no_grad():  # the update from our gradients
+            for key, value in f.items():
+                if key.startswith(s + "grad/"):
+                    name = peer_name(key[len(s) + 5:])
+                    named[name].grad = value.view_as(named[name]).clone()
+        opt.step()
+        if method == "moco":
+            moco_after_step(model, f, s)
+        else:
+            model.after_step(k, len(steps))
+        now = model.state_dict()
+        for key, value in f.items():
+            if key.startswith(s + "after/"):
+                name = peer_name(key[len(s) + 6:])
+                c.compare(f"after/{name} (step {k})", value.view_as(now[name]), now[name], PARAM_TOL)
+        print(f"{method} step {k}: loss ours {f[s + 'loss'].item():.6f} peer {loss.item():.6f}; worst relative "
+              + ", ".join(f"{kind} {err:.2g}" for kind, err in sorted(c.worst.items()))
+              + f"; the peer's own gradient moves {sensitivity:.2g} under one ulp of weight noise")
+        for line in c.failures[:12]:
+            print(f"  MISMATCH {method} {line}")
+        if len(c.failures) > 12:
+            print(f"  ... and {len(c.failures) - 12} more")
+        ok = ok and not c.failures
+    return ok
+
+
+def moco_loss(m, views, f, s):
+    groups = [{"perm": f[s + f"shuffle{v}"].long(), "count": 8} for v in range(2)]
+    q = [F.normalize(m.head(m.backbone(v)), dim=1, eps=1e-12) for v in views]
+    with torch.no_grad():
+        keys = [moco_keys(m, views[v], groups[v]) for v in range(2)]
+    m._keys = keys
+    total = 0
+    for a, b in ((0, 1), (1, 0)):
+        pos = (q[a] * keys[b]).sum(dim=1, keepdim=True)
+        neg = q[a] @ m.queue.t()
+        logits = torch.cat([pos, neg], dim=1) / 0.1
+        total = total + F.cross_entropy(logits, torch.zeros(q[a].shape[0], dtype=torch.long))
+    return total / 2
+
+
+@torch.no_grad()
+def moco_after_step(m, f, s):
+    for tgt, src in ((m.target_backbone, m.backbone), (m.target_projector, m.head)):
+        for t, o in zip(tgt.parameters(), src.parameters()):
+            t.mul_(0.99).add_(o, alpha=0.01)
+    keys = torch.cat(m._keys)
+    ptr = int(f[s + "queue_ptr"].item()) if s + "queue_ptr" in f else 0
+    m.queue[ptr:ptr + keys.shape[0]] = keys
+
+
+def main():
+    if len(sys.argv) < 2:
+        raise SystemExit(__doc__)
+    directory = sys.argv[1]
+    methods = sys.argv[2:] or ["simclr", "byol", "rotnet", "moco"]
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    ok = all([check(directory, m) for m in methods])
+    print("OK" if ok else "FAILED")
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
