@@ -238,6 +238,8 @@ void fixed_cases(writer& w) {
         const A::gaussian_blur blur10{};  // kernel: 10% of the shorter side, odd, >= 3
         for (const float s : {0.5f, 1.5f}) fixed_case(w, img + "/blur_" + num(s), img, blur10, {true, s});
         fixed_case(w, img + "/blur_k9_2", img, A::gaussian_blur{.kernel_size = 9}, {true, 2.0f});
+        // SimCLR's ImageNet kernel (10% of 224 px, odd) with a small sigma: ssl drops the taps below 1e-10.
+        fixed_case(w, img + "/blur_k23_0.15", img, A::gaussian_blur{.kernel_size = 23}, {true, 0.15f});
         fixed_case(w, img + "/solarize_0.5", img, A::solarize{.threshold = 0.5}, {true});
         fixed_case(w, img + "/solarize_0.3", img, A::solarize{.threshold = 0.3}, {true});
         fixed_case(w, img + "/normalize", img, A::default_normalize(C), {});

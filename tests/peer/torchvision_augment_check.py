@@ -14,7 +14,12 @@ peer here, never a dependency (Debian: apt-get install python3-torchvision).
    rgb_to_grayscale, gaussian_blur (reflect border), solarize, normalize.
    Pointwise ops must agree to 2e-6, resampling to 1e-5 (float rounding of
    the filter weights).
-2. Random parameters: every pipeline of dist.safetensors is rebuilt from
+2. Recipes: the first draws of every pipeline of dist.safetensors are
+   replayed with the functional ops and the parameters ssl drew (exact
+   composition), and all of ssl's draws are checked against the
+   distributions torchvision's random transforms draw from (coins, factor
+   and sigma ranges, the 24 jitter orders).
+3. Random parameters: every pipeline of dist.safetensors is rebuilt from
    torchvision's random transforms (RandomResizedCrop's get_params,
    RandomHorizontalFlip, RandomApply(ColorJitter), RandomGrayscale,
    RandomApply(GaussianBlur), RandomSolarize, Normalize) and drawn as many
@@ -317,6 +322,78 @@ def replay(name, ops, img, params, outputs):
     return failures
 
 
+def ks_uniform(values, lo, hi):
+    """Kolmogorov-Smirnov distance of values from U[lo, hi) (0 when lo == hi and all equal it)."""
+    v = sorted(values)
+    n = len(v)
+    if hi == lo:
+        return 0.0 if all(x == lo for x in v) else 1.0
+    d = 0.0
+    for i, x in enumerate(v):
+        f = min(max((x - lo) / (hi - lo), 0.0), 1.0)
+        d = max(d, (i + 1) / n - f, f - i / n)
+    return d
+
+
+def ks_limit(n):
+    """KS distance exceeded with probability about 1e-4 for n samples."""
+    return math.sqrt(-math.log(0.5e-4) / (2 * n))
+
+
+def chi2_limit(df):
+    """chi-square quantile at 1 - 1e-4 (Wilson-Hilferty)."""
+    z = 3.72
+    return df * (1 - 2 / (9 * df) + z * math.sqrt(2 / (9 * df))) ** 3
+
+
+def check_params(name, ops, params, failures):
+    """ssl's drawn parameters against the distributions torchvision's
+    transforms draw from: coins against p (binomial z), factors and sigma
+    against torchvision's uniform ranges (Kolmogorov-Smirnov), the jitter
+    order against torch.randperm's 24 equally likely orders (chi-square)."""
+    n, at = params.shape[0], 0
+    for op in ops:
+        kind, width = op["op"], PARAM_WIDTH[op["op"]]
+        cols = params[:, at:at + width]
+        at += width
+
+        def coin(label, col, p):
+            frac = col.double().mean().item()
+            sd = math.sqrt(p * (1 - p) / n)
+            if (sd == 0 and frac != p) or (sd > 0 and abs(frac - p) > Z_MAX * sd):
+                failures.append(f"params {name} {label}: ssl's fraction {frac:.4f}, torchvision's p {p}")
+
+        def uniform(label, col, lo, hi):
+            d = ks_uniform(col.tolist(), lo, hi)
+            if d > ks_limit(n):
+                failures.append(f"params {name} {label}: KS distance {d:.4f} from torchvision's U[{lo:g}, {hi:g}) "
+                                f"(limit {ks_limit(n):.4f})")
+
+        if kind == "horizontal_flip":
+            coin("flip", cols[:, 0], op["p"])
+        elif kind in ("random_grayscale", "solarize"):
+            coin("active", cols[:, 0], op["p"])
+        elif kind == "gaussian_blur":
+            coin("active", cols[:, 0], op["p"])
+            sigma = T.GaussianBlur(3, tuple(op["sigma"])).sigma
+            uniform("sigma", cols[:, 1], sigma[0], sigma[1])
+        elif kind == "color_jitter":
+            coin("active", cols[:, 0], op["p"])
+            cj = T.ColorJitter(op["brightness"], op["contrast"], op["saturation"], op["hue"])
+            for j, what in enumerate(["brightness", "contrast", "saturation", "hue"]):
+                r = getattr(cj, what)
+                lo, hi = (r[0], r[1]) if r is not None else ((0.0, 0.0) if what == "hue" else (1.0, 1.0))
+                uniform(what, cols[:, 5 + j], lo, hi)
+            counts = {}
+            for row in cols[:, 1:5].tolist():
+                counts[tuple(row)] = counts.get(tuple(row), 0) + 1
+            expected = n / 24
+            chi2 = sum((c - expected) ** 2 / expected for c in counts.values()) + expected * (24 - len(counts))
+            if len(counts) > 24 or chi2 > chi2_limit(23):
+                failures.append(f"params {name} order: {len(counts)} distinct orders, chi-square {chi2:.1f} "
+                                f"against torch.randperm's uniform orders (limit {chi2_limit(23):.1f})")
+
+
 def check_dist(path):
     tensors, meta = read_safetensors(path)
     torch.manual_seed(0)
@@ -330,6 +407,7 @@ def check_dist(path):
             images[case["image"]] = read_image(case["image"])
         img = images[case["image"]]
         failures += replay(name, case["ops"], img, tensors["params/" + name], tensors["replay/" + name])
+        check_params(name, case["ops"], tensors["params/" + name], failures)
         steps = [torchvision_transform(op) for op in case["ops"]]
         outs = []
         for _ in range(ours.shape[0]):
