@@ -209,24 +209,32 @@ def check_fixed(path):
 
 # ---------------------------------------------------------------- random ----
 
-def draw_stats(x, o):
+def draw_stats(x, o, chunk=256):
     """The per-draw statistics of augment_ops.cpp, in its order: x the input
-    (C, H, W), o the outputs of all draws (N, C', H', W'); (N, 7)."""
+    (C, H, W), o the outputs of all draws (N, C', H', W'); (N, 7). Sums in
+    double, comparisons in float (as the C++ side, up to values within float
+    rounding of a threshold)."""
+    if o.shape[0] > chunk:
+        return torch.cat([draw_stats(x, o[i:i + chunk]) for i in range(0, o.shape[0], chunk)])
     n = o.shape[0]
-    o64 = o.double().reshape(n, -1)
-    mean = o64.mean(1, keepdim=True)
-    std = ((o64 - mean) ** 2).mean(1).sqrt()
-    lo, hi = o64.min(1, keepdim=True).values, o64.max(1, keepdim=True).values
+    flat = o.reshape(n, -1)
+    size = flat.shape[1]
+    mean = flat.double().sum(1) / size
+    dev = flat - mean.float().unsqueeze(1)
+    std = ((dev * dev).double().sum(1) / size).sqrt()
+    lo, hi = flat.min(1, keepdim=True).values, flat.max(1, keepdim=True).values
+
+    def frac(mask):
+        return mask.sum(1).double() / size
+
     nan = torch.full((n,), math.nan, dtype=torch.float64)
-    changed = nan
-    if o.shape[1:] == x.shape:
-        changed = ((o64 - x.double().reshape(1, -1)).abs() > 1e-6).double().mean(1)
+    changed = frac((flat - x.reshape(1, -1)).abs() > 1e-6) if o.shape[1:] == x.shape else nan
     gray = nan
     if o.shape[1] == 3:
         same = ((o[:, 0] - o[:, 1]).abs() <= 1e-6) & ((o[:, 0] - o[:, 2]).abs() <= 1e-6)
         gray = same.reshape(n, -1).all(1).double()
-    return torch.stack([mean[:, 0], std, changed, (o64 <= lo + 1e-5).double().mean(1),
-                        (o64 >= hi - 1e-5).double().mean(1), gray, (o64 > mean).double().mean(1)], 1)
+    return torch.stack([mean, std, changed, frac(flat <= lo + 1e-5), frac(flat >= hi - 1e-5), gray,
+                        frac(flat > mean.float().unsqueeze(1))], 1)
 
 
 class CropRecorder:
