@@ -36,6 +36,7 @@
 #include <vector>
 
 #include <ssl/augment/pipeline.hpp>
+#include <ssl/augment/policies.hpp>
 #include <ssl/augment/presets.hpp>
 #include <ssl/io/safetensors.hpp>
 
@@ -335,6 +336,9 @@ void dist_cases(writer& w) {
         if (im.starts_with("strokes") && S < 64)
             dist_case(w, im + "/byol1", im, A::byol_pipelines(S, C)[1], pipeline_draws);
     }
+    // The views `ssl train --method simclr` makes of 28 px images (simclr_config: crop scale (0.5, 1)).
+    auto simclr28 = A::two_views({.size = 28, .channels = 1, .crop_min_scale = 0.5}).pipelines()[0];
+    dist_case(w, "strokes1_28/simclr_method", "strokes1_28", simclr28, pipeline_draws);
     // Downscaling crops (64 -> 32) and a ratio range where ~10% of draws fall back to the central crop.
     dist_case(w, "texture3_64/crop_to32", "texture3_64",
               A::pipeline{A::random_resized_crop{.height = 32, .width = 32}});
