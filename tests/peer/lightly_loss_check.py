@@ -12,8 +12,8 @@ never a dependency. Install it beside the system torch without replacing it:
 
 (lightly's loss modules import with only torch and numpy; a plain
 `pip install lightly` pulls in a new torch and pytorch_lightning as well.)
-tests/peer/run_lightly_peer.sh looks for it in /usr/bin/python3, python3,
-$SSL_LIGHTLY_PYTHON and /work/lightly-venv/bin/python.
+tests/peer/run_lightly_peer.sh looks for it in $SSL_LIGHTLY_PYTHON,
+/work/lightly-venv/bin/python, /usr/bin/python3 and python3.
 
 The losses as lightly composes them for its SimCLR, BYOL and MoCo models:
   nt_xent  lightly.loss.NTXentLoss(temperature)(z1, z2): must equal ssl's

@@ -282,15 +282,11 @@ def torchvision_transform(op):
     raise ValueError(f"no torchvision transform for {name}")
 
 
-def box_stats(boxes, h, w, ratio):
+def box_stats(boxes, img, ratio):
     """Per box: area fraction, log(width / height), centre row / column fraction, central fallback or not."""
-    in_ratio = w / h
-    fh, fw = h, w
-    if in_ratio < ratio[0]:
-        fh = round(w / ratio[0])
-    elif in_ratio > ratio[1]:
-        fw = round(h * ratio[1])
-    fallback = ((h - fh) // 2, (w - fw) // 2, fh, fw)
+    h, w = img.shape[1], img.shape[2]
+    # torchvision's own fallback box: a scale of 4 fails every attempt at any ratio.
+    fallback = tuple(T.RandomResizedCrop.get_params(img, [4.0, 4.0], list(ratio)))
     return torch.tensor([[bh * bw / (h * w), math.log(bw / bh), (t + bh / 2) / h, (l + bw / 2) / w,
                           float((t, l, bh, bw) == fallback)] for t, l, bh, bw in boxes], dtype=torch.float64)
 
@@ -426,10 +422,9 @@ def check_dist(path):
         theirs = draw_stats(img, torch.stack(outs))
         compare_means(name, STAT_NAMES, ours, theirs, failures, report)
         if isinstance(steps[0], CropRecorder):
-            h, w = img.shape[1], img.shape[2]
             ratio = tuple(case["ops"][0]["ratio"])
-            ob = box_stats([tuple(int(v) for v in r[:4]) for r in tensors["params/" + name].tolist()], h, w, ratio)
-            tb = box_stats(steps[0].boxes, h, w, ratio)
+            ob = box_stats([tuple(int(v) for v in r[:4]) for r in tensors["params/" + name].tolist()], img, ratio)
+            tb = box_stats(steps[0].boxes, img, ratio)
             compare_means(name + " box", ["area", "log_aspect", "centre_y", "centre_x", "fallback"], ob, tb,
                           failures, report)
     report.sort(reverse=True)
