@@ -6,16 +6,8 @@
 set -euo pipefail
 writer=$1
 here=$(cd "$(dirname "$0")" && pwd)
-py=""
-for cand in /usr/bin/python3 python3; do
-  if command -v "$cand" >/dev/null && "$cand" -c "import torch" 2>/dev/null; then py=$cand; break; fi
-done
-if [ -z "$py" ]; then
-  echo "SKIP: no python3 with torch (apt-get install python3-torch to run this peer check)"
-  exit 77
-fi
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
+source "$here/peer_python.sh"
+peer_python torch "apt-get install python3-torch to run this peer check"
 "$writer" "$dir"
 "$py" "$here/torch_load_check.py" "$dir/cifar.safetensors" "$dir/cifar_io.safetensors"
 "$py" "$here/torch_load_check.py" "$dir/imagenet.safetensors" "$dir/imagenet_io.safetensors"
