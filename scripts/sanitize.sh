@@ -35,6 +35,7 @@ if want asan; then
   cmake --build "$root/build-asan" -j "$jobs" --target "${areas[@]/#/test_}"
   regex="^($(IFS='|'; echo "${areas[*]}"))/"
   (cd "$root/build-asan" &&
+    SSL_POISON_ALLOCATIONS=1 \
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --output-on-failure -j "$jobs" --timeout 900 -L "unit|gradcheck" -R "$regex" -E "^package/|^compile_fail/")

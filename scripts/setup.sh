@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages ssl needs to build and test (only the missing
 # ones; apt-get runs only when something is missing). Run as root or with sudo.
-#   SSL_WITH_PEERS=1 also installs python3-torch and python3-faiss, the peers for benchmarks and
+#   SSL_WITH_PEERS=1 also installs python3-torch, python3-torchvision and python3-faiss, the peers for benchmarks and
 #   the optional PyTorch checks (never a dependency of the library).
 #   SSL_WITH_SANITIZERS=1 also installs what scripts/sanitize.sh and scripts/fuzz.sh need: Ninja,
 #   clang-14 and its sanitizer and libFuzzer runtimes.
 set -euo pipefail
 pkgs=(build-essential cmake libeigen3-dev libxtensor-dev xtl-dev doctest-dev libbenchmark-dev
       libstb-dev nlohmann-json3-dev libcli11-dev zlib1g-dev dataset-fashion-mnist)
-if [ "${SSL_WITH_PEERS:-0}" = 1 ]; then pkgs+=(python3-torch python3-faiss); fi
+if [ "${SSL_WITH_PEERS:-0}" = 1 ]; then pkgs+=(python3-torch python3-torchvision python3-faiss); fi
 if [ "${SSL_WITH_SANITIZERS:-0}" = 1 ]; then pkgs+=(ninja-build clang-14 libclang-rt-14-dev); fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -150,6 +150,7 @@ TEST_CASE("resnet: a steady-state training step makes no system allocation for t
     };
     const double first = step();
     step();
+    if (ssl::host_pool_poisoning()) return;  // SSL_POISON_ALLOCATIONS: no caching by design
     const auto before = ssl::host_pool_stats();
     double last = 0;
     for (int i = 0; i < 3; ++i) last = step();

@@ -33,15 +33,17 @@ sys.path.insert(0, HERE)
 import torch_ssl as peer  # noqa: E402
 from torch_load_check import read_safetensors  # noqa: E402
 
-LR, MOMENTUM, WEIGHT_DECAY, WIDTH = 0.1, 0.9, 5e-4, 8
-LOSS_TOL, GRAD_TOL, PARAM_TOL = 1e-4, 2e-3, 1e-4
+LR, MOMENTUM, WEIGHT_DECAY = 0.1, 0.9, 5e-4
+LOSS_TOL, GRAD_TOL, PARAM_TOL = 1e-4, 2e-3, 1e-5
+GRAD_FLOOR, FLIP_L2 = 1e-3, 5e-2
 
 
 def peer_name(ours):
     """Our module names -> torch_ssl.py's."""
     n = ours
     for a, b in (("head.projector.", "projector."), ("head.predictor.", "predictor."),
-                 ("target.backbone.", "target_backbone."), ("target.head.", "target_projector.")):
+                 ("target.backbone.", "target_backbone."), ("target.head.", "target_projector."),
+                 ("target.queue", "queue")):
         if n.startswith(a):
             n = b + n[len(a):]
     parts = n.split(".")
@@ -79,6 +81,10 @@ def relative_error(a, b):
     return (a - b).abs().max().item() / scale
 
 
+def relative_l2(a, b):
+    return (a - b).double().norm().item() / max(b.double().norm().item(), 1e-12)
+
+
 class Checker:
     def __init__(self, method):
         self.method, self.failures, self.worst = method, [], {}
@@ -92,17 +98,18 @@ class Checker:
                                  f"(ours max |x| {ours.abs().max().item():.4g})")
 
 
-def moco_module(backbone):
+def moco_module(backbone, width):
     m = torch.nn.Module()
     m.backbone = backbone
     m.head = torch.nn.Sequential(torch.nn.Linear(backbone.feature_dim, 2048), torch.nn.ReLU(inplace=True),
                                  torch.nn.Identity(), torch.nn.Linear(2048, 128))
-    m.target_backbone = peer.ResNet18Cifar(1, WIDTH)
+    m.target_backbone = peer.ResNet18Cifar(1, width)
     m.target_projector = torch.nn.Sequential(torch.nn.Linear(backbone.feature_dim, 2048), torch.nn.ReLU(inplace=True),
                                              torch.nn.Identity(), torch.nn.Linear(2048, 128))
     for p in list(m.target_backbone.parameters()) + list(m.target_projector.parameters()):
         p.requires_grad_(False)
     m.register_buffer("queue", torch.zeros(4096, 128))
+    m.queue_ptr = 0
     return m
 
 
@@ -138,8 +145,8 @@ def load(model, f, prefix):
         raise SystemExit(f"step_check: peer tensors not in our dump: {missing[:5]}")
 
 
-def build(method):
-    backbone = peer.ResNet18Cifar(1, WIDTH)
+def build(method, width):
+    backbone = peer.ResNet18Cifar(1, width)
     if method == "simclr":
         return peer.SimCLR(backbone, 28)
     if method == "byol":
@@ -147,7 +154,7 @@ def build(method):
     if method == "rotnet":
         return peer.RotNet(backbone)
     if method == "moco":
-        return moco_module(backbone)
+        return moco_module(backbone, width)
     raise SystemExit(f"step_check: unknown method {method}")
 
 
@@ -183,46 +190,55 @@ def restore(model, saved):
 
 
 def check(directory, method):
-    """Per step, from our state before it: the loss (tight), every gradient
-    (tight, or within 3x what one float ulp of noise on the weights moves the
-    peer's own gradient: on batches with large constant regions the ReLU
-    masks hang on rounding, see bench/README.md), then the update: our
-    gradients through torch.optim.SGD and the method's after_step (tight)."""
+    """Per step, from our state before it: the loss (tight); every gradient:
+    within GRAD_TOL of the peer's largest entry (the largest gradient of the
+    step as the floor, for gradients that are zero in exact arithmetic), or,
+    where a ReLU input lies within float rounding of zero and flips between
+    the two implementations, within FLIP_L2 in relative L2 (one flipped
+    ReLU moves a tensor's gradient by about 2 % in L2, measured; a wrong
+    formula moves it by O(1)); then the update: our gradients through
+    torch.optim.SGD and the method's after_step (tight)."""
     f, _ = read_safetensors(os.path.join(directory, method + ".safetensors"))
-    model = build(method)
+    model = build(method, f["init/backbone.conv1.weight"].shape[0])
     params = model.online_parameters() if method == "byol" else [p for p in model.parameters() if p.requires_grad]
     named = {n: p for n, p in model.named_parameters() if p.requires_grad}
     opt = torch.optim.SGD(params, lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
     images = f["images"]
     steps = sorted({int(k.split("/")[0][1:]) for k in f if k.startswith("s")})
+    verbose = bool(os.environ.get("STEP_CHECK_VERBOSE"))
     ok = True
     for k in steps:
         s = f"s{k}/"
         load(model, f, "init/" if k == 0 else f"s{k - 1}/after/")
         c = Checker(method)
-        before = {n: t.clone() for n, t in model.state_dict().items()}
-        saved = perturbed(model)
-        _, noisy = peer_step(model, method, f, s, images)
-        restore(model, saved)
-        model.load_state_dict(before)  # the running statistics too
+        if verbose:  # how far one float ulp of weight noise moves the peer's own gradients
+            before = {n: t.clone() for n, t in model.state_dict().items()}
+            saved = perturbed(model)
+            _, noisy = peer_step(model, method, f, s, images)
+            restore(model, saved)
+            model.load_state_dict(before)  # the running statistics too
         loss, grads = peer_step(model, method, f, s, images)
         c.compare("loss", f[s + "loss"], loss.view(1), LOSS_TOL)
-        sensitivity = 0.0
-        for key, value in f.items():
-            if key.startswith(s + "grad/"):
-                name = peer_name(key[len(s) + 5:])
-                noise = relative_error(noisy[name], grads[name])
-                if os.environ.get("STEP_CHECK_VERBOSE"):
-                    print(f"    {name}: ours {relative_error(value.view_as(grads[name]), grads[name]):.2g} "
-                          f"one-ulp noise {noise:.2g} max |g| {grads[name].abs().max().item():.3g}")
-                sensitivity = max(sensitivity, noise)
-                c.compare(f"grad/{name} (step {k})", value.view_as(grads[name]), grads[name],
-                          max(GRAD_TOL, 3 * noise))
+        ours = {peer_name(key[len(s) + 5:]): value.view_as(grads[peer_name(key[len(s) + 5:])])
+                for key, value in f.items() if key.startswith(s + "grad/")}
+        floor = GRAD_FLOOR * max(g.abs().max().item() for g in grads.values())
+        flipped = []
+        for name, value in ours.items():
+            theirs = grads[name]
+            err = (value - theirs).abs().max().item() / max(theirs.abs().max().item(), floor)
+            l2 = relative_l2(value, theirs)
+            if verbose:
+                print(f"    {name}: max {err:.2g} l2 {l2:.2g} one-ulp noise {relative_error(noisy[name], theirs):.2g}")
+            c.worst["grad"] = max(c.worst.get("grad", 0.0), err)
+            if err > GRAD_TOL:
+                if l2 <= FLIP_L2:
+                    flipped.append(name)
+                else:
+                    c.failures.append(f"grad/{name} (step {k}): relative error {err:.3g} > {GRAD_TOL:g} and "
+                                      f"relative L2 {l2:.3g} > {FLIP_L2:g} (ours max |x| {value.abs().max().item():.4g})")
         with torch.no_grad():  # the update from our gradients
-            for key, value in f.items():
-                if key.startswith(s + "grad/"):
-                    name = peer_name(key[len(s) + 5:])
-                    named[name].grad = value.view_as(named[name]).clone()
+            for name, value in ours.items():
+                named[name].grad = value.clone()
         opt.step()
         if method == "moco":
             moco_after_step(model, f, s)
@@ -235,7 +251,7 @@ def check(directory, method):
                 c.compare(f"after/{name} (step {k})", value.view_as(now[name]), now[name], PARAM_TOL)
         print(f"{method} step {k}: loss ours {f[s + 'loss'].item():.6f} peer {loss.item():.6f}; worst relative "
               + ", ".join(f"{kind} {err:.2g}" for kind, err in sorted(c.worst.items()))
-              + f"; the peer's own gradient moves {sensitivity:.2g} under one ulp of weight noise")
+              + (f"; {len(flipped)} gradients within {FLIP_L2:g} in L2 only (ReLU flips)" if flipped else ""))
         for line in c.failures[:12]:
             print(f"  MISMATCH {method} {line}")
         if len(c.failures) > 12:
@@ -256,7 +272,7 @@ def moco_loss(m, views, f, s):
         neg = q[a] @ m.queue.t()
         logits = torch.cat([pos, neg], dim=1) / 0.1
         total = total + F.cross_entropy(logits, torch.zeros(q[a].shape[0], dtype=torch.long))
-    return total / 2
+    return total  # summed, as MoCo's CIFAR-10 demo symmetrises (ssl::loss::info_nce_queue)
 
 
 @torch.no_grad()
@@ -265,8 +281,9 @@ def moco_after_step(m, f, s):
         for t, o in zip(tgt.parameters(), src.parameters()):
             t.mul_(0.99).add_(o, alpha=0.01)
     keys = torch.cat(m._keys)
-    ptr = int(f[s + "queue_ptr"].item()) if s + "queue_ptr" in f else 0
+    ptr = m.queue_ptr
     m.queue[ptr:ptr + keys.shape[0]] = keys
+    m.queue_ptr = (ptr + keys.shape[0]) % m.queue.shape[0]
 
 
 def main():

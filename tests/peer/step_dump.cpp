@@ -6,6 +6,7 @@
 //   init/<name>        every parameter and buffer before the first step (target state included)
 //   s<k>/view<v>       the views step k trained on (made by our augmentation)
 //   s<k>/labels        the pretext labels of step k, when the augmentation makes some
+//   s<k>/shuffle<v>    MoCo: the key encoder's batch-norm groups of view v (a permutation cut in equal parts)
 //   s<k>/loss          the loss of step k
 //   s<k>/grad/<name>   the gradient of every parameter at step k
 //   s<k>/after/<name>  every parameter and buffer after the optimizer and after_step of step k
@@ -20,6 +21,8 @@
 #include <string>
 
 #include <ssl/byol.hpp>
+#include <ssl/core/parse.hpp>
+#include <ssl/data/idx.hpp>
 #include <ssl/core/rng.hpp>
 #include <ssl/io/safetensors.hpp>
 #include <ssl/moco.hpp>
@@ -100,6 +103,16 @@ void run(const std::string& path, M& m, const ssl::tensor<float>& images, std::s
             for (std::size_t i = 0; i < vb.labels.size(); ++i) l.data()[i] = static_cast<float>(vb.labels[i]);
             put(s + "labels", l);
         }
+        if constexpr (requires { m.target().bn_groups(std::size_t{}, std::size_t{}); }) {
+            // MoCo's key encoder: the shuffled batch-norm groups of each view, concatenated
+            for (std::size_t v = 0; v < 2; ++v) {
+                ssl::tensor<float> perm(ssl::shape_t{images.dim(0)});
+                std::size_t at = 0;
+                for (const auto& grp : m.target().bn_groups(images.dim(0), v))
+                    for (std::size_t i : grp) perm.data()[at++] = static_cast<float>(i);
+                put(s + "shuffle" + std::to_string(v), perm);
+            }
+        }
         ssl::zero_grad(m);
         auto out = m.train_step(images, ids, ctx);
         ssl::tensor<float> loss(ssl::shape_t{1});
@@ -116,36 +129,60 @@ void run(const std::string& path, M& m, const ssl::tensor<float>& images, std::s
 }  // namespace
 
 int main(int argc, char** argv) try {
+    const char* usage =
+        "usage: peer_step_dump OUT_DIR [--steps K] [--dense] [--plain-conv] [--images IDX_FILE --count N]\n"
+        "                      [--width W] [--methods simclr,byol,rotnet,moco]\n";
     if (argc < 2) {
-        std::cerr << "usage: peer_step_dump OUT_DIR [STEPS [--plain-conv]]\n";
+        std::cerr << usage;
         return 2;
     }
     const std::filesystem::path dir = argv[1];
-    const std::size_t steps = argc > 2 ? std::stoul(argv[2]) : 2;
-    if (argc > 4 && std::string(argv[4]) == "--plain-conv") {  // im2col + GEMM everywhere (bisecting a mismatch)
-        ssl::backend::host::winograd::enabled = false;
-        ssl::backend::host::direct::enabled = false;
+    std::size_t steps = 2, count = 16, width = 8;
+    bool sparse = true;
+    std::string idx, methods = "simclr,byol,rotnet,moco";
+    for (int i = 2; i < argc; ++i) {
+        const std::string a = argv[i];
+        auto value = [&]() -> std::string {
+            if (i + 1 >= argc) throw ssl::value_error(a + " needs a value");
+            return argv[++i];
+        };
+        if (a == "--steps") steps = ssl::parse_unsigned(value(), "--steps");
+        else if (a == "--dense") sparse = false;  // every image a dense texture
+        else if (a == "--plain-conv") {           // im2col + GEMM everywhere (bisecting a mismatch)
+            ssl::backend::host::winograd::enabled = false;
+            ssl::backend::host::direct::enabled = false;
+        } else if (a == "--images") idx = value();
+        else if (a == "--count") count = ssl::parse_unsigned(value(), "--count");
+        else if (a == "--width") width = ssl::parse_unsigned(value(), "--width");
+        else if (a == "--methods") methods = value();
+        else throw ssl::value_error("unknown option '" + a + "'\n" + usage);
     }
-    const bool sparse = !(argc > 3 && std::string(argv[3]) == "--dense");
-    const ssl::tensor<float> images = make_images(16, 5, sparse);
-    const ssl::resnet18<float>::options_type bb{.in_channels = 1, .width = 8, .stem = ssl::stem::cifar, .seed = 3};
-    {
+    auto wanted = [&](const std::string& m) { return ("," + methods + ",").find("," + m + ",") != std::string::npos; };
+    ssl::tensor<float> images = make_images(count, 5, sparse);
+    if (!idx.empty()) {  // the first `count` images of an IDX file (28 x 28 x 1), in [0, 1]
+        const auto raw = ssl::data::read_idx_images(idx);
+        ssl::require(raw.rank() >= 3 && raw.dim(0) >= count && raw.numel() / raw.dim(0) == side * side, idx,
+                     ": need at least ", count, " images of 28 x 28");
+        for (std::size_t i = 0; i < count * side * side; ++i) images.data()[i] = raw.data()[i] / 255.0f;
+    }
+    const ssl::resnet18<float>::options_type bb{.in_channels = 1, .width = width, .stem = ssl::stem::cifar, .seed = 3};
+    if (wanted("simclr")) {
         ssl::simclr<> m(ssl::simclr_config<ssl::resnet18<float>>(bb, side, 1));
         run((dir / "simclr.safetensors").string(), m, images, steps);
     }
-    {
+    if (wanted("byol")) {
         ssl::byol<> m(ssl::byol_config<ssl::resnet18<float>>(bb, side, 1));
         run((dir / "byol.safetensors").string(), m, images, steps);
     }
-    {
+    if (wanted("rotnet")) {
         ssl::rotnet<> m(ssl::rotnet_config<ssl::resnet18<float>>(bb, side, 1));
         run((dir / "rotnet.safetensors").string(), m, images, steps);
     }
-    {
+    if (wanted("moco")) {
         ssl::moco_v2<> m(ssl::moco_v2_config<ssl::resnet18<float>>(bb, side, 1));
         run((dir / "moco.safetensors").string(), m, images, steps);
     }
-    std::cout << "written " << steps << " steps per method to " << dir << "\n";
+    std::cout << "written " << steps << " steps to " << dir << "\n";
     return 0;
 } catch (const std::exception& e) {
     std::cerr << "peer_step_dump: " << e.what() << "\n";

@@ -102,6 +102,8 @@ public:
         stats_.cached_bytes = 0;
     }
 
+    bool poisoning() const noexcept { return poison_; }
+
     pool_stats stats() const {
         std::lock_guard lk(mu_);
         return stats_;
@@ -126,6 +128,8 @@ private:
 
 /// Statistics of the host caching allocator (for tests and diagnostics).
 inline pool_stats host_pool_stats() { return detail::host_pool::instance().stats(); }
+/// Whether SSL_POISON_ALLOCATIONS is on (blocks NaN-filled, no caching).
+inline bool host_pool_poisoning() { return detail::host_pool::instance().poisoning(); }
 /// Returns all cached (unused) host blocks to the system.
 inline void host_pool_release() { detail::host_pool::instance().release_cached(); }
 
