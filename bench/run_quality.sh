@@ -24,13 +24,19 @@
 # its log also has head_knn_top1 (kNN on the 128-d head embedding) and Z.
 #
 #   bench/run_quality.sh [--methods "simclr byol rotnet"] [--epochs 5] [--threads 2] [--seed 0]
-#                        [--train-limit N] [--eval-limit N] [--python /usr/bin/python3] [--no-build]
+#                        [--train-limit N] [--eval-limit N] [--data DIR] [--python /usr/bin/python3] [--no-build]
+#
+# --data DIR: another data set in Fashion-MNIST's file layout (both sides read
+# it; e.g. the sparse-stroke sets of bench/data/make_glyphs.py). The short
+# budget of bench/README.md is --epochs 3 --train-limit 8000 --eval-limit 8000
+# (93 steps).
 #
 # SSL_BIN=PATH runs that program instead of build/examples/ssl (copy it there
 # first when you keep building while the comparison runs).
 # Smoke test (a couple of minutes): --epochs 1 --train-limit 512 --eval-limit 1000 --threads 1 --no-build
 # Logs: runs/quality/<method>.ours.log and runs/quality/<method>.torch.log; our
-# checkpoints in runs/quality/<method>/.
+# checkpoints in runs/quality/<method>/ (under runs/quality/<data dir name>/ with
+# --data, and seed<N>/ below that for a seed other than 0).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
@@ -44,6 +50,7 @@ batch=256
 width=16
 train_limit=0
 eval_limit=0
+data=""
 do_build=1
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -54,13 +61,14 @@ while [[ $# -gt 0 ]]; do
     --train-limit) train_limit="$2"; shift 2 ;;
     --eval-limit) eval_limit="$2"; shift 2 ;;
     --python) python="$2"; shift 2 ;;
+    --data) data="$2"; shift 2 ;;
     --no-build) do_build=0; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
-all_methods="simclr byol rotnet moco instdisc instdisc-softmax deepcluster sela deepercluster instance-cls"
-peer_methods=" simclr byol rotnet instdisc "  # the PyTorch peer implements these; the others get n/a in its columns
+all_methods="simclr byol rotnet moco instdisc instdisc-softmax jigsaw pirl exemplar deepcluster sela deepercluster instance-cls"
+peer_methods=" simclr byol rotnet instdisc jigsaw "  # the PyTorch peer implements these; the others get n/a in its columns
 for m in $methods; do
   case " $all_methods " in *" $m "*) ;; *) echo "unknown method $m ($all_methods)" >&2; exit 2 ;; esac
 done
@@ -77,16 +85,25 @@ mkdir -p "$outdir"
 limits=()
 [[ "$train_limit" != 0 ]] && limits+=(--train-limit "$train_limit")
 [[ "$eval_limit" != 0 ]] && limits+=(--eval-limit "$eval_limit")
+ours_data=(--data fashion-mnist)
+peer_data=()
+if [[ -n "$data" ]]; then
+  ours_data=(--data "fashion-mnist:$data")
+  peer_data=(--data "$data")
+  outdir="$outdir/$(basename "$data")"
+fi
+[[ "$seed" != 0 ]] && outdir="$outdir/seed$seed"
+mkdir -p "$outdir"
 
 echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-echo "# methods: $methods; epochs $epochs, batch $batch, width $width, seed $seed, $threads threads${limits[*]:+, ${limits[*]}}"
+echo "# data: ${data:-fashion-mnist}; methods: $methods; epochs $epochs, batch $batch, width $width, seed $seed, $threads threads${limits[*]:+, ${limits[*]}}"
 echo "# load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 declare -A ours torch_line
 for m in $methods; do
   echo "# $m: ours ($(date -u +%H:%M))" >&2
   rc=0
-  "$ssl" train --method "$m" --data fashion-mnist --width "$width" --batch "$batch" --epochs "$epochs" \
+  "$ssl" train --method "$m" "${ours_data[@]}" --width "$width" --batch "$batch" --epochs "$epochs" \
     --seed "$seed" --threads "$threads" --no-progress --json --baseline --out "$outdir/$m" "${limits[@]}" \
     >"$outdir/$m.ours.log" 2>&1 || rc=$?
   [[ $rc == 0 ]] || echo "# $m: ours exited with $rc (see $outdir/$m.ours.log)" >&2
@@ -98,7 +115,7 @@ for m in $methods; do
   echo "# $m: torch ($(date -u +%H:%M))" >&2
   rc=0
   "$python" "$here/peer/torch_ssl.py" --method "$m" --epochs "$epochs" --batch "$batch" --width "$width" \
-    --threads "$threads" --seed "$seed" "${limits[@]}" >"$outdir/$m.torch.log" 2>&1 || rc=$?
+    --threads "$threads" --seed "$seed" "${limits[@]}" "${peer_data[@]}" >"$outdir/$m.torch.log" 2>&1 || rc=$?
   [[ $rc == 0 ]] || echo "# $m: torch exited with $rc (see $outdir/$m.torch.log)" >&2
   torch_line[$m]="$(grep '^TORCH_QUALITY ' "$outdir/$m.torch.log" | tail -n1 || true)"
 done
