@@ -8,13 +8,25 @@
 set -euo pipefail
 pkgs=(build-essential cmake libeigen3-dev libxtensor-dev xtl-dev doctest-dev libbenchmark-dev
       libstb-dev nlohmann-json3-dev libcli11-dev zlib1g-dev dataset-fashion-mnist)
-if [ "${SSL_WITH_PEERS:-0}" = 1 ]; then pkgs+=(python3-torch python3-torchvision python3-faiss); fi
+if [ "${SSL_WITH_PEERS:-0}" = 1 ]; then pkgs+=(python3-torch python3-torchvision python3-faiss python3-venv python3-pip); fi
 if [ "${SSL_WITH_SANITIZERS:-0}" = 1 ]; then pkgs+=(ninja-build clang-14 libclang-rt-14-dev); fi
+root=$(cd "$(dirname "$0")/.." && pwd)
+# lightly (a maintained SSL library, tests/peer/lightly_loss_check.py) beside
+# Debian's torch, in .peer-venv; a failed download only makes its check skip.
+lightly_venv() {
+  [ "${SSL_WITH_PEERS:-0}" = 1 ] || return 0
+  [ -x "$root/.peer-venv/bin/python" ] && "$root/.peer-venv/bin/python" -c "import lightly.loss" 2>/dev/null && return 0
+  echo "ssl setup: installing lightly 1.6.0 (peer checks only) into .peer-venv"
+  /usr/bin/python3 -m venv --system-site-packages "$root/.peer-venv" &&
+    "$root/.peer-venv/bin/pip" install -q --no-deps lightly==1.6.0 ||
+    echo "ssl setup: could not install lightly; its peer check will skip" >&2
+}
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -eq 0 ]; then
+  lightly_venv
   exit 0
 fi
 echo "ssl setup: installing ${missing[*]}"
@@ -26,3 +38,4 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+lightly_venv

@@ -13,7 +13,7 @@ never a dependency. Install it beside the system torch without replacing it:
 (lightly's loss modules import with only torch and numpy; a plain
 `pip install lightly` pulls in a new torch and pytorch_lightning as well.)
 tests/peer/run_lightly_peer.sh looks for it in $SSL_LIGHTLY_PYTHON,
-/work/lightly-venv/bin/python, /usr/bin/python3 and python3.
+.peer-venv/bin/python (made by SSL_WITH_PEERS=1 scripts/setup.sh), /usr/bin/python3 and python3.
 
 The losses as lightly composes them for its SimCLR, BYOL and MoCo models:
   nt_xent  lightly.loss.NTXentLoss(temperature)(z1, z2): must equal ssl's
