@@ -31,7 +31,9 @@
 // read_image decodes one file; read_image_bytes one file's bytes in memory.
 // Refused before stb decodes them (stb 2.27 would misbehave): images of no
 // pixels or over 2^26 pixels, BMPs shorter than their header says, JPEG
-// Huffman tables of more than 256 codes.
+// Huffman tables of more than 256 codes, PNGs whose chunks fail their CRC
+// (stb checks none: damaged IDAT data decoded to other pixels) or that end
+// before IEND.
 // Files are decoded in parallel on ssl's thread pool (ssl::parallel_for).
 // Errors: ssl::io_error naming the directory or file (missing directory, no
 // images, mixed layout, empty class folder, a file stb cannot decode with
@@ -50,6 +52,8 @@
 #include <string>
 #include <system_error>
 #include <vector>
+
+#include <zlib.h>
 
 #include "../core/error.hpp"
 #include "../core/tensor.hpp"
@@ -202,6 +206,36 @@ inline std::string bmp_truncated(const unsigned char* d, std::size_t n, std::uin
                             " bytes, the file has ", n);
 }
 
+/// stb_image checks neither the CRC of a PNG's chunks nor the Adler-32 of
+/// its zlib stream: a PNG whose IDAT data was damaged decoded to other pixels
+/// without a word. Every chunk of a PNG (signature 89 50 4E 47 0D 0A 1A 0A)
+/// must fit in the file and pass its CRC (zlib's crc32), up to IEND. Returns
+/// the reason to refuse, or "" (also for a file that is not a PNG).
+inline std::string png_damaged(const unsigned char* d, std::size_t n) {
+    static constexpr unsigned char signature[8] = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A};
+    if (n < 8 || std::memcmp(d, signature, 8) != 0) return {};
+    auto be32 = [&](std::size_t i) {
+        return (std::uint32_t(d[i]) << 24) | (std::uint32_t(d[i + 1]) << 16) | (std::uint32_t(d[i + 2]) << 8) |
+               std::uint32_t(d[i + 3]);
+    };
+    for (std::size_t p = 8;;) {
+        if (n - p < 12) return ssl::detail::cat("truncated PNG: the file ends at byte ", n, " before its IEND chunk");
+        std::string type;
+        for (std::size_t i = p + 4; i < p + 8; ++i)
+            type += std::isalpha(d[i]) ? static_cast<char>(d[i]) : '?';
+        const std::uint64_t len = be32(p);
+        if (len > n - p - 12)
+            return ssl::detail::cat("truncated PNG: chunk ", type, " at byte ", p, " declares ", len,
+                                    " bytes of data, the file has ", n - p - 12, " after its header");
+        const uLong crc = crc32(crc32(0L, Z_NULL, 0), d + p + 4, static_cast<uInt>(len + 4));
+        if (crc != be32(p + 8 + len))
+            return ssl::detail::cat("corrupt PNG: chunk ", type, " (", len, " bytes at byte ", p,
+                                    ") fails its CRC check: the data is damaged");
+        if (type == "IEND") return {};
+        p += 12 + len;
+    }
+}
+
 /// Decodes the `n` bytes of an image file at `data` to `channels` channels.
 /// Never throws except bad_alloc.
 inline void decode_image_bytes(const unsigned char* data, std::size_t n, std::size_t channels, decoded_image& img) {
@@ -215,6 +249,10 @@ inline void decode_image_bytes(const unsigned char* data, std::size_t n, std::si
     }
     if (const char* why = jpeg_huffman_overflow(data, n)) {
         img.error = why;
+        return;
+    }
+    if (std::string why = png_damaged(data, n); !why.empty()) {
+        img.error = std::move(why);
         return;
     }
     int w = 0, h = 0, c_in_file = 0;
