@@ -426,6 +426,19 @@ TEST_CASE("image folder: a PNG with damaged IDAT data, and PNG bombs") {
     std::vector<std::uint8_t> rows(25001, 0);
     msg = error_of([&] { ssl::data::read_image_bytes(png_of(25000, 25000, zlib_stored(rows)), 3); });
     CHECK(contains(msg, "25000x25000 pixels, more than the 67108864"));
+
+    // A PNG of 1 x 1 pixels whose IDAT inflates to 8 MB: stb inflated all of
+    // it (512 MB for a 520 KB file); refused once past the 2 bytes it needs
+    std::vector<std::uint8_t> zeros(8 << 20, 0);
+    uLongf zn = compressBound(static_cast<uLong>(zeros.size()));
+    std::vector<std::uint8_t> z(zn);
+    REQUIRE(compress2(z.data(), &zn, zeros.data(), static_cast<uLong>(zeros.size()), 9) == Z_OK);
+    z.resize(zn);
+    msg = error_of([&] { ssl::data::read_image_bytes(png_of(1, 1, z), 1, 0, 0, ssl::data::resize_mode::center_crop, "b.png"); });
+    CHECK(contains(msg, "image file 'b.png': its IDAT data inflates to more than the 1026 bytes that 1x1 pixels take"));
+    // IDAT data that is not zlib at all (with its right CRC)
+    msg = error_of([&] { ssl::data::read_image_bytes(png_of(4, 4, {1, 2, 3, 4, 5, 6}), 1); });
+    CHECK(contains(msg, "corrupt PNG: its IDAT data is not a valid zlib stream"));
 }
 
 }  // namespace test_image_folder
