@@ -230,7 +230,14 @@ std::string fmt(const std::optional<double>& v) {
     return b;
 }
 
-data_sets load_data(const std::string& spec_in, std::size_t limit, std::size_t eval_limit) {
+namespace {
+/// "1x28x28" for messages.
+std::string image_shape(const ssl::data::image_dataset& s) {
+    return std::to_string(s.channels()) + "x" + std::to_string(s.height()) + "x" + std::to_string(s.width());
+}
+}  // namespace
+
+data_sets load_data(const std::string& spec_in, std::size_t limit, std::size_t eval_limit, std::size_t max_data_mb) {
     std::string spec = spec_in;
     if (spec.empty())
         spec = fs::exists(fs::path(ssl::data::fashion_mnist_default_dir) / "train-images-idx3-ubyte.gz") ||
@@ -242,10 +249,18 @@ data_sets load_data(const std::string& spec_in, std::size_t limit, std::size_t e
     data_sets d;
     d.name = spec;
     using ssl::data::split;
+    // IDX files: only the train images a limit leaves are read (the rest of a
+    // gzip file is never inflated): the first max(--train-limit, --eval-limit)
+    // when both limit, the first --train-limit where there is no test split to
+    // evaluate on; the test split is read whole. At most --max-data-mb per file.
+    ssl::data::idx_options idx{.limit = 0, .max_bytes = std::uint64_t(max_data_mb) << 20,
+                               .max_bytes_name = "--max-data-mb " + std::to_string(max_data_mb)};
+    ssl::data::idx_options idx_test = idx;
+    if (limit && eval_limit) idx.limit = std::max(limit, eval_limit);
     if (kind == "fashion-mnist") {
         const fs::path dir = arg.empty() ? fs::path(ssl::data::fashion_mnist_default_dir) : fs::path(arg);
-        d.train = ssl::data::load_fashion_mnist(dir, split::train);
-        d.test = ssl::data::load_fashion_mnist(dir, split::test);
+        d.train = ssl::data::load_fashion_mnist(dir, split::train, idx);
+        d.test = ssl::data::load_fashion_mnist(dir, split::test, idx_test);
     } else if (kind == "cifar10" || kind == "cifar100") {
         ssl::require(!arg.empty(), "--data ", kind, ":DIR needs the directory of the binary batches");
         d.train = kind == "cifar10" ? ssl::data::load_cifar10(arg, split::train) : ssl::data::load_cifar100(arg, split::train);
@@ -255,9 +270,11 @@ data_sets load_data(const std::string& spec_in, std::size_t limit, std::size_t e
         d.train = ssl::data::load_image_folder(arg, {.height = 32, .width = 32, .channels = 3});
     } else if (kind == "idx") {
         ssl::require(!arg.empty(), "--data idx:IMAGES[,LABELS] needs the IDX images file");
+        idx.limit = limit;  // no test split: the evaluation sets are never used
         const auto comma = arg.find(',');
-        d.train = comma == std::string::npos ? ssl::data::read_idx(arg)
-                                             : ssl::data::read_idx(arg.substr(0, comma), arg.substr(comma + 1));
+        d.train = comma == std::string::npos
+                      ? ssl::data::read_idx(arg, idx)
+                      : ssl::data::read_idx(arg.substr(0, comma), arg.substr(comma + 1), 0, {}, idx);
     } else if (kind == "synthetic") {
         d.train = ssl::data::synthetic({.size = 4096, .classes = 10, .height = 28, .width = 28, .seed = 1}).to_dataset();
         d.test = ssl::data::synthetic({.size = 1000, .classes = 10, .height = 28, .width = 28, .seed = 2}).to_dataset();
@@ -266,6 +283,12 @@ data_sets load_data(const std::string& spec_in, std::size_t limit, std::size_t e
                                "' is not one of fashion-mnist[:DIR], cifar10:DIR, cifar100:DIR, folder:DIR, "
                                "idx:IMAGES[,LABELS], synthetic");
     }
+    // kNN and the linear probe compare features of the two splits: the
+    // backbone sees both at one size
+    if (d.test && image_shape(*d.test) != image_shape(d.train))
+        throw ssl::io_error("--data " + spec + ": the test split " + d.test->describe() + " has images of " +
+                            image_shape(*d.test) + " (channels x height x width), the train split " +
+                            d.train.describe() + " " + image_shape(d.train) + "; both splits must have one size");
     d.eval_train = d.train;
     if (eval_limit && eval_limit < d.eval_train.size()) d.eval_train = d.train.subset(iota(eval_limit));
     if (limit && limit < d.train.size()) d.train = d.train.subset(iota(limit));

@@ -44,6 +44,7 @@
 SSL_EXTERN_ANY_BACKBONE(float);  // compiled once, in common.cpp
 
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <functional>
@@ -68,6 +69,7 @@ struct common_options {
     std::size_t width = 16;
     std::string stem = "auto";
     std::size_t batch = 256, epochs = 5, threads = 0, workers = 1, max_steps = 0, train_limit = 0, eval_limit = 0;
+    std::size_t max_data_mb = 1024;  // the most data read from one IDX file
     double lr = 0;             // 0: the method's, scaled by batch / 256
     double weight_decay = -1;  // < 0: the method's
     double crop_scale = 0;     // smallest random-resized-crop area fraction; 0: the method's
@@ -273,12 +275,22 @@ public:
 };
 
 std::vector<std::size_t> iota(std::size_t n);
-data_sets load_data(const std::string& spec, std::size_t limit, std::size_t eval_limit);
+/// The data sets of --data `spec`: the first `limit` train images (0: all),
+/// the first `eval_limit` as the kNN / probe train set; IDX files of more
+/// than max_data_mb MiB of data to read are refused.
+data_sets load_data(const std::string& spec, std::size_t limit, std::size_t eval_limit, std::size_t max_data_mb);
 std::string fmt(const std::optional<double>& v);
 std::string fmt_g(double v);
 
 struct eval_numbers {
     std::optional<double> knn, linear;
+    /// ("kNN", top-1), ("linear", top-1), those there are: the plot's series.
+    std::vector<std::pair<std::string, double>> series() const {
+        std::vector<std::pair<std::string, double>> r;
+        if (knn) r.emplace_back("kNN", *knn);
+        if (linear) r.emplace_back("linear", *linear);
+        return r;
+    }
 };
 
 /// kNN (k = 200, T = 0.1) and a linear probe on frozen backbone features,
@@ -362,21 +374,39 @@ int run_method(M& m, const common_options& o, const data_sets& d, const run_docu
                     fmt_g(tc.weight_decay).c_str(), tc.schedule.c_str(), ssl::num_threads());
     if (o.eval_every) {
         t.on_epoch_end = [&](std::size_t epoch) -> std::vector<std::pair<std::string, double>> {
-            if ((epoch + 1) % o.eval_every != 0) return {};
+            // after a Ctrl-C the run stops at this epoch's end: no evaluation
+            if ((epoch + 1) % o.eval_every != 0 || ssl::train::interrupt_requested()) return {};
             auto e = evaluate(m, d);
-            std::vector<std::pair<std::string, double>> r;
-            if (e.knn) r.emplace_back("kNN", *e.knn);
-            if (e.linear) r.emplace_back("linear", *e.linear);
+            auto r = e.series();
             if (!o.json)
                 std::fprintf(stderr, "epoch %zu: kNN %s %%, linear %s %%\n", epoch + 1, fmt(e.knn).c_str(),
                              fmt(e.linear).c_str());
             return r;
         };
     }
+    // Ctrl-C: from here SIGINT only sets the flag the trainer's interrupt
+    // guard reads (the guard installs the same handler for the run and puts
+    // this one back), so a second Ctrl-C while the interrupted run writes its
+    // checkpoint, or prints its summary, is not a kill.
+    const auto previous_sigint = std::signal(SIGINT, ssl::detail::ssl_on_sigint);
     const auto s = t.fit();
-    const auto e = evaluate(m, d);
+    // A finished run's evaluation may take long: Ctrl-C ends it at once (the
+    // checkpoint is written). A Ctrl-C after the last step counts as an interrupt.
+    if (!s.interrupted) std::signal(SIGINT, previous_sigint == SIG_ERR ? SIG_DFL : previous_sigint);
+    const bool interrupted = s.interrupted || ssl::train::interrupt_requested();
+    if (interrupted)
+        std::fprintf(stderr, "interrupted: the end-of-run evaluation is skipped and backbone.safetensors is not "
+                             "written; '%s' is saved (continue with --resume)\n",
+                     (tc.out_dir / "last.safetensors").string().c_str());
+    const auto e = interrupted ? eval_numbers{} : evaluate(m, d);
+    // the end-of-run evaluation in the plot's evaluation panel (it was empty
+    // without --eval-every)
+    if (auto* plot = t.chores().template find<ssl::train::run_plot>(); plot && (e.knn || e.linear)) {
+        const auto r = e.series();
+        plot->evaluated({.epoch = s.epochs_done ? s.epochs_done - 1 : 0, .results = r});
+    }
     // the backbone alone, with torchvision names
-    ssl::save_checkpoint(tc.out_dir / "backbone.safetensors", m.backbone(), tc.metadata);
+    if (!interrupted) ssl::save_checkpoint(tc.out_dir / "backbone.safetensors", m.backbone(), tc.metadata);
     const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
     if (!o.json) {
         std::printf("\n== %s summary ==\n", method_name.c_str());
@@ -387,19 +417,20 @@ int run_method(M& m, const common_options& o, const data_sets& d, const run_docu
         std::printf("epochs        %zu (%zu steps)%s\n", s.epochs_done, s.steps, s.interrupted ? " -- interrupted" : "");
         std::printf("loss          %.4f -> %.4f\n", s.first_loss, s.last_loss);
         std::printf("train time    %.1f s (%.0f images/s), total %.1f s\n", s.seconds, s.images_per_second, total);
-        std::printf("kNN top-1     %s %%%s\n", fmt(e.knn).c_str(),
+        if (interrupted) std::printf("evaluation    skipped (interrupted)\n");
+        else std::printf("kNN top-1     %s %%%s\n", fmt(e.knn).c_str(),
                     o.baseline ? ("   (random init " + fmt(base.knn) + " %)").c_str() : "");
-        std::printf("linear top-1  %s %%%s\n", fmt(e.linear).c_str(),
+        if (!interrupted) std::printf("linear top-1  %s %%%s\n", fmt(e.linear).c_str(),
                     o.baseline ? ("   (random init " + fmt(base.linear) + " %)").c_str() : "");
-        std::printf("output        %s (last.safetensors, backbone.safetensors, metrics.csv, plot.svg)\n",
-                    tc.out_dir.string().c_str());
+        std::printf("output        %s (last.safetensors, %smetrics.csv, plot.svg)\n", tc.out_dir.string().c_str(),
+                    interrupted ? "" : "backbone.safetensors, ");
     }
     nlohmann::json j{{"method", method_name},     {"backbone", bb.arch},
                      {"width", bb.width},         {"data", d.name},
                      {"epochs", s.epochs_done},   {"steps", s.steps},
                      {"train_seconds", s.seconds}, {"total_seconds", total},
                      {"images_per_second", s.images_per_second}, {"first_loss", s.first_loss},
-                     {"last_loss", s.last_loss},  {"interrupted", s.interrupted},
+                     {"last_loss", s.last_loss},  {"interrupted", interrupted},
                      {"lr", tc.lr},               {"weight_decay", tc.weight_decay},
                      {"schedule", tc.schedule},   {"out", tc.out_dir.string()}};
     j["knn_top1"] = e.knn ? nlohmann::json(*e.knn) : nlohmann::json();
@@ -409,7 +440,7 @@ int run_method(M& m, const common_options& o, const data_sets& d, const run_docu
         j["random_init_linear_top1"] = base.linear ? nlohmann::json(*base.linear) : nlohmann::json();
     }
     if (o.json) std::printf("%s\n", j.dump().c_str());
-    return s.interrupted ? 130 : 0;
+    return interrupted ? 130 : 0;
 }
 
 /// Whether `file` holds every tensor of backbone b under the backbone's own
@@ -439,6 +470,15 @@ int checkpoint_action_on(M& m, const common_options& o, const ssl::io::safetenso
                                 " tensors of this model, e.g. '" + rep.missing.front() +
                                 "' (neither a run's checkpoint nor this backbone's own tensors)");
     }
+    // a damaged or foreign checkpoint (ssl train never writes one): nan
+    // weights gave chance-level accuracy and nan features without a word
+    if (const std::string bad = ssl::train::first_non_finite(m); !bad.empty())
+        throw ssl::io_error("checkpoint '" + o.checkpoint + "': " + bad + " (after loading it into the " +
+                            "model); refusing to " +
+                            (action == checkpoint_action::eval    ? "evaluate"
+                             : action == checkpoint_action::embed ? "embed with"
+                                                                  : "export") +
+                            " it");
     switch (action) {
         case checkpoint_action::eval: {
             auto e = evaluate(m, *d);

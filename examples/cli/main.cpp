@@ -137,7 +137,7 @@ int train(common_options o, const option_registry& reg) {
     const auto& m = find_method(o.method);
     reg.reject_foreign(o.method);
     phase() = "loading --data " + (o.data.empty() ? std::string("(the default)") : o.data);
-    auto d = load_data(o.data, o.train_limit, o.eval_limit);
+    auto d = load_data(o.data, o.train_limit, o.eval_limit, o.max_data_mb);
     run_document run;
     run.method = o.method;
     if (resumed) {
@@ -199,7 +199,7 @@ int with_checkpoint(common_options o, checkpoint_action action) {
         if (o.data.empty()) o.data = run->train.data;
         std::optional<data_sets> d;
         phase() = "loading --data " + o.data;
-        if (action != checkpoint_action::export_backbone) d = load_data(o.data, 0, o.eval_limit);
+        if (action != checkpoint_action::export_backbone) d = load_data(o.data, 0, o.eval_limit, o.max_data_mb);
         phase() = "rebuilding the model of checkpoint '" + o.checkpoint + "'";
         return m.from_checkpoint(run->config, o, file, d ? &*d : nullptr, action);
     }
@@ -210,11 +210,14 @@ int with_checkpoint(common_options o, checkpoint_action action) {
     const std::string entry = "checkpoint '" + o.checkpoint + "', metadata ";
     o.width = ssl::parse_unsigned(meta("width"), entry + "'width'", 1024);  // --width's range
     o.stem = meta("stem");
+    // backbone_options() took any other text for "imagenet" without a word
+    if (o.stem != "auto" && o.stem != "cifar" && o.stem != "imagenet")
+        throw ssl::io_error(entry + "'stem': unknown stem '" + o.stem + "' (auto, cifar or imagenet)");
     o.seed = ssl::parse_unsigned(meta("seed"), entry + "'seed'");
     if (o.data.empty()) o.data = meta("data");
     const auto& m = find_method(o.method);
     phase() = "loading --data " + o.data;
-    auto d = load_data(o.data, 0, o.eval_limit);
+    auto d = load_data(o.data, 0, o.eval_limit, o.max_data_mb);
     // Methods with per-instance state (a memory bank, pseudo-labels) are
     // rebuilt for the number of images they were trained on.
     const auto it = file.metadata.find("train_images");
@@ -243,6 +246,10 @@ int main(int argc, char** argv) {
                       "fashion-mnist[:DIR] | cifar10:DIR | cifar100:DIR | folder:DIR | idx:IMAGES[,LABELS] | synthetic");
         c->add_option("--threads", o.threads, "host threads (0: all cores)")->check(thread_count());
         c->add_option("--eval-limit", o.eval_limit, "use only the first N labelled train images as the kNN / probe train set");
+        c->add_option("--max-data-mb", o.max_data_mb,
+                      "the most data read from one IDX file, in MiB (a header announcing more is refused; with "
+                      "--train-limit only the images used are read)")
+            ->check(CLI::Range(std::size_t(1), std::size_t(1) << 40));
     };
     auto* tr = app.add_subcommand("train", "train a method and evaluate its features");
     add_common(tr);

@@ -9,16 +9,20 @@
 //   ssl_test_metadata IN OUT KEY clear             no metadata at all (KEY is ignored)
 //   ssl_test_metadata IN OUT KEY nest POINTER N    metadata[KEY] is JSON: the value at POINTER becomes N nested arrays
 //   ssl_test_metadata IN OUT KEY put POINTER JSON  metadata[KEY] is JSON: set the value at POINTER to JSON
+//   ssl_test_metadata IN OUT NAME nan              the first value of F32 tensor NAME becomes nan
 #include <ssl/io/safetensors.hpp>
 
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
+#include <cstring>
+#include <limits>
+#include <stdexcept>
 #include <string>
 
 int main(int argc, char** argv) {
     if (argc < 5) {
-        std::fprintf(stderr, "usage: %s IN OUT KEY set TEXT | erase | remove POINTER | put POINTER JSON | nest POINTER N | clear\n",
+        std::fprintf(stderr, "usage: %s IN OUT KEY set TEXT | erase | remove POINTER | put POINTER JSON | nest POINTER N | clear | nan\n",
                      argv[0]);
         return 2;
     }
@@ -42,6 +46,12 @@ int main(int argc, char** argv) {
             const std::size_t depth = std::stoul(argv[6]);
             text.replace(text.find("\"__nest__\""), 10, std::string(depth, '[') + std::string(depth, ']'));
             f.metadata[key] = text;
+        } else if (op == "nan" && argc == 5) {
+            auto& t = f.tensors.at(key);
+            if (t.dtype != ssl::io::dtype::F32 || t.data.size() < sizeof(float))
+                throw std::runtime_error("tensor '" + key + "' is not a non-empty F32 tensor");
+            const float nan = std::numeric_limits<float>::quiet_NaN();
+            std::memcpy(t.data.data(), &nan, sizeof nan);
         } else if (op == "clear" && argc == 5) {
             f.metadata.clear();
         } else if (op == "remove" && argc == 6) {

@@ -99,13 +99,30 @@ public:
         train::chore_list l;
         const bool out = !c.out_dir.empty();
         if (out) {
-            l.add<train::run_plot>(c.out_dir / "plot.svg");
+            l.add<train::run_plot>(c.out_dir / "plot.svg", plot_title(c));
             l.add<train::metrics_csv>(c.out_dir / "metrics.csv");
         }
         if (c.progress) l.add<train::progress_bar>();
         if (out) l.add<train::checkpointer>(c.out_dir, checkpoint_metadata(c));
         l.add<train::interrupt_guard>(out);
         return l;
+    }
+
+    /// The plot's title: the run's method, backbone and data (from the
+    /// metadata, where given) and its settings, e.g. "rotnet, resnet18 width 4,
+    /// synthetic: batch 32, 5 epochs, sgd lr 0.0125, weight decay 0.0005, cosine".
+    static std::string plot_title(const trainer_config& c) {
+        auto get = [&](const char* k) {
+            const auto it = c.metadata.find(k);
+            return it == c.metadata.end() ? std::string() : it->second;
+        };
+        std::string what = get("method");
+        if (const std::string b = get("backbone"); !b.empty())
+            what += (what.empty() ? "" : ", ") + b + (get("width").empty() ? "" : " width " + get("width"));
+        if (const std::string d = get("data"); !d.empty()) what += (what.empty() ? "" : ", ") + d;
+        return (what.empty() ? std::string("ssl training run") : what) +
+               detail::cat(": batch ", c.batch, ", ", c.epochs, " epochs, ", c.optimizer, " lr ", c.lr,
+                           ", weight decay ", c.weight_decay, ", ", c.schedule);
     }
 
     train_summary fit() {
@@ -221,6 +238,13 @@ private:
             s.epochs_done = epoch + 1;
             const auto results = on_epoch_end ? on_epoch_end(epoch) : std::vector<std::pair<std::string, double>>{};
             chores_.evaluated({.epoch = epoch, .results = results});
+            // a Ctrl-C during the epoch's checkpoint or evaluation stops here,
+            // before the next epoch's begin_epoch (k-means, for some methods)
+            if (epoch + 1 < cfg_.epochs && step_ < stop_at_ && chores_.stop_requested()) {
+                chores_.interrupted({epoch + 1, 0, step_});
+                s.interrupted = true;
+                break;
+            }
         }
         finish(s, images, t_run);
         return s;

@@ -8,8 +8,10 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <sys/resource.h>
 #include <filesystem>
 #include <fstream>
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -309,6 +311,92 @@ TEST_CASE("idx: corrupt gzip and absurd headers") {
     for (int i = 0; i < 3; ++i) put_u32(overflow, 0xffffffffu);
     write_plain(d / "overflow", overflow);
     CHECK(contains(error_of([&] { ssl::data::read_idx_images(d / "overflow"); }), "overflow"));
+}
+
+TEST_CASE("idx: a limit reads only the images used; the maximum; bytes after the gzip stream") {
+    temp_dir d;
+    const bytes img = idx_images(40, 16, 16);
+    std::vector<unsigned char> labels(40);
+    for (std::size_t i = 0; i < labels.size(); ++i) labels[i] = static_cast<unsigned char>(i % 10);
+    write_gz(d / "img.gz", img);
+    write_plain(d / "img", img);
+    write_gz(d / "lab.gz", idx_labels(labels));
+    const auto all = ssl::data::read_idx_images(d / "img.gz");
+    for (const char* name : {"img.gz", "img"}) {
+        const auto first = ssl::data::read_idx_images(d / name, {.limit = 5});
+        REQUIRE(first.shape() == ssl::shape_t{5, 1, 16, 16});
+        CHECK(std::equal(first.data(), first.data() + first.size(), all.data()));
+        CHECK(ssl::data::read_idx_images(d / name, {.limit = 400}).shape() == all.shape());
+    }
+    const auto ds = ssl::data::read_idx(d / "img.gz", d / "lab.gz", 0, {}, {.limit = 7});
+    CHECK(ds.size() == 7);
+    CHECK(ds.labels == std::vector<std::int64_t>{0, 1, 2, 3, 4, 5, 6});
+    // the counts of the two headers still have to match
+    write_gz(d / "lab39.gz", idx_labels(std::vector<unsigned char>(39, 1)));
+    auto msg = error_of([&] { ssl::data::read_idx(d / "img.gz", d / "lab39.gz", 0, {}, {.limit = 7}); });
+    CHECK(contains(msg, "holds 40 images"));
+    CHECK(contains(msg, "holds 39 labels"));
+
+    // more data to read than the maximum: refused, naming the file and the sizes
+    msg = error_of([&] { ssl::data::read_idx_images(d / "img.gz", {.max_bytes = 1000}); });
+    CHECK(contains(msg, (d / "img.gz").string()));
+    CHECK(contains(msg, "40 images x 16 rows x 16 columns = 10240 bytes of data"));
+    CHECK(contains(msg, "more than the maximum of 1000 bytes (idx_options::max_bytes)"));
+    msg = error_of([&] { ssl::data::read_idx_images(d / "img", {.limit = 10, .max_bytes = 1000, .max_bytes_name = "--max"}); });
+    CHECK(contains(msg, "(the first 10 images: 2560 bytes), more than the maximum of 1000 bytes (--max)"));
+    CHECK(ssl::data::read_idx_images(d / "img", {.limit = 3, .max_bytes = 1000}).dim(0) == 3);
+
+    // bytes after the gzip stream are refused (zlib's gzread ignored them);
+    // a second gzip member is part of the file, as gzip reads it
+    auto gz = read_all(d / "img.gz");
+    auto junk = gz;
+    for (char c : std::string("junk")) junk.push_back(static_cast<unsigned char>(c));
+    write_plain(d / "junk.gz", junk);
+    msg = error_of([&] { ssl::data::read_idx_images(d / "junk.gz"); });
+    CHECK(contains(msg, (d / "junk.gz").string()));
+    CHECK(contains(msg, "4 trailing bytes after the gzip stream (from byte " + std::to_string(gz.size())));
+    // a read of the first images stops before the end: the rule is checked
+    // only where the file is read to its end
+    CHECK(ssl::data::read_idx_images(d / "junk.gz", {.limit = 5}).dim(0) == 5);
+    write_gz(d / "head.gz", bytes(img.begin(), img.begin() + 1000));
+    write_gz(d / "tail.gz", bytes(img.begin() + 1000, img.end()));
+    auto two = read_all(d / "head.gz");
+    const auto tail = read_all(d / "tail.gz");
+    two.insert(two.end(), tail.begin(), tail.end());
+    write_plain(d / "two.gz", two);
+    const auto joined = ssl::data::read_idx_images(d / "two.gz");
+    REQUIRE(joined.shape() == all.shape());
+    CHECK(std::equal(joined.data(), joined.data() + joined.size(), all.data()));
+    two.push_back(0);
+    write_plain(d / "two0.gz", two);
+    CHECK(contains(error_of([&] { ssl::data::read_idx_images(d / "two0.gz"); }), "1 trailing bytes after the gzip stream"));
+}
+
+TEST_CASE("idx: a decompression bomb read with a limit costs what the limit reads") {
+    // 256 MiB of images (262144 x 32 x 32) in a gzip file of about 250 KB
+    temp_dir d;
+    {
+        bytes head{0, 0, 0x08, 0x03};
+        put_u32(head, 262144);
+        put_u32(head, 32);
+        put_u32(head, 32);
+        gzFile f = gzopen((d / "bomb.gz").c_str(), "wb9");
+        REQUIRE(f != nullptr);
+        REQUIRE(gzwrite(f, head.data(), static_cast<unsigned>(head.size())) == static_cast<int>(head.size()));
+        const bytes zeros(1 << 20, 0);
+        for (int i = 0; i < 256; ++i) REQUIRE(gzwrite(f, zeros.data(), 1u << 20) == 1 << 20);
+        REQUIRE(gzclose(f) == Z_OK);
+    }
+    CHECK(fs::file_size(d / "bomb.gz") < (1u << 20));
+    rusage before{}, after{};
+    ::getrusage(RUSAGE_SELF, &before);
+    const auto t = ssl::data::read_idx_images(d / "bomb.gz", {.limit = 64});
+    ::getrusage(RUSAGE_SELF, &after);
+    CHECK(t.shape() == ssl::shape_t{64, 1, 32, 32});
+    CHECK(after.ru_maxrss - before.ru_maxrss < 32 * 1024);  // KiB: far below the 256 MiB in the file
+    // without the limit, a maximum below the file's data refuses it before reading
+    const auto msg = error_of([&] { ssl::data::read_idx_images(d / "bomb.gz", {.max_bytes = 100u << 20}); });
+    CHECK(contains(msg, "262144 images x 32 rows x 32 columns = 268435456 bytes of data, more than the maximum of 104857600 bytes"));
 }
 
 TEST_CASE("idx: count mismatch and labels out of range") {

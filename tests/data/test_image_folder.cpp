@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include <zlib.h>
+
 #include <ssl/core/thread_pool.hpp>
 #include <ssl/data/image_folder.hpp>
 
@@ -57,6 +59,40 @@ void write_bytes(const fs::path& p, const std::string& s) {
     fs::create_directories(p.parent_path());
     std::ofstream out(p, std::ios::binary);
     out << s;
+}
+
+/// A PNG of w x h 8-bit grey pixels with IDAT data `idat` (a zlib stream of
+/// rows, each led by its filter byte), every chunk with its correct CRC.
+std::vector<std::uint8_t> png_of(std::uint32_t w, std::uint32_t h, const std::vector<std::uint8_t>& idat) {
+    std::vector<std::uint8_t> f = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A};
+    auto u32 = [](std::vector<std::uint8_t>& b, std::uint32_t v) {
+        for (int s = 24; s >= 0; s -= 8) b.push_back(static_cast<std::uint8_t>(v >> s));
+    };
+    auto chunk = [&](const char* type, const std::vector<std::uint8_t>& data) {
+        u32(f, static_cast<std::uint32_t>(data.size()));
+        const std::size_t start = f.size();
+        f.insert(f.end(), type, type + 4);
+        f.insert(f.end(), data.begin(), data.end());
+        u32(f, static_cast<std::uint32_t>(crc32(0L, f.data() + start, static_cast<uInt>(data.size() + 4))));
+    };
+    std::vector<std::uint8_t> ihdr;
+    u32(ihdr, w);
+    u32(ihdr, h);
+    ihdr.insert(ihdr.end(), {8, 0, 0, 0, 0});  // 8 bits, grey, deflate, no filter method, no interlace
+    chunk("IHDR", ihdr);
+    chunk("IDAT", idat);
+    chunk("IEND", {});
+    return f;
+}
+
+/// `raw` as a zlib stream of stored (uncompressed) blocks: its bytes appear
+/// as they are, after 2 + 5 bytes of headers.
+std::vector<std::uint8_t> zlib_stored(const std::vector<std::uint8_t>& raw) {
+    uLongf n = compressBound(static_cast<uLong>(raw.size()));
+    std::vector<std::uint8_t> z(n);
+    REQUIRE(compress2(z.data(), &n, raw.data(), static_cast<uLong>(raw.size()), 0) == Z_OK);
+    z.resize(n);
+    return z;
 }
 
 template <class E = ssl::io_error, class F>
@@ -253,7 +289,7 @@ TEST_CASE("image folder: bad input") {
     }
     msg = error_of([&] { ssl::data::load_image_folder(c.path); });
     CHECK(contains(msg, (c / "cut.png").string()));
-    CHECK(contains(msg, "stb_image cannot decode it"));
+    CHECK(contains(msg, "truncated PNG"));
     write_bytes(c / "empty.jpg", "");
     msg = error_of([&] { ssl::data::load_image_folder(c.path, {.height = 8, .width = 8}); });
     CHECK(contains(msg, (c / "cut.png").string()));
@@ -358,6 +394,51 @@ TEST_CASE("image folder: decoding from memory; inputs found by fuzz/fuzz_image")
     // Over 2^26 pixels: refused before stb allocates anything.
     bmp = bmp_header(10000, 10000);
     CHECK(contains(error_of([&] { ssl::data::read_image_bytes(bmp, 3); }), "10000x10000 pixels, more than the 67108864"));
+}
+
+TEST_CASE("image folder: a PNG with damaged IDAT data, and PNG bombs") {
+    // 4 x 4 grey pixels, stored uncompressed: stb checks neither chunk CRCs
+    // nor the zlib stream's Adler-32, so a changed byte decoded to another pixel
+    std::vector<std::uint8_t> raw;
+    for (std::uint8_t y = 0; y < 4; ++y) {
+        raw.push_back(0);  // filter: none
+        for (std::uint8_t x = 0; x < 4; ++x) raw.push_back(static_cast<std::uint8_t>(16 * y + x));
+    }
+    auto png = png_of(4, 4, zlib_stored(raw));
+    const auto good = ssl::data::read_image_bytes(png, 1, 0, 0, ssl::data::resize_mode::center_crop, "good.png");
+    REQUIRE(good.shape() == ssl::shape_t{1, 4, 4});
+    CHECK(good[5] == 17);
+    const std::size_t first_pixel = 8 + 25 + 8 + 2 + 5 + 1;  // signature, IHDR, IDAT's length and type, zlib and block headers, filter
+    REQUIRE(png[first_pixel] == 0);
+    png[first_pixel] = 200;
+    auto msg = error_of([&] { ssl::data::read_image_bytes(png, 1, 0, 0, ssl::data::resize_mode::center_crop, "bad.png"); });
+    CHECK(contains(msg, "image file 'bad.png'"));
+    CHECK(contains(msg, "corrupt PNG: chunk IDAT"));
+    CHECK(contains(msg, "fails its CRC check"));
+    temp_dir d;
+    write_bytes(d / "bad.png", std::string(png.begin(), png.end()));
+    msg = error_of([&] { ssl::data::load_image_folder(d.path); });
+    CHECK(contains(msg, (d / "bad.png").string()));
+    CHECK(contains(msg, "fails its CRC check"));
+
+    // A valid 25 KB PNG of 25000 x 25000 pixels (a decompression bomb: stb
+    // would allocate 625 MB per channel) is refused from its header.
+    std::vector<std::uint8_t> rows(25001, 0);
+    msg = error_of([&] { ssl::data::read_image_bytes(png_of(25000, 25000, zlib_stored(rows)), 3); });
+    CHECK(contains(msg, "25000x25000 pixels, more than the 67108864"));
+
+    // A PNG of 1 x 1 pixels whose IDAT inflates to 8 MB: stb inflated all of
+    // it (512 MB for a 520 KB file); refused once past the 2 bytes it needs
+    std::vector<std::uint8_t> zeros(8 << 20, 0);
+    uLongf zn = compressBound(static_cast<uLong>(zeros.size()));
+    std::vector<std::uint8_t> z(zn);
+    REQUIRE(compress2(z.data(), &zn, zeros.data(), static_cast<uLong>(zeros.size()), 9) == Z_OK);
+    z.resize(zn);
+    msg = error_of([&] { ssl::data::read_image_bytes(png_of(1, 1, z), 1, 0, 0, ssl::data::resize_mode::center_crop, "b.png"); });
+    CHECK(contains(msg, "image file 'b.png': its IDAT data inflates to more than the 1026 bytes that 1x1 pixels take"));
+    // IDAT data that is not zlib at all (with its right CRC)
+    msg = error_of([&] { ssl::data::read_image_bytes(png_of(4, 4, {1, 2, 3, 4, 5, 6}), 1); });
+    CHECK(contains(msg, "corrupt PNG: its IDAT data is not a valid zlib stream"));
 }
 
 }  // namespace test_image_folder

@@ -13,6 +13,8 @@
 #include <ssl/sela.hpp>
 #include <ssl/trainer.hpp>
 
+#include "sigint_at.hpp"
+
 #include <csignal>
 #include <filesystem>
 #include <unistd.h>
@@ -75,10 +77,7 @@ void check_resume(const typename M::config& c, const std::string& name, double l
     tc.out_dir = dir;
     M part(c);
     ssl::trainer<M> t(part, train, tc);
-    t.on_epoch_end = [](std::size_t) -> std::vector<std::pair<std::string, double>> {
-        std::raise(SIGINT);
-        return {};
-    };
+    t.chores().template add<ssl_test::sigint_at>(5);  // Ctrl-C during the first step of epoch 2
     auto s = t.fit();
     REQUIRE(s.interrupted);
     CHECK(s.steps == 5);  // 4 steps of epoch 1, 1 of epoch 2

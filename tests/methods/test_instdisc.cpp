@@ -11,6 +11,8 @@
 #include <ssl/testing/gradcheck.hpp>
 #include <ssl/trainer.hpp>
 
+#include "sigint_at.hpp"
+
 #include <csignal>
 #include <filesystem>
 #include <unistd.h>
@@ -249,10 +251,7 @@ TEST_CASE("instdisc: a run interrupted mid-epoch and resumed equals an uninterru
     tc.out_dir = dir;
     ssl::instdisc<> part(c);
     ssl::trainer<ssl::instdisc<>> t(part, train, tc);
-    t.on_epoch_end = [](std::size_t) -> std::vector<std::pair<std::string, double>> {
-        std::raise(SIGINT);  // stops after the first step of epoch 2
-        return {};
-    };
+    t.chores().add<ssl_test::sigint_at>(5);  // Ctrl-C during the first step of epoch 2: stops after it
     auto s = t.fit();
     REQUIRE(s.interrupted);
     CHECK(s.steps == 5);

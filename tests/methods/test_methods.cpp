@@ -10,6 +10,8 @@
 #include <ssl/simclr.hpp>
 #include <ssl/trainer.hpp>
 
+#include "sigint_at.hpp"
+
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -194,11 +196,8 @@ TEST_CASE("trainer: Ctrl-C saves a resumable checkpoint; the resumed run equals 
     tc.out_dir = dir;
     ssl::simclr<> part(c);
     ssl::trainer<ssl::simclr<>> t(part, train, tc);
-    // Ctrl-C arrives at the end of epoch 1: the run stops after the next step.
-    t.on_epoch_end = [](std::size_t) -> std::vector<std::pair<std::string, double>> {
-        std::raise(SIGINT);
-        return {};
-    };
+    // Ctrl-C arrives during the first step of epoch 2: the run stops after it.
+    t.chores().add<ssl_test::sigint_at>(5);
     auto s = t.fit();
     CHECK(s.interrupted);
     CHECK(s.steps == 5);  // 4 steps of epoch 1 and one of epoch 2

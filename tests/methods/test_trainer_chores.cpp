@@ -368,9 +368,11 @@ TEST_CASE("trainer: the standard chores follow the config; the loop calls the ch
     };
     auto s3 = t3.fit();
     CHECK(s3.interrupted);
+    // during the epoch's evaluation: the run stops there, before epoch 2 begins
     CHECK(log == std::vector<std::string>{"run_start 2 4 8", "step 0.1 #1", "step 0.2 #2", "step 0.3 #3",
                                           "step 0.4 #4", "epoch_end 0 complete -> 1.0 #4", "evaluated 0 0",
-                                          "step 1.1 #5", "interrupted 1.1", "run_end"});
+                                          "interrupted 1.0", "run_end"});
+    CHECK(s3.steps == 4);
 
     // a diverging run: run_failed, not run_end
     log.clear();

@@ -47,9 +47,10 @@ inline std::filesystem::path find_idx_file(const std::filesystem::path& dir, con
 
 /// Loads a split of Fashion-MNIST: (N, 1, 28, 28) bytes, labels 0..9, the
 /// 10 class names. Throws io_error naming the path, with the install hint,
-/// when the files are not there.
+/// when the files are not there. `opt`: the IDX reader's limits (read only
+/// the first opt.limit images, at most opt.max_bytes).
 inline image_dataset load_fashion_mnist(const std::filesystem::path& dir = fashion_mnist_default_dir,
-                                        split s = split::train) {
+                                        split s = split::train, const idx_options& opt = {}) {
     std::error_code ec;
     if (!std::filesystem::is_directory(dir, ec))
         throw io_error(ssl::detail::cat("Fashion-MNIST: the directory '", dir.string(), "' does not exist; ",
@@ -59,7 +60,7 @@ inline image_dataset load_fashion_mnist(const std::filesystem::path& dir = fashi
     const auto images = detail::find_idx_file(dir, prefix + "-images-idx3-ubyte");
     const auto labels = detail::find_idx_file(dir, prefix + "-labels-idx1-ubyte");
     std::vector<std::string> names(fashion_mnist_classes.begin(), fashion_mnist_classes.end());
-    auto ds = read_idx(images, labels, names.size(), std::move(names));
+    auto ds = read_idx(images, labels, names.size(), std::move(names), opt);
     ds.name = std::string("fashion-mnist/") + split_name(s);
     ds.source = dir.string();
     return ds;

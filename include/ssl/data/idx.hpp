@@ -12,7 +12,11 @@
 // gzip magic 1f 8b is decompressed on the fly with zlib, whatever its name.
 // Every problem (missing, truncated, wrong magic or dimension count, corrupt
 // gzip, trailing bytes, count mismatch, label out of range) is an
-// ssl::io_error that names the file and says what is wrong.
+// ssl::io_error that names the file and says what is wrong. A gzip file must
+// end with its gzip stream: bytes after it are refused (zlib's gzread
+// ignored them). idx_options reads only the first `limit` images, inflating
+// no more of a gzip file than they take (a small file can inflate to
+// gigabytes), and refuses more than `max_bytes` of data to read.
 #include <algorithm>
 #include <cerrno>
 #include <cstddef>
@@ -21,8 +25,11 @@
 #include <cstring>
 #include <filesystem>
 #include <limits>
+#include <new>
 #include <string>
 #include <system_error>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include <zlib.h>
@@ -32,10 +39,31 @@
 #include "dataset.hpp"
 
 namespace ssl::data {
+
+/// How much of an IDX file to read.
+struct idx_options {
+    /// Read only the first `limit` images (labels); 0: all. The rest of a
+    /// gzip file is not inflated, so a small file that inflates to gigabytes
+    /// costs only what is read.
+    std::size_t limit = 0;
+    /// The most bytes of data (images or labels) read from one file; a
+    /// header announcing more to read is refused, naming the file and both
+    /// sizes. 1 GiB by default (Fashion-MNIST's train images are 47 MB).
+    std::uint64_t max_bytes = std::uint64_t(1) << 30;
+    /// How messages name max_bytes (the `ssl` program: "--max-data-mb").
+    std::string max_bytes_name = "idx_options::max_bytes";
+};
+
 namespace detail {
 
 /// Reads a file that is either plain or gzip-compressed (detected from the
 /// first two bytes). Errors are io_errors "<kind> '<path>': ...".
+///
+/// gzip data is inflated here, not by zlib's gzread, which ignores whatever
+/// follows the gzip stream: concatenated gzip members are one file (as gzip
+/// itself reads them), any other byte after the last member is refused
+/// ("trailing bytes after the gzip stream"). Only what is read is inflated,
+/// so a caller that reads part of the data pays for that part only.
 class byte_reader {
 public:
     byte_reader(const std::filesystem::path& path, const char* kind) : path_(path), kind_(kind) {
@@ -46,25 +74,31 @@ public:
         if (!fs::is_regular_file(st)) fail("not a regular file");
         disk_size_ = fs::file_size(path, ec);
         if (ec) fail("cannot get the size: ", ec.message());
-        unsigned char magic[2] = {0, 0};
-        {
-            std::FILE* f = std::fopen(path.c_str(), "rb");
-            if (!f) fail("cannot open for reading: ", std::strerror(errno));
-            const std::size_t got = std::fread(magic, 1, 2, f);
-            std::fclose(f);
+        file_ = std::fopen(path.c_str(), "rb");
+        if (!file_) fail("cannot open for reading: ", std::strerror(errno));
+        try {
+            unsigned char magic[2] = {0, 0};
+            const std::size_t got = std::fread(magic, 1, 2, file_);
+            if (got < 2 && std::ferror(file_)) fail("read error: ", std::strerror(errno));
             gzip_ = got == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
-        }
-        if (gzip_) {
-            gz_ = gzopen(path.c_str(), "rb");
-            if (!gz_) fail("cannot open the gzip file: ", errno ? std::strerror(errno) : "out of memory");
-            gzbuffer(gz_, 1u << 17);
-        } else {
-            file_ = std::fopen(path.c_str(), "rb");
-            if (!file_) fail("cannot open for reading: ", std::strerror(errno));
+            if (gzip_) {
+                in_.resize(std::size_t(1) << 17);
+                std::memcpy(in_.data(), magic, 2);
+                zs_.next_in = in_.data();
+                zs_.avail_in = 2;
+                read_in_ = 2;
+                if (inflateInit2(&zs_, 16 + MAX_WBITS) != Z_OK) fail("cannot start zlib: out of memory");
+                z_open_ = true;
+            } else {
+                std::rewind(file_);
+            }
+        } catch (...) {  // the destructor does not run for a constructor that throws
+            std::fclose(file_);
+            throw;
         }
     }
     ~byte_reader() {
-        if (gz_) gzclose_r(gz_);
+        if (z_open_) inflateEnd(&zs_);
         if (file_) std::fclose(file_);
     }
     byte_reader(const byte_reader&) = delete;
@@ -78,29 +112,17 @@ public:
     const std::filesystem::path& path() const noexcept { return path_; }
 
     /// Reads up to n bytes; fewer only at the end of the data. Throws on a
-    /// read error or corrupt gzip data.
+    /// read error, corrupt gzip data or bytes after the gzip stream.
     std::size_t read_some(void* dst, std::size_t n) {
         char* p = static_cast<char*>(dst);
         std::size_t total = 0;
         while (total < n) {
             const std::size_t want = std::min<std::size_t>(n - total, std::size_t(1) << 30);
-            std::size_t got = 0;
-            if (gzip_) {
-                const int r = gzread(gz_, p + total, static_cast<unsigned>(want));
-                if (r < 0) gz_fail();
-                got = static_cast<std::size_t>(r);
-                if (got < want) {
-                    int errnum = Z_OK;
-                    gzerror(gz_, &errnum);
-                    if (errnum != Z_OK) gz_fail();
-                }
-            } else {
-                got = std::fread(p + total, 1, want, file_);
-                if (got < want && std::ferror(file_)) fail("read error: ", std::strerror(errno));
-            }
+            const std::size_t got = gzip_ ? inflate_some(p + total, want) : std::fread(p + total, 1, want, file_);
+            if (!gzip_ && got < want && std::ferror(file_)) fail("read error: ", std::strerror(errno));
             total += got;
             pos_ += got;
-            if (got < want) break;
+            if (got == 0) break;
         }
         return total;
     }
@@ -114,7 +136,8 @@ public:
     }
 
     /// Reads to the end and returns how many bytes were left (for gzip this
-    /// also makes zlib verify the stream's CRC and length).
+    /// also has zlib verify the stream's CRC and length, and refuses bytes
+    /// after the gzip stream).
     std::uint64_t bytes_left() {
         std::vector<char> buf(1u << 16);
         std::uint64_t n = 0;
@@ -131,13 +154,53 @@ public:
     }
 
 private:
-    [[noreturn]] void gz_fail() const {
-        int errnum = Z_OK;
-        const char* msg = gzerror(gz_, &errnum);
-        if (errnum == Z_BUF_ERROR)
-            fail("truncated gzip stream: it ends after ", pos_, " decompressed bytes (", msg ? msg : "", ")");
-        if (errnum == Z_ERRNO) fail("read error: ", std::strerror(errno));
-        fail("corrupt gzip data after ", pos_, " decompressed bytes: ", msg ? msg : "unknown zlib error");
+    /// More compressed input into in_ (after the unread avail_in bytes);
+    /// false at the end of the file.
+    bool refill() {
+        if (zs_.avail_in > 0 && zs_.next_in != in_.data()) std::memmove(in_.data(), zs_.next_in, zs_.avail_in);
+        zs_.next_in = in_.data();
+        const std::size_t got = std::fread(in_.data() + zs_.avail_in, 1, in_.size() - zs_.avail_in, file_);
+        if (got == 0 && std::ferror(file_)) fail("read error: ", std::strerror(errno));
+        zs_.avail_in += static_cast<unsigned>(got);
+        read_in_ += got;
+        return got > 0;
+    }
+
+    /// Inflates up to n bytes into dst; 0 at the end of the last gzip member.
+    std::size_t inflate_some(char* dst, std::size_t n) {
+        zs_.next_out = reinterpret_cast<unsigned char*>(dst);
+        zs_.avail_out = static_cast<unsigned>(n);
+        while (zs_.avail_out > 0 && !ended_) {
+            if (zs_.avail_in == 0 && !refill())
+                fail("truncated gzip stream: it ends after ", pos_ + (n - zs_.avail_out), " decompressed bytes");
+            const int r = inflate(&zs_, Z_NO_FLUSH);
+            if (r == Z_STREAM_END) {
+                member_end();
+            } else if (r == Z_MEM_ERROR) {
+                throw std::bad_alloc();
+            } else if (r != Z_OK && r != Z_BUF_ERROR) {
+                fail("corrupt gzip data after ", pos_ + (n - zs_.avail_out),
+                     " decompressed bytes: ", zs_.msg ? zs_.msg : "invalid deflate data");
+            }
+        }
+        return n - zs_.avail_out;
+    }
+
+    /// After a gzip member: the end of the file, another member, or refused.
+    void member_end() {
+        while (zs_.avail_in < 2 && refill()) {
+        }
+        if (zs_.avail_in == 0) {
+            ended_ = true;
+            return;
+        }
+        if (zs_.avail_in >= 2 && zs_.next_in[0] == 0x1f && zs_.next_in[1] == 0x8b) {
+            if (inflateReset(&zs_) != Z_OK) fail("cannot restart zlib for the next gzip member");
+            return;
+        }
+        const std::uint64_t at = read_in_ - zs_.avail_in;
+        fail(disk_size_ - at, " trailing bytes after the gzip stream (from byte ", at, " of the ", disk_size_,
+             "-byte file): a gzip IDX file must end with its gzip stream (or another gzip member)");
     }
 
     std::filesystem::path path_;
@@ -145,8 +208,11 @@ private:
     std::uint64_t disk_size_ = 0;
     std::uint64_t pos_ = 0;
     bool gzip_ = false;
-    gzFile gz_ = nullptr;
     std::FILE* file_ = nullptr;
+    z_stream zs_{};
+    bool z_open_ = false, ended_ = false;
+    std::vector<unsigned char> in_;
+    std::uint64_t read_in_ = 0;  // compressed bytes read from the file
 };
 
 inline const char* idx_type_name(unsigned t) noexcept {
@@ -224,48 +290,79 @@ inline void check_idx_body_size(const byte_reader& in, std::uint64_t bytes, cons
     }
 }
 
-/// Reads the `bytes` of data into dst, then checks nothing is left (for gzip
-/// this also has zlib verify the stream's checksum).
-inline void read_idx_body(byte_reader& in, void* dst, std::uint64_t bytes, const std::string& layout) {
-    in.read_exact(dst, static_cast<std::size_t>(bytes), "the data");
-    const std::uint64_t extra = in.bytes_left();
-    if (extra)
-        in.fail(extra, " trailing bytes after the ", bytes, " bytes of data that the header (", layout, ") announces");
+/// The data of an IDX file: `count` items of `item_bytes` each (`layout`
+/// describes them), of which the first `used` are read into dst. A file read
+/// whole is checked to end there (for gzip, zlib also verifies the stream's
+/// checksum); a file read in part is inflated no further than that part.
+/// More than opt.max_bytes of data to read is refused before anything is
+/// allocated or inflated.
+template <class Alloc>
+auto read_idx_body(byte_reader& in, std::uint64_t count, std::uint64_t item_bytes, const std::string& layout,
+                   const char* items, const idx_options& opt, Alloc&& alloc) {
+    const std::uint64_t bytes = count * item_bytes;
+    check_idx_body_size(in, bytes, layout);
+    const std::uint64_t used = opt.limit && opt.limit < count ? opt.limit : count, used_bytes = used * item_bytes;
+    if (used_bytes > opt.max_bytes)
+        in.fail("the header says ", layout, " = ", bytes, " bytes of data",
+                used < count ? ssl::detail::cat(" (the first ", used, " ", items, ": ", used_bytes, " bytes)") : "",
+                ", more than the maximum of ", opt.max_bytes, " bytes (", opt.max_bytes_name,
+                "); a corrupt or hostile header? read fewer ", items, ", or raise the maximum");
+    auto out = alloc(static_cast<std::size_t>(used));
+    in.read_exact(out.data(), static_cast<std::size_t>(used_bytes), "the data");
+    if (used == count) {
+        const std::uint64_t extra = in.bytes_left();
+        if (extra)
+            in.fail(extra, " trailing bytes after the ", bytes, " bytes of data that the header (", layout,
+                    ") announces");
+    }
+    return out;
+}
+
+/// An images file: its tensor (the first opt.limit images) and its image count.
+inline std::pair<tensor<std::uint8_t>, std::size_t> read_idx_images(const std::filesystem::path& path,
+                                                                    const idx_options& opt) {
+    byte_reader in(path, "IDX images file");
+    const auto d = read_idx_header(in, 3);
+    if (d[1] == 0 || d[2] == 0) in.fail("images of size ", d[1], "x", d[2], " (rows and columns must be positive)");
+    // Each dimension is < 2^32, so rows * columns fits; the product of all three may not.
+    const std::uint64_t image = std::uint64_t(d[1]) * d[2];
+    if (d[0] != 0 && image * d[0] / d[0] != image) in.fail("the header's dimensions overflow");
+    const std::string layout = ssl::detail::cat(d[0], " images x ", d[1], " rows x ", d[2], " columns");
+    auto t = read_idx_body(in, d[0], image, layout, "images", opt, [&](std::size_t n) {
+        return tensor<std::uint8_t>({n, 1, d[1], d[2]});
+    });
+    return {std::move(t), d[0]};
+}
+
+/// A labels file: its labels (the first opt.limit) and its label count.
+inline std::pair<std::vector<std::int64_t>, std::size_t> read_idx_labels(const std::filesystem::path& path,
+                                                                        const idx_options& opt) {
+    byte_reader in(path, "IDX labels file");
+    const auto d = read_idx_header(in, 1);
+    const std::string layout = ssl::detail::cat(d[0], " labels");
+    auto raw = read_idx_body(in, d[0], 1, layout, "labels", opt,
+                             [](std::size_t n) { return std::vector<std::uint8_t>(n); });
+    return {std::vector<std::int64_t>(raw.begin(), raw.end()), d[0]};
 }
 
 }  // namespace detail
 
 /// Reads an IDX images file (magic 0x00000803, plain or gzip) as an
-/// (N, 1, rows, columns) byte tensor.
-inline tensor<std::uint8_t> read_idx_images(const std::filesystem::path& path) {
-    detail::byte_reader in(path, "IDX images file");
-    const auto d = detail::read_idx_header(in, 3);
-    if (d[1] == 0 || d[2] == 0) in.fail("images of size ", d[1], "x", d[2], " (rows and columns must be positive)");
-    // Each dimension is < 2^32, so count * rows fits; the product of all three may not.
-    const std::uint64_t bytes = std::uint64_t(d[0]) * d[1] * d[2];
-    if (d[0] != 0 && bytes / d[0] / d[1] != d[2]) in.fail("the header's dimensions overflow");
-    const std::string layout = ssl::detail::cat(d[0], " images x ", d[1], " rows x ", d[2], " columns");
-    detail::check_idx_body_size(in, bytes, layout);
-    tensor<std::uint8_t> t({d[0], 1, d[1], d[2]});
-    detail::read_idx_body(in, t.data(), bytes, layout);
-    return t;
+/// (N, 1, rows, columns) byte tensor; N is opt.limit when the file holds more.
+inline tensor<std::uint8_t> read_idx_images(const std::filesystem::path& path, const idx_options& opt = {}) {
+    return detail::read_idx_images(path, opt).first;
 }
 
-/// Reads an IDX labels file (magic 0x00000801, plain or gzip).
-inline std::vector<std::int64_t> read_idx_labels(const std::filesystem::path& path) {
-    detail::byte_reader in(path, "IDX labels file");
-    const auto d = detail::read_idx_header(in, 1);
-    const std::string layout = ssl::detail::cat(d[0], " labels");
-    detail::check_idx_body_size(in, d[0], layout);
-    std::vector<std::uint8_t> raw(d[0]);
-    detail::read_idx_body(in, raw.data(), d[0], layout);
-    return std::vector<std::int64_t>(raw.begin(), raw.end());
+/// Reads an IDX labels file (magic 0x00000801, plain or gzip); the first
+/// opt.limit labels when it holds more.
+inline std::vector<std::int64_t> read_idx_labels(const std::filesystem::path& path, const idx_options& opt = {}) {
+    return detail::read_idx_labels(path, opt).first;
 }
 
 /// Reads an unlabelled image set from an IDX images file (named after the file).
-inline image_dataset read_idx(const std::filesystem::path& images_path) {
+inline image_dataset read_idx(const std::filesystem::path& images_path, const idx_options& opt = {}) {
     image_dataset ds;
-    ds.images = read_idx_images(images_path);
+    ds.images = read_idx_images(images_path, opt);
     ds.name = images_path.filename().string();
     ds.source = images_path.string();
     return ds;
@@ -274,17 +371,23 @@ inline image_dataset read_idx(const std::filesystem::path& images_path) {
 /// Reads a labelled image set from an IDX images file and an IDX labels file.
 /// num_classes = 0 infers it as max label + 1; otherwise every label must be
 /// below num_classes. class_names, when given, must have num_classes names.
+/// opt.limit: the first opt.limit images and labels (the counts the two
+/// headers give must still match).
 inline image_dataset read_idx(const std::filesystem::path& images_path, const std::filesystem::path& labels_path,
-                              std::size_t num_classes = 0, std::vector<std::string> class_names = {}) {
+                              std::size_t num_classes = 0, std::vector<std::string> class_names = {},
+                              const idx_options& opt = {}) {
     require(class_names.empty() || num_classes == 0 || class_names.size() == num_classes, "read_idx: ",
             class_names.size(), " class names for num_classes = ", num_classes);
     if (num_classes == 0) num_classes = class_names.size();
-    image_dataset ds = read_idx(images_path);
-    ds.labels = read_idx_labels(labels_path);
-    if (ds.labels.size() != ds.size())
-        throw io_error(ssl::detail::cat("IDX files do not match: '", images_path.string(), "' holds ", ds.size(),
-                                        " images but '", labels_path.string(), "' holds ", ds.labels.size(),
-                                        " labels"));
+    image_dataset ds;
+    std::size_t images = 0, labels = 0;
+    std::tie(ds.images, images) = detail::read_idx_images(images_path, opt);
+    ds.name = images_path.filename().string();
+    ds.source = images_path.string();
+    std::tie(ds.labels, labels) = detail::read_idx_labels(labels_path, opt);
+    if (labels != images)
+        throw io_error(ssl::detail::cat("IDX files do not match: '", images_path.string(), "' holds ", images,
+                                        " images but '", labels_path.string(), "' holds ", labels, " labels"));
     std::int64_t mx = -1;
     for (std::size_t i = 0; i < ds.labels.size(); ++i) {
         const auto l = ds.labels[i];

@@ -31,7 +31,11 @@
 // read_image decodes one file; read_image_bytes one file's bytes in memory.
 // Refused before stb decodes them (stb 2.27 would misbehave): images of no
 // pixels or over 2^26 pixels, BMPs shorter than their header says, JPEG
-// Huffman tables of more than 256 codes.
+// Huffman tables of more than 256 codes, PNGs whose chunks fail their CRC
+// (stb checks none: damaged IDAT data decoded to other pixels), that end
+// before IEND, or whose IDAT data is not a valid zlib stream or inflates to
+// more than their size needs (stb inflated any amount: a 520 KB PNG of
+// 1 x 1 pixels cost 512 MB).
 // Files are decoded in parallel on ssl's thread pool (ssl::parallel_for).
 // Errors: ssl::io_error naming the directory or file (missing directory, no
 // images, mixed layout, empty class folder, a file stb cannot decode with
@@ -45,11 +49,15 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <new>
 #include <optional>
 #include <span>
 #include <string>
 #include <system_error>
+#include <utility>
 #include <vector>
+
+#include <zlib.h>
 
 #include "../core/error.hpp"
 #include "../core/tensor.hpp"
@@ -202,6 +210,94 @@ inline std::string bmp_truncated(const unsigned char* d, std::size_t n, std::uin
                             " bytes, the file has ", n);
 }
 
+/// Whether the zlib stream in the IDAT chunks `idat` (offset, length) of
+/// `d` inflates to at most `bound` bytes, inflating into a small buffer and
+/// stopping past the bound. Returns the reason to refuse, or "".
+inline std::string png_idat_overflow(const unsigned char* d, const std::vector<std::pair<std::size_t, std::size_t>>& idat,
+                                     std::uint64_t bound, std::uint64_t w, std::uint64_t h) {
+    z_stream z{};
+    if (inflateInit(&z) != Z_OK) throw std::bad_alloc();
+    unsigned char out[1 << 15];
+    std::uint64_t total = 0;
+    std::string why;
+    int r = Z_OK;
+    for (std::size_t k = 0; k < idat.size() && r != Z_STREAM_END && why.empty(); ++k) {
+        z.next_in = const_cast<unsigned char*>(d + idat[k].first);
+        z.avail_in = static_cast<uInt>(idat[k].second);
+        while (z.avail_in > 0 && r != Z_STREAM_END) {
+            z.next_out = out;
+            z.avail_out = sizeof out;
+            r = inflate(&z, Z_NO_FLUSH);
+            total += sizeof out - z.avail_out;
+            if (r == Z_MEM_ERROR) {
+                inflateEnd(&z);
+                throw std::bad_alloc();
+            }
+            if (r != Z_OK && r != Z_STREAM_END && r != Z_BUF_ERROR) {
+                why = ssl::detail::cat("corrupt PNG: its IDAT data is not a valid zlib stream (",
+                                       z.msg ? z.msg : "invalid data", ")");
+                break;
+            }
+            if (total > bound) {
+                why = ssl::detail::cat("its IDAT data inflates to more than the ", bound, " bytes that ", w, "x", h,
+                                       " pixels take (a decompression bomb?)");
+                break;
+            }
+        }
+    }
+    inflateEnd(&z);
+    return why;
+}
+
+/// stb_image checks neither the CRC of a PNG's chunks nor the Adler-32 of
+/// its zlib stream, and inflates IDAT data of any length: a PNG whose IDAT
+/// data was damaged decoded to other pixels without a word, and a 520 KB
+/// PNG of 1 x 1 pixels whose IDAT inflates to 512 MB cost 512 MB. Every
+/// chunk of a PNG (signature 89 50 4E 47 0D 0A 1A 0A) must fit in the file
+/// and pass its CRC (zlib's crc32), up to IEND, and its IDAT data must be a
+/// valid zlib stream of no more bytes than its IHDR's size needs. Returns
+/// the reason to refuse, or "" (also for a file that is not a PNG).
+inline std::string png_damaged(const unsigned char* d, std::size_t n) {
+    static constexpr unsigned char signature[8] = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A};
+    if (n < 8 || std::memcmp(d, signature, 8) != 0) return {};
+    auto be32 = [&](std::size_t i) {
+        return (std::uint32_t(d[i]) << 24) | (std::uint32_t(d[i + 1]) << 16) | (std::uint32_t(d[i + 2]) << 8) |
+               std::uint32_t(d[i + 3]);
+    };
+    std::uint64_t w = 0, h = 0, bits_per_pixel = 0;
+    bool interlaced = false;
+    std::vector<std::pair<std::size_t, std::size_t>> idat;
+    for (std::size_t p = 8;;) {
+        if (n - p < 12) return ssl::detail::cat("truncated PNG: the file ends at byte ", n, " before its IEND chunk");
+        std::string type;
+        for (std::size_t i = p + 4; i < p + 8; ++i)
+            type += std::isalpha(d[i]) ? static_cast<char>(d[i]) : '?';
+        const std::uint64_t len = be32(p);
+        if (len > n - p - 12)
+            return ssl::detail::cat("truncated PNG: chunk ", type, " at byte ", p, " declares ", len,
+                                    " bytes of data, the file has ", n - p - 12, " after its header");
+        const uLong crc = crc32(crc32(0L, Z_NULL, 0), d + p + 4, static_cast<uInt>(len + 4));
+        if (crc != be32(p + 8 + len))
+            return ssl::detail::cat("corrupt PNG: chunk ", type, " (", len, " bytes at byte ", p,
+                                    ") fails its CRC check: the data is damaged");
+        if (type == "IHDR" && len >= 13) {
+            w = be32(p + 8);
+            h = be32(p + 12);
+            static constexpr unsigned samples[7] = {1, 0, 3, 1, 2, 0, 4};  // per colour type 0..6
+            bits_per_pixel = std::uint64_t(d[p + 16]) * (d[p + 17] < 7 ? samples[d[p + 17]] : 0);
+            interlaced = d[p + 20] != 0;
+        }
+        if (type == "IDAT") idat.emplace_back(p + 8, static_cast<std::size_t>(len));
+        if (type == "IEND") break;
+        p += 12 + len;
+    }
+    if (w == 0 || h == 0 || bits_per_pixel == 0 || w * h > max_image_pixels) return {};  // refused later, or by stb
+    // rows of ceil(w * bits / 8) bytes, each after its filter byte; Adam7's
+    // seven passes add at most 15/8 h + 7 rows of a filter byte and a partial byte
+    const std::uint64_t bound = h * (1 + (w * bits_per_pixel + 7) / 8) + (interlaced ? 4 * h + 14 : 0) + 1024;
+    return png_idat_overflow(d, idat, bound, w, h);
+}
+
 /// Decodes the `n` bytes of an image file at `data` to `channels` channels.
 /// Never throws except bad_alloc.
 inline void decode_image_bytes(const unsigned char* data, std::size_t n, std::size_t channels, decoded_image& img) {
@@ -215,6 +311,10 @@ inline void decode_image_bytes(const unsigned char* data, std::size_t n, std::si
     }
     if (const char* why = jpeg_huffman_overflow(data, n)) {
         img.error = why;
+        return;
+    }
+    if (std::string why = png_damaged(data, n); !why.empty()) {
+        img.error = std::move(why);
         return;
     }
     int w = 0, h = 0, c_in_file = 0;

@@ -4,6 +4,7 @@
 // truncate_csv_log cuts a log back to a resume point.
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "../core/error.hpp"
+#include "temp_files.hpp"
 
 namespace ssl::io {
 
@@ -94,14 +96,7 @@ inline void truncate_csv_log(const std::filesystem::path& path, const std::strin
         const double x = std::strtod(v.c_str(), &end);
         if (!v.empty() && *end == 0 && x <= max) kept += lines[i] + '\n';
     }
-    const auto tmp = path.string() + ".tmp";
-    {
-        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        out << kept;
-        out.flush();
-        require<io_error>(out.good(), "metrics log '", path.string(), "': rewrite failed (disk full?)");
-    }
-    std::filesystem::rename(tmp, path);
+    write_text_atomic(path, kept, "metrics log");
 }
 
 struct series {
@@ -110,6 +105,51 @@ struct series {
 };
 
 namespace detail {
+
+/// Tick values at round numbers (1, 2, 2.5 or 5 times a power of ten, at
+/// least `min_step`) within [lo, hi], about five of them: 0, 0.5, 1, 1.5
+/// rather than 6.37139, 59.25.
+inline std::vector<double> round_ticks(double lo, double hi, double min_step = 0) {
+    const double raw = (hi - lo) / 4;
+    if (!(raw > 0) || !std::isfinite(raw)) return {lo};
+    const double magnitude = std::pow(10.0, std::floor(std::log10(raw)));
+    double step = 10 * magnitude;
+    for (const double m : {1.0, 2.0, 2.5, 5.0})
+        if (m * magnitude >= raw) {
+            step = m * magnitude;
+            break;
+        }
+    step = std::max(step, min_step);
+    std::vector<double> ticks;
+    for (double k = std::ceil(lo / step); k * step <= hi + step * 1e-9; ++k) ticks.push_back(k * step);
+    return ticks;
+}
+
+/// A number for the plot: at most 6 significant digits, no trailing zeros.
+inline std::string plot_number(double v) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%.6g", std::abs(v) < 1e-12 ? 0.0 : v);
+    return b;
+}
+
+/// `s` with the characters XML gives a meaning (& < > ' ") escaped.
+inline std::string xml_text(const std::string& s) {
+    std::string r;
+    for (const char c : s) {
+        switch (c) {
+            case '&': r += "&amp;"; break;
+            case '<': r += "&lt;"; break;
+            case '>': r += "&gt;"; break;
+            case '\'': r += "&apos;"; break;
+            case '"': r += "&quot;"; break;
+            default: r += c;
+        }
+    }
+    return r;
+}
+
+/// One panel: the series with round tick values on whole-number x (steps,
+/// epochs); each legend entry ends with its series' last value.
 inline std::string svg_panel(const std::vector<series>& s, double x0, double y0, double w, double h,
                              const std::string& title, const std::string& xlabel) {
     static const char* colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"};
@@ -120,27 +160,25 @@ inline std::string svg_panel(const std::vector<series>& s, double x0, double y0,
                 xmin = std::min(xmin, x), xmax = std::max(xmax, x), ymin = std::min(ymin, y), ymax = std::max(ymax, y);
             }
     std::ostringstream os;
-    os << "<text x='" << x0 + w / 2 << "' y='" << y0 - 8 << "' text-anchor='middle' font-size='14'>" << title
-       << "</text>\n";
+    os << "<text x='" << x0 + w / 2 << "' y='" << y0 - 8 << "' text-anchor='middle' font-size='14'>"
+       << xml_text(title) << "</text>\n";
     os << "<rect x='" << x0 << "' y='" << y0 << "' width='" << w << "' height='" << h
        << "' fill='none' stroke='#444'/>\n";
     if (xmin > xmax) return os.str();
-    if (xmax == xmin) xmax = xmin + 1;
+    if (xmax == xmin) xmin -= 0.5, xmax += 0.5;  // one point: in the middle
     if (ymax == ymin) ymax = ymin + 1, ymin -= 1;
     const double pad = 0.05 * (ymax - ymin);
     ymin -= pad, ymax += pad;
     auto px = [&](double x) { return x0 + (x - xmin) / (xmax - xmin) * w; };
     auto py = [&](double y) { return y0 + h - (y - ymin) / (ymax - ymin) * h; };
-    for (int i = 0; i <= 4; ++i) {
-        const double y = ymin + (ymax - ymin) * i / 4.0;
-        os << "<text x='" << x0 - 4 << "' y='" << py(y) + 4 << "' text-anchor='end' font-size='10'>" << y
-           << "</text>\n";
-        const double x = xmin + (xmax - xmin) * i / 4.0;
-        os << "<text x='" << px(x) << "' y='" << y0 + h + 14 << "' text-anchor='middle' font-size='10'>" << x
-           << "</text>\n";
-    }
-    os << "<text x='" << x0 + w / 2 << "' y='" << y0 + h + 30 << "' text-anchor='middle' font-size='11'>" << xlabel
-       << "</text>\n";
+    for (const double y : round_ticks(ymin, ymax))
+        os << "<text x='" << x0 - 4 << "' y='" << py(y) + 4 << "' text-anchor='end' font-size='10'>"
+           << plot_number(y) << "</text>\n";
+    for (const double x : round_ticks(xmin, xmax, 1))
+        os << "<text x='" << px(x) << "' y='" << y0 + h + 14 << "' text-anchor='middle' font-size='10'>"
+           << plot_number(x) << "</text>\n";
+    os << "<text x='" << x0 + w / 2 << "' y='" << y0 + h + 30 << "' text-anchor='middle' font-size='11'>"
+       << xml_text(xlabel) << "</text>\n";
     for (std::size_t k = 0; k < s.size(); ++k) {
         const char* c = colors[k % 5];
         os << "<polyline fill='none' stroke='" << c << "' stroke-width='1.5' points='";
@@ -150,8 +188,10 @@ inline std::string svg_panel(const std::vector<series>& s, double x0, double y0,
         for (auto [x, y] : s[k].points)
             if (std::isfinite(y) && s[k].points.size() < 60)
                 os << "<circle cx='" << px(x) << "' cy='" << py(y) << "' r='2.5' fill='" << c << "'/>\n";
+        std::string last;
+        if (!s[k].points.empty()) last = " " + plot_number(std::round(s[k].points.back().second * 1000) / 1000);
         os << "<text x='" << x0 + 8 << "' y='" << y0 + 16 + 14 * k << "' font-size='11' fill='" << c << "'>"
-           << s[k].name << "</text>\n";
+           << xml_text(s[k].name) << last << "</text>\n";
     }
     return os.str();
 }
@@ -163,18 +203,11 @@ inline void write_run_plot(const std::filesystem::path& path, const std::string&
     std::ostringstream os;
     os << "<svg xmlns='http://www.w3.org/2000/svg' width='900' height='360' font-family='sans-serif'>\n"
        << "<rect width='100%' height='100%' fill='white'/>\n"
-       << "<text x='450' y='20' text-anchor='middle' font-size='16'>" << title << "</text>\n";
+       << "<text x='450' y='20' text-anchor='middle' font-size='13'>" << detail::xml_text(title) << "</text>\n";
     os << detail::svg_panel({loss}, 60, 50, 360, 250, "training loss", "step");
     os << detail::svg_panel(accuracy, 510, 50, 360, 250, "evaluation top-1 (%)", "epoch");
     os << "</svg>\n";
-    const auto tmp = path.string() + ".tmp";
-    {
-        std::ofstream f(tmp, std::ios::trunc);
-        require<io_error>(f.good(), "plot '", path.string(), "': cannot open for writing");
-        f << os.str();
-        require<io_error>(f.good(), "plot '", path.string(), "': write failed");
-    }
-    std::filesystem::rename(tmp, path);
+    write_text_atomic(path, os.str(), "plot");
 }
 
 }  // namespace ssl::io

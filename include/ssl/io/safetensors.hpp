@@ -50,6 +50,7 @@
 
 #include "../core/error.hpp"
 #include "../core/tensor.hpp"
+#include "temp_files.hpp"
 
 namespace ssl::io {
 
@@ -455,7 +456,7 @@ inline void write_safetensors(const std::filesystem::path& path, const safetenso
     std::error_code ec;
     if (!fs::is_directory(dir, ec)) detail::fail(path, "cannot write: directory '", dir.string(), "' does not exist");
 
-    const fs::path tmp = path.string() + ".tmp." + std::to_string(::getpid());
+    const fs::path tmp = temp_path(path);
     bool created = false;
     try {
         detail::fd_guard g;

@@ -17,6 +17,9 @@
 // nan or infinite tensor (first_non_finite), so a diverged run never replaces
 // the last good checkpoint. saved() says what this run wrote (or resumed
 // from), so a divergence message names a checkpoint that exists.
+//
+// When a run starts, the temporary files of atomic writes that a killed
+// process left in the directory are removed (io::remove_stale_temps).
 #include <cmath>
 #include <cstddef>
 #include <cstdio>
@@ -30,6 +33,7 @@
 #include "../core/parse.hpp"
 #include "../io/checkpoint.hpp"
 #include "../io/safetensors.hpp"
+#include "../io/temp_files.hpp"
 #include "chore.hpp"
 
 namespace ssl::train {
@@ -111,8 +115,13 @@ public:
         std::fprintf(notices_, "resuming from %s at epoch %zu, step %zu\n", from.string().c_str(), at.epoch + 1,
                      at.step_in_epoch);
     }
+    /// Creates the directory, and removes the temporary files a killed
+    /// process left in it ("<file>.tmp.<pid>" of a pid that no longer runs),
+    /// saying so on `notices`.
     void run_start(const run_info& i) override {
         std::filesystem::create_directories(dir_);
+        for (const auto& p : io::remove_stale_temps(dir_))
+            std::fprintf(notices_, "removed '%s', left by a process that no longer runs\n", p.string().c_str());
         write_ = i.write_state;
     }
     void step_end(const step_report& r) override { last_loss_ = r.loss; }

@@ -6,7 +6,11 @@
 //
 //   interrupted at epoch 2, step 1; the checkpoint is saved, continue with --resume
 //
-// The previous handler is put back at the end of the run.
+// The previous handler is put back at the end of the run. A second Ctrl-C
+// while the checkpoint is written only sets the flag again (the write, a
+// temporary file renamed over last.safetensors, completes); a program that
+// wants the same after the run installs ssl::detail::ssl_on_sigint itself
+// (the `ssl` program does, until it exits after an interrupted run).
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -23,6 +27,11 @@ extern "C" inline void ssl_on_sigint(int) { interrupt_flag().store(true); }
 }  // namespace detail
 
 namespace train {
+
+/// Whether SIGINT arrived since the last run started (the flag stays set
+/// after the run, so a program can tell a Ctrl-C that came after the last
+/// step, while the run was ending, and skip what it would do next).
+inline bool interrupt_requested() noexcept { return ssl::detail::interrupt_flag().load(); }
 
 class interrupt_guard final : public chore {
 public:
