@@ -19,9 +19,9 @@ headers under include/ssl/:
   stride 1, no max pool), 1 input channel, base width --width (16: channels
   16-32-64-128); convs kaiming_normal_(fan_out, relu), BN weight 1 / bias 0.
   Features: global average pool (128 at width 16).
-* SimCLR: projector Linear(no bias) - BN1d - ReLU - Linear, 2048 hidden, 128
-  out; NT-Xent with temperature 0.2 (images under 32 px); two views from one
-  pipeline: random resized crop scale (0.5, 1) below 32 px (ssl's
+* SimCLR: projector Linear(no bias) - BN1d - ReLU - Linear(no bias) - BN1d,
+  2048 hidden, 128 out (the output batch norm since issue 24); NT-Xent with
+  temperature 0.2 (images under 32 px); two views from one pipeline: random resized crop scale (0.5, 1) below 32 px (ssl's
   simclr_config), ratio (3/4, 4/3), flip 0.5,
   color jitter (0.4, 0.4, 0.4, 0.1) p 0.8, grayscale p 0.2, normalize. No
   blur at 28 px (the preset drops it at or below 32 px).
@@ -325,16 +325,17 @@ class ResNet18Cifar(nn.Module):
         return x.mean(dim=(2, 3))
 
 
-def mlp(inp, hidden, out):
+def mlp(inp, hidden, out, out_bias=True):
     return nn.Sequential(nn.Linear(inp, hidden, bias=False), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
-                         nn.Linear(hidden, out))
+                         nn.Linear(hidden, out, bias=out_bias))
 
 
 class SimCLR(nn.Module):
     def __init__(self, backbone, size):
         super().__init__()
         self.backbone = backbone
-        self.head = mlp(backbone.feature_dim, 2048, 128)
+        # the projector ends in a batch norm (ssl's simclr_config, SimCLR's code)
+        self.head = nn.Sequential(*mlp(backbone.feature_dim, 2048, 128, out_bias=False), nn.BatchNorm1d(128))
         self.temperature = 0.2 if size < 32 else 0.5
 
     def loss(self, images, aug, ids=None):

@@ -539,6 +539,20 @@ TEST_CASE("config_json: every method's config round-trips, values exact") {
     CHECK(j["target"] == nlohmann::json::object());
 }
 
+TEST_CASE("config_json: a key added later is optional: checkpoints written before it keep their behaviour") {
+    using config = ssl::simclr<any_b>::config;
+    const auto c = ssl::simclr_config<any_b>(json_backbone(), 28, 1);
+    CHECK(c.head.output_batch_norm);  // SimCLR's projector ends in a batch norm since issue 24
+    auto j = ssl::io::config_to_json(c);
+    CHECK(j["head"]["output_batch_norm"] == true);
+    j["head"].erase("output_batch_norm");  // as written before the key existed
+    const auto old = ssl::io::config_from_json<config>(j);
+    CHECK_FALSE(old.head.output_batch_norm);
+    CHECK(old.head.hidden == c.head.hidden);
+    j["head"]["output_batch_norm"] = "yes";  // present, it must still be a bool
+    CHECK(contains(config_error_of([&] { (void)ssl::io::config_from_json<config>(j); }), "head.output_batch_norm"));
+}
+
 TEST_CASE("config_json: missing, unknown and mistyped keys are errors naming the key") {
     using config = ssl::moco_v2<any_b>::config;
     const nlohmann::json good = ssl::io::config_to_json(ssl::moco_v2_config<any_b>(json_backbone(), 28, 1));

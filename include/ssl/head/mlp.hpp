@@ -1,7 +1,10 @@
 #pragma once
 // Heads: what sits on the backbone's pooled features.
-//   mlp                  linear - bn1d - relu - linear (SimCLR's projector,
-//                        BYOL's projector and predictor)
+//   mlp                  linear - bn1d - relu - linear [- bn1d] (SimCLR's projector,
+//                        BYOL's projector and predictor); the optional batch
+//                        norm on the output is SimCLR's reference code's
+//                        (google-research/simclr model_util.projection_head:
+//                        the last layer has no bias and a batch norm)
 //   projector_predictor  BYOL's online head: mlp projector then mlp predictor;
 //                        its target part (what an EMA copies) is the projector
 //   linear_classifier    one linear layer (RotNet's 4-way classifier)
@@ -19,7 +22,8 @@ namespace ssl::head {
 struct mlp_config {
     std::size_t hidden = 2048;
     std::size_t out = 128;
-    bool batch_norm = true;  ///< BN after the hidden linear layer (SimCLR v2, BYOL)
+    bool batch_norm = true;          ///< BN after the hidden linear layer (SimCLR v2, BYOL)
+    bool output_batch_norm = false;  ///< BN on the output, the last linear layer then without bias (SimCLR's code)
 };
 
 template <class T = float>
@@ -29,7 +33,10 @@ class mlp {
 public:
     using value_type = T;
     using config_type = mlp_config;
-    using cache_type = typename stack::cache_type;
+    struct cache_type {
+        typename stack::cache_type net;
+        typename nn::batch_norm1d<T>::cache_type out_bn;  ///< empty without output_batch_norm
+    };
 
     mlp() = default;
     mlp(const mlp_config& c, std::size_t in_features, std::uint64_t seed = 0) : cfg_(c) {
@@ -38,50 +45,77 @@ public:
         // Without batch norm the hidden linear layer has a bias and the BN is
         // an identity that is skipped in forward/backward.
         net_ = stack(nn::linear<T>({in_features, c.hidden, !c.batch_norm}, seed),
-                     nn::batch_norm1d<T>({c.hidden}), nn::relu<T>{}, nn::linear<T>({c.hidden, c.out, true}, seed + 1));
+                     nn::batch_norm1d<T>({c.hidden}), nn::relu<T>{},
+                     nn::linear<T>({c.hidden, c.out, !c.output_batch_norm}, seed + 1));
+        // Affine (scale and shift, as lightly's head); SimCLR's code learns the scale only.
+        if (c.output_batch_norm) out_bn_ = nn::batch_norm1d<T>({c.out});
     }
     const mlp_config& config() const noexcept { return cfg_; }
     std::size_t out_features() const noexcept { return cfg_.out; }
 
     forward_result<T, cache_type> forward(const tensor<T>& x) {
-        if (cfg_.batch_norm) return net_.forward(x);
         cache_type c;
-        auto a = net_.template get<0>().forward(x);
-        auto r = net_.template get<2>().forward(a.out);
-        auto b = net_.template get<3>().forward(r.out);
-        std::get<0>(c) = std::move(a.cache);
-        std::get<2>(c) = std::move(r.cache);
-        std::get<3>(c) = std::move(b.cache);
+        auto y = forward_stack(x, c.net);
+        if (!cfg_.output_batch_norm) return {std::move(y), std::move(c)};
+        auto b = out_bn_.forward(y);
+        c.out_bn = std::move(b.cache);
         return {std::move(b.out), std::move(c)};
     }
     tensor<T> backward(const cache_type& c, const tensor<T>& dy) {
-        if (cfg_.batch_norm) return net_.backward(c, dy);
-        auto g = net_.template get<3>().backward(std::get<3>(c), dy);
-        g = net_.template get<2>().backward(std::get<2>(c), g);
-        return net_.template get<0>().backward(std::get<0>(c), g);
+        if (!cfg_.output_batch_norm) return backward_stack(c.net, dy);
+        return backward_stack(c.net, out_bn_.backward(c.out_bn, dy));
     }
+    /// Names as a torch nn.Sequential of the layers used: 0 linear, 1 bn, 3
+    /// linear, 4 output bn (2, the ReLU, has none).
     template <class F>
     void for_each_parameter(F&& f, const std::string& p) {
         if (cfg_.batch_norm) {
             net_.for_each_parameter(f, p);
-            return;
+        } else {
+            net_.template get<0>().for_each_parameter(f, join_name(p, "0"));
+            net_.template get<3>().for_each_parameter(f, join_name(p, "3"));
         }
-        net_.template get<0>().for_each_parameter(f, join_name(p, "0"));
-        net_.template get<3>().for_each_parameter(f, join_name(p, "3"));
+        if (cfg_.output_batch_norm) out_bn_.for_each_parameter(f, join_name(p, "4"));
     }
     template <class F>
     void for_each_buffer(F&& f, const std::string& p) {
         if (cfg_.batch_norm) net_.for_each_buffer(f, p);
+        if (cfg_.output_batch_norm) out_bn_.for_each_buffer(f, join_name(p, "4"));
     }
-    void train(bool on) { net_.train(on); }
+    void train(bool on) {
+        net_.train(on);
+        out_bn_.train(on);
+    }
     bool training() const noexcept { return net_.training(); }
     /// The part an EMA target copies: the whole MLP.
     mlp& target_part() noexcept { return *this; }
     using target_type = mlp;
 
 private:
+    tensor<T> forward_stack(const tensor<T>& x, typename stack::cache_type& c) {
+        if (cfg_.batch_norm) {
+            auto r = net_.forward(x);
+            c = std::move(r.cache);
+            return std::move(r.out);
+        }
+        auto a = net_.template get<0>().forward(x);
+        auto r = net_.template get<2>().forward(a.out);
+        auto b = net_.template get<3>().forward(r.out);
+        std::get<0>(c) = std::move(a.cache);
+        std::get<2>(c) = std::move(r.cache);
+        std::get<3>(c) = std::move(b.cache);
+        return std::move(b.out);
+    }
+    tensor<T> backward_stack(const typename stack::cache_type& c, const tensor<T>& dy) {
+        if (cfg_.batch_norm) return net_.backward(c, dy);
+        auto g = net_.template get<3>().backward(std::get<3>(c), dy);
+        g = net_.template get<2>().backward(std::get<2>(c), g);
+        return net_.template get<0>().backward(std::get<0>(c), g);
+    }
+
     mlp_config cfg_{};
     stack net_;
+    nn::batch_norm1d<T> out_bn_{};  ///< used with output_batch_norm only
 };
 
 struct projector_predictor_config {

@@ -66,14 +66,22 @@
 namespace ssl::io {
 
 /// One described member of S: its JSON key and the member pointer.
+/// `optional`: a member added after checkpoints were written without it;
+/// when its key is absent the member keeps the value it had (the struct's
+/// default: the behaviour of those older checkpoints).
 template <class S, class M>
 struct config_field {
     const char* name;
     M S::*member;
+    bool optional = false;
 };
 template <class S, class M>
 constexpr config_field<S, M> field(const char* name, M S::*member) {
     return {name, member};
+}
+template <class S, class M>
+constexpr config_field<S, M> optional_field(const char* name, M S::*member) {
+    return {name, member, true};
 }
 
 /// Specialize with `static constexpr auto list = std::tuple{field("a", &S::a), ...};`
@@ -192,9 +200,10 @@ void read_json(const nlohmann::json& j, T& out, const std::string& path, const s
     if constexpr (method_config<T> || described<T>) {
         if (!j.is_object()) config_fail(what, path, "must be a JSON object, got " + config_shown(j));
         std::size_t known = 0;
-        auto read = [&](const char* name, auto& member) {
+        auto read = [&](const char* name, auto& member, bool optional = false) {
             const std::string key = config_key(path, name);
             const auto it = j.find(name);
+            if (it == j.end() && optional) return;
             if (it == j.end()) config_fail(what, key, "is missing");
             read_json(*it, member, key, what);
             ++known;
@@ -207,7 +216,8 @@ void read_json(const nlohmann::json& j, T& out, const std::string& path, const s
             read("target", out.target);
         } else {
             check_described<T>();
-            std::apply([&](const auto&... f) { (read(f.name, out.*(f.member)), ...); }, config_fields<T>::list);
+            std::apply([&](const auto&... f) { (read(f.name, out.*(f.member), f.optional), ...); },
+                       config_fields<T>::list);
         }
         if (known != j.size())
             for (const auto& item : j.items()) {
@@ -380,7 +390,8 @@ template <>
 struct config_fields<head::mlp_config> {
     using S = head::mlp_config;
     static constexpr auto list =
-        std::tuple{field("hidden", &S::hidden), field("out", &S::out), field("batch_norm", &S::batch_norm)};
+        std::tuple{field("hidden", &S::hidden), field("out", &S::out), field("batch_norm", &S::batch_norm),
+                   optional_field("output_batch_norm", &S::output_batch_norm)};  // since issue 24
 };
 template <>
 struct config_fields<head::projector_predictor_config> {
