@@ -702,19 +702,24 @@ def linear_probe_top1(train_f, train_y, test_f, test_y, weight_decay=1e-4, max_i
 
 # ----------------------------------------------------------------- main ----
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--method", required=True, choices=["simclr", "byol", "rotnet", "instdisc", "jigsaw"])
-    ap.add_argument("--epochs", type=int, default=5)
+def add_run_arguments(ap, epochs=5, threads=2):
+    """The options every peer trainer shares (also bench/peer/lightly_simclr.py)."""
+    ap.add_argument("--epochs", type=int, default=epochs)
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--width", type=int, default=16)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=threads)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--train-limit", type=int, default=0, help="train on the first N images only")
     ap.add_argument("--eval-limit", type=int, default=0,
                     help="use only the first N train images as the kNN / probe train set")
     ap.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
     ap.add_argument("--log-every", type=int, default=50, help="progress line every N steps (stderr)")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--method", required=True, choices=["simclr", "byol", "rotnet", "instdisc", "jigsaw"])
+    add_run_arguments(ap)
     # InstDisc only, as `ssl train --method instdisc` (None: the method's default)
     ap.add_argument("--temperature", type=float, default=None,
                     help="instdisc: NCE temperature (default 0.1 for <= 32 px images, else 0.07)")
