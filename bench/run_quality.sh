@@ -18,8 +18,8 @@
 # ours in bench/run_host_bench.sh). Expect ~3-4 hours for everything, so run it
 # on an otherwise idle machine, e.g. under nohup, and keep the log.
 #
-# Methods without a PyTorch peer (moco instdisc-softmax deepcluster sela
-# deepercluster instance-cls) run ours only; SSL_QUALITY_NO_PEER=1 skips the peer for all.
+# Methods without a PyTorch peer (instdisc-softmax pirl exemplar deepcluster
+# sela deepercluster instance-cls) run ours only; SSL_QUALITY_NO_PEER=1 skips the peer for all.
 # The peer's instdisc mirrors ours (m 4096, T 0.1, lambda 30, Z until filled);
 # its log also has head_knn_top1 (kNN on the 128-d head embedding) and Z.
 #
@@ -68,7 +68,7 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 all_methods="simclr byol rotnet moco instdisc instdisc-softmax jigsaw pirl exemplar deepcluster sela deepercluster instance-cls"
-peer_methods=" simclr byol rotnet instdisc jigsaw "  # the PyTorch peer implements these; the others get n/a in its columns
+peer_methods=" simclr byol moco rotnet instdisc jigsaw "  # the PyTorch peer implements these; the others get n/a in its columns
 for m in $methods; do
   case " $all_methods " in *" $m "*) ;; *) echo "unknown method $m ($all_methods)" >&2; exit 2 ;; esac
 done

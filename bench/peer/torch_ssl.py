@@ -2,7 +2,7 @@
 """PyTorch peer of `ssl train` for the quality comparison (bench/run_quality.sh).
 
 A quality peer only: ssl does not depend on torch. Trains SimCLR, BYOL,
-RotNet or InstDisc on Fashion-MNIST with the recipe `ssl train` uses by default, then
+MoCo v2, RotNet, InstDisc or Jigsaw on Fashion-MNIST with the recipe `ssl train` uses by default, then
 evaluates the frozen backbone the way `ssl train` does (kNN and linear probe on
 the test set), and prints one machine-readable line at the end:
 
@@ -33,6 +33,14 @@ headers under include/ssl/:
   (0.4, 0.4, 0.2, 0.1) p 0.8, grayscale p 0.2, Gaussian blur (kernel 3 at
   28 px, sigma U(0.1, 2), reflect padding) with p 1.0 / 0.1, solarize
   (threshold 0.5) with p 0.0 / 0.2.
+* MoCo v2 (ssl::moco_v2_config, small: the `ssl` program's default): query
+  encoder backbone + fc(2048) - ReLU - fc(128), no batch norm; key encoder an
+  EMA copy (m 0.99, parameters only); keys through shuffled batch norm (a
+  random permutation cut into 8 equal groups); queue of 4096 keys (random
+  unit rows at first); InfoNCE at temperature 0.1, both directions summed;
+  views: the SimCLR ops with crop scale (0.2, 1) below 32 px, no blur at
+  <= 32 px; lr base 0.06, weight decay 1e-4. The class is the one
+  tests/peer/step_check.py checks our MoCo step against.
 * RotNet: random resized crop scale (0.5, 1), flip 0.5, then every image at
   0/90/180/270 degrees clockwise (labels 0-3, same crop and flip for the four)
   in one batch of 4N; a 4-way linear classifier; cross entropy.
@@ -80,7 +88,7 @@ headers under include/ssl/:
   ||grad|| <= 1e-5 ||grad at start|| or 500 iterations.
 
 Usage:
-  /usr/bin/python3 bench/peer/torch_ssl.py --method simclr|byol|rotnet|instdisc|jigsaw [--epochs 5] [--batch 256]
+  /usr/bin/python3 bench/peer/torch_ssl.py --method simclr|byol|moco|rotnet|instdisc|jigsaw [--epochs 5] [--batch 256]
       [--width 16] [--threads 2] [--seed 0] [--train-limit N] [--eval-limit N]
       [--data /usr/share/datasets/fashion-mnist]
   InstDisc only (as `ssl train --method instdisc`): [--temperature T] [--proximal L]
@@ -102,7 +110,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 MEAN, STD = 0.2860, 0.3530
-BASE_LR = {"simclr": 0.3, "byol": 0.3, "rotnet": 0.1, "instdisc": 0.03, "jigsaw": 0.1}
+BASE_LR = {"simclr": 0.3, "byol": 0.3, "moco": 0.06, "rotnet": 0.1, "instdisc": 0.03, "jigsaw": 0.1}
 
 
 def log(msg):
@@ -261,6 +269,16 @@ class Augment:
             v = self.gaussian_blur(v, 0.5)
         return self.normalize(v)
 
+    def moco_view(self, x):
+        """ssl's augment::two_views: the SimCLR ops with the shared crop
+        default (0.2 below 32 px, else 0.08); no blur at <= 32 px."""
+        v = self.random_resized_crop(x, self.crop_scale(0.2 if self.size < 32 else 0.08))
+        v = self.flip(v)
+        v = self.color_jitter(v, 0.4, 0.4, 0.8)
+        if self.size > 32:
+            v = self.gaussian_blur(v, 0.5)
+        return self.normalize(v)
+
     def byol_view(self, x, blur_p, solarize_p):
         scale = self.crop_scale(0.2 if self.size < 32 else 0.08)
         v = self.random_resized_crop(x, scale)
@@ -388,6 +406,74 @@ class BYOL(nn.Module):
         for tgt, src in ((self.target_backbone, self.backbone), (self.target_projector, self.projector)):
             for t, o in zip(tgt.parameters(), src.parameters()):
                 t.mul_(tau).add_(o, alpha=1 - tau)
+
+
+class MoCo(nn.Module):
+    """MoCo v2 as ssl::moco_v2_config(small) sets it (include/ssl/moco.hpp):
+    query encoder = backbone + head fc(2048) - ReLU - fc(128), both with bias,
+    no batch norm; key encoder = an EMA copy (m 0.99, parameters only; its
+    batch norms run in train mode on its own batches); keys through shuffled
+    batch norm: a random permutation cut into 8 equal groups, each its own
+    batch; queue of K 4096 keys, initially random unit rows; InfoNCE with
+    temperature 0.1, symmetrised by summing both directions (MoCo's CIFAR-10
+    demo); after the step: EMA, then view 0's keys and view 1's are enqueued."""
+
+    def __init__(self, backbone, seed=0, queue_size=4096, momentum=0.99, temperature=0.1, groups=8):
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Sequential(nn.Linear(backbone.feature_dim, 2048), nn.ReLU(inplace=True), nn.Identity(),
+                                  nn.Linear(2048, 128))  # indices 0 and 3 as ours (1, the BN, is off)
+        self.target_backbone = copy.deepcopy(self.backbone)
+        self.target_projector = copy.deepcopy(self.head)
+        for p in list(self.target_backbone.parameters()) + list(self.target_projector.parameters()):
+            p.requires_grad_(False)
+        g = torch.Generator().manual_seed(seed + 77)
+        self.register_buffer("queue", F.normalize(torch.randn(queue_size, 128, generator=g), dim=1))
+        self.queue_ptr = 0
+        self.momentum, self.temperature, self.groups = momentum, temperature, groups
+        self.shuffle_rng = torch.Generator().manual_seed(seed + 78)
+        self._keys = None
+
+    def online_parameters(self):
+        return list(self.backbone.parameters()) + list(self.head.parameters())
+
+    @torch.no_grad()
+    def keys(self, view, perm=None):
+        """Normalized keys of `view` through shuffled batch norm; `perm`: the
+        permutation (its 8 equal parts are the groups), random if None."""
+        self.target_backbone.train(True)
+        self.target_projector.train(True)
+        n = view.shape[0]
+        if perm is None:
+            perm = torch.randperm(n, generator=self.shuffle_rng)
+        count = max(1, min(self.groups, n // 2))
+        k = torch.cat([self.target_projector(self.target_backbone(c)) for c in torch.chunk(view[perm], count)])
+        out = torch.empty_like(k)
+        out[perm] = k
+        return F.normalize(out, dim=1, eps=1e-12)
+
+    def loss_on(self, views, perms=(None, None)):
+        q = [F.normalize(self.head(self.backbone(v)), dim=1, eps=1e-12) for v in views]
+        self._keys = [self.keys(views[v], perms[v]) for v in range(2)]
+        total = 0
+        for a, b in ((0, 1), (1, 0)):
+            pos = (q[a] * self._keys[b]).sum(dim=1, keepdim=True)
+            logits = torch.cat([pos, q[a] @ self.queue.t()], dim=1) / self.temperature
+            total = total + F.cross_entropy(logits, torch.zeros(q[a].shape[0], dtype=torch.long))
+        return total
+
+    def loss(self, images, aug, ids=None):
+        return self.loss_on([aug.moco_view(images), aug.moco_view(images)])
+
+    @torch.no_grad()
+    def after_step(self, step, total_steps):
+        for tgt, src in ((self.target_backbone, self.backbone), (self.target_projector, self.head)):
+            for t, o in zip(tgt.parameters(), src.parameters()):
+                t.mul_(self.momentum).add_(o, alpha=1 - self.momentum)
+        for k in self._keys:
+            idx = (torch.arange(k.shape[0]) + self.queue_ptr) % self.queue.shape[0]
+            self.queue[idx] = k
+            self.queue_ptr = (self.queue_ptr + k.shape[0]) % self.queue.shape[0]
 
 
 class RotNet(nn.Module):
@@ -718,7 +804,7 @@ def add_run_arguments(ap, epochs=5, threads=2):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--method", required=True, choices=["simclr", "byol", "rotnet", "instdisc", "jigsaw"])
+    ap.add_argument("--method", required=True, choices=["simclr", "byol", "moco", "rotnet", "instdisc", "jigsaw"])
     add_run_arguments(ap)
     # InstDisc only, as `ssl train --method instdisc` (None: the method's default)
     ap.add_argument("--temperature", type=float, default=None,
@@ -732,7 +818,7 @@ def main():
                     help="instdisc: noise samples per sample (default 4096; ours has no such option)")
     # recipe levers, as `ssl train` (None: the method's)
     ap.add_argument("--lr", type=float, default=None, help="peak learning rate (default: base x batch / 256)")
-    ap.add_argument("--weight-decay", type=float, default=5e-4)
+    ap.add_argument("--weight-decay", type=float, default=None, help="default 5e-4 (MoCo 1e-4, as ssl's recipe)")
     ap.add_argument("--crop-scale", type=float, default=None,
                     help="smallest area fraction of the random resized crop (default 0.2 below 32 px, else 0.08; "
                          "RotNet 0.5)")
@@ -769,6 +855,9 @@ def main():
     elif a.method == "byol":
         model = BYOL(backbone)
         params = model.online_parameters()
+    elif a.method == "moco":
+        model = MoCo(backbone, seed=a.seed)
+        params = model.online_parameters()
     elif a.method == "rotnet":
         model = RotNet(backbone)
         params = list(model.parameters())
@@ -795,7 +884,8 @@ def main():
     total = steps_per_epoch * a.epochs
     warmup = int(0.5 * steps_per_epoch)
     base_lr = a.lr if a.lr else BASE_LR[a.method] * a.batch / 256
-    opt = torch.optim.SGD(params, lr=0.0, momentum=0.9, weight_decay=a.weight_decay)
+    weight_decay = a.weight_decay if a.weight_decay is not None else (1e-4 if a.method == "moco" else 5e-4)
+    opt = torch.optim.SGD(params, lr=0.0, momentum=0.9, weight_decay=weight_decay)
     aug = Augment(a.seed, size, a.crop_scale)
     order_rng = torch.Generator().manual_seed(a.seed)
     log(f"torch {torch.__version__}, {torch.get_num_threads()} threads; training {a.method}, resnet18 width "

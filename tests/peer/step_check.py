@@ -12,10 +12,8 @@ augmentation, and takes the same steps with torch.optim.SGD. Loss, every
 gradient and every parameter and buffer after each step must agree to float
 tolerance; the first disagreement is printed with its size.
 
-MoCo v2 has no training peer in torch_ssl.py; its step is written out below
-(query encoder on view 0, EMA key encoder on view 1 with shuffled batch norm
-in groups, InfoNCE against the queue, symmetrised, queue update), and the
-shuffle permutation is the one our step used (dumped as s<k>/shuffle).
+MoCo v2's key encoder is given the shuffle permutations our step used
+(dumped as s<k>/shuffle<v>).
 
 Prints one line per method and step and exits 0 when everything agrees,
 1 otherwise.
@@ -98,36 +96,6 @@ class Checker:
                                  f"(ours max |x| {ours.abs().max().item():.4g})")
 
 
-def moco_module(backbone, width):
-    m = torch.nn.Module()
-    m.backbone = backbone
-    m.head = torch.nn.Sequential(torch.nn.Linear(backbone.feature_dim, 2048), torch.nn.ReLU(inplace=True),
-                                 torch.nn.Identity(), torch.nn.Linear(2048, 128))
-    m.target_backbone = peer.ResNet18Cifar(1, width)
-    m.target_projector = torch.nn.Sequential(torch.nn.Linear(backbone.feature_dim, 2048), torch.nn.ReLU(inplace=True),
-                                             torch.nn.Identity(), torch.nn.Linear(2048, 128))
-    for p in list(m.target_backbone.parameters()) + list(m.target_projector.parameters()):
-        p.requires_grad_(False)
-    m.register_buffer("queue", torch.zeros(4096, 128))
-    m.queue_ptr = 0
-    return m
-
-
-def moco_keys(m, view, groups):
-    """Key encoder with shuffle-BN: images split into `groups` contiguous
-    groups after a random permutation (each group's batch norm sees only its
-    own images), features un-shuffled; the permutation is ours."""
-    m.target_backbone.train(True)
-    m.target_projector.train(True)
-    perm = groups["perm"]
-    x = view[perm]
-    chunks = torch.chunk(x, groups["count"])
-    k = torch.cat([m.target_projector(m.target_backbone(c)) for c in chunks])
-    out = torch.empty_like(k)
-    out[perm] = k
-    return F.normalize(out, dim=1, eps=1e-12)
-
-
 @torch.no_grad()
 def load(model, f, prefix):
     """Our tensors under `prefix` into the peer's module (every one must map)."""
@@ -154,7 +122,7 @@ def build(method, width):
     if method == "rotnet":
         return peer.RotNet(backbone)
     if method == "moco":
-        return moco_module(backbone, width)
+        return peer.MoCo(backbone)
     raise SystemExit(f"step_check: unknown method {method}")
 
 
@@ -164,8 +132,8 @@ def peer_step(model, method, f, s, images):
     labels = f[s + "labels"].long() if s + "labels" in f else None
     model.train(True)
     model.zero_grad(set_to_none=True)
-    if method == "moco":
-        loss = moco_loss(model, views, f, s)
+    if method == "moco":  # the shuffled batch-norm groups our key encoder used
+        loss = model.loss_on(views, [f[s + f"shuffle{v}"].long() for v in range(2)])
     else:
         loss = model.loss(images, Replay(views, labels))
     loss.backward()
@@ -240,10 +208,7 @@ def check(directory, method):
             for name, value in ours.items():
                 named[name].grad = value.clone()
         opt.step()
-        if method == "moco":
-            moco_after_step(model, f, s)
-        else:
-            model.after_step(k, len(steps))
+        model.after_step(k, len(steps))
         now = model.state_dict()
         for key, value in f.items():
             if key.startswith(s + "after/"):
@@ -258,32 +223,6 @@ def check(directory, method):
             print(f"  ... and {len(c.failures) - 12} more")
         ok = ok and not c.failures
     return ok
-
-
-def moco_loss(m, views, f, s):
-    groups = [{"perm": f[s + f"shuffle{v}"].long(), "count": 8} for v in range(2)]
-    q = [F.normalize(m.head(m.backbone(v)), dim=1, eps=1e-12) for v in views]
-    with torch.no_grad():
-        keys = [moco_keys(m, views[v], groups[v]) for v in range(2)]
-    m._keys = keys
-    total = 0
-    for a, b in ((0, 1), (1, 0)):
-        pos = (q[a] * keys[b]).sum(dim=1, keepdim=True)
-        neg = q[a] @ m.queue.t()
-        logits = torch.cat([pos, neg], dim=1) / 0.1
-        total = total + F.cross_entropy(logits, torch.zeros(q[a].shape[0], dtype=torch.long))
-    return total  # summed, as MoCo's CIFAR-10 demo symmetrises (ssl::loss::info_nce_queue)
-
-
-@torch.no_grad()
-def moco_after_step(m, f, s):
-    for tgt, src in ((m.target_backbone, m.backbone), (m.target_projector, m.head)):
-        for t, o in zip(tgt.parameters(), src.parameters()):
-            t.mul_(0.99).add_(o, alpha=0.01)
-    keys = torch.cat(m._keys)
-    ptr = m.queue_ptr
-    m.queue[ptr:ptr + keys.shape[0]] = keys
-    m.queue_ptr = (ptr + keys.shape[0]) % m.queue.shape[0]
 
 
 def main():
