@@ -161,6 +161,7 @@ void check_same(const path_outputs<T>& got, const path_outputs<T>& ref, const te
 template <class T>
 void winograd_vs_im2col(double tol) {
     knob_guard<T> guard;
+    ssl::backend::host::winograd::enabled = true;  // off by default
     constexpr std::size_t L = ssl::backend::host::winograd::block_images<T>;
     struct shape {
         std::size_t n, c, h, w, co;
@@ -201,6 +202,7 @@ TEST_CASE("conv2d: Winograd matches im2col over blocks, chunks, modes and both G
 
 TEST_CASE("conv2d: Winograd needs half a block of images; fewer go through im2col") {
     knob_guard<float> guard;
+    ssl::backend::host::winograd::enabled = true;  // off by default
     constexpr std::size_t L = ssl::backend::host::winograd::block_images<float>;
     conv2d<float> layer(conv2d_config{8, 8, 3, 1, 1, false}, 2);
     for (std::size_t n : {std::size_t{1}, L / 2 - 1, L / 2}) {
