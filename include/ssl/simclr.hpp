@@ -7,8 +7,8 @@
 // (google-research/simclr, projection_head: every layer batch-normalized,
 // the last without bias or ReLU) and in lightly's SimCLRProjectionHead.
 // Without it SimCLR learned far more slowly on thin strokes on black (93
-// steps on bench/data/make_glyphs.py's glyphs-c: kNN 68 vs 80 over seeds,
-// loss 4.5-5.3 vs 3.6-3.9; bench/README.md, issue 24).
+// steps on bench/data/make_glyphs.py's glyphs-c, 3 seeds: kNN 68.3 vs 77.3,
+// final loss 4.5-5.3 vs 3.7-4.0; bench/README.md, issue 24).
 #include "augment/policies.hpp"
 #include "backbone/resnet.hpp"
 #include "head/mlp.hpp"
