@@ -51,13 +51,16 @@ void bench_backward(benchmark::State& st, ssl_bench::conv_shape s, std::size_t n
 }  // namespace
 
 int main(int argc, char** argv) {
+    // --winograd: enable the Winograd path (off by default since issue 24);
     // --im2col: disable the Winograd path; --no-direct: disable the direct
     // path (strided and other non-Winograd convolutions); --direct-max=C:
     // direct path only up to C input channels
     std::vector<char*> rest;
     for (int i = 0; i < argc; ++i) {
         const std::string a = argv[i];
-        if (a == "--im2col")
+        if (a == "--winograd")
+            ssl::backend::host::winograd::enabled = true;
+        else if (a == "--im2col")
             ssl::backend::host::winograd::enabled = false;
         else if (a == "--no-direct")
             ssl::backend::host::direct::enabled = false;

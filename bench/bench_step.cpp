@@ -149,6 +149,8 @@ int main(int argc, char** argv) {
             g_warmup = std::atoi(argv[i] + 9);
         else if (std::strncmp(argv[i], "--config=", 9) == 0)
             g_only = argv[i] + 9;
+        else if (std::strcmp(argv[i], "--winograd") == 0)  // off by default since issue 24
+            ssl::backend::host::winograd::enabled = true;
         else if (std::strcmp(argv[i], "--im2col") == 0)
             ssl::backend::host::winograd::enabled = false;
         else if (std::strcmp(argv[i], "--no-direct") == 0)
