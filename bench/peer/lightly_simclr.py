@@ -81,7 +81,6 @@ Usage:
       [--temperature 0.2] [--data /usr/share/datasets/fashion-mnist]
 """
 import argparse
-import math
 import os
 import sys
 import time
@@ -93,7 +92,7 @@ from PIL import Image
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch_ssl as peer  # noqa: E402
 from torch_ssl import (BASE_LR, MEAN, STD, ResNet18Cifar, embed, knn_top1,  # noqa: E402
-                       linear_probe_top1, load_fashion_mnist, log, lr_at, to_float)
+                       linear_probe_top1, load_fashion_mnist, log, to_float)
 
 import lightly  # noqa: E402
 from lightly.loss import NTXentLoss  # noqa: E402
@@ -155,10 +154,8 @@ def main():
     if steps_per_epoch == 0:
         sys.exit(f"lightly_simclr: {n} images, fewer than one batch of {a.batch}")
     total = steps_per_epoch * a.epochs
-    warmup = int(0.5 * steps_per_epoch)
     base_lr = BASE_LR["simclr"] * a.batch / 256
     opt = torch.optim.SGD(params, lr=0.0, momentum=0.9, weight_decay=5e-4)
-    order_rng = torch.Generator().manual_seed(a.seed)
     log(f"lightly {lightly.__version__}, torch {torch.__version__}, {torch.get_num_threads()} threads; "
         f"training simclr, resnet18 width {a.width}, {n} images, batch {a.batch}, {a.epochs} epochs "
         f"({total} steps), lr {base_lr:.4g}, temperature {temperature}")
@@ -166,35 +163,12 @@ def main():
 
     backbone.train(True)
     head.train(True)
-    step, first_loss, last_loss = 0, None, None
-    t0 = time.perf_counter()
-    for epoch in range(a.epochs):
-        perm = torch.randperm(n, generator=order_rng)
-        epoch_loss = 0.0
-        for i in range(steps_per_epoch):
-            idx = perm[i * a.batch:(i + 1) * a.batch]
-            x0, x1 = views(transform, train_x[idx])
-            lr = lr_at(step, base_lr, warmup, total)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            opt.zero_grad(set_to_none=True)
-            z0 = head(backbone(x0))
-            z1 = head(backbone(x1))
-            loss = criterion(z0, z1)
-            value = float(loss)
-            if not math.isfinite(value):
-                sys.exit(f"lightly_simclr: training diverged, loss {value} at step {step}")
-            loss.backward()
-            opt.step()
-            step += 1
-            epoch_loss += value
-            first_loss = value if first_loss is None else first_loss
-            last_loss = value
-            if a.log_every and step % a.log_every == 0:
-                log(f"  step {step}/{total} loss {value:.4f} lr {lr:.4g} {time.perf_counter() - t0:.0f} s")
-        log(f"epoch {epoch + 1}/{a.epochs}: mean loss {epoch_loss / steps_per_epoch:.4f}, "
-            f"{time.perf_counter() - t0:.1f} s")
-    train_seconds = time.perf_counter() - t0
+
+    def batch_loss(idx):
+        x0, x1 = views(transform, train_x[idx])
+        return criterion(head(backbone(x0)), head(backbone(x1)))
+
+    first_loss, last_loss, train_seconds = peer.train_loop(a, n, opt, base_lr, batch_loss, None, "lightly_simclr")
 
     t1 = time.perf_counter()
     ftr, fte = embed(backbone, eval_x), embed(backbone, test_x)  # ours: normalize, eval mode
@@ -204,7 +178,7 @@ def main():
     log(f"evaluation: kNN {knn:.2f} %, linear {lin:.2f} % ({iters} L-BFGS iterations, "
         f"{'converged' if converged else 'not converged'}), {eval_seconds:.1f} s")
     print(f"LIGHTLY_QUALITY method=simclr epochs={a.epochs} train_seconds={train_seconds:.2f} "
-          f"knn_top1={knn:.2f} linear_top1={lin:.2f} steps={step} first_loss={first_loss:.4f} "
+          f"knn_top1={knn:.2f} linear_top1={lin:.2f} steps={total} first_loss={first_loss:.4f} "
           f"last_loss={last_loss:.4f} probe_iterations={iters} probe_converged={int(converged)} "
           f"eval_seconds={eval_seconds:.1f} threads={a.threads} train_images={n} "
           f"eval_images={eval_x.shape[0]} temperature={temperature} lightly={lightly.__version__} "

@@ -788,6 +788,46 @@ def linear_probe_top1(train_f, train_y, test_f, test_y, weight_decay=1e-4, max_i
 
 # ----------------------------------------------------------------- main ----
 
+def train_loop(a, n, opt, base_lr, batch_loss, after_step, name, progress=None):
+    """The peers' training loop: a.epochs epochs of n // a.batch shuffled
+    batches (torch.randperm from a Generator seeded with a.seed, drop_last),
+    lr by lr_at (warm-up over half an epoch, then cosine to 0), SGD on
+    batch_loss(idx), then after_step(step, total). Returns (first loss,
+    last loss, seconds)."""
+    steps_per_epoch = n // a.batch
+    total, warmup = steps_per_epoch * a.epochs, int(0.5 * steps_per_epoch)
+    order_rng = torch.Generator().manual_seed(a.seed)
+    step, first_loss, last_loss = 0, None, None
+    t0 = time.perf_counter()
+    for epoch in range(a.epochs):
+        perm = torch.randperm(n, generator=order_rng)
+        epoch_loss = 0.0
+        for i in range(steps_per_epoch):
+            idx = perm[i * a.batch:(i + 1) * a.batch]
+            lr = lr_at(step, base_lr, warmup, total)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            opt.zero_grad(set_to_none=True)
+            loss = batch_loss(idx)
+            value = float(loss)
+            if not math.isfinite(value):
+                sys.exit(f"{name}: training diverged, loss {value} at step {step}")
+            loss.backward()
+            opt.step()
+            if after_step:
+                after_step(step, total)
+            step += 1
+            epoch_loss += value
+            first_loss = value if first_loss is None else first_loss
+            last_loss = value
+            if a.log_every and step % a.log_every == 0:
+                extra = progress() if progress else ""
+                log(f"  step {step}/{total} loss {value:.4f}{extra} lr {lr:.4g} {time.perf_counter() - t0:.0f} s")
+        log(f"epoch {epoch + 1}/{a.epochs}: mean loss {epoch_loss / steps_per_epoch:.4f}, "
+            f"{time.perf_counter() - t0:.1f} s")
+    return first_loss, last_loss, time.perf_counter() - t0
+
+
 def add_run_arguments(ap, epochs=5, threads=2):
     """The options every peer trainer shares (also bench/peer/lightly_simclr.py)."""
     ap.add_argument("--epochs", type=int, default=epochs)
@@ -882,45 +922,21 @@ def main():
     if steps_per_epoch == 0:
         sys.exit(f"torch_ssl: {n} images, fewer than one batch of {a.batch}")
     total = steps_per_epoch * a.epochs
-    warmup = int(0.5 * steps_per_epoch)
     base_lr = a.lr if a.lr else BASE_LR[a.method] * a.batch / 256
     weight_decay = a.weight_decay if a.weight_decay is not None else (1e-4 if a.method == "moco" else 5e-4)
     opt = torch.optim.SGD(params, lr=0.0, momentum=0.9, weight_decay=weight_decay)
     aug = Augment(a.seed, size, a.crop_scale)
-    order_rng = torch.Generator().manual_seed(a.seed)
     log(f"torch {torch.__version__}, {torch.get_num_threads()} threads; training {a.method}, resnet18 width "
         f"{a.width}, {n} images, batch {a.batch}, {a.epochs} epochs ({total} steps), lr {base_lr:.4g}")
 
     model.train(True)
-    step, first_loss, last_loss = 0, None, None
-    t0 = time.perf_counter()
-    for epoch in range(a.epochs):
-        perm = torch.randperm(n, generator=order_rng)
-        epoch_loss = 0.0
-        for i in range(steps_per_epoch):
-            idx = perm[i * a.batch:(i + 1) * a.batch]
-            images = to_float(train_x[idx])
-            lr = lr_at(step, base_lr, warmup, total)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            opt.zero_grad(set_to_none=True)
-            loss = model.loss(images, aug, idx)
-            value = float(loss)
-            if not math.isfinite(value):
-                sys.exit(f"torch_ssl: training diverged, loss {value} at step {step}")
-            loss.backward()
-            opt.step()
-            model.after_step(step, total)
-            step += 1
-            epoch_loss += value
-            first_loss = value if first_loss is None else first_loss
-            last_loss = value
-            if a.log_every and step % a.log_every == 0:
-                extra = model.progress() if hasattr(model, "progress") else ""
-                log(f"  step {step}/{total} loss {value:.4f}{extra} lr {lr:.4g} {time.perf_counter() - t0:.0f} s")
-        log(f"epoch {epoch + 1}/{a.epochs}: mean loss {epoch_loss / steps_per_epoch:.4f}, "
-            f"{time.perf_counter() - t0:.1f} s")
-    train_seconds = time.perf_counter() - t0
+
+    def batch_loss(idx):
+        return model.loss(to_float(train_x[idx]), aug, idx)
+
+    first_loss, last_loss, train_seconds = train_loop(
+        a, n, opt, base_lr, batch_loss, model.after_step, "torch_ssl",
+        progress=model.progress if hasattr(model, "progress") else None)
 
     t1 = time.perf_counter()
     transform = model.eval_transform if hasattr(model, "eval_transform") else None
@@ -944,7 +960,7 @@ def main():
     log(f"evaluation: kNN {knn:.2f} %, linear {lin:.2f} % ({iters} L-BFGS iterations, "
         f"{'converged' if converged else 'not converged'}), {eval_seconds:.1f} s")
     print(f"TORCH_QUALITY method={a.method} epochs={a.epochs} train_seconds={train_seconds:.2f} "
-          f"knn_top1={knn:.2f} linear_top1={lin:.2f} steps={step} first_loss={first_loss:.4f} "
+          f"knn_top1={knn:.2f} linear_top1={lin:.2f} steps={total} first_loss={first_loss:.4f} "
           f"last_loss={last_loss:.4f} probe_iterations={iters} probe_converged={int(converged)} "
           f"eval_seconds={eval_seconds:.1f} threads={a.threads} train_images={n} eval_images={eval_x.shape[0]}{more}",
           flush=True)
