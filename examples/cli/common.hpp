@@ -79,6 +79,7 @@ struct common_options {
     std::string device = "auto";
     std::string out;
     bool resume = false, json = false, baseline = false, no_progress = false;
+    bool winograd = false;  ///< --winograd: the faster, less exact 3x3 convolutions (backend/host/winograd.hpp)
     std::size_t eval_every = 0;
     // eval / embed / export
     std::string checkpoint, output;

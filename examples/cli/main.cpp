@@ -13,6 +13,7 @@
 // options, defaults and config are in its method_<name>.cpp.
 #include "common.hpp"
 
+#include <ssl/backend/host/winograd.hpp>
 #include <ssl/core/parse.hpp>
 
 #include <iostream>
@@ -107,6 +108,7 @@ int train(common_options o, const option_registry& reg) {
     if (o.device == "cuda")
         throw ssl::value_error("--device cuda: the CUDA backend is not built yet; use --device host (or auto)");
     if (o.device == "auto" && !o.json) std::printf("device: host (no CUDA backend in this build)\n");
+    if (o.winograd && !o.json) std::printf("3x3 convolutions: Winograd F(4x4, 3x3) (--winograd)\n");
     // --resume of a run whose checkpoint stores its config: the method, its
     // config and the trainer settings come from the checkpoint; trainer
     // settings given on the command line override, the config cannot change.
@@ -245,6 +247,9 @@ int main(int argc, char** argv) {
         c->add_option("--data", o.data,
                       "fashion-mnist[:DIR] | cifar10:DIR | cifar100:DIR | folder:DIR | idx:IMAGES[,LABELS] | synthetic");
         c->add_option("--threads", o.threads, "host threads (0: all cores)")->check(thread_count());
+        c->add_flag("--winograd", o.winograd,
+                    "3x3 convolutions by Winograd F(4x4, 3x3): about 2x faster steps, but its float rounding "
+                    "hurts training on mostly-black images (off by default; bench/README.md, issue 24)");
         c->add_option("--eval-limit", o.eval_limit, "use only the first N labelled train images as the kNN / probe train set");
         c->add_option("--max-data-mb", o.max_data_mb,
                       "the most data read from one IDX file, in MiB (a header announcing more is refused; with "
@@ -318,6 +323,7 @@ int main(int argc, char** argv) {
     CLI11_PARSE(app, argc, argv);
     try {
         if (o.threads) ssl::set_num_threads(o.threads);
+        ssl::backend::host::winograd::enabled = o.winograd;
         if (tr->parsed()) {
             note_given(*tr, o);
             return train(o, reg);
