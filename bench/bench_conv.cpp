@@ -9,6 +9,7 @@
 // products use backend::host::small_gemm (0: always Eigen).
 #include <benchmark/benchmark.h>
 
+#include <cstdio>
 #include <random>
 #include <string>
 #include <vector>
@@ -51,15 +52,21 @@ void bench_backward(benchmark::State& st, ssl_bench::conv_shape s, std::size_t n
 }  // namespace
 
 int main(int argc, char** argv) {
-    // --winograd: enable the Winograd path (off by default since issue 24);
-    // --im2col: disable the Winograd path; --no-direct: disable the direct
+    // --winograd: Winograd F(4x4, 3x3) (F(2x2, 3x3) is the default);
+    // --winograd=N: 0 (off), 2, 4; --im2col: disable the Winograd path; --no-direct: disable the direct
     // path (strided and other non-Winograd convolutions); --direct-max=C:
     // direct path only up to C input channels
     std::vector<char*> rest;
     for (int i = 0; i < argc; ++i) {
         const std::string a = argv[i];
         if (a == "--winograd")
-            ssl::backend::host::winograd::enabled = true;
+            ssl::backend::host::winograd::select(4);
+        else if (a.rfind("--winograd=", 0) == 0) {
+            if (!ssl::backend::host::winograd::select(std::stoul(a.substr(11)))) {
+                std::fprintf(stderr, "bench_conv: --winograd= takes 0, 2 or 4, not '%s'\n", a.c_str() + 11);
+                return 2;
+            }
+        }
         else if (a == "--im2col")
             ssl::backend::host::winograd::enabled = false;
         else if (a == "--no-direct")

@@ -149,9 +149,14 @@ int main(int argc, char** argv) {
             g_warmup = std::atoi(argv[i] + 9);
         else if (std::strncmp(argv[i], "--config=", 9) == 0)
             g_only = argv[i] + 9;
-        else if (std::strcmp(argv[i], "--winograd") == 0)  // off by default since issue 24
-            ssl::backend::host::winograd::enabled = true;
-        else if (std::strcmp(argv[i], "--im2col") == 0)
+        else if (std::strcmp(argv[i], "--winograd") == 0)  // F(4x4, 3x3); F(2x2, 3x3) is the default
+            ssl::backend::host::winograd::select(4);
+        else if (std::strncmp(argv[i], "--winograd=", 11) == 0) {  // 0 (off), 2, 4
+            if (!ssl::backend::host::winograd::select(std::strtoul(argv[i] + 11, nullptr, 10))) {
+                std::fprintf(stderr, "bench_step: --winograd= takes 0, 2 or 4, not '%s'\n", argv[i] + 11);
+                return 2;
+            }
+        } else if (std::strcmp(argv[i], "--im2col") == 0)
             ssl::backend::host::winograd::enabled = false;
         else if (std::strcmp(argv[i], "--no-direct") == 0)
             ssl::backend::host::direct::enabled = false;

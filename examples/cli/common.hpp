@@ -79,7 +79,7 @@ struct common_options {
     std::string device = "auto";
     std::string out;
     bool resume = false, json = false, baseline = false, no_progress = false;
-    bool winograd = false;  ///< --winograd: the faster, less exact 3x3 convolutions (backend/host/winograd.hpp)
+    std::size_t winograd = 2;  ///< --winograd: 3x3 convolutions by F(2x2, 3x3), F(4x4, 3x3) or 0 (off) (backend/host/winograd.hpp)
     std::size_t eval_every = 0;
     // eval / embed / export
     std::string checkpoint, output;

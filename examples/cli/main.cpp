@@ -108,7 +108,9 @@ int train(common_options o, const option_registry& reg) {
     if (o.device == "cuda")
         throw ssl::value_error("--device cuda: the CUDA backend is not built yet; use --device host (or auto)");
     if (o.device == "auto" && !o.json) std::printf("device: host (no CUDA backend in this build)\n");
-    if (o.winograd && !o.json) std::printf("3x3 convolutions: Winograd F(4x4, 3x3) (--winograd)\n");
+    if (o.winograd != 2 && !o.json)
+        std::printf("3x3 convolutions: %s (--winograd %zu)\n",
+                    o.winograd == 4 ? "Winograd F(4x4, 3x3)" : "direct / im2col, no Winograd", o.winograd);
     // --resume of a run whose checkpoint stores its config: the method, its
     // config and the trainer settings come from the checkpoint; trainer
     // settings given on the command line override, the config cannot change.
@@ -247,9 +249,11 @@ int main(int argc, char** argv) {
         c->add_option("--data", o.data,
                       "fashion-mnist[:DIR] | cifar10:DIR | cifar100:DIR | folder:DIR | idx:IMAGES[,LABELS] | synthetic");
         c->add_option("--threads", o.threads, "host threads (0: all cores)")->check(thread_count());
-        c->add_flag("--winograd", o.winograd,
-                    "3x3 convolutions by Winograd F(4x4, 3x3): about 2x faster steps, but its float rounding "
-                    "hurts training on mostly-black images (off by default; bench/README.md, issue 24)");
+        c->add_option("--winograd", o.winograd,
+                      "3x3 stride-1 convolutions: 2 = Winograd F(2x2, 3x3) (default: exact on constant regions), "
+                      "4 = F(4x4, 3x3) (~12% faster steps, but its float rounding hurts training on mostly-black "
+                      "images; bench/README.md, issue 24), 0 = direct / im2col (2x slower)")
+            ->check(CLI::IsMember({std::size_t{0}, std::size_t{2}, std::size_t{4}}));
         c->add_option("--eval-limit", o.eval_limit, "use only the first N labelled train images as the kNN / probe train set");
         c->add_option("--max-data-mb", o.max_data_mb,
                       "the most data read from one IDX file, in MiB (a header announcing more is refused; with "
@@ -323,7 +327,7 @@ int main(int argc, char** argv) {
     CLI11_PARSE(app, argc, argv);
     try {
         if (o.threads) ssl::set_num_threads(o.threads);
-        ssl::backend::host::winograd::enabled = o.winograd;
+        ssl::backend::host::winograd::select(o.winograd);
         if (tr->parsed()) {
             note_given(*tr, o);
             return train(o, reg);

@@ -4,6 +4,10 @@
 // redesigned. A change to the seam (views, heads, losses, the target
 // protocol, ssl::ops) that changes what a method computes fails here.
 // SSL_PRINT_TRAJECTORIES=1 prints the current values in this file's format.
+// Re-recorded when a change of float rounding is intended: issue 24 (Winograd
+// off, the SimCLR head's output batch norm) and issue 18 (Winograd F(2x2,
+// 3x3) by default: the first three steps agree to 1e-6, after the warm-up
+// the training's chaos grows the rounding differences to a few percent).
 #include <doctest/doctest.h>
 
 #include <ssl/byol.hpp>
@@ -67,13 +71,13 @@ TEST_CASE("pinned trajectories: simclr, byol, rotnet") {
     sc.head.hidden = 64;  // with simclr_config's output batch norm (issue 24)
     sc.head.out = 16;
     check("simclr", trajectory<ssl::simclr<>>(sc, 0.1),
-          {5.56088199, 4.90552415, 4.91123009, 4.94464494, 4.66869176, 4.83824684, 5.24443004, 5.21852492});
+          {5.5608832, 4.90552563, 4.91122098, 4.93191868, 4.55821135, 4.75439314, 4.95431, 4.8837316});
     auto bc = ssl::byol_config(net, 16, 1);
     bc.head = {{64, 16, true}, {64, 16, true}};
     check("byol", trajectory<ssl::byol<>>(bc, 0.1),
-          {3.67299739, 3.58062136, 2.08588611, 1.68022163, 1.67654842, 1.69959325, 1.646119, 1.66281845});
+          {3.6729975, 3.58062128, 2.08587561, 1.67216532, 1.65604649, 1.69216511, 1.66513599, 1.67141597});
     check("rotnet", trajectory<ssl::rotnet<>>(ssl::rotnet_config(net, 16, 1), 0.05),
-          {1.45272661, 1.46535651, 1.42697225, 1.41556908, 1.46460196, 1.44530482, 1.36883382, 1.39656941});
+          {1.4527267, 1.46535644, 1.42694407, 1.41583868, 1.46797649, 1.44593977, 1.36745424, 1.38444397});
 }
 
 TEST_CASE("pinned trajectories: moco_v2, instdisc (NCE and full softmax), instance_cls") {
@@ -82,23 +86,23 @@ TEST_CASE("pinned trajectories: moco_v2, instdisc (NCE and full softmax), instan
     mc.target.size = 64;
     mc.target.shuffle_bn_groups = 4;
     check("moco_v2", trajectory<ssl::moco_v2<>>(mc, 0.1),
-          {0.236370023, 8.44204779, 8.86664901, 8.32929228, 8.37818503, 8.24344256, 8.16645521, 8.32671774});
+          {0.236370137, 8.44204803, 8.8666493, 8.32919093, 8.37783576, 8.24572953, 8.17019999, 8.32485503});
     auto ic = ssl::instdisc_config(net, 16, 1, n_images);
     ic.head = {16};
     ic.target.dim = 16;
     ic.target.negatives = 64;
     check("instdisc", trajectory<ssl::instdisc<>>(ic, 0.1),
-          {7.18753977, 10.3894295, 9.68221787, 8.99240163, 64.2289548, 82.5497567, 94.8319517, 99.0636674});
+          {7.18753963, 10.3894285, 9.6822213, 8.99239659, 64.2300112, 82.5563828, 94.8747847, 99.1163596});
     auto fc = ssl::instdisc_full_softmax_config(net, 16, 1, n_images);
     fc.head = {16};
     fc.target.dim = 16;
     check("instdisc_full_softmax", trajectory<ssl::instdisc_full_softmax<>>(fc, 0.1),
-          {6.93214022, 10.0992188, 9.24947954, 9.11441827, 8.85866028, 11.8387614, 12.4270302, 11.6738478});
+          {6.93214028, 10.0992179, 9.2494806, 9.11441135, 8.85865586, 11.8388093, 12.4269763, 11.6737232});
     auto cc = ssl::instance_cls_config(net, 16, 1, n_images);
     cc.head = {64, 16, true};
     cc.loss.shard_rows = 50;
     check("instance_cls", trajectory<ssl::instance_cls<>>(cc, 0.1),
-          {4.99237949, 4.92847568, 5.14904754, 4.96292671, 4.85852545, 4.98391945, 4.96946254, 4.89590018});
+          {4.99237856, 4.92847605, 5.14905175, 4.95839954, 4.82567512, 4.89677638, 5.09132058, 4.90619996});
 }
 
 TEST_CASE("pinned trajectories: deepcluster, sela, deepercluster") {
@@ -106,15 +110,15 @@ TEST_CASE("pinned trajectories: deepcluster, sela, deepercluster") {
     dc.head = {8};
     dc.target.features.pca_dim = 16;
     check("deepcluster", trajectory<ssl::deepcluster<>>(dc, 0.05),
-          {2.35269076, 2.16898063, 2.07707234, 2.11088525, 2.18116415, 2.19305768, 2.054669, 2.10674382});
+          {2.35269086, 2.16898055, 2.07707245, 2.11088554, 2.16898206, 2.22606478, 1.92778081, 2.12634344});
     auto se = ssl::sela_config(net, 16, 1, n_images);
     se.head = {.heads = 2, .classes = 8};
     check("sela", trajectory<ssl::sela<>>(se, 0.05),
-          {2.27687575, 2.40202173, 2.19830549, 2.13851857, 2.14461408, 2.17295917, 2.08498098, 2.20607364});
+          {2.27687562, 2.40202188, 2.19830564, 2.1385187, 2.14467019, 2.16867425, 2.12446754, 2.20633484});
     auto dd = ssl::deepercluster_config(net, 16, 1, n_images);
     dd.target.features.pca_dim = 16;
     check("deepercluster", trajectory<ssl::deepercluster<>>(dd, 0.05),
-          {3.65870201, 3.70900192, 3.61533467, 3.61801506, 3.46821123, 3.5152659, 3.48415262, 3.48758618});
+          {3.65870214, 3.70900197, 3.61533771, 3.61911191, 3.47146923, 3.51894621, 3.47959523, 3.51838268});
 }
 
 }  // namespace test_trajectories

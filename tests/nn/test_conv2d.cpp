@@ -33,6 +33,7 @@ struct knob_guard {
     std::size_t tiles = conv2d<T>::winograd_target_tiles, small = conv2d<T>::small_gemm_max_channels;
     std::size_t direct_max = conv2d<T>::direct_max_channels, direct_rows = conv2d<T>::min_direct_rows;
     bool enabled = ssl::backend::host::winograd::enabled, direct = ssl::backend::host::direct::enabled;
+    std::size_t tile = ssl::backend::host::winograd::output_tile;
     ~knob_guard() {
         conv2d<T>::winograd_mode = mode;
         conv2d<T>::winograd_target_tiles = tiles;
@@ -40,6 +41,7 @@ struct knob_guard {
         conv2d<T>::direct_max_channels = direct_max;
         conv2d<T>::min_direct_rows = direct_rows;
         ssl::backend::host::winograd::enabled = enabled;
+        ssl::backend::host::winograd::output_tile = tile;
         ssl::backend::host::direct::enabled = direct;
     }
 };
@@ -159,17 +161,19 @@ void check_same(const path_outputs<T>& got, const path_outputs<T>& ref, const te
 }
 
 template <class T>
-void winograd_vs_im2col(double tol) {
+void winograd_vs_im2col(std::size_t tile, double tol) {
     knob_guard<T> guard;
-    ssl::backend::host::winograd::enabled = true;  // off by default
+    CAPTURE(tile);
+    ssl::backend::host::winograd::output_tile = tile;
     constexpr std::size_t L = ssl::backend::host::winograd::block_images<T>;
     struct shape {
         std::size_t n, c, h, w, co;
     };
     // half a block, partial blocks, several blocks with a partial last one;
-    // 1x1 and 2x2 images (one tile, mostly padding), odd sizes, 20x20 (5x5 tiles)
-    const shape shapes[] = {{L / 2, 8, 1, 1, 4},   {L - 1, 9, 2, 2, 5},  {L + 1, 8, 13, 9, 6},
-                            {2 * L + 3, 10, 20, 20, 8}, {L, 16, 7, 7, 16}};
+    // 1x1 and 2x2 images (one tile, mostly padding), odd sizes (tiles that
+    // overhang), 20x20 (5x5 tiles of 4, 10x10 of 2)
+    const shape shapes[] = {{L / 2, 8, 1, 1, 4},        {L - 1, 9, 2, 2, 5}, {L + 1, 8, 13, 9, 6},
+                            {2 * L + 3, 10, 20, 20, 8}, {L, 16, 7, 7, 16},   {L, 8, 3, 5, 8}};
     for (const auto& sh : shapes) {
         conv2d<T> layer(conv2d_config{sh.c, sh.co, 3, 1, 1, true}, 6);
         const auto x = ref::random<T>({sh.n, sh.c, sh.h, sh.w}, 41);
@@ -195,14 +199,59 @@ void winograd_vs_im2col(double tol) {
     }
 }
 
-TEST_CASE("conv2d: Winograd matches im2col over blocks, chunks, modes and both GEMMs (float, double)") {
-    winograd_vs_im2col<double>(1e-10);
-    winograd_vs_im2col<float>(1e-4);
+TEST_CASE("conv2d: Winograd F(2x2) and F(4x4) match im2col over blocks, chunks, modes and both GEMMs (float, double)") {
+    for (std::size_t tile : {std::size_t{2}, std::size_t{4}}) {
+        winograd_vs_im2col<double>(tile, 1e-10);
+        winograd_vs_im2col<float>(tile, 1e-4);
+    }
+}
+
+// The reason F(2x2) is the default (issue 24): inside a constant region
+// every output of im2col, the direct path and F(2x2) is exactly the same
+// value (F(2x2)'s transforms are sums and differences of equal numbers);
+// F(4x4)'s rounding leaves a pattern that repeats with its 4x4 tiles.
+TEST_CASE("conv2d: Winograd F(2x2) keeps a constant region exactly constant, F(4x4) does not") {
+    knob_guard<float> guard;
+    const std::size_t n = 16, c = 16, h = 14, w = 14;
+    tensor<float> x({n, c, h, w});
+    const auto values = ref::random<float>({n * c}, 61);
+    for (std::size_t p = 0; p < n * c; ++p)
+        for (std::size_t i = 0; i < h * w; ++i) x[p * h * w + i] = 3.0f + values[p];  // away from zero
+    conv2d<float> layer(conv2d_config{c, 16, 3, 1, 1, true}, 62);
+    auto interior_spread = [&](std::size_t tile) {
+        ssl::backend::host::winograd::select(tile);
+        const auto y = layer.forward(x).out;
+        double worst = 0;
+        for (std::size_t p = 0; p < n * 16; ++p) {
+            const float* q = y.data() + p * h * w;
+            const float v = q[w + 1];
+            for (std::size_t i = 1; i + 1 < h; ++i)
+                for (std::size_t j = 1; j + 1 < w; ++j)
+                    worst = std::max(worst, std::abs(double(q[i * w + j]) - double(v)) / std::abs(double(v)));
+        }
+        return worst;
+    };
+    CHECK(interior_spread(0) == 0.0);  // im2col / direct
+    CHECK(interior_spread(2) == 0.0);
+    CHECK(interior_spread(4) > 1e-7);
+}
+
+TEST_CASE("winograd::select takes 0, 2 and 4 only") {
+    knob_guard<float> guard;
+    namespace wg = ssl::backend::host::winograd;
+    CHECK(wg::select(4));
+    CHECK((wg::enabled && wg::output_tile == 4));
+    CHECK(wg::select(0));
+    CHECK(!wg::enabled);
+    CHECK(!wg::select(3));
+    CHECK(!wg::enabled);
+    CHECK(wg::select(2));
+    CHECK((wg::enabled && wg::output_tile == 2));
 }
 
 TEST_CASE("conv2d: Winograd needs half a block of images; fewer go through im2col") {
     knob_guard<float> guard;
-    ssl::backend::host::winograd::enabled = true;  // off by default
+    ssl::backend::host::winograd::select(4);  // F(4x4): its rounding differs from im2col's for sure
     constexpr std::size_t L = ssl::backend::host::winograd::block_images<float>;
     conv2d<float> layer(conv2d_config{8, 8, 3, 1, 1, false}, 2);
     for (std::size_t n : {std::size_t{1}, L / 2 - 1, L / 2}) {
@@ -214,7 +263,7 @@ TEST_CASE("conv2d: Winograd needs half a block of images; fewer go through im2co
         // Winograd (float rounding ~1e-6 relative) vs im2col (~1e-7): the paths differ in the last bits
         ssl::backend::host::winograd::enabled = false;
         auto y_im2col = layer.forward(x).out;
-        ssl::backend::host::winograd::enabled = true;
+        ssl::backend::host::winograd::select(4);
         if (2 * n < L)
             CHECK(ref::max_abs_diff(y, y_im2col) == 0.0);
         else

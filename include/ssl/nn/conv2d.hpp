@@ -2,8 +2,8 @@
 // 2-d convolution, NCHW, square kernel, same stride and padding in both
 // directions, optional bias. Host implementation, by shape (batches of at
 // least half a block of images, 8 in float):
-//   3x3 stride-1 padding-1, >= 8 input channels: Winograd F(4x4, 3x3)
-//     (backend/host/winograd.hpp);
+//   3x3 stride-1 padding-1, >= 8 input channels: Winograd F(2x2, 3x3), or
+//     F(4x4, 3x3) when winograd::output_tile is 4 (backend/host/winograd.hpp);
 //   other kernels larger than 1x1 (strided 3x3, the 1-channel stem): direct
 //     implicit GEMM on blocks of images as vector lanes
 //     (backend/host/direct_conv.hpp);
@@ -69,7 +69,9 @@ public:
 
     forward_result<T, cache_type> forward(const tensor<T>& x) const {
         const auto q = geometry(x);
-        if (use_winograd(q, x.dim(0))) return {forward_winograd(x, q), cache_type{x}};
+        if (use_winograd(q, x.dim(0)))
+            return {backend::host::winograd::output_tile == 4 ? forward_winograd<4>(x, q) : forward_winograd<2>(x, q),
+                    cache_type{x}};
         if (use_direct(q, x.dim(0), true)) return {forward_direct(x, q), cache_type{x}};
         const std::size_t n = x.dim(0), co = cfg_.out_channels, hwo = q.hw_out(), k = q.rows();
         tensor<T> y({n, co, q.ho, q.wo});
@@ -145,7 +147,9 @@ private:
         require<shape_error>(dy.shape() == shape_t{n, co, q.ho, q.wo}, "conv2d backward: gradient shape ",
                              dy.shape().str(), " does not match output shape ",
                              shape_t{n, co, q.ho, q.wo}.str());
-        if (use_winograd(q, n)) return backward_winograd(x, q, dy, need_input_grad, acc);
+        if (use_winograd(q, n))
+            return backend::host::winograd::output_tile == 4 ? backward_winograd<4>(x, q, dy, need_input_grad, acc)
+                                                             : backward_winograd<2>(x, q, dy, need_input_grad, acc);
         if (use_direct(q, n, false)) return backward_direct(x, q, dy, need_input_grad, acc);
         const std::size_t g = group_size(q, n);
         const std::size_t tasks = (n + g - 1) / g;
@@ -217,7 +221,8 @@ private:
     /// at least half a block of images (the transforms run on block_images
     /// lanes; with fewer images most lanes would be idle and im2col wins).
     static bool use_winograd(const backend::host::conv_geometry& q, std::size_t n) {
-        return backend::host::winograd::enabled && q.kh == 3 && q.kw == 3 && q.stride == 1 && q.pad == 1 &&
+        return backend::host::winograd::enabled &&
+               (backend::host::winograd::output_tile == 2 || backend::host::winograd::output_tile == 4) && q.kh == 3 && q.kw == 3 && q.stride == 1 && q.pad == 1 &&
                q.c >= 8 && 2 * n >= backend::host::winograd::block_images<T>;
     }
     /// How the Winograd work is cut: blocks of block_images<T> images (the
@@ -251,14 +256,15 @@ private:
         return p;
     }
     /// U[p][co][ci] for the current weights, rows split over the pool.
+    template <std::size_t TileM>
     tensor<T> winograd_weights() const {
         namespace wg = backend::host::winograd;
         const std::size_t co = cfg_.out_channels, ci = cfg_.in_channels;
-        tensor<T> U({wg::npos, co, ci});
+        tensor<T> U({wg::npos_of<TileM>, co, ci});
         const std::size_t blocks = std::min<std::size_t>(co, 4 * num_threads());
         tensor<T> work({num_threads(), 9 * ci});
         parallel_for(blocks, [&](std::size_t b, std::size_t w) {
-            wg::transform_weights(weight_.value.data(), co, ci, b * co / blocks, (b + 1) * co / blocks, U.data(),
+            wg::transform_weights<T, TileM>(weight_.value.data(), co, ci, b * co / blocks, (b + 1) * co / blocks, U.data(),
                                   work.data() + w * 9 * ci);
         });
         return U;
@@ -267,34 +273,35 @@ private:
     // [k L, min(n, (k + 1) L)) and its columns of V / M start at
     // k * block columns (whole batch) or j * chunk columns (the j-th block
     // of a task's chunk).
+    template <std::size_t TileM>
     tensor<T> forward_winograd(const tensor<T>& x, const backend::host::conv_geometry& q) const {
         namespace wg = backend::host::winograd;
         using cmap = Eigen::Map<const matrix<T>>;
         using mmap = Eigen::Map<matrix<T>>;
         constexpr std::size_t L = wg::block_images<T>;
         const std::size_t n = x.dim(0), co = cfg_.out_channels, ci = q.c, hw = q.hw_out(), hwi = q.hw_in();
-        const auto tl = wg::make_tiling(q.ho, q.wo);
-        const tensor<T> U = winograd_weights();
+        const auto tl = wg::make_tiling(q.ho, q.wo, TileM);
+        const tensor<T> U = winograd_weights<TileM>();
         tensor<T> y({n, co, q.ho, q.wo});
         const auto plan = make_winograd_plan(tl, n);
         const auto images = [&](std::size_t blk) { return std::min(L, n - blk * L); };
-        if (winograd_global(plan)) {
+        if (winograd_global(plan, wg::npos_of<TileM>)) {
             // Whole batch at once: transforms split over blocks, the 36 GEMMs over positions.
             const std::size_t bc = wg::chunk_columns<T>(tl, 0, tl.th), nt = plan.blocks * bc;
             const auto ldt = static_cast<Eigen::Index>(nt);
-            tensor<T> V({wg::npos, ci, nt}), M({wg::npos, co, nt});
+            tensor<T> V({wg::npos_of<TileM>, ci, nt}), M({wg::npos_of<TileM>, co, nt});
             const std::size_t ss = wg::scratch_size<T>(tl, tl.th);
             tensor<T> work({num_threads(), ss});
             parallel_for(plan.blocks, [&](std::size_t k, std::size_t w) {
-                wg::transform_input(x.data() + k * L * ci * hwi, images(k), ci, tl, 0, tl.th, V.data() + k * bc, nt,
+                wg::transform_input<T, TileM>(x.data() + k * L * ci * hwi, images(k), ci, tl, 0, tl.th, V.data() + k * bc, nt,
                                     work.data() + w * ss);
             });
-            parallel_for(wg::npos, [&](std::size_t p, std::size_t) {
+            parallel_for(wg::npos_of<TileM>, [&](std::size_t p, std::size_t) {
                 mmap(M.data() + p * co * nt, co, ldt).noalias() =
                     cmap(U.data() + p * co * ci, co, ci) * cmap(V.data() + p * ci * nt, ci, ldt);
             });
             parallel_for(plan.blocks, [&](std::size_t k, std::size_t w) {
-                wg::transform_output(M.data() + k * bc, images(k), co, tl, 0, tl.th, nt, y.data() + k * L * co * hw,
+                wg::transform_output<T, TileM>(M.data() + k * bc, images(k), co, tl, 0, tl.th, nt, y.data() + k * L * co * hw,
                                      work.data() + w * ss);
             });
         } else {
@@ -302,7 +309,7 @@ private:
             // scratch taken before the loop (the same pool requests every step)
             const bool small = use_small_gemm(co, ci);
             const std::size_t mc = plan.max_columns, ss = wg::scratch_size<T>(tl, plan.rows);
-            const std::size_t per_worker = wg::npos * (ci + co) * mc + ss;
+            const std::size_t per_worker = wg::npos_of<TileM> * (ci + co) * mc + ss;
             tensor<T> work({num_threads(), per_worker});
             // forward chunks are independent (no overlapping writes): one
             // parallel task per (task's blocks, chunk of tile rows)
@@ -311,16 +318,16 @@ private:
                 const std::size_t t = tc / chunks;
                 const std::size_t k0 = t * plan.per_task, nb = std::min(plan.per_task, plan.blocks - k0);
                 T* V = work.data() + w * per_worker;
-                T* M = V + wg::npos * ci * mc;
-                T* Z = M + wg::npos * co * mc;
+                T* M = V + wg::npos_of<TileM> * ci * mc;
+                T* Z = M + wg::npos_of<TileM> * co * mc;
                 {
                     const std::size_t a0 = (tc % chunks) * plan.rows, a1 = std::min(tl.th, a0 + plan.rows);
                     const std::size_t cc = wg::chunk_columns<T>(tl, a0, a1), nt = nb * cc;
                     for (std::size_t j = 0; j < nb; ++j)
-                        wg::transform_input(x.data() + (k0 + j) * L * ci * hwi, images(k0 + j), ci, tl, a0, a1,
+                        wg::transform_input<T, TileM>(x.data() + (k0 + j) * L * ci * hwi, images(k0 + j), ci, tl, a0, a1,
                                             V + j * cc, nt, Z);
                     const auto ldm = static_cast<Eigen::Index>(nt);
-                    for (std::size_t p = 0; p < wg::npos; ++p) {
+                    for (std::size_t p = 0; p < wg::npos_of<TileM>; ++p) {
                         if (small)
                             backend::host::small_gemm(U.data() + p * co * ci, ci, V + p * ci * nt, nt, M + p * co * nt,
                                                       nt, co, ci, nt);
@@ -329,7 +336,7 @@ private:
                                 cmap(U.data() + p * co * ci, co, ci) * cmap(V + p * ci * nt, ci, ldm);
                     }
                     for (std::size_t j = 0; j < nb; ++j)
-                        wg::transform_output(M + j * cc, images(k0 + j), co, tl, a0, a1, nt,
+                        wg::transform_output<T, TileM>(M + j * cc, images(k0 + j), co, tl, a0, a1, nt,
                                              y.data() + (k0 + j) * L * co * hw, Z);
                 }
             });
@@ -337,6 +344,7 @@ private:
         add_bias_planes(y);
         return y;
     }
+    template <std::size_t TileM>
     tensor<T> backward_winograd(const tensor<T>& x, const backend::host::conv_geometry& q, const tensor<T>& dy,
                                 bool need_input_grad, const tensor<T>* acc) {
         namespace wg = backend::host::winograd;
@@ -344,28 +352,28 @@ private:
         using mmap = Eigen::Map<matrix<T>>;
         constexpr std::size_t L = wg::block_images<T>;
         const std::size_t n = x.dim(0), co = cfg_.out_channels, ci = q.c, hw = q.hw_out(), hwi = q.hw_in();
-        const auto tl = wg::make_tiling(q.ho, q.wo);
+        const auto tl = wg::make_tiling(q.ho, q.wo, TileM);
         tensor<T> U;
-        if (need_input_grad) U = winograd_weights();
+        if (need_input_grad) U = winograd_weights<TileM>();
         tensor<T> dx;
         if (need_input_grad) dx = acc ? *acc : tensor<T>(x.shape());
         const bool add = acc != nullptr;
         const auto plan = make_winograd_plan(tl, n);
         const auto images = [&](std::size_t blk) { return std::min(L, n - blk * L); };
         const std::size_t acc_size = need_input_grad ? wg::accumulator_size<T>(tl, ci) : 0;
-        if (winograd_global(plan)) {
+        if (winograd_global(plan, wg::npos_of<TileM>)) {
             const std::size_t bc = wg::chunk_columns<T>(tl, 0, tl.th), nt = plan.blocks * bc;
             const auto ldt = static_cast<Eigen::Index>(nt);
-            tensor<T> V({wg::npos, ci, nt}), dM({wg::npos, co, nt}), dU({wg::npos, co, ci});
+            tensor<T> V({wg::npos_of<TileM>, ci, nt}), dM({wg::npos_of<TileM>, co, nt}), dU({wg::npos_of<TileM>, co, ci});
             const std::size_t ss = std::max({wg::scratch_size<T>(tl, tl.th), wg::finish_scratch_size<T>(tl), 9 * ci});
             const std::size_t per_worker = ss + acc_size;
             tensor<T> work({num_threads(), per_worker});
             parallel_for(plan.blocks, [&](std::size_t k, std::size_t w) {
                 T* Z = work.data() + w * per_worker;
-                wg::transform_input(x.data() + k * L * ci * hwi, images(k), ci, tl, 0, tl.th, V.data() + k * bc, nt, Z);
-                wg::output_adjoint(dy.data() + k * L * co * hw, images(k), co, tl, 0, tl.th, nt, dM.data() + k * bc, Z);
+                wg::transform_input<T, TileM>(x.data() + k * L * ci * hwi, images(k), ci, tl, 0, tl.th, V.data() + k * bc, nt, Z);
+                wg::output_adjoint<T, TileM>(dy.data() + k * L * co * hw, images(k), co, tl, 0, tl.th, nt, dM.data() + k * bc, Z);
             });
-            parallel_for(wg::npos, [&](std::size_t p, std::size_t) {
+            parallel_for(wg::npos_of<TileM>, [&](std::size_t p, std::size_t) {
                 cmap dMp(dM.data() + p * co * nt, co, ldt);
                 mmap Vp(V.data() + p * ci * nt, ci, ldt);
                 mmap(dU.data() + p * co * ci, co, ci).noalias() = dMp * Vp.transpose();
@@ -375,39 +383,39 @@ private:
             parallel_for(wblocks + (need_input_grad ? plan.blocks : 0), [&](std::size_t b, std::size_t w) {
                 T* scratch = work.data() + w * per_worker;
                 if (b < wblocks) {
-                    wg::weight_adjoint_add(dU.data(), co, ci, b * co / wblocks, (b + 1) * co / wblocks,
+                    wg::weight_adjoint_add<T, TileM>(dU.data(), co, ci, b * co / wblocks, (b + 1) * co / wblocks,
                                            weight_.grad.data(), scratch);
                     return;
                 }
                 const std::size_t k = b - wblocks;
                 T* A = scratch + ss;
-                wg::input_adjoint(V.data() + k * bc, ci, tl, 0, tl.th, nt, A);
+                wg::input_adjoint<T, TileM>(V.data() + k * bc, ci, tl, 0, tl.th, nt, A);
                 wg::input_adjoint_finish(A, images(k), ci, tl, dx.data() + k * L * ci * hwi, add, scratch);
             });
             winograd_bias_grad(dy, n, co, hw);
             return dx;
         }
         // one partial dU per pool thread (worker ids go up to num_threads() - 1)
-        const std::size_t workers = num_threads(), usz = wg::npos * co * ci;
+        const std::size_t workers = num_threads(), usz = wg::npos_of<TileM> * co * ci;
         // dV = U^T dM by small_gemm needs U^T (ci x co) per position
         const bool small = need_input_grad && use_small_gemm(co, ci);
         tensor<T> Ut;
         if (small) {
-            Ut = tensor<T>({wg::npos, ci, co});
-            for (std::size_t p = 0; p < wg::npos; ++p)
+            Ut = tensor<T>({wg::npos_of<TileM>, ci, co});
+            for (std::size_t p = 0; p < wg::npos_of<TileM>; ++p)
                 mmap(Ut.data() + p * ci * co, ci, co) = cmap(U.data() + p * co * ci, co, ci).transpose();
         }
         tensor<T> dU_parts({workers, usz});
         std::vector<char> used(workers, 0);
         const std::size_t mc = plan.max_columns;
         const std::size_t ss = std::max({wg::scratch_size<T>(tl, plan.rows), wg::finish_scratch_size<T>(tl), 9 * ci});
-        const std::size_t per_worker = wg::npos * (ci + co) * mc + ss + acc_size;
+        const std::size_t per_worker = wg::npos_of<TileM> * (ci + co) * mc + ss + acc_size;
         tensor<T> work({workers, per_worker});
         parallel_for(plan.tasks, [&](std::size_t t, std::size_t w) {
             const std::size_t k0 = t * plan.per_task, nb = std::min(plan.per_task, plan.blocks - k0);
             T* V = work.data() + w * per_worker;
-            T* dM = V + wg::npos * ci * mc;
-            T* Z = dM + wg::npos * co * mc;
+            T* dM = V + wg::npos_of<TileM> * ci * mc;
+            T* Z = dM + wg::npos_of<TileM> * co * mc;
             T* A = Z + ss;  // the input gradient's accumulator, one block at a time
             T* dU = dU_parts.data() + w * usz;
             for (std::size_t a0 = 0; a0 < tl.th; a0 += plan.rows) {
@@ -415,12 +423,12 @@ private:
                 const std::size_t cc = wg::chunk_columns<T>(tl, a0, a1), nt = nb * cc;
                 const auto ldt = static_cast<Eigen::Index>(nt);
                 for (std::size_t j = 0; j < nb; ++j) {
-                    wg::transform_input(x.data() + (k0 + j) * L * ci * hwi, images(k0 + j), ci, tl, a0, a1,
+                    wg::transform_input<T, TileM>(x.data() + (k0 + j) * L * ci * hwi, images(k0 + j), ci, tl, a0, a1,
                                         V + j * cc, nt, Z);
-                    wg::output_adjoint(dy.data() + (k0 + j) * L * co * hw, images(k0 + j), co, tl, a0, a1, nt,
+                    wg::output_adjoint<T, TileM>(dy.data() + (k0 + j) * L * co * hw, images(k0 + j), co, tl, a0, a1, nt,
                                        dM + j * cc, Z);
                 }
-                for (std::size_t p = 0; p < wg::npos; ++p) {
+                for (std::size_t p = 0; p < wg::npos_of<TileM>; ++p) {
                     mmap dUp(dU + p * co * ci, co, ci);
                     cmap dMp(dM + p * co * nt, co, ldt);
                     mmap Vp(V + p * ci * nt, ci, ldt);
@@ -439,7 +447,7 @@ private:
                 // several blocks per task only when a chunk is whole blocks
                 // (a0 = 0, a1 = th), so each block's accumulator is complete here
                 for (std::size_t j = 0; j < nb; ++j) {
-                    wg::input_adjoint(V + j * cc, ci, tl, a0, a1, nt, A);
+                    wg::input_adjoint<T, TileM>(V + j * cc, ci, tl, a0, a1, nt, A);
                     if (a1 == tl.th)
                         wg::input_adjoint_finish(A, images(k0 + j), ci, tl, dx.data() + (k0 + j) * L * ci * hwi, add,
                                                  Z);
@@ -457,10 +465,10 @@ private:
                 if (!used[w] || w == first) continue;
                 const T* src = dU_parts.data() + w * usz;
                 T* dst = dU_parts.data() + first * usz;
-                for (std::size_t p = 0; p < wg::npos; ++p)
+                for (std::size_t p = 0; p < wg::npos_of<TileM>; ++p)
                     for (std::size_t i = (p * co + o0) * ci; i < (p * co + o1) * ci; ++i) dst[i] += src[i];
             }
-            wg::weight_adjoint_add(dU_parts.data() + first * usz, co, ci, o0, o1, weight_.grad.data(),
+            wg::weight_adjoint_add<T, TileM>(dU_parts.data() + first * usz, co, ci, o0, o1, weight_.grad.data(),
                                    work.data() + wk * per_worker);
         });
         winograd_bias_grad(dy, n, co, hw);
@@ -561,10 +569,10 @@ private:
     /// positions) when the transformed weights U do not fit in a core's L2
     /// (each chunk would stream all of U) or the chunks are very narrow;
     /// otherwise per chunk, which keeps V and M in cache.
-    bool winograd_global(const winograd_plan& plan) const {
+    bool winograd_global(const winograd_plan& plan, std::size_t npos) const {
         if (winograd_mode == 1) return false;
         if (winograd_mode == 2) return true;
-        const std::size_t u_bytes = backend::host::winograd::npos * cfg_.out_channels * cfg_.in_channels * sizeof(T);
+        const std::size_t u_bytes = npos * cfg_.out_channels * cfg_.in_channels * sizeof(T);
         return u_bytes > (std::size_t{4} << 20) || plan.max_columns < 32;
     }
 

@@ -1,24 +1,39 @@
 #pragma once
-// Winograd F(4x4, 3x3) convolution (Lavin & Gray 2016, "Fast Algorithms for
-// Convolutional Neural Networks") for 3x3, stride 1, padding 1 convolutions
-// on NCHW images, with its exact adjoints for the backward pass.
+// Winograd F(m x m, 3x3) convolution (Lavin & Gray 2016, "Fast Algorithms
+// for Convolutional Neural Networks") for 3x3, stride 1, padding 1
+// convolutions on NCHW images, with its exact adjoints for the backward
+// pass, in two variants: F(2x2, 3x3) (m = 2, the default) and F(4x4, 3x3)
+// (m = 4, opt-in).
 //
-// One 4x4 output tile needs a 6x6 input tile d and the 3x3 filter g:
+// One m x m output tile needs an a x a input tile d (a = m + 2) and the
+// 3x3 filter g:
 //   Y = A^T [ (G g G^T) (.) (B^T d B) ] A          ((.) = element-wise)
-// Over channels the element-wise product becomes, for each of the 36
-// positions p of the 6x6 transformed tile, one GEMM:
+// Over channels the element-wise product becomes, for each of the a*a
+// positions p of the transformed tile, one GEMM:
 //   M_p (Cout x T) = U_p (Cout x Cin) * V_p (Cin x T)    T = number of tiles
-// with U = G g G^T (weights), V = B^T d B (inputs). 36 multiplies per 16
-// outputs instead of 144: 4x fewer FLOPs than im2col + GEMM.
+// with U = G g G^T (weights), V = B^T d B (inputs). F(2x2): 16 multiplies
+// per 4 outputs (2.25x fewer than the direct 9 per output); F(4x4): 36 per
+// 16 (4x fewer).
 //
 // Backward is the adjoint of each stage:
 //   dM_p = A dY A^T (per tile),  dU_p += dM_p V_p^T,  dV_p = U_p^T dM_p,
-//   dx += B dV B^T (tiles overlap: scatter-add),  dg = G^T dU G.
+//   dx += B dV B^T (tiles overlap by 2: scatter-add),  dg = G^T dU G.
+//
+// Why F(2x2) is the default: its B^T and A^T have entries 0 and +-1 only,
+// so a constant input region transforms exactly to one non-zero position
+// (c - c = 0 and c + c = 2c hold in float) and every output of the region
+// gets exactly the same value, as im2col and the direct path give.
+// F(4x4)'s transforms (4, -5, 2, 8) round: inside a constant image its
+// outputs differ by ~7.5e-6 relative in a pattern that repeats with the
+// tiles, which the batch norms that follow amplify where the true variance
+// is near zero (thin strokes on black: SimCLR kNN 77.3 with F(4x4) against
+// 83.0 without Winograd, glyphs-c, 3 seeds; bench/README.md, issue 24).
 //
 // Layouts: U[p][co][ci], V[p][ci][t], M[p][co][t], t = (image, tile row,
 // tile column) over a group of images.
 #include <Eigen/Core>
 #include <algorithm>
+#include <cassert>
 #include <cstddef>
 #include <cstring>
 
@@ -26,108 +41,181 @@
 
 namespace ssl::backend::host::winograd {
 
-/// Off by default: conv2d takes the direct (or im2col) path for 3x3 / stride
-/// 1 convolutions too; set it to true to use Winograd. F(4x4, 3x3) in float
-/// turns a constant region into a pattern that repeats with the 4x4 tiles
-/// (interior of a constant 14x14 image: relative spread 7.5e-6, where im2col
-/// and the direct path give exactly one value), and the batch norms that
-/// follow amplify it where the true variance is near zero: on thin strokes
-/// on black, SimCLR trained with it reached kNN 77.3 against 83.0 without it
-/// (glyphs-c, 93 steps, 3 seeds, same initialisations and views; the PyTorch
-/// peer 85.7; bench/README.md, issue 24). Dense images (Fashion-MNIST) did
-/// not show it. The kernel stays, tested against im2col, for who opts in.
-inline bool enabled = false;
+/// Whether conv2d uses Winograd for 3x3 / stride 1 / padding 1
+/// convolutions (false: the direct or im2col path), and which output tile:
+/// 2 (F(2x2, 3x3), the default: constant regions stay exactly constant) or
+/// 4 (F(4x4, 3x3): fewer multiplies, ~10x the rounding of im2col, not
+/// constant-preserving; `ssl train --winograd 4`).
+inline bool enabled = true;
+inline std::size_t output_tile = 2;
 
-constexpr std::size_t m = 4, a = 6, npos = a * a;
+/// Sets both from one number, as the programs' `--winograd N` takes it:
+/// 0 (off), 2 or 4. Returns false (and changes nothing) for any other.
+inline bool select(std::size_t tile) {
+    if (tile != 0 && tile != 2 && tile != 4) return false;
+    enabled = tile != 0;
+    if (tile != 0) output_tile = tile;
+    return true;
+}
+
+/// The transforms of one variant: m outputs per tile side, a = m + 2 inputs.
+template <std::size_t M>
+struct variant;
+
+template <std::size_t M>
+inline constexpr std::size_t npos_of = variant<M>::a * variant<M>::a;
 
 struct tiling {
     std::size_t h, w;    // image (= output) size
     std::size_t th, tw;  // tiles per column / row
+    std::size_t m;       // output tile side
     std::size_t per_image() const { return th * tw; }
 };
-inline tiling make_tiling(std::size_t h, std::size_t w) { return {h, w, (h + m - 1) / m, (w + m - 1) / m}; }
+inline tiling make_tiling(std::size_t h, std::size_t w, std::size_t m) {
+    return {h, w, (h + m - 1) / m, (w + m - 1) / m, m};
+}
 
 namespace detail {
-
 template <class T>
 inline constexpr T sixth = T(1) / T(6);
 template <class T>
 inline constexpr T t12 = T(1) / T(12);
 template <class T>
 inline constexpr T t24 = T(1) / T(24);
-
-// 1-d transforms on 6 (or 4, 3) values read with stride si, written with stride so.
-template <class T>
-[[gnu::always_inline]] inline void bt6(const T* d, std::size_t si, T* o, std::size_t so) {  // o = B^T d
-    const T d0 = d[0], d1 = d[si], d2 = d[2 * si], d3 = d[3 * si], d4 = d[4 * si], d5 = d[5 * si];
-    o[0] = T(4) * d0 - T(5) * d2 + d4;
-    o[so] = -T(4) * (d1 + d2) + d3 + d4;
-    o[2 * so] = T(4) * (d1 - d2) - d3 + d4;
-    o[3 * so] = T(2) * (d3 - d1) - d2 + d4;
-    o[4 * so] = T(2) * (d1 - d3) - d2 + d4;
-    o[5 * so] = T(4) * d1 - T(5) * d3 + d5;
-}
-template <class T>
-[[gnu::always_inline]] inline void b6(const T* v, std::size_t si, T* o, std::size_t so) {  // o = B v (adjoint of bt6)
-    const T v0 = v[0], v1 = v[si], v2 = v[2 * si], v3 = v[3 * si], v4 = v[4 * si], v5 = v[5 * si];
-    o[0] = T(4) * v0;
-    o[so] = T(4) * (v2 - v1) + T(2) * (v4 - v3) + T(4) * v5;
-    o[2 * so] = -T(5) * v0 - T(4) * (v1 + v2) - v3 - v4;
-    o[3 * so] = v1 - v2 + T(2) * (v3 - v4) - T(5) * v5;
-    o[4 * so] = v0 + v1 + v2 + v3 + v4;
-    o[5 * so] = v5;
-}
-template <class T>
-[[gnu::always_inline]] inline void at6(const T* v, std::size_t si, T* o, std::size_t so) {  // o (4) = A^T v (6)
-    const T v0 = v[0], v1 = v[si], v2 = v[2 * si], v3 = v[3 * si], v4 = v[4 * si], v5 = v[5 * si];
-    const T s12 = v1 + v2, d12 = v1 - v2, s34 = v3 + v4, d34 = v3 - v4;
-    o[0] = v0 + s12 + s34;
-    o[so] = d12 + T(2) * d34;
-    o[2 * so] = s12 + T(4) * s34;
-    o[3 * so] = d12 + T(8) * d34 + v5;
-}
-template <class T>
-[[gnu::always_inline]] inline void a6(const T* g, std::size_t si, T* o, std::size_t so) {  // o (6) = A g (4), adjoint of at6
-    const T g0 = g[0], g1 = g[si], g2 = g[2 * si], g3 = g[3 * si];
-    o[0] = g0;
-    o[so] = g0 + g1 + g2 + g3;
-    o[2 * so] = g0 - g1 + g2 - g3;
-    o[3 * so] = g0 + T(2) * g1 + T(4) * g2 + T(8) * g3;
-    o[4 * so] = g0 - T(2) * g1 + T(4) * g2 - T(8) * g3;
-    o[5 * so] = g3;
-}
-template <class T>
-inline void g3(const T* g, std::size_t si, T* o, std::size_t so) {  // o (6) = G g (3)
-    const T g0 = g[0], g1 = g[si], g2 = g[2 * si];
-    o[0] = g0 * T(0.25);
-    o[so] = -(g0 + g1 + g2) * sixth<T>;
-    o[2 * so] = -(g0 - g1 + g2) * sixth<T>;
-    o[3 * so] = g0 * t24<T> + g1 * t12<T> + g2 * sixth<T>;
-    o[4 * so] = g0 * t24<T> - g1 * t12<T> + g2 * sixth<T>;
-    o[5 * so] = g2;
-}
-template <class T>
-inline void gt6(const T* u, std::size_t si, T* o, std::size_t so) {  // o (3) = G^T u (6), adjoint of g3
-    const T u0 = u[0], u1 = u[si], u2 = u[2 * si], u3 = u[3 * si], u4 = u[4 * si], u5 = u[5 * si];
-    o[0] = u0 * T(0.25) - (u1 + u2) * sixth<T> + (u3 + u4) * t24<T>;
-    o[so] = (u2 - u1) * sixth<T> + (u3 - u4) * t12<T>;
-    o[2 * so] = (u3 + u4 - u1 - u2) * sixth<T> + u5;
-}
-
 }  // namespace detail
+
+// 1-d transforms read with stride si and write with stride so:
+//   bt: o (a) = B^T d (a)      b: o (a) = B v (a), the adjoint of bt
+//   at: o (m) = A^T v (a)      a_: o (a) = A g (m), the adjoint of at
+//   g:  o (a) = G g (3)        gt: o (3) = G^T u (a), the adjoint of g
+template <>
+struct variant<4> {
+    static constexpr std::size_t m = 4, a = 6;
+    template <class T>
+    [[gnu::always_inline]] static void bt(const T* d, std::size_t si, T* o, std::size_t so) {
+        const T d0 = d[0], d1 = d[si], d2 = d[2 * si], d3 = d[3 * si], d4 = d[4 * si], d5 = d[5 * si];
+        o[0] = T(4) * d0 - T(5) * d2 + d4;
+        o[so] = -T(4) * (d1 + d2) + d3 + d4;
+        o[2 * so] = T(4) * (d1 - d2) - d3 + d4;
+        o[3 * so] = T(2) * (d3 - d1) - d2 + d4;
+        o[4 * so] = T(2) * (d1 - d3) - d2 + d4;
+        o[5 * so] = T(4) * d1 - T(5) * d3 + d5;
+    }
+    template <class T>
+    [[gnu::always_inline]] static void b(const T* v, std::size_t si, T* o, std::size_t so) {
+        const T v0 = v[0], v1 = v[si], v2 = v[2 * si], v3 = v[3 * si], v4 = v[4 * si], v5 = v[5 * si];
+        o[0] = T(4) * v0;
+        o[so] = T(4) * (v2 - v1) + T(2) * (v4 - v3) + T(4) * v5;
+        o[2 * so] = -T(5) * v0 - T(4) * (v1 + v2) - v3 - v4;
+        o[3 * so] = v1 - v2 + T(2) * (v3 - v4) - T(5) * v5;
+        o[4 * so] = v0 + v1 + v2 + v3 + v4;
+        o[5 * so] = v5;
+    }
+    template <class T>
+    [[gnu::always_inline]] static void at(const T* v, std::size_t si, T* o, std::size_t so) {
+        const T v0 = v[0], v1 = v[si], v2 = v[2 * si], v3 = v[3 * si], v4 = v[4 * si], v5 = v[5 * si];
+        const T s12 = v1 + v2, d12 = v1 - v2, s34 = v3 + v4, d34 = v3 - v4;
+        o[0] = v0 + s12 + s34;
+        o[so] = d12 + T(2) * d34;
+        o[2 * so] = s12 + T(4) * s34;
+        o[3 * so] = d12 + T(8) * d34 + v5;
+    }
+    template <class T>
+    [[gnu::always_inline]] static void a_(const T* g, std::size_t si, T* o, std::size_t so) {
+        const T g0 = g[0], g1 = g[si], g2 = g[2 * si], g3 = g[3 * si];
+        o[0] = g0;
+        o[so] = g0 + g1 + g2 + g3;
+        o[2 * so] = g0 - g1 + g2 - g3;
+        o[3 * so] = g0 + T(2) * g1 + T(4) * g2 + T(8) * g3;
+        o[4 * so] = g0 - T(2) * g1 + T(4) * g2 - T(8) * g3;
+        o[5 * so] = g3;
+    }
+    template <class T>
+    static void g(const T* g, std::size_t si, T* o, std::size_t so) {
+        using namespace detail;
+        const T g0 = g[0], g1 = g[si], g2 = g[2 * si];
+        o[0] = g0 * T(0.25);
+        o[so] = -(g0 + g1 + g2) * sixth<T>;
+        o[2 * so] = -(g0 - g1 + g2) * sixth<T>;
+        o[3 * so] = g0 * t24<T> + g1 * t12<T> + g2 * sixth<T>;
+        o[4 * so] = g0 * t24<T> - g1 * t12<T> + g2 * sixth<T>;
+        o[5 * so] = g2;
+    }
+    template <class T>
+    static void gt(const T* u, std::size_t si, T* o, std::size_t so) {
+        using namespace detail;
+        const T u0 = u[0], u1 = u[si], u2 = u[2 * si], u3 = u[3 * si], u4 = u[4 * si], u5 = u[5 * si];
+        o[0] = u0 * T(0.25) - (u1 + u2) * sixth<T> + (u3 + u4) * t24<T>;
+        o[so] = (u2 - u1) * sixth<T> + (u3 - u4) * t12<T>;
+        o[2 * so] = (u3 + u4 - u1 - u2) * sixth<T> + u5;
+    }
+};
+
+// F(2x2, 3x3): B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],
+// G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1], A^T = [1 1 1 0; 0 1 -1 -1].
+template <>
+struct variant<2> {
+    static constexpr std::size_t m = 2, a = 4;
+    template <class T>
+    [[gnu::always_inline]] static void bt(const T* d, std::size_t si, T* o, std::size_t so) {
+        const T d0 = d[0], d1 = d[si], d2 = d[2 * si], d3 = d[3 * si];
+        o[0] = d0 - d2;
+        o[so] = d1 + d2;
+        o[2 * so] = d2 - d1;
+        o[3 * so] = d1 - d3;
+    }
+    template <class T>
+    [[gnu::always_inline]] static void b(const T* v, std::size_t si, T* o, std::size_t so) {
+        const T v0 = v[0], v1 = v[si], v2 = v[2 * si], v3 = v[3 * si];
+        o[0] = v0;
+        o[so] = v1 - v2 + v3;
+        o[2 * so] = v1 + v2 - v0;
+        o[3 * so] = -v3;
+    }
+    template <class T>
+    [[gnu::always_inline]] static void at(const T* v, std::size_t si, T* o, std::size_t so) {
+        const T v0 = v[0], v1 = v[si], v2 = v[2 * si], v3 = v[3 * si];
+        o[0] = v0 + v1 + v2;
+        o[so] = v1 - v2 - v3;
+    }
+    template <class T>
+    [[gnu::always_inline]] static void a_(const T* g, std::size_t si, T* o, std::size_t so) {
+        const T g0 = g[0], g1 = g[si];
+        o[0] = g0;
+        o[so] = g0 + g1;
+        o[2 * so] = g0 - g1;
+        o[3 * so] = -g1;
+    }
+    template <class T>
+    static void g(const T* g, std::size_t si, T* o, std::size_t so) {
+        const T g0 = g[0], g1 = g[si], g2 = g[2 * si];
+        o[0] = g0;
+        o[so] = (g0 + g1 + g2) * T(0.5);
+        o[2 * so] = (g0 - g1 + g2) * T(0.5);
+        o[3 * so] = g2;
+    }
+    template <class T>
+    static void gt(const T* u, std::size_t si, T* o, std::size_t so) {
+        const T u0 = u[0], u1 = u[si], u2 = u[2 * si], u3 = u[3 * si];
+        o[0] = u0 + (u1 + u2) * T(0.5);
+        o[so] = (u1 - u2) * T(0.5);
+        o[2 * so] = (u1 + u2) * T(0.5) + u3;
+    }
+};
 
 namespace detail {
 /// K[p][k] = G[i][a] * G[j][b] for p = (i, j), k = (a, b): U[p] = sum_k K[p][k] g[k].
-template <class T>
+template <class T, std::size_t M>
 struct weight_table {
-    T k[npos][9];
+    static constexpr std::size_t A = variant<M>::a, P = A * A;
+    T k[P][9];
     weight_table() {
         for (std::size_t k9 = 0; k9 < 9; ++k9) {
-            T g[9] = {}, t[18], u[36];
+            T g[9] = {}, t[3 * A], u[P];
             g[k9] = T(1);
-            for (std::size_t c = 0; c < 3; ++c) g3(g + c, 3, t + c, 3);
-            for (std::size_t r = 0; r < 6; ++r) g3(t + r * 3, 1, u + r * 6, 1);
-            for (std::size_t p = 0; p < npos; ++p) k[p][k9] = u[p];
+            for (std::size_t c = 0; c < 3; ++c) variant<M>::g(g + c, 3, t + c, 3);
+            for (std::size_t r = 0; r < A; ++r) variant<M>::g(t + r * 3, 1, u + r * A, 1);
+            for (std::size_t p = 0; p < P; ++p) k[p][k9] = u[p];
         }
     }
     static const weight_table& get() {
@@ -140,15 +228,15 @@ struct weight_table {
 /// U[p][co][ci] = (G g G^T)[p] for the filters w (co, ci, 3, 3), rows [co0, co1).
 /// Vectorized over ci: for each output row the 9 taps are transposed into
 /// scratch (9 * ci), then each position is a 9-term combination.
-template <class T>
+template <class T, std::size_t M>
 void transform_weights(const T* w, std::size_t co, std::size_t ci, std::size_t co0, std::size_t co1, T* U,
                        T* scratch /* 9 * ci */) {
-    const auto& K = detail::weight_table<T>::get();
+    const auto& K = detail::weight_table<T, M>::get();
     for (std::size_t o = co0; o < co1; ++o) {
         const T* src = w + o * ci * 9;
         for (std::size_t i = 0; i < ci; ++i)
             for (std::size_t k = 0; k < 9; ++k) scratch[k * ci + i] = src[i * 9 + k];
-        for (std::size_t p = 0; p < npos; ++p) {
+        for (std::size_t p = 0; p < npos_of<M>; ++p) {
             T* dst = U + (p * co + o) * ci;
             std::fill(dst, dst + ci, T(0));
             for (std::size_t k = 0; k < 9; ++k) {
@@ -162,13 +250,13 @@ void transform_weights(const T* w, std::size_t co, std::size_t ci, std::size_t c
 }
 
 /// dw (co, ci, 3, 3) += G^T dU[p] G, rows [co0, co1) (the adjoint of transform_weights).
-template <class T>
+template <class T, std::size_t M>
 void weight_adjoint_add(const T* dU, std::size_t co, std::size_t ci, std::size_t co0, std::size_t co1, T* dw,
                         T* scratch /* 9 * ci */) {
-    const auto& K = detail::weight_table<T>::get();
+    const auto& K = detail::weight_table<T, M>::get();
     for (std::size_t o = co0; o < co1; ++o) {
         std::fill(scratch, scratch + 9 * ci, T(0));
-        for (std::size_t p = 0; p < npos; ++p) {
+        for (std::size_t p = 0; p < npos_of<M>; ++p) {
             const T* src = dU + (p * co + o) * ci;
             for (std::size_t k = 0; k < 9; ++k) {
                 const T c = K.k[p][k];
@@ -393,7 +481,7 @@ inline std::size_t chunk_columns(const tiling& tl, std::size_t a0, std::size_t a
 /// interleaved window, then the unpadded interleaved image rows.
 template <class T>
 inline std::size_t scratch_size(const tiling& tl, std::size_t rows) {
-    return 2 * (m * rows + 2) * (m * tl.tw + 2) * block_images<T>;
+    return 2 * (tl.m * rows + 2) * (tl.m * tl.tw + 2) * block_images<T>;
 }
 
 /// Elements of the scratch input_adjoint_finish needs: one interleaved plane.
@@ -405,19 +493,21 @@ inline std::size_t finish_scratch_size(const tiling& tl) {
 /// Elements of the per-block accumulator of input_adjoint (C padded planes, interleaved).
 template <class T>
 inline std::size_t accumulator_size(const tiling& tl, std::size_t C) {
-    return C * (m * tl.th + 2) * (m * tl.tw + 2) * block_images<T>;
+    return C * (tl.m * tl.th + 2) * (tl.m * tl.tw + 2) * block_images<T>;
 }
 
 /// V[p][c][t] for tile rows [a0, a1) of the block at x (n_img <= L images,
 /// each C x H x W; padding 1). ldv: the row length of V.
-template <class T>
+template <class T, std::size_t M>
 void transform_input(const T* x, std::size_t n_img, std::size_t C, const tiling& tl, std::size_t a0, std::size_t a1,
                      T* V, std::size_t ldv, T* Z /* scratch_size(tl, a1 - a0) */) {
+    constexpr std::size_t m = M, A = variant<M>::a, npos = A * A;
+    assert(tl.m == M);
     constexpr std::size_t L = detail::lane_count<T>;
     using vec = detail::lanes<T, L>;
     const std::size_t pw = m * tl.tw + 2, rows = m * (a1 - a0) + 2, plane = C * ldv, hw = tl.h * tl.w;
     const std::size_t r_lo = m * a0;  // padded row of Z's first row; image row = padded row - 1
-    vec d[36], t[36], o[36];
+    vec d[A * A], t[A * A], o[A * A];
     // borders, rows past the image and lanes past n_img stay zero; every
     // channel rewrites the same other positions
     std::fill(Z, Z + rows * pw * L, T(0));
@@ -434,34 +524,36 @@ void transform_input(const T* x, std::size_t n_img, std::size_t C, const tiling&
         for (std::size_t a = a0; a < a1; ++a)
             for (std::size_t b = 0; b < tl.tw; ++b, out += L) {
                 const T* z = Z + ((a - a0) * m * pw + b * m) * L;
-                for (std::size_t i = 0; i < 6; ++i)
-                    for (std::size_t j = 0; j < 6; ++j) detail::load(d[i * 6 + j], z + (i * pw + j) * L);
-                for (std::size_t j = 0; j < 6; ++j) detail::bt6(d + j, 6, t + j, 6);          // t = B^T d
-                for (std::size_t i = 0; i < 6; ++i) detail::bt6(t + i * 6, 1, o + i * 6, 1);  // o = t B
+                for (std::size_t i = 0; i < A; ++i)
+                    for (std::size_t j = 0; j < A; ++j) detail::load(d[i * A + j], z + (i * pw + j) * L);
+                for (std::size_t j = 0; j < A; ++j) variant<M>::bt(d + j, A, t + j, A);          // t = B^T d
+                for (std::size_t i = 0; i < A; ++i) variant<M>::bt(t + i * A, 1, o + i * A, 1);  // o = t B
                 for (std::size_t p = 0; p < npos; ++p) detail::store(out + p * plane, o[p]);
             }
     }
 }
 
 /// y (the block's n_img images, C x H x W), rows of tile rows [a0, a1) = A^T M A, cropped to H x W.
-template <class T>
-void transform_output(const T* M, std::size_t n_img, std::size_t C, const tiling& tl, std::size_t a0, std::size_t a1,
+template <class T, std::size_t M>
+void transform_output(const T* Mt, std::size_t n_img, std::size_t C, const tiling& tl, std::size_t a0, std::size_t a1,
                       std::size_t ldm, T* y, T* Z /* scratch_size(tl, a1 - a0) */) {
+    constexpr std::size_t m = M, A = variant<M>::a, npos = A * A;
+    assert(tl.m == M);
     constexpr std::size_t L = detail::lane_count<T>;
     using vec = detail::lanes<T, L>;
     const std::size_t zw = m * tl.tw, plane = C * ldm, hw = tl.h * tl.w;
     const std::size_t r0 = m * a0, r1 = std::min(m * a1, tl.h);
-    vec in[36], t[24], o[16];
+    vec in[A * A], t[m * A], o[m * m];
     for (std::size_t c = 0; c < C; ++c) {
-        const T* src = M + c * ldm;
+        const T* src = Mt + c * ldm;
         for (std::size_t a = a0; a < a1; ++a)
             for (std::size_t b = 0; b < tl.tw; ++b, src += L) {
                 for (std::size_t p = 0; p < npos; ++p) detail::load(in[p], src + p * plane);
-                for (std::size_t j = 0; j < 6; ++j) detail::at6(in + j, 6, t + j, 6);        // t (4x6) = A^T M
-                for (std::size_t i = 0; i < 4; ++i) detail::at6(t + i * 6, 1, o + i * 4, 1);  // o = t A
+                for (std::size_t j = 0; j < A; ++j) variant<M>::at(in + j, A, t + j, A);        // t (m x a) = A^T M
+                for (std::size_t i = 0; i < m; ++i) variant<M>::at(t + i * A, 1, o + i * m, 1);  // o = t A
                 T* z = Z + ((a - a0) * m * zw + b * m) * L;
-                for (std::size_t i = 0; i < 4; ++i)
-                    for (std::size_t j = 0; j < 4; ++j) detail::store(z + (i * zw + j) * L, o[i * 4 + j]);
+                for (std::size_t i = 0; i < m; ++i)
+                    for (std::size_t j = 0; j < m; ++j) detail::store(z + (i * zw + j) * L, o[i * m + j]);
             }
         if (r1 > r0) {
             T* F = Z + m * (a1 - a0) * zw * L;
@@ -476,14 +568,16 @@ void transform_output(const T* M, std::size_t n_img, std::size_t C, const tiling
 
 /// dM[p][c][t] = (A dY A^T)[p] for tile rows [a0, a1) of the block at dy,
 /// dY taken as zero outside H x W.
-template <class T>
+template <class T, std::size_t M>
 void output_adjoint(const T* dy, std::size_t n_img, std::size_t C, const tiling& tl, std::size_t a0, std::size_t a1,
                     std::size_t ldm, T* dM, T* Z /* scratch_size(tl, a1 - a0) */) {
+    constexpr std::size_t m = M, A = variant<M>::a, npos = A * A;
+    assert(tl.m == M);
     constexpr std::size_t L = detail::lane_count<T>;
     using vec = detail::lanes<T, L>;
     const std::size_t zw = m * tl.tw, plane = C * ldm, hw = tl.h * tl.w;
     const std::size_t r0 = m * a0, r1 = std::min(m * a1, tl.h), zrows = m * (a1 - a0);
-    vec gt[16], t[24], o[36];
+    vec gt[m * m], t[m * A], o[A * A];
     std::fill(Z, Z + zrows * zw * L, T(0));  // positions outside the images stay zero
     for (std::size_t c = 0; c < C; ++c) {
         if (r1 > r0) {
@@ -498,10 +592,10 @@ void output_adjoint(const T* dy, std::size_t n_img, std::size_t C, const tiling&
         for (std::size_t a = a0; a < a1; ++a)
             for (std::size_t b = 0; b < tl.tw; ++b, out += L) {
                 const T* z = Z + ((a - a0) * m * zw + b * m) * L;
-                for (std::size_t i = 0; i < 4; ++i)
-                    for (std::size_t j = 0; j < 4; ++j) detail::load(gt[i * 4 + j], z + (i * zw + j) * L);
-                for (std::size_t j = 0; j < 4; ++j) detail::a6(gt + j, 4, t + j, 4);        // t (6x4) = A g
-                for (std::size_t i = 0; i < 6; ++i) detail::a6(t + i * 4, 1, o + i * 6, 1);  // o = t A^T
+                for (std::size_t i = 0; i < m; ++i)
+                    for (std::size_t j = 0; j < m; ++j) detail::load(gt[i * m + j], z + (i * zw + j) * L);
+                for (std::size_t j = 0; j < m; ++j) variant<M>::a_(gt + j, m, t + j, m);        // t (a x m) = A g
+                for (std::size_t i = 0; i < A; ++i) variant<M>::a_(t + i * m, 1, o + i * A, 1);  // o = t A^T
                 for (std::size_t p = 0; p < npos; ++p) detail::store(out + p * plane, o[p]);
             }
     }
@@ -512,30 +606,32 @@ void output_adjoint(const T* dy, std::size_t n_img, std::size_t C, const tiling&
 /// scatter-add). acc needs no zeroing: a position's first tile stores, later
 /// ones add, which holds when a block's chunks come in order of a0 from 0.
 /// input_adjoint_finish then writes dx.
-template <class T>
+template <class T, std::size_t M>
 void input_adjoint(const T* dV, std::size_t C, const tiling& tl, std::size_t a0, std::size_t a1, std::size_t ldv,
                    T* acc /* accumulator_size(tl, C) */) {
+    constexpr std::size_t m = M, A = variant<M>::a, npos = A * A;
+    assert(tl.m == M);
     constexpr std::size_t L = detail::lane_count<T>;
     using vec = detail::lanes<T, L>;
     const std::size_t ph = m * tl.th + 2, pw = m * tl.tw + 2, plane = C * ldv;
-    vec v[36], t[36], o[36];
+    vec v[A * A], t[A * A], o[A * A];
     for (std::size_t c = 0; c < C; ++c) {
         const T* src = dV + c * ldv;
         T* accc = acc + c * ph * pw * L;
         for (std::size_t a = a0; a < a1; ++a)
             for (std::size_t b = 0; b < tl.tw; ++b, src += L) {
                 for (std::size_t p = 0; p < npos; ++p) detail::load(v[p], src + p * plane);
-                for (std::size_t j = 0; j < 6; ++j) detail::b6(v + j, 6, t + j, 6);          // t = B v
-                for (std::size_t i = 0; i < 6; ++i) detail::b6(t + i * 6, 1, o + i * 6, 1);  // o = t B^T
+                for (std::size_t j = 0; j < A; ++j) variant<M>::b(v + j, A, t + j, A);          // t = B v
+                for (std::size_t i = 0; i < A; ++i) variant<M>::b(t + i * A, 1, o + i * A, 1);  // o = t B^T
                 T* z = accc + (a * m * pw + b * m) * L;
                 // rows 0-1 were written by tile row a - 1, columns 0-1 by tile column b - 1
-                for (std::size_t i = 0; i < 6; ++i)
-                    for (std::size_t j = 0; j < 6; ++j) {
+                for (std::size_t i = 0; i < A; ++i)
+                    for (std::size_t j = 0; j < A; ++j) {
                         T* zz = z + (i * pw + j) * L;
                         if ((i >= 2 || a == 0) && (j >= 2 || b == 0))
-                            detail::store(zz, o[i * 6 + j]);
+                            detail::store(zz, o[i * A + j]);
                         else
-                            detail::add_to(zz, o[i * 6 + j]);
+                            detail::add_to(zz, o[i * A + j]);
                     }
             }
     }
@@ -547,7 +643,7 @@ template <class T>
 void input_adjoint_finish(const T* acc, std::size_t n_img, std::size_t C, const tiling& tl, T* dx, bool accumulate,
                           T* F /* finish_scratch_size(tl) */) {
     constexpr std::size_t L = detail::lane_count<T>;
-    const std::size_t ph = m * tl.th + 2, pw = m * tl.tw + 2, hw = tl.h * tl.w;
+    const std::size_t m = tl.m, ph = m * tl.th + 2, pw = m * tl.tw + 2, hw = tl.h * tl.w;
     T* dst[L];
     for (std::size_t c = 0; c < C; ++c) {
         const T* accc = acc + c * ph * pw * L;
