@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <string>
 
-#include "../backend/host/small_gemm.hpp"  // vreg: 64-byte vectors
+#include "../backend/host/small_gemm.hpp"  // nreg: native vectors
 #include "../core/thread_pool.hpp"
 #include "parameter.hpp"
 
@@ -106,8 +106,9 @@ public:
     bool training() const noexcept { return training_; }
 
 private:
-    using vec = backend::host::detail::vreg<T>;
-    static constexpr std::size_t lanes = backend::host::detail::vreg_lanes<T>;
+    // the target's widest register (a 64-byte vector on AVX2 would be spilled)
+    using vec = backend::host::detail::nreg<T>;
+    static constexpr std::size_t lanes = backend::host::detail::nreg_lanes<T>;
 
     forward_result<T, cache_type> forward_impl(const tensor<T>& x, const T* shortcut, bool relu) {
         check_input(x);

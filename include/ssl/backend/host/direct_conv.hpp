@@ -40,13 +40,15 @@ template <class T>
 inline constexpr std::size_t block_images = winograd::detail::lane_count<T>;
 
 /// Register blocking: MB output channels (or kernel rows) x NP pixels of
-/// vector accumulators. AVX-512 has 32 vector registers: 8 x 3 accumulators
-/// plus the NP loads; narrower targets split a 64-byte vector into two (AVX)
-/// or four (SSE) registers out of 16, so 4 x 1 there.
+/// native-vector accumulators. AVX-512 has 32 vector registers: 8 x 3
+/// accumulators plus the NP loads; 16 registers (AVX2, SSE): 4 x 3. On
+/// narrower targets a tile runs once per native slice of the block's lanes
+/// (two 8-float halves with AVX2) instead of on 64-byte vectors, which GCC
+/// would spill (issue 18).
 #if defined(__AVX512F__)
 inline constexpr std::size_t rows_block = 8, pixels_block = 3;
 #else
-inline constexpr std::size_t rows_block = 4, pixels_block = 1;
+inline constexpr std::size_t rows_block = 4, pixels_block = 3;
 #endif
 
 /// The padded, interleaved geometry of a block.
@@ -77,6 +79,7 @@ inline std::size_t output_size(const conv_geometry& q, std::size_t co) {
 }
 
 namespace detail {
+using host::detail::nreg;
 using host::detail::vload;
 using host::detail::vreg;
 using host::detail::vstore;
@@ -94,26 +97,28 @@ inline std::size_t tap_offset(std::size_t k, const conv_geometry& q, const layou
 /// Y's pixels per channel.
 template <class T, std::size_t MB, std::size_t NP>
 inline void forward_tile(const T* W, const T* z, const conv_geometry& q, const layout& lo, T* y, std::size_t ldy) {
-    constexpr std::size_t L = host::detail::vreg_lanes<T>;
-    vreg<T> acc[MB][NP];
-    for (std::size_t i = 0; i < MB; ++i)
-        for (std::size_t j = 0; j < NP; ++j) acc[i][j] = vreg<T>{};
+    constexpr std::size_t L = host::detail::vreg_lanes<T>, NL = host::detail::nreg_lanes<T>;
     const std::size_t step = q.stride * L, plane = lo.hp * lo.wp * L;
-    std::size_t k = 0;
-    for (std::size_t c = 0; c < q.c; ++c)
-        for (std::size_t ki = 0; ki < q.kh; ++ki) {
-            const T* zr = z + c * plane + ki * lo.wp * L;
-            for (std::size_t kj = 0; kj < q.kw; ++kj, ++k) {
-                vreg<T> b[NP];
-                for (std::size_t j = 0; j < NP; ++j) vload<T>(b[j], zr + kj * L + j * step);
-                for (std::size_t i = 0; i < MB; ++i) {
-                    const T a = W[i * lo.K + k];
-                    for (std::size_t j = 0; j < NP; ++j) acc[i][j] += a * b[j];
+    for (std::size_t h = 0; h < L; h += NL) {  // native slices of the lanes (one with AVX-512)
+        nreg<T> acc[MB][NP];
+        for (std::size_t i = 0; i < MB; ++i)
+            for (std::size_t j = 0; j < NP; ++j) acc[i][j] = nreg<T>{};
+        std::size_t k = 0;
+        for (std::size_t c = 0; c < q.c; ++c)
+            for (std::size_t ki = 0; ki < q.kh; ++ki) {
+                const T* zr = z + c * plane + ki * lo.wp * L + h;
+                for (std::size_t kj = 0; kj < q.kw; ++kj, ++k) {
+                    nreg<T> b[NP];
+                    for (std::size_t j = 0; j < NP; ++j) vload<T>(b[j], zr + kj * L + j * step);
+                    for (std::size_t i = 0; i < MB; ++i) {
+                        const T a = W[i * lo.K + k];
+                        for (std::size_t j = 0; j < NP; ++j) acc[i][j] += a * b[j];
+                    }
                 }
             }
-        }
-    for (std::size_t i = 0; i < MB; ++i)
-        for (std::size_t j = 0; j < NP; ++j) vstore<T>(y + (i * ldy + j) * L, acc[i][j]);
+        for (std::size_t i = 0; i < MB; ++i)
+            for (std::size_t j = 0; j < NP; ++j) vstore<T>(y + (i * ldy + j) * L + h, acc[i][j]);
+    }
 }
 
 /// dZ[k0 + i at pixel j] += sum over co of Wt[k0 + i][co] * DY[co][pixel j]
@@ -122,26 +127,28 @@ inline void forward_tile(const T* W, const T* z, const conv_geometry& q, const l
 template <class T, std::size_t MB, std::size_t NP>
 inline void input_tile(const T* Wt, std::size_t co, const T* dy, std::size_t k0, const conv_geometry& q,
                        const layout& lo, T* dz) {
-    constexpr std::size_t L = host::detail::vreg_lanes<T>;
-    vreg<T> acc[MB][NP];
-    for (std::size_t i = 0; i < MB; ++i)
-        for (std::size_t j = 0; j < NP; ++j) acc[i][j] = vreg<T>{};
-    for (std::size_t o = 0; o < co; ++o) {
-        vreg<T> b[NP];
-        for (std::size_t j = 0; j < NP; ++j) vload<T>(b[j], dy + (o * lo.P + j) * L);
-        for (std::size_t i = 0; i < MB; ++i) {
-            const T a = Wt[(k0 + i) * co + o];
-            for (std::size_t j = 0; j < NP; ++j) acc[i][j] += a * b[j];
-        }
-    }
+    constexpr std::size_t L = host::detail::vreg_lanes<T>, NL = host::detail::nreg_lanes<T>;
     const std::size_t step = q.stride * L;
-    for (std::size_t i = 0; i < MB; ++i) {
-        T* d = dz + tap_offset(k0 + i, q, lo) * L;
-        for (std::size_t j = 0; j < NP; ++j) {
-            vreg<T> v;
-            vload<T>(v, d + j * step);
-            v += acc[i][j];
-            vstore<T>(d + j * step, v);
+    for (std::size_t h = 0; h < L; h += NL) {  // native slices of the lanes (one with AVX-512)
+        nreg<T> acc[MB][NP];
+        for (std::size_t i = 0; i < MB; ++i)
+            for (std::size_t j = 0; j < NP; ++j) acc[i][j] = nreg<T>{};
+        for (std::size_t o = 0; o < co; ++o) {
+            nreg<T> b[NP];
+            for (std::size_t j = 0; j < NP; ++j) vload<T>(b[j], dy + (o * lo.P + j) * L + h);
+            for (std::size_t i = 0; i < MB; ++i) {
+                const T a = Wt[(k0 + i) * co + o];
+                for (std::size_t j = 0; j < NP; ++j) acc[i][j] += a * b[j];
+            }
+        }
+        for (std::size_t i = 0; i < MB; ++i) {
+            T* d = dz + tap_offset(k0 + i, q, lo) * L + h;
+            for (std::size_t j = 0; j < NP; ++j) {
+                nreg<T> v;
+                vload<T>(v, d + j * step);
+                v += acc[i][j];
+                vstore<T>(d + j * step, v);
+            }
         }
     }
 }
@@ -150,20 +157,22 @@ inline void input_tile(const T* Wt, std::size_t co, const T* dy, std::size_t k0,
 /// i < MB output channels, j < NK kernel rows.
 template <class T, std::size_t MB, std::size_t NK>
 inline void weight_tile(const T* DY, const T* Z, std::size_t k0, const conv_geometry& q, const layout& lo, T* dW) {
-    constexpr std::size_t L = host::detail::vreg_lanes<T>;
-    vreg<T> acc[MB * NK];  // (i, j) at i * NK + j
-    for (auto& a : acc) a = vreg<T>{};
+    constexpr std::size_t L = host::detail::vreg_lanes<T>, NL = host::detail::nreg_lanes<T>;
+    nreg<T> acc[MB * NK];  // (i, j) at i * NK + j, summed over the native slices of the lanes too
+    for (auto& a : acc) a = nreg<T>{};
     std::size_t off[NK];
     for (std::size_t j = 0; j < NK; ++j) off[j] = tap_offset(k0 + j, q, lo) * L;
     std::size_t p = 0;
     for (std::size_t oh = 0; oh < q.ho; ++oh)
         for (std::size_t ow = 0; ow < q.wo; ++ow, ++p) {
             const T* z = Z + (oh * q.stride * lo.wp + ow * q.stride) * L;
-            vreg<T> a[MB], b[NK];
-            for (std::size_t i = 0; i < MB; ++i) vload<T>(a[i], DY + (i * lo.P + p) * L);
-            for (std::size_t j = 0; j < NK; ++j) vload<T>(b[j], z + off[j]);
-            for (std::size_t i = 0; i < MB; ++i)
-                for (std::size_t j = 0; j < NK; ++j) acc[i * NK + j] += a[i] * b[j];
+            for (std::size_t h = 0; h < L; h += NL) {
+                nreg<T> a[MB], b[NK];
+                for (std::size_t i = 0; i < MB; ++i) vload<T>(a[i], DY + (i * lo.P + p) * L + h);
+                for (std::size_t j = 0; j < NK; ++j) vload<T>(b[j], z + off[j] + h);
+                for (std::size_t i = 0; i < MB; ++i)
+                    for (std::size_t j = 0; j < NK; ++j) acc[i * NK + j] += a[i] * b[j];
+            }
         }
     T s[MB * NK];
     host::detail::lane_sums<T>(acc, MB * NK, s);
@@ -283,7 +292,7 @@ void input_grad(const T* Wt, std::size_t co, const T* DY, const conv_geometry& q
 template <class T>
 void weight_grad(const T* DY, std::size_t co, const T* Z, const conv_geometry& q, T* dW) {
     const auto lo = make_layout(q);
-    constexpr std::size_t NK = rows_block > 4 ? 3 : 1;  // kernel rows per tile (with MB = 8: 24 accumulators)
+    constexpr std::size_t NK = rows_block > 4 ? 3 : 2;  // kernel rows per tile (MB = 8: 24 accumulators; 4: 8)
     detail::for_row_blocks(co, [&](auto mb, std::size_t o0) {
         constexpr std::size_t MB = decltype(mb)::value;
         const T* dy = DY + o0 * lo.P * block_images<T>;

@@ -27,14 +27,36 @@ using vreg = typename vreg_of<T>::type;
 template <class T>
 inline constexpr std::size_t vreg_lanes = 64 / sizeof(T);
 
-// through references, not by value: returning a 64-byte vector changes the
-// ABI on targets without AVX-512 (GCC's -Wpsabi)
+/// The widest vector register of the target (AVX-512: 64 bytes, AVX /
+/// AVX2: 32, SSE / NEON: 16). Register-blocked kernels keep their
+/// accumulators in these: GCC lowers a 64-byte vreg on a narrower target to
+/// pieces that it spills to the stack and moves through general registers
+/// (the AVX2 build spent 43 % of a ResNet-18 step in small_gemm's 4 x 1
+/// block that way; issue 18).
+#if defined(__AVX512F__)
+#define SSL_NATIVE_VECTOR_BYTES 64
+#elif defined(__AVX__)
+#define SSL_NATIVE_VECTOR_BYTES 32
+#else
+#define SSL_NATIVE_VECTOR_BYTES 16
+#endif
 template <class T>
-inline void vload(vreg<T>& v, const T* p) {
+struct nreg_of {
+    typedef T type __attribute__((vector_size(SSL_NATIVE_VECTOR_BYTES)));
+};
+template <class T>
+using nreg = typename nreg_of<T>::type;
+template <class T>
+inline constexpr std::size_t nreg_lanes = SSL_NATIVE_VECTOR_BYTES / sizeof(T);
+
+// through references, not by value: returning a 64-byte vector changes the
+// ABI on targets without AVX-512 (GCC's -Wpsabi); V: vreg<T> or nreg<T>
+template <class T, class V>
+inline void vload(V& v, const T* p) {
     std::memcpy(&v, p, sizeof(v));
 }
-template <class T>
-inline void vstore(T* p, const vreg<T>& v) {
+template <class T, class V>
+inline void vstore(T* p, const V& v) {
     std::memcpy(p, &v, sizeof(v));
 }
 
@@ -75,19 +97,19 @@ inline void fold_levels(vreg<T>* r, std::size_t count) {
 /// out[i] = the sum of the lanes of v[i], i < n: L vectors at a time folded
 /// pairwise (log2 L levels of two shuffles and an add per pair: ~3 operations
 /// per vector instead of a horizontal sum of each).
-template <class T>
-inline void lane_sums(const vreg<T>* v, std::size_t n, T* out) {
-    constexpr std::size_t L = vreg_lanes<T>;
-#if !defined(__AVX512F__)
-    // GCC lowers the 64-byte two-input shuffles to scalar code on narrower
-    // targets: plain sums there
-    for (std::size_t i = 0; i < n; ++i) {
-        T s = 0;
-        for (std::size_t l = 0; l < L; ++l) s += v[i][l];
-        out[i] = s;
-    }
-    return;
-#endif
+template <class T, class V>
+inline void lane_sums(const V* v, std::size_t n, T* out) {
+    constexpr std::size_t L = sizeof(V) / sizeof(T);
+    if constexpr (L != vreg_lanes<T> || SSL_NATIVE_VECTOR_BYTES != 64) {
+        // GCC lowers the 64-byte two-input shuffles to scalar code on
+        // narrower targets: plain sums there (and for native vectors)
+        for (std::size_t i = 0; i < n; ++i) {
+            T s = 0;
+            for (std::size_t l = 0; l < L; ++l) s += v[i][l];
+            out[i] = s;
+        }
+        return;
+    } else {
     for (std::size_t g = 0; g < n; g += L) {
         const std::size_t m = std::min(L, n - g);
         vreg<T> r[L];
@@ -96,6 +118,7 @@ inline void lane_sums(const vreg<T>* v, std::size_t n, T* out) {
         T tmp[L];
         vstore<T>(tmp, r[0]);
         std::copy(tmp, tmp + m, out + g);
+    }
     }
 }
 
@@ -133,16 +156,17 @@ inline void transpose_lanes(vreg<T>* r) {
     transpose_stage<T, vreg_lanes<T> / 2>(r);
 }
 
-/// C[0..MB) x [0..NV * lanes) = A[0..MB) x [0..k) * B[0..k) x [same columns).
+/// C[0..MB) x [0..NV * lanes) = A[0..MB) x [0..k) * B[0..k) x [same columns)
+/// (lanes of the native vector).
 template <class T, std::size_t MB, std::size_t NV>
 inline void small_gemm_block(const T* A, std::size_t lda, const T* B, std::size_t ldb, T* C, std::size_t ldc,
                              std::size_t k) {
-    constexpr std::size_t L = vreg_lanes<T>;
-    vreg<T> acc[MB][NV];
+    constexpr std::size_t L = nreg_lanes<T>;
+    nreg<T> acc[MB][NV];
     for (std::size_t i = 0; i < MB; ++i)
-        for (std::size_t j = 0; j < NV; ++j) acc[i][j] = vreg<T>{};
+        for (std::size_t j = 0; j < NV; ++j) acc[i][j] = nreg<T>{};
     for (std::size_t kk = 0; kk < k; ++kk) {
-        vreg<T> b[NV];
+        nreg<T> b[NV];
         for (std::size_t j = 0; j < NV; ++j) vload<T>(b[j], B + kk * ldb + j * L);
         for (std::size_t i = 0; i < MB; ++i) {
             const T a = A[i * lda + kk];
@@ -153,13 +177,13 @@ inline void small_gemm_block(const T* A, std::size_t lda, const T* B, std::size_
         for (std::size_t j = 0; j < NV; ++j) vstore<T>(C + i * ldc + j * L, acc[i][j]);
 }
 
-/// Register blocking: MB rows x NV vectors of accumulators. With AVX-512
-/// (32 registers of 64 bytes) 8 x 2; otherwise a 64-byte vector takes two
-/// (AVX) or four (SSE) registers out of 16, so 4 x 1.
+/// Register blocking: MB rows x NV native vectors of accumulators. AVX-512
+/// (32 registers): 8 x 2; 16 registers (AVX2, SSE): 6 x 2 (12 accumulators,
+/// 2 rows of B and a broadcast).
 #if defined(__AVX512F__)
 inline constexpr std::size_t gemm_rows = 8, gemm_vectors = 2;
 #else
-inline constexpr std::size_t gemm_rows = 4, gemm_vectors = 1;
+inline constexpr std::size_t gemm_rows = 6, gemm_vectors = 2;
 #endif
 
 /// All m rows of C for the NV * lanes columns at B, C: blocks of gemm_rows
@@ -180,7 +204,7 @@ inline void small_gemm_panel(const T* A, std::size_t lda, const T* B, std::size_
 template <class T>
 void small_gemm(const T* A, std::size_t lda, const T* B, std::size_t ldb, T* C, std::size_t ldc, std::size_t m,
                 std::size_t k, std::size_t n) {
-    constexpr std::size_t L = detail::vreg_lanes<T>;
+    constexpr std::size_t L = detail::nreg_lanes<T>;
     std::size_t j = 0;
     constexpr std::size_t NV = detail::gemm_vectors;
     for (; j + NV * L <= n; j += NV * L) detail::small_gemm_panel<T, NV>(A, lda, B + j, ldb, C + j, ldc, m, k);
