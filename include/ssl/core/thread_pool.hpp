@@ -104,6 +104,8 @@ private:
     static void cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
         _mm_pause();
+#elif defined(__aarch64__)
+        __asm__ __volatile__("yield");  // the spin-wait hint (as pause on x86)
 #endif
     }
     /// Polls ready() for up to spin_wait(); true when it became true. No
