@@ -50,6 +50,10 @@ inline constexpr int level_count = 4;
 inline constexpr std::array<std::string_view, level_count> level_names{"x86-64", "x86-64-v2", "x86-64-v3",
                                                                        "x86-64-v4"};
 
+/// What each level adds that matters to ssl's kernels, by index.
+inline constexpr std::array<std::string_view, level_count> level_summaries{"SSE2", "SSE4.2", "AVX2, FMA",
+                                                                           "AVX-512"};
+
 /// The index of a level name ("x86-64" 0 ... "x86-64-v4" 3); -1 when it is none.
 constexpr int level_index(std::string_view name) noexcept {
     for (int i = 0; i < level_count; ++i)
@@ -294,6 +298,13 @@ SSL_CPU_BASELINE inline void exit_if_unsupported(const char* who) noexcept {
     std::fputs(t.text, stderr);
     std::fputs("\n", stderr);
     std::_Exit(2);
+}
+
+/// "x86-64-v3 (AVX2, FMA)" for level 2; "none" off x86-64 (level -1).
+inline std::string level_text(int level) {
+    if (level < 0 || level >= level_count) return "none";
+    const auto i = static_cast<std::size_t>(level);
+    return std::string(level_names[i]) + " (" + std::string(level_summaries[i]) + ")";
 }
 
 /// The levels from 0 to `up_to`, as "x86-64, x86-64-v2, x86-64-v3".
