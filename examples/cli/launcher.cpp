@@ -124,7 +124,7 @@ int main(int argc, char** argv) {
     if (path.empty())
         fail(127, "the " + std::string(name) + " program for " +
                       std::string(ssl::cpu::level_names[static_cast<std::size_t>(choice.level)]) +
-                      " is missing (looked for " + looked + "): reinstall or rebuild " + name);
+                      " is missing or not executable (looked for " + looked + "): reinstall or rebuild " + name);
     execv(path.c_str(), argv);
     fail(126, "cannot run " + path + ": " + std::strerror(errno));
 }

@@ -42,7 +42,7 @@ case $mode in
     fi ;;
   missing)
     rm -rf "$dir/alone" && mkdir -p "$dir/alone" && cp "$ssl" "$dir/alone/" || fail "cannot copy $ssl"
-    expect 127 "error: the ssl program for x86-64[^ ]* is missing \(looked for $dir/alone/ssl-x86-64" "$dir/alone/$(basename "$ssl")" train $tiny ;;
+    expect 127 "error: the ssl program for x86-64[^ ]* is missing or not executable \(looked for $dir/alone/ssl-x86-64" "$dir/alone/$(basename "$ssl")" train $tiny ;;
   qemu|gate)
     command -v qemu-x86_64 > /dev/null || { echo "SKIP: no qemu-x86_64 (apt-get install qemu-user)"; exit 77; }
     if [ "$mode" = gate ]; then
