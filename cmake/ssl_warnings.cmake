@@ -1,10 +1,15 @@
 # Flags for ssl's own tests, examples and benchmarks (not forced on users of
 # the header-only ssl::ssl target).
-add_library(ssl_dev_flags INTERFACE)
+# ssl_warning_flags: the warnings alone, for programs that choose their own
+# -march (the per-level ssl programs of SSL_CPU_LEVELS, the launcher).
+add_library(ssl_warning_flags INTERFACE)
 # -Wno-maybe-uninitialized: GCC 12 reports false positives inside its own
 # avx512fintrin.h for every Eigen GEMM compiled with -march=native.
-target_compile_options(ssl_dev_flags INTERFACE -Wall -Wextra -Wno-unused-parameter -Wno-maybe-uninitialized
+target_compile_options(ssl_warning_flags INTERFACE -Wall -Wextra -Wno-unused-parameter -Wno-maybe-uninitialized
   -Wno-missing-field-initializers)  # designated initializers name only what differs from the defaults
+# ssl_dev_flags: the warnings and, with SSL_NATIVE, -march=native.
+add_library(ssl_dev_flags INTERFACE)
+target_link_libraries(ssl_dev_flags INTERFACE ssl_warning_flags)
 if(SSL_NATIVE)
   target_compile_options(ssl_dev_flags INTERFACE -march=native)
 endif()

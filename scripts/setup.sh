@@ -10,6 +10,9 @@ pkgs=(build-essential cmake libeigen3-dev libxtensor-dev xtl-dev doctest-dev lib
       libstb-dev nlohmann-json3-dev libcli11-dev zlib1g-dev dataset-fashion-mnist)
 if [ "${SSL_WITH_PEERS:-0}" = 1 ]; then pkgs+=(python3-torch python3-torchvision python3-faiss python3-venv python3-pip); fi
 if [ "${SSL_WITH_SANITIZERS:-0}" = 1 ]; then pkgs+=(ninja-build clang-14 libclang-rt-14-dev); fi
+# SSL_WITH_QEMU=1 (scripts/build_dispatch.sh): qemu-user, whose qemu-x86_64 emulates older x86-64 CPUs for the
+# tests of label cpu_levels (they skip without it).
+if [ "${SSL_WITH_QEMU:-0}" = 1 ]; then pkgs+=(qemu-user); fi
 root=$(cd "$(dirname "$0")/.." && pwd)
 # lightly (a maintained SSL library, tests/peer/lightly_loss_check.py) beside
 # Debian's torch, in .peer-venv; a failed download only makes its check skip.

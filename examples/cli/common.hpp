@@ -30,6 +30,7 @@
 // checkpoint (metadata "ssl.config"); `ssl eval`, `embed`, `export` and
 // `train --resume` rebuild the method from it.
 #include <ssl/backbone/any_backbone.hpp>
+#include <ssl/core/cpu_check.hpp>
 #include <ssl/data/dataset.hpp>
 #include <ssl/eval/knn.hpp>
 #include <ssl/eval/linear_probe.hpp>
@@ -373,6 +374,11 @@ int run_method(M& m, const common_options& o, const data_sets& d, const run_docu
                     method_name.c_str(), bb.arch.c_str(), bb.width, d.name.c_str(), d.train.size(),
                     d.train.channels(), d.train.height(), d.train.width(), o.batch, o.epochs, tc.lr,
                     fmt_g(tc.weight_decay).c_str(), tc.schedule.c_str(), ssl::num_threads());
+    // the instructions this program was compiled for (SSL_CPU_LEVELS: the
+    // level the launcher chose; -march=native: at least this level)
+    if (!o.json && ssl::cpu::compiled_level() >= 0)
+        std::printf("instruction set: %s, on a CPU of %s\n", ssl::cpu::level_text(ssl::cpu::compiled_level()).c_str(),
+                    std::string(ssl::cpu::level_names[static_cast<std::size_t>(ssl::cpu::cpu_level())]).c_str());
     if (o.eval_every) {
         t.on_epoch_end = [&](std::size_t epoch) -> std::vector<std::pair<std::string, double>> {
             // after a Ctrl-C the run stops at this epoch's end: no evaluation
@@ -434,6 +440,8 @@ int run_method(M& m, const common_options& o, const data_sets& d, const run_docu
                      {"last_loss", s.last_loss},  {"interrupted", interrupted},
                      {"lr", tc.lr},               {"weight_decay", tc.weight_decay},
                      {"schedule", tc.schedule},   {"out", tc.out_dir.string()}};
+    if (ssl::cpu::compiled_level() >= 0)
+        j["instruction_set"] = std::string(ssl::cpu::level_names[static_cast<std::size_t>(ssl::cpu::compiled_level())]);
     j["knn_top1"] = e.knn ? nlohmann::json(*e.knn) : nlohmann::json();
     j["linear_top1"] = e.linear ? nlohmann::json(*e.linear) : nlohmann::json();
     if (o.baseline) {

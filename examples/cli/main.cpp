@@ -19,6 +19,15 @@
 #include <iostream>
 #include <new>
 
+#include <ssl/core/cpu_check.hpp>
+
+// First of all, before the static initialisers (priority 101 runs before the
+// default's): they are compiled with the program's flags too (in a build with
+// -march=native on an AVX-512 machine, CLI11's validators executed AVX-512
+// instructions before main), so a CPU without the instruction sets this
+// program was built for gets a message naming what it lacks, not SIGILL.
+[[gnu::constructor(101)]] static void ssl_check_cpu_first() { ssl::cpu::exit_if_unsupported("ssl"); }
+
 namespace cli {
 // One entry per method, each defined in its own method_<name>.cpp.
 method_entry& simclr_entry();

@@ -19,6 +19,7 @@
 #include <variant>
 #include <vector>
 
+#include "core/cpu_check.hpp"
 #include "data/dataset.hpp"
 #include "data/loader.hpp"
 #include "io/checkpoint.hpp"
@@ -66,6 +67,7 @@ class trainer {
 public:
     trainer(Method& m, const data::image_dataset& train, const trainer_config& c)
         : m_(m), data_(train), cfg_(c), opt_(make_optimizer(m, c)) {
+        check_cpu();  // a CPU without the instruction sets this program was compiled for: an error, not SIGILL
         require(c.epochs > 0, "trainer: epochs must be positive");
         require(c.batch >= 2, "trainer: batch must be at least 2, got ", c.batch);
         require(train.size() >= c.batch, "trainer: the data set has ", train.size(),
