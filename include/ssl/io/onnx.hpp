@@ -37,6 +37,8 @@
 //   graph reads like the safetensors export; nodes are named the same way.
 // - The input normalisation stays Sub/Div nodes rather than being folded into
 //   the first conv: folding it would change what the conv's zero padding means.
+//   Its constants "input_mean" / "input_std" are (C, 1, 1), not (1, C, 1, 1),
+//   which OpenCV 4.6's dnn importer (Debian 12's python3-opencv) cannot run.
 // - Resizing / cropping is not in the graph: H x W is the size the backbone was
 //   trained on; bring images to it first (`ssl export` refuses methods whose
 //   eval transform resizes to another size or is not a per-channel affine map).
@@ -228,8 +230,9 @@ std::map<std::string, std::vector<std::size_t>> state_shapes(B& b) {
 }
 
 /// Writes a backbone's nodes: convs with batch norm folded in, relu, max
-/// pool, add, pooling. Tracks every map's spatial size, so an input too small
-/// for the network is refused here rather than by a runtime.
+/// pool, add, pooling. Tracks every map's spatial size and refuses a window
+/// larger than its padded map (with padding kernel / 2, as every backbone
+/// here has, every map is at least 1x1: the check guards the arithmetic).
 class backbone_writer {
 public:
     static constexpr double bn_eps = 1e-5;
@@ -346,6 +349,8 @@ std::string add_backbone(graph_builder& g, resnet<Block>& r, const std::string& 
 /// The convnet (convnet.hpp): five conv-bn-relu, max pools after the first two.
 template <class T>
 std::string add_backbone(graph_builder& g, convnet<T>& c, const std::string& x, const onnx_options& o) {
+    require<shape_error>(o.height >= 8 && o.width >= 8, "onnx export: convnet images must be at least 8x8 (as "
+                         "the backbone requires), got ", o.height, "x", o.width);
     backbone_writer w(g, c, x, o.height, o.width);
     std::string h = x;
     // module indices of the convs (their bn is the next module, the relu the one after)
@@ -394,8 +399,9 @@ std::string onnx_model_bytes(B& backbone, const onnx_options& o) {
     std::string x = "images";
     if (!o.mean.empty()) {
         std::vector<float> m(o.mean.begin(), o.mean.end()), s(o.stddev.begin(), o.stddev.end());
-        const auto mn = g.initializer("input_mean", {1, Ci, 1, 1}, m);
-        const auto sn = g.initializer("input_std", {1, Ci, 1, 1}, s);
+        // (C, 1, 1), broadcast over (N, C, H, W): OpenCV 4.6's importer fails on (1, C, 1, 1)
+        const auto mn = g.initializer("input_mean", {Ci, 1, 1}, m);
+        const auto sn = g.initializer("input_std", {Ci, 1, 1}, s);
         x = g.node("Sub", "input_sub_mean", {x, mn}, "input_sub_mean");
         x = g.node("Div", "input_normalized", {x, sn}, "input_normalized");
     }
