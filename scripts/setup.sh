@@ -2,7 +2,7 @@
 # Installs the Debian packages ssl needs to build and test (only the missing
 # ones; apt-get runs only when something is missing). Run as root or with sudo.
 #   SSL_WITH_PEERS=1 also installs python3-torch, python3-torchvision and python3-faiss, the peers for benchmarks and
-#   the optional PyTorch checks (never a dependency of the library).
+#   the optional PyTorch checks, and .peer-venv with lightly, onnx and onnxruntime (never a dependency of the library).
 #   SSL_WITH_SANITIZERS=1 also installs what scripts/sanitize.sh and scripts/fuzz.sh need: Ninja,
 #   clang-14 and its sanitizer and libFuzzer runtimes.
 set -euo pipefail
@@ -14,22 +14,32 @@ if [ "${SSL_WITH_SANITIZERS:-0}" = 1 ]; then pkgs+=(ninja-build clang-14 libclan
 # tests of label cpu_levels (they skip without it).
 if [ "${SSL_WITH_QEMU:-0}" = 1 ]; then pkgs+=(qemu-user); fi
 root=$(cd "$(dirname "$0")/.." && pwd)
-# lightly (a maintained SSL library, tests/peer/lightly_loss_check.py) beside
-# Debian's torch, in .peer-venv; a failed download only makes its check skip.
-lightly_venv() {
+# Python peers beside Debian's torch, in .peer-venv; a failed download only
+# makes their check skip: lightly (a maintained SSL library,
+# tests/peer/lightly_loss_check.py), onnx and onnxruntime (the ONNX export's
+# checker and runtime, tests/peer/onnx_runtime_check.py).
+peer_venv() {
   [ "${SSL_WITH_PEERS:-0}" = 1 ] || return 0
-  [ -x "$root/.peer-venv/bin/python" ] && "$root/.peer-venv/bin/python" -c "import lightly.loss" 2>/dev/null && return 0
-  echo "ssl setup: installing lightly 1.6.0 (peer checks only) into .peer-venv"
-  /usr/bin/python3 -m venv --system-site-packages "$root/.peer-venv" &&
+  local py="$root/.peer-venv/bin/python"
+  [ -x "$py" ] || /usr/bin/python3 -m venv --system-site-packages "$root/.peer-venv" || return 0
+  if ! "$py" -c "import lightly.loss" 2>/dev/null; then
+    echo "ssl setup: installing lightly 1.6.0 (peer checks only) into .peer-venv"
     "$root/.peer-venv/bin/pip" install -q --no-deps lightly==1.6.0 ||
-    echo "ssl setup: could not install lightly; its peer check will skip" >&2
+      echo "ssl setup: could not install lightly; its peer check will skip" >&2
+  fi
+  if ! "$py" -c "import onnx, onnxruntime" 2>/dev/null; then
+    echo "ssl setup: installing onnx 1.17.0 and onnxruntime 1.20.1 (peer checks only) into .peer-venv"
+    "$root/.peer-venv/bin/pip" install -q onnx==1.17.0 onnxruntime==1.20.1 ||
+      echo "ssl setup: could not install onnx / onnxruntime; the ONNX peer check will skip" >&2
+  fi
+  return 0
 }
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -eq 0 ]; then
-  lightly_venv
+  peer_venv
   exit 0
 fi
 echo "ssl setup: installing ${missing[*]}"
@@ -41,4 +51,4 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
-lightly_venv
+peer_venv

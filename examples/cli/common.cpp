@@ -9,6 +9,9 @@
 #include <ssl/data/idx.hpp>
 #include <ssl/data/image_folder.hpp>
 #include <ssl/data/synthetic.hpp>
+#include <ssl/augment/presets.hpp>
+#include <ssl/core/parse.hpp>
+#include <ssl/io/onnx.hpp>
 
 #include <cerrno>
 #include <cmath>
@@ -293,6 +296,68 @@ data_sets load_data(const std::string& spec_in, std::size_t limit, std::size_t e
     if (eval_limit && eval_limit < d.eval_train.size()) d.eval_train = d.train.subset(iota(eval_limit));
     if (limit && limit < d.train.size()) d.train = d.train.subset(iota(limit));
     return d;
+}
+
+void export_onnx(backbone_t& b, const std::function<ssl::tensor<float>(const ssl::tensor<float>&)>& eval_transform,
+                 const common_options& o, const std::map<std::string, std::string>& metadata) {
+    const auto get = [&](const char* k) {
+        const auto it = metadata.find(k);
+        return it == metadata.end() ? std::string() : it->second;
+    };
+    const std::string method = get("method").empty() ? std::string("this") : get("method");
+    if (get("image_size").empty())
+        throw ssl::io_error("--format onnx: checkpoint '" + o.checkpoint + "' has no 'image_size' in its metadata (the " +
+                            "size the run trained on, which the model's input takes; `ssl train` stores it)");
+    const std::size_t size = ssl::parse_unsigned(get("image_size"), "checkpoint '" + o.checkpoint +
+                                                 "', metadata 'image_size'", 1 << 16);
+    const std::size_t C = b.options().in_channels;
+    // What `ssl embed` does before the backbone, checked on random images:
+    // the default per-channel normalisation at the trained size (resize and
+    // center crop to it are then no-ops), which the graph starts with.
+    const auto norm = ssl::augment::default_normalize(C);
+    ssl::philox g(1, 19);
+    ssl::tensor<float> x({2, C, size, size});
+    for (auto& v : x) v = static_cast<float>(g.uniform());
+    const auto y = eval_transform(x);
+    if (y.shape() != x.shape())
+        throw ssl::value_error("--format onnx: --method " + method + " evaluates " + std::to_string(size) + "x" +
+                               std::to_string(size) + " images at " + y.shape().str() +
+                               " (its eval transform resizes them); the ONNX model has no resize step, so its "
+                               "features would not be `ssl embed`'s: not exported");
+    double worst = 0;
+    const std::size_t hw = size * size;
+    for (std::size_t i = 0; i < x.numel(); ++i) {
+        const std::size_t c = (i / hw) % C;
+        const float want = (x[i] - static_cast<float>(norm.mean[c])) / static_cast<float>(norm.stddev[c]);
+        worst = std::max(worst, static_cast<double>(std::abs(y[i] - want)));
+    }
+    if (worst > 1e-5)
+        throw ssl::value_error("--format onnx: --method " + method + "'s eval transform is not the per-channel " +
+                               "normalisation the ONNX model starts with (it differs by " + fmt_g(worst) +
+                               "; e.g. jigsaw's per-image standardisation): not exported");
+    ssl::io::onnx_options opt{.height = size, .width = size, .mean = norm.mean, .stddev = norm.stddev};
+    const auto& bo = b.options();
+    const std::string stem = bo.arch == "convnet" ? "" : bo.stem == ssl::stem::cifar ? "cifar" : "imagenet";
+    opt.metadata = {{"arch", bo.arch},
+                    {"width", std::to_string(bo.width)},
+                    {"method", get("method")},
+                    {"image_size", std::to_string(size)},
+                    {"source", o.checkpoint}};
+    if (!stem.empty()) opt.metadata["stem"] = stem;
+    opt.doc = "ssl backbone " + bo.arch + " width " + std::to_string(bo.width) +
+              (stem.empty() ? "" : ", " + stem + " stem") + ", trained with " + method + ": images (N, " +
+              std::to_string(C) + ", " + std::to_string(size) + ", " + std::to_string(size) +
+              ") raw pixels in [0, 1] -> features (N, " + std::to_string(b.feature_dim()) +
+              "), batch norm folded, input normalisation included";
+    const auto t0 = std::chrono::steady_clock::now();
+    ssl::io::write_onnx(o.output, b, opt);
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    std::error_code ec;
+    const auto bytes = std::filesystem::file_size(o.output, ec);
+    std::printf("wrote the backbone as ONNX (opset %lld; input images (N, %zu, %zu, %zu) in [0, 1], output features "
+                "(N, %zu)) to %s (%.1f MB, %.0f ms)\n",
+                static_cast<long long>(ssl::io::onnx_opset), C, size, size, b.feature_dim(), o.output.c_str(),
+                ec ? 0.0 : static_cast<double>(bytes) / 1e6, ms);
 }
 
 }  // namespace cli

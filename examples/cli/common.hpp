@@ -84,6 +84,7 @@ struct common_options {
     std::size_t eval_every = 0;
     // eval / embed / export
     std::string checkpoint, output;
+    std::string format = "safetensors";  ///< export --format: safetensors or onnx
     /// The options given on the command line ("--lr", ...).
     std::set<std::string> given;
     bool was_given(const std::string& name) const { return given.contains(name); }
@@ -464,6 +465,15 @@ bool holds_backbone(B& b, const ssl::io::safetensors_file& file) {
     return all;
 }
 
+/// `ssl export --format onnx` (common.cpp): the backbone as an ONNX model
+/// (ssl/io/onnx.hpp) whose input is raw images in [0, 1] at the size the run
+/// trained on ("image_size" in the checkpoint's metadata), with the method's
+/// eval normalisation baked in; refused, naming why, when the method's eval
+/// transform is not that normalisation at that size (jigsaw, exemplar patches
+/// of another size). eval_transform is the method's (augmentation's).
+void export_onnx(backbone_t& b, const std::function<ssl::tensor<float>(const ssl::tensor<float>&)>& eval_transform,
+                 const common_options& o, const std::map<std::string, std::string>& metadata);
+
 /// Runs `action` on a method whose trained state was loaded from a checkpoint:
 /// a run's state (what is missing from it stays as built), or a backbone-only
 /// checkpoint, which is all that eval, embed and export use.
@@ -507,6 +517,11 @@ int checkpoint_action_on(M& m, const common_options& o, const ssl::io::safetenso
             return 0;
         }
         case checkpoint_action::export_backbone: {
+            if (o.format == "onnx") {
+                export_onnx(m.backbone(), [&](const ssl::tensor<float>& x) { return m.augmentation().eval_transform(x); },
+                            o, file.metadata);
+                return 0;
+            }
             // the run's metadata (its config: eval and embed rebuild the
             // method from the exported file), without the position in the run
             auto meta = file.metadata;

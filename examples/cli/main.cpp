@@ -7,7 +7,7 @@
 //             [the method's own options: see ssl train --help]
 //   ssl eval  --checkpoint DIR/last.safetensors [--data ...]
 //   ssl embed --checkpoint DIR/last.safetensors --data ... --output features.safetensors
-//   ssl export --checkpoint DIR/last.safetensors --output backbone.safetensors
+//   ssl export --checkpoint DIR/last.safetensors --output backbone.safetensors|model.onnx [--format safetensors|onnx]
 //
 // This file knows the common options and the list of methods; each method's
 // options, defaults and config are in its method_<name>.cpp.
@@ -330,9 +330,13 @@ int main(int argc, char** argv) {
     add_common(em);
     em->add_option("--checkpoint", o.checkpoint)->required()->check(CLI::ExistingFile);
     em->add_option("--output", o.output, "features.safetensors")->required();
-    auto* ex = app.add_subcommand("export", "write the backbone alone with torchvision parameter names");
+    auto* ex = app.add_subcommand("export", "write the backbone alone with torchvision parameter names, or as an ONNX model");
     ex->add_option("--checkpoint", o.checkpoint)->required()->check(CLI::ExistingFile);
-    ex->add_option("--output", o.output, "backbone.safetensors")->required();
+    ex->add_option("--output", o.output, "backbone.safetensors (or model.onnx)")->required();
+    ex->add_option("--format", o.format,
+                   "safetensors (default: parameters and buffers, torchvision names) or onnx (the eval-mode network: "
+                   "raw images in [0, 1] at the trained size -> features, as `ssl embed`; README.md)")
+        ->check(CLI::IsMember({"safetensors", "onnx"}));
     CLI11_PARSE(app, argc, argv);
     try {
         if (o.threads) ssl::set_num_threads(o.threads);

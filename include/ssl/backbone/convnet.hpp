@@ -60,6 +60,7 @@ public:
     explicit convnet(const convnet_options& o = {}) : opt_(o), features_(make(o)) {
         require(o.in_channels > 0 && o.width > 0, "convnet: in_channels and width must be positive");
     }
+    const convnet_options& options() const noexcept { return opt_; }
     std::size_t feature_dim() const noexcept { return 4 * opt_.width; }
     std::size_t output_dim() const noexcept { return feature_dim(); }
 
