@@ -41,9 +41,11 @@ def peer_name(ours):
     n = ours
     for a, b in (("head.projector.", "projector."), ("head.predictor.", "predictor."),
                  ("target.backbone.", "target_backbone."), ("target.head.", "target_projector."),
-                 ("target.queue", "queue")):
+                 ("target.queue", "queue"), ("head.row.", "row."), ("head.joint.", "joint.")):
         if n.startswith(a):
             n = b + n[len(a):]
+    if n.startswith("joint.3."):  # our mlp keeps index 1 for its (here absent) batch norm
+        n = "joint.2." + n[len("joint.3."):]
     parts = n.split(".")
     for i, p in enumerate(parts):
         if p.startswith("layer") and p[5:].isdigit():
@@ -71,6 +73,9 @@ class Replay:
         return self._take()
 
     def rotations(self, x):
+        return self._take(), self.labels
+
+    def jigsaw_tiles(self, x):
         return self._take(), self.labels
 
 
@@ -123,6 +128,10 @@ def build(method, width):
         return peer.RotNet(backbone)
     if method == "moco":
         return peer.MoCo(backbone)
+    if method == "jigsaw":
+        model = peer.Jigsaw(backbone)
+        model.tiles = lambda images, aug: aug.jigsaw_tiles(images)  # our tiles and permutation labels
+        return model
     raise SystemExit(f"step_check: unknown method {method}")
 
 

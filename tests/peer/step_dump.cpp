@@ -1,5 +1,5 @@
-// Differential harness, our side (issue 24): for SimCLR, BYOL, MoCo v2 and
-// RotNet with the `ssl` program's settings at 28 x 28 x 1, writes to
+// Differential harness, our side (issue 24): for SimCLR, BYOL, MoCo v2,
+// RotNet and Jigsaw with the `ssl` program's settings at 28 x 28 x 1, writes to
 // OUT/<method>.safetensors what tests/peer/step_check.py needs to redo the
 // same steps in PyTorch from the same start:
 //   images             the batch (N, 1, 28, 28) in [0, 1]: half thin strokes on black, half dense texture
@@ -25,6 +25,7 @@
 #include <ssl/data/idx.hpp>
 #include <ssl/core/rng.hpp>
 #include <ssl/io/safetensors.hpp>
+#include <ssl/jigsaw.hpp>
 #include <ssl/moco.hpp>
 #include <ssl/optim/sgd.hpp>
 #include <ssl/rotnet.hpp>
@@ -131,15 +132,15 @@ void run(const std::string& path, M& m, const ssl::tensor<float>& images, std::s
 int main(int argc, char** argv) try {
     const char* usage =
         "usage: peer_step_dump OUT_DIR [--steps K] [--dense] [--plain-conv] [--images IDX_FILE --count N]\n"
-        "                      [--width W] [--methods simclr,byol,rotnet,moco]\n";
+        "                      [--width W] [--init-seed S] [--methods simclr,byol,rotnet,moco,jigsaw]\n";
     if (argc < 2) {
         std::cerr << usage;
         return 2;
     }
     const std::filesystem::path dir = argv[1];
-    std::size_t steps = 2, count = 16, width = 8;
+    std::size_t steps = 2, count = 16, width = 8, init_seed = 3;
     bool sparse = true;
-    std::string idx, methods = "simclr,byol,rotnet,moco";
+    std::string idx, methods = "simclr,byol,rotnet,moco,jigsaw";
     for (int i = 2; i < argc; ++i) {
         const std::string a = argv[i];
         auto value = [&]() -> std::string {
@@ -154,6 +155,7 @@ int main(int argc, char** argv) try {
         } else if (a == "--images") idx = value();
         else if (a == "--count") count = ssl::parse_unsigned(value(), "--count");
         else if (a == "--width") width = ssl::parse_unsigned(value(), "--width");
+        else if (a == "--init-seed") init_seed = ssl::parse_unsigned(value(), "--init-seed");
         else if (a == "--methods") methods = value();
         else throw ssl::value_error("unknown option '" + a + "'\n" + usage);
     }
@@ -165,7 +167,7 @@ int main(int argc, char** argv) try {
                      ": need at least ", count, " images of 28 x 28");
         for (std::size_t i = 0; i < count * side * side; ++i) images.data()[i] = raw.data()[i] / 255.0f;
     }
-    const ssl::resnet18<float>::options_type bb{.in_channels = 1, .width = width, .stem = ssl::stem::cifar, .seed = 3};
+    const ssl::resnet18<float>::options_type bb{.in_channels = 1, .width = width, .stem = ssl::stem::cifar, .seed = init_seed};
     if (wanted("simclr")) {
         ssl::simclr<> m(ssl::simclr_config<ssl::resnet18<float>>(bb, side, 1));
         run((dir / "simclr.safetensors").string(), m, images, steps);
@@ -181,6 +183,10 @@ int main(int argc, char** argv) try {
     if (wanted("moco")) {
         ssl::moco_v2<> m(ssl::moco_v2_config<ssl::resnet18<float>>(bb, side, 1));
         run((dir / "moco.safetensors").string(), m, images, steps);
+    }
+    if (wanted("jigsaw")) {
+        ssl::jigsaw<> m(ssl::jigsaw_config<ssl::resnet18<float>>(bb, side, 1));
+        run((dir / "jigsaw.safetensors").string(), m, images, steps);
     }
     std::cout << "written " << steps << " steps to " << dir << "\n";
     return 0;
