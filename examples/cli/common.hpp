@@ -411,8 +411,6 @@ int run_method(M& m, const common_options& o, const data_sets& d, const run_docu
                    {run_document::key, run.dump()}};
     ssl::trainer<M> t(m, d.train, tc);
     if (!o.json)
-        for (const auto& line : d.notes) std::printf("%s\n", line.c_str());
-    if (!o.json)
         std::printf("training %s, %s width %zu%s, on %s (%zu images %zux%zux%zu), batch %zu, %zu epochs, lr %.4g, "
                     "weight decay %s, %s schedule, %zu threads\n",
                     method_name.c_str(), bb.arch.c_str(), bb.width,

@@ -4,6 +4,7 @@
 //   ssl train --method NAME --data fashion-mnist|cifar10:DIR|cifar100:DIR|folder:DIR|idx:IMAGES[,LABELS]|synthetic
 //             [--backbone resnet18|resnet34|resnet50|convnet] [--width 16] [--batch 256] [--epochs 5]
 //             [--lr X] [--seed 0] [--threads N] [--device host|auto|cuda] [--out DIR] [--resume] [--json] [--baseline]
+//             [--image-size N] [--channels 1|3] [--eval-data SPEC] [--holdout F]   (README "Your own images")
 //             [the method's own options: see ssl train --help]
 //   ssl eval  --checkpoint DIR/last.safetensors [--data ...]
 //   ssl embed --checkpoint DIR/last.safetensors --data ... --output features.safetensors
@@ -178,6 +179,8 @@ int train(common_options o, const option_registry& reg) {
             req.holdout_from = resumed->train.holdout_from;
     }
     auto d = load_data(req);
+    if (!o.json)  // what a folder was read at, and why
+        for (const auto& line : d.notes) std::printf("%s\n", line.c_str());
     run_document run;
     run.method = o.method;
     if (resumed) {
