@@ -1,6 +1,6 @@
 #!/bin/sh
 # Users' own data at their own size, end to end (README "Your own images"):
-#   test_own_data.sh SSL DIR        (DIR: ssl_test_folders' output)
+#   test_own_data.sh SSL DIR [TOOL]  (DIR: ssl_test_folders' output; TOOL: ssl_test_metadata)
 # 1. a labelled folder of 96 px colour images, --holdout 0.2: read at 96 x 96
 #    x 3 (the images' own), the ImageNet stem, 6 images held out (2 per
 #    class); `ssl eval` of its checkpoint tests on the same images (the same
@@ -13,6 +13,7 @@
 set -u
 SSL=$1
 DIR=$2
+TOOL=${3:-}
 OUT=$DIR/runs
 rm -rf "$OUT"
 mkdir -p "$OUT"
@@ -53,6 +54,20 @@ grep -q "ssl: error: --holdout 0.2: --data folder:.*sq96 holds 31 images, 30 whe
     fail "resume at another --image-size ran"
 grep -q "ssl: error: --resume: --image-size 64 on the command line, 96 in '.*last.safetensors'" "$OUT/sq96_resume.log" ||
     { cat "$OUT/sq96_resume.log"; fail "resume at another --image-size: no clear message"; }
+
+# a checkpoint from before size, channels and the split were recorded still
+# loads: its folder is read at 32 x 32 x 3, as every folder was then
+if [ -n "$TOOL" ]; then
+    cp "$OUT/sq96/last.safetensors" "$OUT/old_record.safetensors"
+    for key in image_size channels eval_data holdout holdout_from; do
+        "$TOOL" "$OUT/old_record.safetensors" "$OUT/old_record.safetensors" ssl.config remove /train/$key ||
+            fail "ssl_test_metadata remove /train/$key"
+    done
+    "$SSL" eval --checkpoint "$OUT/old_record.safetensors" >"$OUT/old_record.log" 2>&1 ||
+        { cat "$OUT/old_record.log"; fail "ssl eval of a checkpoint without the new record keys"; }
+    grep -q "^evaluation: none: --data folder:.*sq96 has no test split" "$OUT/old_record.log" ||
+        { cat "$OUT/old_record.log"; fail "old record: not read as before"; }
+fi
 
 # 2
 "$SSL" train --method rotnet --data "folder:$DIR/grey40" $tiny --out "$OUT/grey40" >"$OUT/grey40.log" 2>&1 ||
