@@ -5,7 +5,8 @@
 #    x 3 (the images' own), the ImageNet stem, 6 images held out (2 per
 #    class); `ssl eval` of its checkpoint tests on the same images (the same
 #    kNN and linear-probe numbers as the run's summary), and refuses once the
-#    folder holds another image (the split would not be the run's)
+#    folder holds another image (the split would not be the run's); jigsaw,
+#    pirl and exemplar (tiles and patches) train and evaluate at 96 px too
 # 2. grey 40 px images: 1 channel and 40 x 40 from the data, the CIFAR stem
 # 3. images of mixed sizes: 32 x 32 (saying why); --image-size 48 --channels 1
 # 4. an unlabelled folder trained on, evaluated on a held-out part of a
@@ -68,6 +69,14 @@ if [ -n "$TOOL" ]; then
     grep -q "^evaluation: none: --data folder:.*sq96 has no test split" "$OUT/old_record.log" ||
         { cat "$OUT/old_record.log"; fail "old record: not read as before"; }
 fi
+
+# the methods whose views are tiles or patches of the image, at 96 px
+for m in jigsaw pirl exemplar; do
+    case $m in pirl) extra="--negatives 8" ;; exemplar) extra="--surrogate-classes 10" ;; *) extra="" ;; esac
+    "$SSL" train --method $m --data "folder:$DIR/sq96" --holdout 0.2 $tiny --max-steps 1 --json $extra \
+        --out "$OUT/sq96_$m" >"$OUT/sq96_$m.log" 2>&1 || { cat "$OUT/sq96_$m.log"; fail "--method $m at 96 px"; }
+    grep -q '"knn_top1":[0-9]' "$OUT/sq96_$m.log" || { cat "$OUT/sq96_$m.log"; fail "--method $m at 96 px: no evaluation"; }
+done
 
 # 2
 "$SSL" train --method rotnet --data "folder:$DIR/grey40" $tiny --out "$OUT/grey40" >"$OUT/grey40.log" 2>&1 ||
