@@ -101,6 +101,10 @@ void refuse_other_run(const common_options& o, const train_record& t, const fs::
     if (t.image_size) same("--image-size", std::to_string(o.image_size), std::to_string(t.image_size));
     if (t.channels) same("--channels", std::to_string(o.channels), std::to_string(t.channels));
     same("--holdout", fmt_g(o.holdout), fmt_g(t.holdout));
+    // --eval-data may change (nothing trains on it), except where a held-out
+    // split depends on it: it decides whether --holdout splits --data
+    if (t.holdout > 0) same("--eval-data", o.eval_data.empty() ? "(none)" : o.eval_data,
+                            t.eval_data.empty() ? "(none)" : t.eval_data);
 }
 
 /// load_data's request for the command line's options.
@@ -248,7 +252,9 @@ int with_checkpoint(common_options o, checkpoint_action action) {
         // images: seeded by the run's seed, and the split set's image count
         // is checked), unless the command line names others
         if (!o.was_given("--eval-data") && (own_data || !t.eval_data.empty())) o.eval_data = t.eval_data;
-        if (!o.was_given("--holdout") && (own_data || !t.eval_data.empty())) o.holdout = t.holdout;
+        // (the run's held-out split only with the run's --eval-data: it says what --holdout splits)
+        if (!o.was_given("--holdout") && o.eval_data == t.eval_data && (own_data || !t.eval_data.empty()))
+            o.holdout = t.holdout;
         o.seed = t.seed;
         data_request req = request_of(o);
         req.limit = 0;
@@ -421,8 +427,14 @@ int main(int argc, char** argv) {
             note_given(*tr, o);
             return train(o, reg);
         }
-        if (ev->parsed()) return with_checkpoint(o, checkpoint_action::eval);
-        if (em->parsed()) return with_checkpoint(o, checkpoint_action::embed);
+        if (ev->parsed()) {
+            note_given(*ev, o);
+            return with_checkpoint(o, checkpoint_action::eval);
+        }
+        if (em->parsed()) {
+            note_given(*em, o);
+            return with_checkpoint(o, checkpoint_action::embed);
+        }
         return with_checkpoint(o, checkpoint_action::export_backbone);
     } catch (const ssl::error& e) {
         std::fprintf(stderr, "ssl: error: %s\n", e.what());

@@ -50,6 +50,22 @@ rm -f "$DIR/sq96/h/extra.png"
 cat "$OUT/sq96_changed.log"
 grep -q "ssl: error: --holdout 0.2: --data folder:.*sq96 holds 31 images, 30 when the run split it" "$OUT/sq96_changed.log" ||
     fail "eval of a changed folder does not say why it refuses"
+# another --eval-data on ssl eval: the test set, the run's images the probe's train set (the
+# run's --holdout split --data, so it is not applied to the other set)
+"$SSL" eval --checkpoint "$OUT/sq96/last.safetensors" --eval-data "folder:$DIR/sq96_eval" >"$OUT/sq96_other_eval.log" 2>&1 ||
+    { cat "$OUT/sq96_other_eval.log"; fail "ssl eval --eval-data"; }
+grep -q "^evaluation: --eval-data folder:.*sq96_eval to test, --data folder:.*sq96's labelled images for the kNN / linear probe" \
+    "$OUT/sq96_other_eval.log" || { cat "$OUT/sq96_other_eval.log"; fail "ssl eval --eval-data: not what it says"; }
+# --holdout on ssl eval replaces the run's (0: none)
+"$SSL" eval --checkpoint "$OUT/sq96/last.safetensors" --holdout 0 >"$OUT/sq96_no_holdout.log" 2>&1 ||
+    { cat "$OUT/sq96_no_holdout.log"; fail "ssl eval --holdout 0"; }
+grep -q "^evaluation: none: --data folder:.*sq96 has no test split" "$OUT/sq96_no_holdout.log" ||
+    { cat "$OUT/sq96_no_holdout.log"; fail "ssl eval --holdout 0 still held out"; }
+# resuming with an --eval-data would change what --holdout splits: refused
+"$SSL" train --out "$OUT/sq96" --resume --epochs 2 --eval-data "folder:$DIR/sq96_eval" --no-progress >"$OUT/sq96_resume_eval.log" 2>&1 &&
+    fail "resume of a --holdout run with another --eval-data ran"
+grep -q "ssl: error: --resume: --eval-data folder:.*sq96_eval on the command line, (none) in '.*last.safetensors'" "$OUT/sq96_resume_eval.log" ||
+    { cat "$OUT/sq96_resume_eval.log"; fail "resume with another --eval-data: no clear message"; }
 # resuming at another --image-size is refused, naming both sizes
 "$SSL" train --out "$OUT/sq96" --resume --epochs 2 --image-size 64 --no-progress >"$OUT/sq96_resume.log" 2>&1 &&
     fail "resume at another --image-size ran"
