@@ -23,9 +23,12 @@ fail() {
     exit 1
 }
 tiny="--width 4 --batch 8 --epochs 1 --no-progress"
+# a copy of sq96 to change (the other cli/own_data tests read DIR/sq96 meanwhile)
+mkdir -p "$OUT/own"
+cp -r "$DIR/sq96" "$OUT/own/sq96" || fail "copying sq96"
 
 # 1
-"$SSL" train --method simclr --data "folder:$DIR/sq96" --holdout 0.2 $tiny --out "$OUT/sq96" >"$OUT/sq96.log" 2>&1 ||
+"$SSL" train --method simclr --data "folder:$OUT/own/sq96" --holdout 0.2 $tiny --out "$OUT/sq96" >"$OUT/sq96.log" 2>&1 ||
     { cat "$OUT/sq96.log"; fail "training on folder:sq96 --holdout 0.2"; }
 cat "$OUT/sq96.log"
 grep -q "sq96: 30 images in 3 classes, read at 96x96 (their own size), 3 channels (colour)" "$OUT/sq96.log" ||
@@ -44,9 +47,9 @@ grep -q "^evaluation: 20 % of each class of --data folder:.*sq96 held out (seed 
     fail "ssl eval does not use the run's held-out split"
 grep -q "^kNN top-1 $knn %, linear probe top-1 $lin %" "$OUT/sq96_eval.log" ||
     fail "ssl eval's numbers differ from the run's summary (kNN $knn, linear $lin): not the same split"
-cp "$DIR/sq96/h/0.png" "$DIR/sq96/h/extra.png"
+cp "$OUT/own/sq96/h/0.png" "$OUT/own/sq96/h/extra.png"
 "$SSL" eval --checkpoint "$OUT/sq96/last.safetensors" >"$OUT/sq96_changed.log" 2>&1 && fail "eval of a changed folder ran"
-rm -f "$DIR/sq96/h/extra.png"
+rm -f "$OUT/own/sq96/h/extra.png"
 cat "$OUT/sq96_changed.log"
 grep -q "ssl: error: --holdout 0.2: --data folder:.*sq96 holds 31 images, 30 when the run split it" "$OUT/sq96_changed.log" ||
     fail "eval of a changed folder does not say why it refuses"
