@@ -165,7 +165,7 @@ int train(common_options o, const option_registry& reg) {
             if (!o.was_given("--train-limit")) o.train_limit = t.train_limit;
             if (!o.was_given("--image-size")) o.image_size = t.image_size;
             if (!o.was_given("--channels")) o.channels = t.channels;
-            if (!o.was_given("--eval-data")) o.eval_data = t.eval_data;  // may change: it is not trained on
+            if (!o.was_given("--eval-data")) o.eval_data = t.eval_data;  // may change unless the run held out
             if (!o.was_given("--holdout")) o.holdout = t.holdout;
         }
     }
