@@ -6,6 +6,7 @@
 
 #include <ssl/data/cifar.hpp>
 #include <ssl/data/fashion_mnist.hpp>
+#include <ssl/data/holdout.hpp>
 #include <ssl/data/idx.hpp>
 #include <ssl/data/image_folder.hpp>
 #include <ssl/data/synthetic.hpp>
@@ -33,7 +34,12 @@ struct ssl::io::config_fields<cli::train_record> {
                                             field("epochs", &S::epochs),
                                             field("seed", &S::seed),
                                             field("data", &S::data),
-                                            field("train_limit", &S::train_limit)};
+                                            field("train_limit", &S::train_limit),
+                                            optional_field("image_size", &S::image_size),  // since issue 19
+                                            optional_field("channels", &S::channels),
+                                            optional_field("eval_data", &S::eval_data),
+                                            optional_field("holdout", &S::holdout),
+                                            optional_field("holdout_from", &S::holdout_from)};
 };
 
 namespace cli {
@@ -142,6 +148,34 @@ CLI::Validator non_negative_number() {
     return number_check(">= 0", [](double d) { return d >= 0; });
 }
 
+CLI::Validator fraction_below_one() {
+    return number_check("in [0, 1)", [](double d) { return d >= 0 && d < 1; });
+}
+
+namespace {
+/// A whole number in [lo, hi] (`what` says what it is), or the message.
+CLI::Validator whole_number(const std::string& desc, std::size_t lo, std::size_t hi, const std::string& what) {
+    return CLI::Validator(
+        [lo, hi, what](std::string& v) {
+            char* end = nullptr;
+            errno = 0;
+            const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
+            if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos || errno == ERANGE || n < lo ||
+                n > hi)
+                return "must be " + what + ", got " + v;
+            return std::string();
+        },
+        desc);
+}
+}  // namespace
+
+CLI::Validator image_side() { return whole_number("8..4096", 8, 4096, "a side in pixels from 8 to 4096"); }
+CLI::Validator channel_count() {
+    return CLI::Validator(
+        [](std::string& v) { return v == "1" || v == "3" ? std::string() : "must be 1 (grey) or 3 (RGB), got " + v; },
+        "1 or 3");
+}
+
 // ---- method-specific options -----------------------------------------------
 
 CLI::Option* method_options::add_flag(const std::string& name, std::optional<bool>& var, bool value,
@@ -240,61 +274,247 @@ std::string image_shape(const ssl::data::image_dataset& s) {
 }
 }  // namespace
 
-data_sets load_data(const std::string& spec_in, std::size_t limit, std::size_t eval_limit, std::size_t max_data_mb) {
-    std::string spec = spec_in;
-    if (spec.empty())
-        spec = fs::exists(fs::path(ssl::data::fashion_mnist_default_dir) / "train-images-idx3-ubyte.gz") ||
-                       fs::exists(fs::path(ssl::data::fashion_mnist_default_dir) / "train-images-idx3-ubyte")
-                   ? "fashion-mnist"
-                   : "synthetic";
+namespace {
+
+/// One data spec's sets: its train images and, when it has one, its test split.
+struct spec_sets {
+    ssl::data::image_dataset train;
+    std::optional<ssl::data::image_dataset> test;
+    std::string kind;  ///< "folder", "idx", ...
+};
+
+const char* const spec_forms =
+    "fashion-mnist[:DIR], cifar10:DIR, cifar100:DIR, folder:DIR, idx:IMAGES[,LABELS], synthetic";
+
+/// "fashion-mnist" when its files are installed, else "synthetic".
+std::string default_spec() {
+    const fs::path dir = ssl::data::fashion_mnist_default_dir;
+    return fs::exists(dir / "train-images-idx3-ubyte.gz") || fs::exists(dir / "train-images-idx3-ubyte")
+               ? "fashion-mnist"
+               : "synthetic";
+}
+
+std::string kind_of(const std::string& spec) { return spec.substr(0, spec.find(':')); }
+
+/// How one spec is read: `option` names it in messages ("--data", "--eval-data").
+struct spec_read {
+    std::string option;
+    std::size_t train_limit = 0;  ///< records / images of the train split to read (0: all)
+    std::size_t max_data_mb = 1024;
+    std::size_t image_size = 0, channels = 0;  ///< folder: resolved (non-zero)
+    ssl::data::resize_mode resize = ssl::data::resize_mode::center_crop;
+};
+
+spec_sets read_spec(const std::string& spec, const spec_read& how) {
     const auto colon = spec.find(':');
     const std::string kind = spec.substr(0, colon), arg = colon == std::string::npos ? "" : spec.substr(colon + 1);
-    data_sets d;
-    d.name = spec;
+    spec_sets s;
+    s.kind = kind;
     using ssl::data::split;
-    // IDX files: only the train images a limit leaves are read (the rest of a
-    // gzip file is never inflated): the first max(--train-limit, --eval-limit)
-    // when both limit, the first --train-limit where there is no test split to
-    // evaluate on; the test split is read whole. At most --max-data-mb per file.
-    ssl::data::idx_options idx{.limit = 0, .max_bytes = std::uint64_t(max_data_mb) << 20,
-                               .max_bytes_name = "--max-data-mb " + std::to_string(max_data_mb)};
+    const std::uint64_t max_bytes = std::uint64_t(how.max_data_mb) << 20;
+    const std::string max_name = "--max-data-mb " + std::to_string(how.max_data_mb);
+    // IDX and CIFAR files: only the train images a limit leaves are read (the
+    // rest of a gzip file is never inflated); the test split is read whole.
+    // At most --max-data-mb per file.
+    ssl::data::idx_options idx{.limit = how.train_limit, .max_bytes = max_bytes, .max_bytes_name = max_name};
     ssl::data::idx_options idx_test = idx;
-    if (limit && eval_limit) idx.limit = std::max(limit, eval_limit);
+    idx_test.limit = 0;
+    ssl::data::cifar_options cifar{.limit = how.train_limit, .max_bytes = max_bytes, .max_bytes_name = max_name};
+    ssl::data::cifar_options cifar_test = cifar;
+    cifar_test.limit = 0;
     if (kind == "fashion-mnist") {
         const fs::path dir = arg.empty() ? fs::path(ssl::data::fashion_mnist_default_dir) : fs::path(arg);
-        d.train = ssl::data::load_fashion_mnist(dir, split::train, idx);
-        d.test = ssl::data::load_fashion_mnist(dir, split::test, idx_test);
+        s.train = ssl::data::load_fashion_mnist(dir, split::train, idx);
+        s.test = ssl::data::load_fashion_mnist(dir, split::test, idx_test);
     } else if (kind == "cifar10" || kind == "cifar100") {
-        ssl::require(!arg.empty(), "--data ", kind, ":DIR needs the directory of the binary batches");
-        d.train = kind == "cifar10" ? ssl::data::load_cifar10(arg, split::train) : ssl::data::load_cifar100(arg, split::train);
-        d.test = kind == "cifar10" ? ssl::data::load_cifar10(arg, split::test) : ssl::data::load_cifar100(arg, split::test);
+        ssl::require(!arg.empty(), how.option, " ", kind, ":DIR needs the directory of the binary batches");
+        if (kind == "cifar10") {
+            s.train = ssl::data::load_cifar10(arg, split::train, cifar);
+            s.test = ssl::data::load_cifar10(arg, split::test, cifar_test);
+        } else {
+            s.train = ssl::data::load_cifar100(arg, split::train, true, cifar);
+            s.test = ssl::data::load_cifar100(arg, split::test, true, cifar_test);
+        }
     } else if (kind == "folder") {
-        ssl::require(!arg.empty(), "--data folder:DIR needs a directory");
-        d.train = ssl::data::load_image_folder(arg, {.height = 32, .width = 32, .channels = 3});
+        ssl::require(!arg.empty(), how.option, " folder:DIR needs a directory");
+        s.train = ssl::data::load_image_folder(
+            arg, {.height = how.image_size, .width = how.image_size, .channels = how.channels, .resize = how.resize,
+                  .max_bytes = max_bytes, .max_bytes_name = max_name});
     } else if (kind == "idx") {
-        ssl::require(!arg.empty(), "--data idx:IMAGES[,LABELS] needs the IDX images file");
-        idx.limit = limit;  // no test split: the evaluation sets are never used
+        ssl::require(!arg.empty(), how.option, " idx:IMAGES[,LABELS] needs the IDX images file");
         const auto comma = arg.find(',');
-        d.train = comma == std::string::npos
+        s.train = comma == std::string::npos
                       ? ssl::data::read_idx(arg, idx)
                       : ssl::data::read_idx(arg.substr(0, comma), arg.substr(comma + 1), 0, {}, idx);
     } else if (kind == "synthetic") {
-        d.train = ssl::data::synthetic({.size = 4096, .classes = 10, .height = 28, .width = 28, .seed = 1}).to_dataset();
-        d.test = ssl::data::synthetic({.size = 1000, .classes = 10, .height = 28, .width = 28, .seed = 2}).to_dataset();
+        s.train = ssl::data::synthetic({.size = 4096, .classes = 10, .height = 28, .width = 28, .seed = 1}).to_dataset();
+        s.test = ssl::data::synthetic({.size = 1000, .classes = 10, .height = 28, .width = 28, .seed = 2}).to_dataset();
     } else {
-        throw ssl::value_error("--data '" + spec +
-                               "' is not one of fashion-mnist[:DIR], cifar10:DIR, cifar100:DIR, folder:DIR, "
-                               "idx:IMAGES[,LABELS], synthetic");
+        throw ssl::value_error(how.option + " '" + spec + "' is not one of " + spec_forms);
     }
     // kNN and the linear probe compare features of the two splits: the
     // backbone sees both at one size
-    if (d.test && image_shape(*d.test) != image_shape(d.train))
-        throw ssl::io_error("--data " + spec + ": the test split " + d.test->describe() + " has images of " +
-                            image_shape(*d.test) + " (channels x height x width), the train split " +
-                            d.train.describe() + " " + image_shape(d.train) + "; both splits must have one size");
-    d.eval_train = d.train;
-    if (eval_limit && eval_limit < d.eval_train.size()) d.eval_train = d.train.subset(iota(eval_limit));
-    if (limit && limit < d.train.size()) d.train = d.train.subset(iota(limit));
+    if (s.test && image_shape(*s.test) != image_shape(s.train))
+        throw ssl::io_error(how.option + " " + spec + ": the test split " + s.test->describe() + " has images of " +
+                            image_shape(*s.test) + " (channels x height x width), the train split " +
+                            s.train.describe() + " " + image_shape(s.train) + "; both splits must have one size");
+    return s;
+}
+
+/// The side and channels a folder of --data is read at: the user's, else
+/// from its images' headers (their common square size, else 32; grey when
+/// every image is grey, else RGB), with a note saying what was chosen.
+void resolve_folder(const std::string& spec, const data_request& r, spec_read& how, std::vector<std::string>& notes) {
+    how.image_size = r.image_size;
+    how.channels = r.channels;
+    if (how.image_size && how.channels) return;
+    const std::string dir = spec.substr(spec.find(':') + 1);
+    ssl::require(!dir.empty(), "--data folder:DIR needs a directory");
+    const auto info = ssl::data::scan_image_folder(dir);
+    std::string size_why, channels_why;
+    if (!how.image_size) {
+        if (info.square()) {
+            how.image_size = info.height;
+            size_why = "their own size";
+        } else {
+            how.image_size = 32;
+            size_why = info.readable == 0 ? "no image header could be read"
+                       : info.height      ? "their own size, " + std::to_string(info.width) + "x" +
+                                           std::to_string(info.height) + " (width x height), is not square"
+                                          : "their sizes differ, from " + std::to_string(info.min_width) + "x" +
+                                           std::to_string(info.min_height) + " to " + std::to_string(info.max_width) +
+                                           "x" + std::to_string(info.max_height) + " (width x height)";
+            size_why += "; --image-size N chooses another side";
+        }
+    } else {
+        size_why = "--image-size";
+    }
+    if (!how.channels) {
+        how.channels = info.grey ? 1 : 3;
+        channels_why = info.grey ? "every image is grey" : "colour";
+    } else {
+        channels_why = "--channels";
+    }
+    notes.push_back("--data " + spec + ": " + std::to_string(info.images) + " images" +
+                    (info.classes ? " in " + std::to_string(info.classes) + " classes" : std::string(", unlabelled")) +
+                    ", read at " + std::to_string(how.image_size) + "x" + std::to_string(how.image_size) + " (" +
+                    size_why + "), " + std::to_string(how.channels) + " channel" + (how.channels == 1 ? "" : "s") +
+                    " (" + channels_why + ")");
+}
+
+std::string percent(double f) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%g %%", 100.0 * f);
+    return b;
+}
+
+}  // namespace
+
+data_sets load_data(const data_request& r) {
+    const std::string spec = r.data.empty() ? default_spec() : r.data;
+    const std::string kind = kind_of(spec);
+    data_sets d;
+    d.name = spec;
+    // --image-size and --channels bring a folder's images to one size; the
+    // other data sets have theirs (a checkpoint's record is not the user's)
+    if (kind != "folder" && (r.size_given || r.channels_given))
+        throw ssl::value_error(std::string(r.size_given ? "--image-size" : "--channels") +
+                               " applies to --data folder:DIR (images of any size and colour), not to --data " + spec +
+                               ", whose images have one size and channel count");
+    const bool split_data = r.holdout > 0 && r.eval_data.empty();  // --holdout splits --data
+    spec_read how{.option = "--data", .max_data_mb = r.max_data_mb};
+    // IDX and CIFAR: the first --train-limit images are all that is read when
+    // nothing else needs the rest: the evaluation's train set is the train
+    // split, limited by --eval-limit (else whole), unless --eval-data has one
+    if (r.limit && !split_data) {
+        if (r.eval_limit) how.train_limit = std::max(r.limit, r.eval_limit);
+        else if (!r.evaluation || kind == "idx") how.train_limit = r.limit;  // idx: no test split to evaluate on
+    }
+    if (kind == "folder") resolve_folder(spec, r, how, d.notes);
+    auto primary = read_spec(spec, how);
+    d.train = std::move(primary.train);
+    d.test = std::move(primary.test);
+    d.evaluation = d.test ? "the test split of --data " + spec : "";
+    if (r.evaluation && !r.eval_data.empty()) {
+        // the evaluation's set: read at --data's size and channels when it is a folder
+        spec_read ehow{.option = "--eval-data", .max_data_mb = r.max_data_mb, .image_size = d.train.height(),
+                       .channels = d.train.channels()};
+        const std::string ekind = kind_of(r.eval_data);
+        auto ev = read_spec(r.eval_data, ehow);
+        if (image_shape(ev.train) != image_shape(d.train))
+            throw ssl::value_error("--eval-data " + r.eval_data + " has images of " + image_shape(ev.train) +
+                                   " (channels x height x width), --data " + spec + " " + image_shape(d.train) +
+                                   ": the backbone evaluates images of the size and channels it trained on (a folder "
+                                   "as --eval-data is read at --data's)");
+        if (ev.test) {
+            if (r.holdout > 0)
+                throw ssl::value_error("--holdout: --eval-data " + r.eval_data + " has its own test split; --holdout "
+                                       "holds out part of a labelled set without one (folder:DIR, idx:IMAGES,LABELS)");
+            d.eval_train = std::move(ev.train);
+            d.test = std::move(ev.test);
+            d.evaluation = "--eval-data " + r.eval_data + " (its train split for the kNN / linear probe, its test split to test)";
+        } else if (r.holdout > 0) {
+            const auto sp = ssl::data::stratified_holdout(ev.train, r.holdout, r.seed, "--holdout");
+            if (r.holdout_from && r.holdout_from != ev.train.size())
+                throw ssl::value_error("--holdout " + fmt_g(r.holdout) + ": --eval-data " + r.eval_data + " holds " +
+                                       std::to_string(ev.train.size()) + " images, " +
+                                       std::to_string(r.holdout_from) + " when the run split it: its held-out "
+                                       "images would not be the run's (restore the set, or give --holdout 0 or "
+                                       "another --eval-data)");
+            d.holdout_from = ev.train.size();
+            d.test = ev.train.subset(sp.held_out);
+            d.eval_train = ev.train.subset(sp.train);
+            d.evaluation = "--eval-data " + r.eval_data + ", " + percent(r.holdout) + " of each class held out (seed " +
+                           std::to_string(r.seed) + "): " + std::to_string(sp.held_out.size()) +
+                           " images to test, the other " + std::to_string(sp.train.size()) + " for the kNN / linear probe";
+        } else {
+            if (!d.train.labelled())
+                throw ssl::value_error("--eval-data " + r.eval_data + " has no test split of its own, so it is the test "
+                                       "set and the kNN / linear probe learn from --data's labels; --data " + spec +
+                                       " is unlabelled. Give --holdout F to split --eval-data, or an --eval-data with "
+                                       "both splits (fashion-mnist, cifar10:DIR, ...)");
+            d.test = std::move(ev.train);
+            d.eval_train = d.train;
+            d.evaluation = "--eval-data " + r.eval_data + " to test, --data " + spec +
+                           "'s labelled images for the kNN / linear probe";
+        }
+        if (!d.test->labelled())
+            throw ssl::value_error("--eval-data " + r.eval_data + " is unlabelled" +
+                                   (ekind == "folder" ? " (no class sub-directories)" : ekind == "idx" ? " (no LABELS file)" : "") +
+                                   ": evaluation needs a class per image");
+        if (!d.eval_train.labelled())
+            throw ssl::value_error("--eval-data " + r.eval_data + ": the kNN / linear probe's train set is unlabelled");
+        if (r.eval_limit && r.eval_limit < d.eval_train.size()) d.eval_train = d.eval_train.subset(iota(r.eval_limit));
+    } else {
+        if (r.evaluation && split_data) {
+            if (d.test)
+                throw ssl::value_error("--holdout: --data " + spec + " has its own test split; --holdout holds out part "
+                                       "of a labelled set without one (folder:DIR with class folders, "
+                                       "idx:IMAGES,LABELS), or of --eval-data");
+            const auto sp = ssl::data::stratified_holdout(d.train, r.holdout, r.seed, "--holdout");
+            if (r.holdout_from && r.holdout_from != d.train.size())
+                throw ssl::value_error("--holdout " + fmt_g(r.holdout) + ": --data " + spec + " holds " +
+                                       std::to_string(d.train.size()) + " images, " + std::to_string(r.holdout_from) +
+                                       " when the run split it: its held-out images would not be the run's, and "
+                                       "the run trained on some of the new test images (restore the set, or "
+                                       "evaluate with --eval-data)");
+            d.holdout_from = d.train.size();
+            d.test = d.train.subset(sp.held_out);
+            d.train = d.train.subset(sp.train);
+            d.evaluation = percent(r.holdout) + " of each class of --data " + spec + " held out (seed " +
+                           std::to_string(r.seed) + "): " + std::to_string(sp.held_out.size()) +
+                           " images to test, never trained on; the other " + std::to_string(sp.train.size()) +
+                           " train and feed the kNN / linear probe";
+        }
+        d.eval_train = d.train;
+        if (r.eval_limit && r.eval_limit < d.eval_train.size()) d.eval_train = d.train.subset(iota(r.eval_limit));
+        if (d.evaluation.empty())
+            d.evaluation = "none: --data " + spec + " has no test split (give --eval-data SPEC, or --holdout F" +
+                           (d.train.labelled() ? ")" : " with a labelled --eval-data)");
+        else if (!d.train.labelled() || !d.test->labelled())
+            d.evaluation = "none: --data " + spec + " is unlabelled (give --eval-data SPEC)";
+    }
+    if (r.limit && r.limit < d.train.size()) d.train = d.train.subset(iota(r.limit));
     return d;
 }
 

@@ -70,7 +70,11 @@ struct common_options {
     std::size_t width = 16;
     std::string stem = "auto";
     std::size_t batch = 256, epochs = 5, threads = 0, workers = 1, max_steps = 0, train_limit = 0, eval_limit = 0;
-    std::size_t max_data_mb = 1024;  // the most data read from one IDX file
+    std::size_t max_data_mb = 1024;  // the most data read from one IDX or CIFAR file, or decoded from a folder
+    // folder:DIR data: the side and channels the images are brought to (0: from the data)
+    std::size_t image_size = 0, channels = 0;
+    std::string eval_data;  // --eval-data SPEC: the labelled set evaluation uses
+    double holdout = 0;     // --holdout F: the fraction of a labelled set held out as the test set
     double lr = 0;             // 0: the method's, scaled by batch / 256
     double weight_decay = -1;  // < 0: the method's
     double crop_scale = 0;     // smallest random-resized-crop area fraction; 0: the method's
@@ -103,6 +107,30 @@ struct data_sets {
     ssl::data::image_dataset eval_train;  ///< labelled train split for kNN / linear probe
     std::optional<ssl::data::image_dataset> test;
     std::string name;
+    /// What the evaluation uses, in words (the summary's line).
+    std::string evaluation;
+    /// Lines for the user: the size a folder was brought to and why, ...
+    std::vector<std::string> notes;
+    /// --holdout: the images of the set that was split (eval checks it is the same set).
+    std::size_t holdout_from = 0;
+};
+
+/// What load_data reads, from the command line (and a checkpoint's record).
+struct data_request {
+    std::string data;  ///< --data (empty: fashion-mnist when installed, else synthetic)
+    std::size_t limit = 0, eval_limit = 0, max_data_mb = 1024;
+    /// folder:DIR data: side and channels (0: from the images' headers, see load_data)
+    std::size_t image_size = 0, channels = 0;
+    /// Whether image_size / channels are the user's (--image-size / --channels),
+    /// which other data than a folder refuses, or a checkpoint's.
+    bool size_given = false, channels_given = false;
+    std::string eval_data;  ///< --eval-data (empty: the test split of --data, if any)
+    double holdout = 0;     ///< --holdout (0: none)
+    std::uint64_t seed = 0;  ///< the holdout's seed
+    /// With holdout: the images the run split (0: not checked); another count
+    /// is an error (the folder changed: the split would not be the run's).
+    std::size_t holdout_from = 0;
+    bool evaluation = true;  ///< false (embed): only --data's images are needed
 };
 
 /// The trainer settings of a run as stored in its checkpoints, so that
@@ -114,6 +142,12 @@ struct train_record {
     std::uint64_t seed = 0;
     std::string data;
     std::size_t train_limit = 0;
+    // since issue 19 (optional in stored documents): --data's images as
+    // trained (side, channels), the evaluation set and the held-out split
+    std::size_t image_size = 0, channels = 0;
+    std::string eval_data;
+    double holdout = 0;
+    std::size_t holdout_from = 0;
 };
 
 /// What `ssl train` writes into every checkpoint under "ssl.config":
@@ -150,6 +184,12 @@ CLI::Validator thread_count();
 CLI::Validator finite_number();
 CLI::Validator positive_number();      ///< finite and > 0
 CLI::Validator non_negative_number();  ///< finite and >= 0
+/// --holdout: a finite fraction in [0, 1).
+CLI::Validator fraction_below_one();
+/// --image-size: a side in pixels, 8 to 4096 ("must be a side in pixels from 8 to 4096, got 0").
+CLI::Validator image_side();
+/// --channels: 1 or 3 ("must be 1 (grey) or 3 (RGB), got 2").
+CLI::Validator channel_count();
 
 // ---- method-specific command-line options -------------------------------
 
@@ -278,10 +318,11 @@ public:
 };
 
 std::vector<std::size_t> iota(std::size_t n);
-/// The data sets of --data `spec`: the first `limit` train images (0: all),
-/// the first `eval_limit` as the kNN / probe train set; IDX files of more
-/// than max_data_mb MiB of data to read are refused.
-data_sets load_data(const std::string& spec, std::size_t limit, std::size_t eval_limit, std::size_t max_data_mb);
+/// The data sets of a request (common.cpp says how each option acts): the
+/// first `limit` train images (0: all), the first `eval_limit` as the kNN /
+/// probe train set; IDX and CIFAR files of more than max_data_mb MiB of data
+/// to read, and folders of more decoded, are refused.
+data_sets load_data(const data_request& r);
 std::string fmt(const std::optional<double>& v);
 std::string fmt_g(double v);
 
@@ -370,9 +411,11 @@ int run_method(M& m, const common_options& o, const data_sets& d, const run_docu
                    {run_document::key, run.dump()}};
     ssl::trainer<M> t(m, d.train, tc);
     if (!o.json)
-        std::printf("training %s, %s width %zu, on %s (%zu images %zux%zux%zu), batch %zu, %zu epochs, lr %.4g, "
+        std::printf("training %s, %s width %zu%s, on %s (%zu images %zux%zux%zu), batch %zu, %zu epochs, lr %.4g, "
                     "weight decay %s, %s schedule, %zu threads\n",
-                    method_name.c_str(), bb.arch.c_str(), bb.width, d.name.c_str(), d.train.size(),
+                    method_name.c_str(), bb.arch.c_str(), bb.width,
+                    bb.arch == "convnet" ? "" : bb.stem == ssl::stem::cifar ? " (CIFAR stem)" : " (ImageNet stem)",
+                    d.name.c_str(), d.train.size(),
                     d.train.channels(), d.train.height(), d.train.width(), o.batch, o.epochs, tc.lr,
                     fmt_g(tc.weight_decay).c_str(), tc.schedule.c_str(), ssl::num_threads());
     // the instructions this program was compiled for (SSL_CPU_LEVELS: the
@@ -418,8 +461,10 @@ int run_method(M& m, const common_options& o, const data_sets& d, const run_docu
     const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
     if (!o.json) {
         std::printf("\n== %s summary ==\n", method_name.c_str());
-        std::printf("data          %s (%zu train images; evaluation %zu train / %zu test)\n", d.name.c_str(),
-                    d.train.size(), d.eval_train.size(), d.test ? d.test->size() : 0);
+        std::printf("data          %s (%zu train images %zux%zux%zu; evaluation %zu train / %zu test)\n",
+                    d.name.c_str(), d.train.size(), d.train.channels(), d.train.height(), d.train.width(),
+                    d.eval_train.size(), d.test ? d.test->size() : 0);
+        std::printf("evaluation    %s\n", d.evaluation.c_str());
         std::printf("backbone      %s width %zu (%zu parameters)\n", bb.arch.c_str(), bb.width,
                     ssl::parameter_count(m.backbone()));
         std::printf("epochs        %zu (%zu steps)%s\n", s.epochs_done, s.steps, s.interrupted ? " -- interrupted" : "");
@@ -443,6 +488,11 @@ int run_method(M& m, const common_options& o, const data_sets& d, const run_docu
                      {"schedule", tc.schedule},   {"out", tc.out_dir.string()}};
     if (ssl::cpu::compiled_level() >= 0)
         j["instruction_set"] = std::string(ssl::cpu::level_names[static_cast<std::size_t>(ssl::cpu::compiled_level())]);
+    j["image_size"] = d.train.height();
+    j["channels"] = d.train.channels();
+    j["evaluation"] = d.evaluation;
+    j["eval_train_images"] = d.eval_train.size();
+    j["eval_test_images"] = d.test ? d.test->size() : 0;
     j["knn_top1"] = e.knn ? nlohmann::json(*e.knn) : nlohmann::json();
     j["linear_top1"] = e.linear ? nlohmann::json(*e.linear) : nlohmann::json();
     if (o.baseline) {

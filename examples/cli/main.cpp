@@ -4,6 +4,7 @@
 //   ssl train --method NAME --data fashion-mnist|cifar10:DIR|cifar100:DIR|folder:DIR|idx:IMAGES[,LABELS]|synthetic
 //             [--backbone resnet18|resnet34|resnet50|convnet] [--width 16] [--batch 256] [--epochs 5]
 //             [--lr X] [--seed 0] [--threads N] [--device host|auto|cuda] [--out DIR] [--resume] [--json] [--baseline]
+//             [--image-size N] [--channels 1|3] [--eval-data SPEC] [--holdout F]   (README "Your own images")
 //             [the method's own options: see ssl train --help]
 //   ssl eval  --checkpoint DIR/last.safetensors [--data ...]
 //   ssl embed --checkpoint DIR/last.safetensors --data ... --output features.safetensors
@@ -77,7 +78,8 @@ std::string recipe_text(const recipe& r) {
 /// Options whose value goes into the method's config (besides the method's
 /// own): on --resume, giving one checks it against the checkpoint's config.
 bool config_options_given(const common_options& o, const option_registry& reg) {
-    for (const char* n : {"--backbone", "--width", "--stem", "--crop-scale", "--seed", "--data", "--train-limit"})
+    for (const char* n : {"--backbone", "--width", "--stem", "--crop-scale", "--seed", "--data", "--train-limit",
+                          "--image-size", "--channels", "--holdout"})
         if (o.was_given(n)) return true;
     return reg.any_given(o.method);
 }
@@ -95,6 +97,22 @@ void refuse_other_run(const common_options& o, const train_record& t, const fs::
     same("--batch", std::to_string(o.batch), std::to_string(t.batch));
     same("--data", o.data, t.data);
     same("--train-limit", std::to_string(o.train_limit), std::to_string(t.train_limit));
+    // the images trained on (a record from before these were stored has 0)
+    if (t.image_size) same("--image-size", std::to_string(o.image_size), std::to_string(t.image_size));
+    if (t.channels) same("--channels", std::to_string(o.channels), std::to_string(t.channels));
+    same("--holdout", fmt_g(o.holdout), fmt_g(t.holdout));
+    // --eval-data may change (nothing trains on it), except where a held-out
+    // split depends on it: it decides whether --holdout splits --data
+    if (t.holdout > 0) same("--eval-data", o.eval_data.empty() ? "(none)" : o.eval_data,
+                            t.eval_data.empty() ? "(none)" : t.eval_data);
+}
+
+/// load_data's request for the command line's options.
+data_request request_of(const common_options& o) {
+    return {.data = o.data, .limit = o.train_limit, .eval_limit = o.eval_limit, .max_data_mb = o.max_data_mb,
+            .image_size = o.image_size, .channels = o.channels, .size_given = o.was_given("--image-size"),
+            .channels_given = o.was_given("--channels"), .eval_data = o.eval_data, .holdout = o.holdout,
+            .seed = o.seed};
 }
 
 /// --resume of a run that has done all its epochs (or more than --epochs
@@ -145,12 +163,28 @@ int train(common_options o, const option_registry& reg) {
             if (!o.was_given("--seed")) o.seed = t.seed;
             if (!o.was_given("--data")) o.data = t.data;
             if (!o.was_given("--train-limit")) o.train_limit = t.train_limit;
+            if (!o.was_given("--image-size")) o.image_size = t.image_size;
+            if (!o.was_given("--channels")) o.channels = t.channels;
+            if (!o.was_given("--eval-data")) o.eval_data = t.eval_data;  // may change unless the run held out
+            if (!o.was_given("--holdout")) o.holdout = t.holdout;
         }
     }
     const auto& m = find_method(o.method);
     reg.reject_foreign(o.method);
     phase() = "loading --data " + (o.data.empty() ? std::string("(the default)") : o.data);
-    auto d = load_data(o.data, o.train_limit, o.eval_limit, o.max_data_mb);
+    data_request req = request_of(o);
+    if (resumed) {
+        // the run's images, at the size and channels it read them (its
+        // record's; a run from before they were recorded read a folder at 32
+        // x 32 x 3)
+        if (!resumed->train.image_size && !o.was_given("--image-size")) req.image_size = 32;
+        if (!resumed->train.channels && !o.was_given("--channels")) req.channels = 3;
+        if (resumed->train.holdout > 0 && o.holdout == resumed->train.holdout && o.eval_data == resumed->train.eval_data)
+            req.holdout_from = resumed->train.holdout_from;
+    }
+    auto d = load_data(req);
+    if (!o.json)  // what a folder was read at, and why
+        for (const auto& line : d.notes) std::printf("%s\n", line.c_str());
     run_document run;
     run.method = o.method;
     if (resumed) {
@@ -172,7 +206,9 @@ int train(common_options o, const option_registry& reg) {
     if (o.schedule.empty()) o.schedule = r.schedule;
     if (o.optimizer.empty()) o.optimizer = "sgd";
     run.train = {.lr = o.lr, .weight_decay = o.weight_decay, .schedule = o.schedule, .optimizer = o.optimizer,
-                 .batch = o.batch, .epochs = o.epochs, .seed = o.seed, .data = d.name, .train_limit = o.train_limit};
+                 .batch = o.batch, .epochs = o.epochs, .seed = o.seed, .data = d.name, .train_limit = o.train_limit,
+                 .image_size = d.train.height(), .channels = d.train.channels(), .eval_data = o.eval_data,
+                 .holdout = o.holdout, .holdout_from = d.holdout_from};
     phase() = "building and training the " + o.method + " model";
     return m.train(run, o, d);
 }
@@ -209,10 +245,33 @@ int with_checkpoint(common_options o, checkpoint_action action) {
     };
     if (const auto run = run_document::from_metadata(file.metadata, o.checkpoint)) {
         const auto& m = find_method(run->method);
-        if (o.data.empty()) o.data = run->train.data;
+        const train_record& t = run->train;
+        const bool own_data = o.data.empty() || o.data == t.data;
+        if (o.data.empty()) o.data = t.data;
+        // The run's evaluation: its --eval-data and held-out split (the same
+        // images: seeded by the run's seed, and the split set's image count
+        // is checked), unless the command line names others
+        if (!o.was_given("--eval-data") && (own_data || !t.eval_data.empty())) o.eval_data = t.eval_data;
+        // (the run's held-out split only with the run's --eval-data: it says what --holdout splits)
+        if (!o.was_given("--holdout") && o.eval_data == t.eval_data && (own_data || !t.eval_data.empty()))
+            o.holdout = t.holdout;
+        o.seed = t.seed;
+        data_request req = request_of(o);
+        req.limit = 0;
+        if (o.holdout == t.holdout && o.eval_data == t.eval_data && (own_data || !t.eval_data.empty()))
+            req.holdout_from = t.holdout_from;
+        // a folder is read at the size and channels the run trained on (runs
+        // from before they were recorded read every folder at 32 x 32 x 3)
+        req.image_size = t.image_size ? t.image_size : 32;
+        req.channels = t.channels ? t.channels : 3;
+        if (action == checkpoint_action::embed) {  // the whole of --data, nothing held out
+            req.evaluation = false;
+            req.holdout = 0;
+        }
         std::optional<data_sets> d;
         phase() = "loading --data " + o.data;
-        if (action != checkpoint_action::export_backbone) d = load_data(o.data, 0, o.eval_limit, o.max_data_mb);
+        if (action != checkpoint_action::export_backbone) d = load_data(req);
+        if (d && action == checkpoint_action::eval) std::printf("evaluation: %s\n", d->evaluation.c_str());
         phase() = "rebuilding the model of checkpoint '" + o.checkpoint + "'";
         return m.from_checkpoint(run->config, o, file, d ? &*d : nullptr, action);
     }
@@ -230,7 +289,13 @@ int with_checkpoint(common_options o, checkpoint_action action) {
     if (o.data.empty()) o.data = meta("data");
     const auto& m = find_method(o.method);
     phase() = "loading --data " + o.data;
-    auto d = load_data(o.data, 0, o.eval_limit, o.max_data_mb);
+    data_request req = request_of(o);
+    req.limit = 0;
+    req.image_size = 32;  // every folder was read at 32 x 32 x 3 then
+    req.channels = 3;
+    req.evaluation = action != checkpoint_action::embed;
+    if (!req.evaluation) req.holdout = 0;
+    auto d = load_data(req);
     // Methods with per-instance state (a memory bank, pseudo-labels) are
     // rebuilt for the number of images they were trained on.
     const auto it = file.metadata.find("train_images");
@@ -265,9 +330,19 @@ int main(int argc, char** argv) {
             ->check(CLI::IsMember({std::size_t{0}, std::size_t{2}, std::size_t{4}}));
         c->add_option("--eval-limit", o.eval_limit, "use only the first N labelled train images as the kNN / probe train set");
         c->add_option("--max-data-mb", o.max_data_mb,
-                      "the most data read from one IDX file, in MiB (a header announcing more is refused; with "
-                      "--train-limit only the images used are read)")
+                      "the most data read from one IDX or CIFAR file, or decoded from a folder, in MiB (more is "
+                      "refused before it is read; with --train-limit only the images used are read)")
             ->check(CLI::Range(std::size_t(1), std::size_t(1) << 40));
+        c->add_option("--eval-data", o.eval_data,
+                      "the labelled set the kNN / linear probe evaluate on (same forms as --data; a folder is read at "
+                      "--data's size and channels): with a test split of its own (fashion-mnist, cifar10:DIR, ...) "
+                      "the probe learns from its train split and tests on its test split; without one it is the test "
+                      "set (--data must be labelled) or, with --holdout, is split (default: --data's test split)");
+        c->add_option("--holdout", o.holdout,
+                      "hold out this fraction of each class of a labelled set without a test split (--eval-data, "
+                      "else --data), seeded by --seed, as the test set: the rest trains and feeds the kNN / linear "
+                      "probe; stored in checkpoints, so `ssl eval` tests on the same images (0: none)")
+            ->check(fraction_below_one());
     };
     auto* tr = app.add_subcommand("train", "train a method and evaluate its features");
     add_common(tr);
@@ -280,6 +355,13 @@ int main(int argc, char** argv) {
     tr->add_option("--method", o.method, method_help)->check(CLI::IsMember(names));
     tr->add_option("--backbone", o.backbone)->check(CLI::IsMember({"resnet18", "resnet34", "resnet50", "convnet"}));
     tr->add_option("--width", o.width, "base width (64 = standard)")->check(CLI::Range(1, 1024));
+    tr->add_option("--image-size", o.image_size,
+                   "folder:DIR data: the side, in pixels, images are brought to (the shorter side resized, then the "
+                   "centre cropped to a square; default: the images' own size when all are one square size, else 32)")
+        ->check(image_side());
+    tr->add_option("--channels", o.channels,
+                   "folder:DIR data: 1 (grey) or 3 (RGB) (default: 1 when every image is grey, else 3)")
+        ->check(channel_count());
     tr->add_option("--stem", o.stem, "auto (cifar for images up to 64 px), cifar or imagenet")
         ->check(CLI::IsMember({"auto", "cifar", "imagenet"}));
     tr->add_option("--batch", o.batch)->check(CLI::Range(2, 1 << 16));
@@ -345,8 +427,14 @@ int main(int argc, char** argv) {
             note_given(*tr, o);
             return train(o, reg);
         }
-        if (ev->parsed()) return with_checkpoint(o, checkpoint_action::eval);
-        if (em->parsed()) return with_checkpoint(o, checkpoint_action::embed);
+        if (ev->parsed()) {
+            note_given(*ev, o);
+            return with_checkpoint(o, checkpoint_action::eval);
+        }
+        if (em->parsed()) {
+            note_given(*em, o);
+            return with_checkpoint(o, checkpoint_action::embed);
+        }
         return with_checkpoint(o, checkpoint_action::export_backbone);
     } catch (const ssl::error& e) {
         std::fprintf(stderr, "ssl: error: %s\n", e.what());

@@ -210,4 +210,37 @@ TEST_CASE("cifar: a file larger than the data set's is refused before allocating
     CHECK(contains(msg, "is 10001 records of 3073 bytes, more than the 10000 of this CIFAR-10 file"));
 }
 
+TEST_CASE("cifar: cifar_options read only the first records, and refuse more data than max_bytes") {
+    temp_dir d;
+    make_cifar10(d.path, true);
+    // 3 records: all of data_batch_1 and the first of data_batch_2; the other files are not read
+    fs::resize_file(d / "data_batch_5.bin", 3073 * 7);  // whole records, so it passes the size checks
+    auto part = ssl::data::load_cifar10(d.path, ssl::data::split::train, {.limit = 3});
+    CHECK(part.size() == 3);
+    CHECK(part.labels == std::vector<std::int64_t>{1, 8, 2});
+    CHECK(part.images.at(2, 0, 0, 0) == pixel(20, 0));
+    // a limit past the end reads everything there is
+    CHECK(ssl::data::load_cifar10(d.path, ssl::data::split::train, {.limit = 100}).size() == 15);
+    // max_bytes: per file, of the records read; named in the message
+    const ssl::data::cifar_options small{.max_bytes = 3073 * 2, .max_bytes_name = "--max-data-mb 0.006"};
+    CHECK(ssl::data::load_cifar10(d.path, ssl::data::split::test, {.limit = 2, .max_bytes = 3073 * 2}).size() == 2);
+    const std::string msg = error_of([&] { ssl::data::load_cifar10(d.path, ssl::data::split::test, small); });
+    CHECK(contains(msg, (d / "test_batch.bin").string()));
+    CHECK(contains(msg, "3 records of 3073 bytes are 9219 bytes of data to read, more than the maximum of 6146 bytes "
+                        "(--max-data-mb 0.006)"));
+    // data_batch_5 (7 records) is over it; with a limit that stops before it, it is not read
+    const std::string big = error_of([&] { ssl::data::load_cifar10(d.path, ssl::data::split::train, small); });
+    CHECK(contains(big, (d / "data_batch_5.bin").string()));
+    CHECK(ssl::data::load_cifar10(d.path, ssl::data::split::train, {.limit = 4, .max_bytes = 3073 * 2}).size() == 4);
+    // CIFAR-100 takes the options too
+    fs::create_directories(d / "c100");
+    write_file(d / "c100" / "train.bin", records({{1, 10}, {2, 20}, {3, 30}}, 0));
+    auto c100 = ssl::data::load_cifar100(d / "c100", ssl::data::split::train, true, {.limit = 2});
+    CHECK(c100.labels == std::vector<std::int64_t>{10, 20});
+    CHECK(contains(error_of([&] {
+                       ssl::data::load_cifar100(d / "c100", ssl::data::split::train, true, {.max_bytes = 100});
+                   }),
+                   "3 records of 3074 bytes are 9222 bytes of data to read, more than the maximum of 100 bytes"));
+}
+
 }  // namespace test_cifar

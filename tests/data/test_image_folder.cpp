@@ -441,4 +441,53 @@ TEST_CASE("image folder: a PNG with damaged IDAT data, and PNG bombs") {
     CHECK(contains(msg, "corrupt PNG: its IDAT data is not a valid zlib stream"));
 }
 
+TEST_CASE("image folder: scan_image_folder reads sizes and colour from the headers") {
+    temp_dir d;
+    write_png(d / "sq/a/1.png", 40, 40, 3, 1);
+    write_png(d / "sq/a/2.png", 40, 40, 1, 2);
+    write_png(d / "sq/b/3.png", 40, 40, 3, 3);
+    auto info = ssl::data::scan_image_folder(d / "sq");
+    CHECK(info.images == 3);
+    CHECK(info.classes == 2);
+    CHECK(info.readable == 3);
+    CHECK(info.square());
+    CHECK(info.height == 40);
+    CHECK_FALSE(info.grey);
+    write_png(d / "grey/1.png", 12, 20, 1, 1);
+    write_png(d / "grey/2.png", 30, 10, 2, 2);  // grey + alpha
+    write_bytes(d / "grey/3.png", "not a png");  // not counted: loading names it
+    info = ssl::data::scan_image_folder(d / "grey");
+    CHECK(info.images == 3);
+    CHECK(info.classes == 0);
+    CHECK(info.readable == 2);
+    CHECK(info.grey);
+    CHECK_FALSE(info.square());
+    CHECK(info.height == 0);
+    CHECK(info.min_width == 12);
+    CHECK(info.max_width == 30);
+    CHECK(info.min_height == 10);
+    CHECK(info.max_height == 20);
+    write_png(d / "rect/1.png", 12, 20, 3, 1);
+    info = ssl::data::scan_image_folder(d / "rect");
+    CHECK(info.height == 20);
+    CHECK(info.width == 12);
+    CHECK_FALSE(info.square());
+    // the layout rules are load_image_folder's
+    CHECK(contains(error_of([&] { ssl::data::scan_image_folder(d / "none"); }), "no such directory"));
+}
+
+TEST_CASE("image folder: max_bytes refuses a set too large decoded, before decoding it") {
+    temp_dir d;
+    for (int i = 0; i < 4; ++i) write_png(d / "f" / (std::to_string(i) + ".png"), 16, 16, 3, i);
+    ssl::data::image_folder_options o{.height = 8, .width = 8, .channels = 3, .max_bytes = 4 * 3 * 8 * 8};
+    CHECK(ssl::data::load_image_folder(d / "f", o).size() == 4);
+    o.height = o.width = 9;
+    o.max_bytes_name = "--max-data-mb 1";
+    const auto msg = error_of([&] { ssl::data::load_image_folder(d / "f", o); });
+    CHECK(contains(msg, "image folder '" + (d / "f").string() + "': 4 images of 3x9x9 (channels x height x width) take "
+                        "972 bytes decoded, more than the maximum of 768 bytes (--max-data-mb 1)"));
+    o.height = o.width = 0;  // their own size: 4 x 3 x 16 x 16
+    CHECK(contains(error_of([&] { ssl::data::load_image_folder(d / "f", o); }), "4 images of 3x16x16"));
+}
+
 }  // namespace test_image_folder

@@ -20,7 +20,9 @@
 //
 // Every problem is an ssl::io_error naming the file: missing, empty, size not
 // a multiple of the record, more records than the file has in the data set
-// (checked before allocating), label out of range, class-name count wrong.
+// or more bytes to read than cifar_options::max_bytes (both checked before
+// allocating), label out of range, class-name count wrong. With
+// cifar_options::limit only the records used are read.
 #include <algorithm>
 #include <array>
 #include <cerrno>
@@ -55,6 +57,18 @@ struct cifar_format {
     std::size_t record_bytes() const noexcept { return label_bytes + image_bytes; }
 };
 
+/// What to read of CIFAR files, and the most to read.
+struct cifar_options {
+    /// Read only the first `limit` records of the files together (0: all);
+    /// files after them are checked (present, sized in whole records) but not read.
+    std::size_t limit = 0;
+    /// The most bytes of records to read from one file (0: no limit); a file
+    /// of more (after `limit`) is refused before anything is allocated.
+    std::uint64_t max_bytes = 0;
+    /// How messages name max_bytes (the `ssl` program: "--max-data-mb").
+    std::string max_bytes_name = "cifar_options::max_bytes";
+};
+
 inline constexpr cifar_format cifar10_format{1, 0, 10};
 inline constexpr cifar_format cifar100_fine_format{2, 1, 100};
 inline constexpr cifar_format cifar100_coarse_format{2, 0, 20};
@@ -62,7 +76,7 @@ inline constexpr cifar_format cifar100_coarse_format{2, 0, 20};
 /// Reads CIFAR binary files (records as in `fmt`) into one labelled set of
 /// (N, 3, 32, 32) images, in file order.
 inline image_dataset read_cifar_files(const std::vector<std::filesystem::path>& files, const cifar_format& fmt,
-                                      std::string name = "cifar") {
+                                      std::string name = "cifar", const cifar_options& opt = {}) {
     namespace fs = std::filesystem;
     require(!files.empty(), "read_cifar_files: no files given");
     require(fmt.label_bytes >= 1 && fmt.label_index < fmt.label_bytes && fmt.num_classes >= 1 && fmt.num_classes <= 256,
@@ -89,7 +103,14 @@ inline image_dataset read_cifar_files(const std::vector<std::filesystem::path>& 
                               " + 3072 pixel bytes): truncated, or not a ",
                               fmt.label_bytes == 1 ? "CIFAR-10" : "CIFAR-100", " file (", size / rec,
                               " whole records and ", size % rec, " bytes left over)");
-        counts.push_back(static_cast<std::size_t>(size / rec));
+        std::size_t used = static_cast<std::size_t>(size / rec);
+        if (opt.limit) used = std::min(used, opt.limit - std::min(opt.limit, total));
+        if (opt.max_bytes && std::uint64_t(used) * rec > opt.max_bytes)
+            detail::file_fail("CIFAR file", f, used, " records of ", rec, " bytes are ", std::uint64_t(used) * rec,
+                              " bytes of data to read", used * rec < size ? " (the first of its records)" : "",
+                              ", more than the maximum of ", opt.max_bytes, " bytes (", opt.max_bytes_name,
+                              "); read fewer records, or raise the maximum");
+        counts.push_back(used);
         total += counts.back();
     }
 
@@ -104,6 +125,7 @@ inline image_dataset read_cifar_files(const std::vector<std::filesystem::path>& 
     std::vector<unsigned char> buf(chunk_records * rec);
     std::size_t out = 0;
     for (std::size_t fi = 0; fi < files.size(); ++fi) {
+        if (counts[fi] == 0) continue;  // after the limit
         std::ifstream in(files[fi], std::ios::binary);
         if (!in) detail::file_fail("CIFAR file", files[fi], "cannot open for reading: ", std::strerror(errno));
         for (std::size_t r = 0; r < counts[fi];) {
@@ -171,7 +193,8 @@ inline std::filesystem::path find_cifar_dir(const std::filesystem::path& dir, co
 }  // namespace detail
 
 /// Loads a split of CIFAR-10 (binary version): (N, 3, 32, 32), 10 classes.
-inline image_dataset load_cifar10(const std::filesystem::path& dir, split s = split::train) {
+inline image_dataset load_cifar10(const std::filesystem::path& dir, split s = split::train,
+                                  const cifar_options& opt = {}) {
     const auto root = detail::find_cifar_dir(dir, "cifar-10-batches-bin",
                                              s == split::train ? "data_batch_1.bin" : "test_batch.bin", "CIFAR-10",
                                              "cifar-10-binary.tar.gz");
@@ -182,7 +205,7 @@ inline image_dataset load_cifar10(const std::filesystem::path& dir, split s = sp
         files.push_back(root / "test_batch.bin");
     cifar_format fmt = cifar10_format;
     fmt.max_records = 10000;  // each of the six files
-    auto ds = read_cifar_files(files, fmt, std::string("cifar10/") + split_name(s));
+    auto ds = read_cifar_files(files, fmt, std::string("cifar10/") + split_name(s), opt);
     ds.class_names = read_class_names(root / "batches.meta.txt", 10);
     if (ds.class_names.empty()) ds.class_names.assign(cifar10_classes.begin(), cifar10_classes.end());
     ds.source = root.string();
@@ -191,13 +214,14 @@ inline image_dataset load_cifar10(const std::filesystem::path& dir, split s = sp
 
 /// Loads a split of CIFAR-100 (binary version): (N, 3, 32, 32), with the 100
 /// fine labels (fine = true) or the 20 coarse super-class labels.
-inline image_dataset load_cifar100(const std::filesystem::path& dir, split s = split::train, bool fine = true) {
+inline image_dataset load_cifar100(const std::filesystem::path& dir, split s = split::train, bool fine = true,
+                                   const cifar_options& opt = {}) {
     const char* file = s == split::train ? "train.bin" : "test.bin";
     const auto root = detail::find_cifar_dir(dir, "cifar-100-binary", file, "CIFAR-100", "cifar-100-binary.tar.gz");
     cifar_format fmt = fine ? cifar100_fine_format : cifar100_coarse_format;
     fmt.max_records = s == split::train ? 50000 : 10000;
     auto ds = read_cifar_files({root / file}, fmt,
-                               std::string("cifar100/") + split_name(s) + (fine ? "" : "/coarse"));
+                               std::string("cifar100/") + split_name(s) + (fine ? "" : "/coarse"), opt);
     ds.class_names = read_class_names(root / (fine ? "fine_label_names.txt" : "coarse_label_names.txt"), fmt.num_classes);
     ds.source = root.string();
     return ds;

@@ -36,6 +36,11 @@
 // before IEND, or whose IDAT data is not a valid zlib stream or inflates to
 // more than their size needs (stb inflated any amount: a 520 KB PNG of
 // 1 x 1 pixels cost 512 MB).
+// Memory: .max_bytes refuses a set that would take more bytes decoded
+// (N * C * H * W), before anything is allocated or decoded.
+// scan_image_folder reads only the images' headers: their sizes and whether
+// all are grey, for a program that chooses a size and channel count from
+// the data.
 // Files are decoded in parallel on ssl's thread pool (ssl::parallel_for).
 // Errors: ssl::io_error naming the directory or file (missing directory, no
 // images, mixed layout, empty class folder, a file stb cannot decode with
@@ -79,6 +84,26 @@ struct image_folder_options {
     std::size_t channels = 3;  ///< 1 (grey) or 3 (RGB)
     std::optional<bool> labelled = std::nullopt;  ///< nullopt: labelled exactly when dir has sub-directories
     resize_mode resize = resize_mode::center_crop;
+    /// The most bytes the decoded set may take (N * C * H * W); 0: no limit.
+    /// More is refused before anything is allocated or decoded.
+    std::uint64_t max_bytes = 0;
+    /// How messages name max_bytes (the `ssl` program: "--max-data-mb").
+    std::string max_bytes_name = "image_folder_options::max_bytes";
+};
+
+/// What scan_image_folder learns from the images' headers.
+struct image_folder_info {
+    std::size_t images = 0;   ///< image files found (by the layout rules of load_image_folder)
+    std::size_t classes = 0;  ///< class folders (0: unlabelled)
+    std::size_t readable = 0;  ///< images whose header could be read (the others fail load_image_folder)
+    /// The images' common size, or 0 when they differ (or none is readable).
+    std::size_t height = 0, width = 0;
+    /// The smallest and largest width and height seen (0 when none is readable).
+    std::size_t min_height = 0, min_width = 0, max_height = 0, max_width = 0;
+    /// Whether every readable image is grey (1 channel, or grey + alpha, in its file).
+    bool grey = false;
+    /// All images have one size, and it is square.
+    bool square() const noexcept { return height != 0 && height == width; }
 };
 
 /// The file extensions load_image_folder reads (compared case-insensitively).
@@ -443,11 +468,17 @@ inline tensor<std::uint8_t> read_image_bytes(std::span<const std::uint8_t> bytes
     return detail::image_tensor(img, height, width, mode, name);
 }
 
-/// Loads every image below `dir` into memory (see the top of this file for
-/// the layout and resizing rules).
-inline image_dataset load_image_folder(const std::filesystem::path& dir, const image_folder_options& opt = {}) {
+namespace detail {
+
+/// The image files of a folder, by load_image_folder's layout rules.
+struct folder_listing {
+    std::vector<std::filesystem::path> files;
+    std::vector<std::int64_t> labels;  ///< empty when unlabelled
+    std::vector<std::string> class_names;
+};
+
+inline folder_listing list_folder(const std::filesystem::path& dir, const image_folder_options& opt) {
     namespace fs = std::filesystem;
-    detail::check_folder_options(opt, "load_image_folder");
     std::error_code ec;
     const auto st = fs::status(dir, ec);
     if (!fs::exists(st)) detail::file_fail("image folder", dir, "no such directory");
@@ -484,9 +515,7 @@ inline image_dataset load_image_folder(const std::filesystem::path& dir, const i
         detail::file_fail("image folder", dir, ".labelled = true but it has no class sub-directories ",
                           top_images.empty() ? "and no images" : "(its images are directly in it)");
 
-    std::vector<fs::path> files;
-    std::vector<std::int64_t> labels;
-    std::vector<std::string> class_names;
+    folder_listing l;
     if (labelled) {
         for (std::size_t k = 0; k < subdirs.size(); ++k) {
             auto in_class = detail::list_images(subdirs[k], true);
@@ -494,14 +523,81 @@ inline image_dataset load_image_folder(const std::filesystem::path& dir, const i
                 detail::file_fail("image folder", dir, "the class folder '", subdirs[k].filename().string(),
                                   "' holds no images ", detail::looked_for(),
                                   "; remove it or pass .labelled = false");
-            class_names.push_back(subdirs[k].filename().string());
-            files.insert(files.end(), in_class.begin(), in_class.end());
-            labels.insert(labels.end(), in_class.size(), static_cast<std::int64_t>(k));
+            l.class_names.push_back(subdirs[k].filename().string());
+            l.files.insert(l.files.end(), in_class.begin(), in_class.end());
+            l.labels.insert(l.labels.end(), in_class.size(), static_cast<std::int64_t>(k));
         }
     } else {
-        files = subdirs.empty() ? top_images : detail::list_images(dir, true);
+        l.files = subdirs.empty() ? top_images : detail::list_images(dir, true);
     }
-    if (files.empty()) detail::file_fail("image folder", dir, "no images found in ", dir.string(), " ", detail::looked_for());
+    if (l.files.empty())
+        detail::file_fail("image folder", dir, "no images found in ", dir.string(), " ", detail::looked_for());
+    return l;
+}
+
+}  // namespace detail
+
+/// The images' sizes and colour from their headers (no pixel is decoded), by
+/// load_image_folder's layout rules (opt.labelled; the other options do not
+/// matter): what a program needs to choose a size and channel count for a
+/// user's folder. Files whose header cannot be read are not counted in
+/// `readable` (load_image_folder names them). Throws io_error as
+/// load_image_folder does for the layout (missing directory, no images, ...).
+inline image_folder_info scan_image_folder(const std::filesystem::path& dir, const image_folder_options& opt = {}) {
+    const auto l = detail::list_folder(dir, opt);
+    const std::size_t n = l.files.size();
+    struct header {
+        int w = 0, h = 0, c = 0;
+    };
+    std::vector<header> hs(n);
+    parallel_for(n, [&](std::size_t i, std::size_t) {
+        try {
+            std::vector<unsigned char> buf;
+            if (!detail::read_bytes(l.files[i], buf).empty() || buf.empty() ||
+                buf.size() > static_cast<std::size_t>(std::numeric_limits<int>::max()))
+                return;
+            // stb parses a JPEG's markers up to its frame header, Huffman tables included
+            if (detail::jpeg_huffman_overflow(buf.data(), buf.size())) return;
+            int w = 0, h = 0, c = 0;
+            if (stbi_info_from_memory(buf.data(), static_cast<int>(buf.size()), &w, &h, &c) && w > 0 && h > 0)
+                hs[i] = {w, h, c};
+        } catch (const std::exception&) {  // bad_alloc: the file is not counted
+        }
+    });
+    image_folder_info info;
+    info.images = n;
+    info.classes = l.class_names.size();
+    info.grey = true;
+    bool one_size = true;
+    for (const auto& x : hs) {
+        if (x.w <= 0) continue;
+        const auto w = static_cast<std::size_t>(x.w), h = static_cast<std::size_t>(x.h);
+        if (info.readable == 0) {
+            info.height = info.min_height = info.max_height = h;
+            info.width = info.min_width = info.max_width = w;
+        }
+        ++info.readable;
+        one_size = one_size && h == info.height && w == info.width;
+        info.min_height = std::min(info.min_height, h);
+        info.max_height = std::max(info.max_height, h);
+        info.min_width = std::min(info.min_width, w);
+        info.max_width = std::max(info.max_width, w);
+        info.grey = info.grey && x.c <= 2;
+    }
+    if (!one_size || info.readable == 0) info.height = info.width = 0;
+    if (info.readable == 0) info.grey = false;
+    return info;
+}
+
+/// Loads every image below `dir` into memory (see the top of this file for
+/// the layout and resizing rules).
+inline image_dataset load_image_folder(const std::filesystem::path& dir, const image_folder_options& opt = {}) {
+    namespace fs = std::filesystem;
+    detail::check_folder_options(opt, "load_image_folder");
+    auto listing = detail::list_folder(dir, opt);
+    std::vector<fs::path>& files = listing.files;
+    std::vector<std::int64_t>& labels = listing.labels;
+    std::vector<std::string>& class_names = listing.class_names;
 
     // Output size: requested, or the first image's.
     std::size_t H = opt.height, W = opt.width;
@@ -514,6 +610,14 @@ inline image_dataset load_image_folder(const std::filesystem::path& dir, const i
         W = img.width;
     }
     const std::size_t n = files.size(), C = opt.channels, per = C * H * W;
+    if (opt.max_bytes) {
+        const std::uint64_t bytes = static_cast<std::uint64_t>(n) * per;
+        if (bytes / n != per || bytes > opt.max_bytes)
+            detail::file_fail("image folder", dir, n, " images of ", C, "x", H, "x", W,
+                              " (channels x height x width) take ", bytes, " bytes decoded, more than the maximum of ",
+                              opt.max_bytes, " bytes (", opt.max_bytes_name, "); bring them to a smaller size, use fewer images, or raise ",
+                              "the maximum");
+    }
     image_dataset ds;
     ds.images = tensor<std::uint8_t>({n, C, H, W});
     std::vector<std::string> errors(n);
