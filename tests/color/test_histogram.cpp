@@ -105,6 +105,25 @@ TEST_CASE("sample_locations: inside the margin, reproducible, different per stre
     CHECK_THROWS_AS(sample_locations(1, 10, 10, 4, 5, 1), ssl::value_error);
 }
 
+TEST_CASE("local histograms: clip = true cuts windows at the border and normalizes by the in-image area") {
+    // a corner window of radius 3 at (0, 0) covers 4 x 4 pixels: column 0 red, the rest gray
+    auto img = solid(1, 8, 8, {0.5, 0.5, 0.5});
+    for (std::size_t y = 0; y < 8; ++y) {
+        img[y * 8] = 1.0f;
+        img[64 + y * 8] = 0.0f;
+        img[128 + y * 8] = 0.0f;
+    }
+    histogram_config cfg;
+    cfg.clip = true;
+    auto t = local_hue_chroma_histograms(img, at({0, 0, 7, 7}), cfg);
+    CHECK(t.chroma[7] == doctest::Approx(4.0 / 16));   // 4 red pixels of 16
+    CHECK(t.chroma[0] == doctest::Approx(12.0 / 16));  // 12 gray
+    CHECK(t.hue[0] == doctest::Approx(1.0));           // only the red pixels vote
+    CHECK(t.hue_weight[0] == doctest::Approx(4.0 / 16));
+    CHECK(t.chroma[8 + 0] == doctest::Approx(1.0));    // (7, 7): all gray
+    CHECK_THROWS_AS(local_hue_chroma_histograms(img, at({8, 0}), cfg), ssl::value_error);  // outside the image
+}
+
 TEST_CASE("local histograms: bad input refused") {
     auto img = solid(1, 8, 8, {0.2, 0.5, 0.7});
     CHECK_THROWS_AS(local_hue_chroma_histograms(img, at({2, 4})), ssl::value_error);  // window leaves the image (radius 3)

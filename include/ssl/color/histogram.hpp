@@ -16,7 +16,9 @@
 //
 // Contract: images (N, 3, H, W) sRGB in [0, 1] (value_error otherwise);
 // locations (N, P, 2) int64 (row, column), each window inside the image
-// (value_error naming the location otherwise); rows of y_H and y_C sum to 1.
+// (value_error naming the location otherwise), or with clip = true each
+// location inside the image and its window cut at the border; rows of y_H
+// and y_C sum to 1.
 // Row n * P + p of every output is location p of image n.
 //
 // Design choices, one line each:
@@ -39,6 +41,7 @@ namespace ssl::color {
 struct histogram_config {
     std::size_t bins = 8;    ///< hue bins = chroma bins
     std::size_t radius = 3;  ///< window (2 radius + 1)^2
+    bool clip = false;       ///< windows may cross the border: truncated to the image, |W(p)| its in-image part
 };
 
 template <class T>
@@ -96,21 +99,27 @@ histogram_targets<T> local_hue_chroma_histograms(const tensor<T>& img, const ten
             cb[i * hw + q] = static_cast<std::uint32_t>(bins.bin_of(hc.chroma));
         }
     histogram_targets<T> t{tensor<T>::zeros({n * P, B}), tensor<T>::zeros({n * P, B}), tensor<T>({n * P})};
-    const double area = static_cast<double>((2 * r + 1) * (2 * r + 1));
     std::vector<double> hh(B), ch(B);
     for (std::size_t i = 0; i < n; ++i)
         for (std::size_t p = 0; p < P; ++p) {
             const std::int64_t y = locations[(i * P + p) * 2], x = locations[(i * P + p) * 2 + 1];
-            const auto R = static_cast<std::int64_t>(r);
-            require(y - R >= 0 && x - R >= 0 && y + R < static_cast<std::int64_t>(H) &&
-                        x + R < static_cast<std::int64_t>(W),
-                    "local_hue_chroma_histograms: the ", 2 * r + 1, "x", 2 * r + 1, " window at location ", p,
-                    " = (", y, ", ", x, ") of image ", i, " leaves the ", H, "x", W, " image");
+            const auto R = static_cast<std::int64_t>(r), Hi = static_cast<std::int64_t>(H),
+                       Wi = static_cast<std::int64_t>(W);
+            if (cfg.clip)
+                require(y >= 0 && x >= 0 && y < Hi && x < Wi, "local_hue_chroma_histograms: location ", p, " = (", y,
+                        ", ", x, ") of image ", i, " is outside the ", H, "x", W, " image");
+            else
+                require(y - R >= 0 && x - R >= 0 && y + R < Hi && x + R < Wi, "local_hue_chroma_histograms: the ",
+                        2 * r + 1, "x", 2 * r + 1, " window at location ", p, " = (", y, ", ", x, ") of image ", i,
+                        " leaves the ", H, "x", W, " image (clip = false)");
+            const std::int64_t y0 = std::max<std::int64_t>(y - R, 0), y1 = std::min<std::int64_t>(y + R, Hi - 1),
+                               x0 = std::max<std::int64_t>(x - R, 0), x1 = std::min<std::int64_t>(x + R, Wi - 1);
+            const double area = static_cast<double>((y1 - y0 + 1) * (x1 - x0 + 1));
             std::fill(hh.begin(), hh.end(), 0.0);
             std::fill(ch.begin(), ch.end(), 0.0);
             double csum = 0;
-            for (std::int64_t yy = y - R; yy <= y + R; ++yy)
-                for (std::int64_t xx = x - R; xx <= x + R; ++xx) {
+            for (std::int64_t yy = y0; yy <= y1; ++yy)
+                for (std::int64_t xx = x0; xx <= x1; ++xx) {
                     const std::size_t q = i * hw + static_cast<std::size_t>(yy) * W + static_cast<std::size_t>(xx);
                     ch[cb[q]] += 1.0;
                     hh[hb[q]] += chr[q];
