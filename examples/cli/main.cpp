@@ -44,6 +44,7 @@ method_entry& deepercluster_entry();
 method_entry& instance_cls_entry();
 method_entry& pirl_entry();
 method_entry& exemplar_entry();
+method_entry& colorization_entry();
 
 namespace {
 
@@ -58,7 +59,7 @@ const std::vector<method_entry*>& methods() {
         &simclr_entry(),      &byol_entry(),        &rotnet_entry(),           &jigsaw_entry(),
         &moco_entry(),        &instdisc_entry(),    &instdisc_softmax_entry(), &pirl_entry(),
         &deepcluster_entry(), &sela_entry(),        &deepercluster_entry(),    &instance_cls_entry(),
-        &exemplar_entry()};
+        &exemplar_entry(),    &colorization_entry()};
     return all;
 }
 

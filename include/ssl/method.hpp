@@ -5,7 +5,9 @@
 //
 // One training step, whatever the paper:
 //   views   = augmentation.make_views(images)   view batch: views, specs (row maps, branches), targets
-//   online  = head(backbone(view), spec) per view (caches kept; head/view_aware.hpp)
+//   online  = head(backbone(view), spec) per view (caches kept; head/view_aware.hpp);
+//             a head that reads taps (head/tap_reading.hpp) gets the maps it names instead
+//             (backbone.forward_taps), and its gradients go back through backward_taps
 //   batch   = target_update.targets(input)      EMA outputs, bank rows, pseudo-labels, or nothing
 //   loss    = loss.compute(online, batch, views) value + dL/d online per view
 //   backward through head and backbone per view (gradients accumulate)
@@ -23,9 +25,11 @@
 #include <string>
 #include <vector>
 
+#include "backbone/taps.hpp"
 #include "core/concepts.hpp"
 #include "core/tensor.hpp"
 #include "core/views.hpp"
+#include "head/tap_reading.hpp"
 #include "head/view_aware.hpp"
 #include "nn/parameter.hpp"
 #include "target_update/protocol.hpp"
@@ -39,6 +43,18 @@ struct step_context {
     std::size_t step = 0;         ///< global step (0-based)
     std::size_t total_steps = 1;  ///< steps of the whole run (for schedules)
 };
+
+namespace detail {
+/// The backbone's per-view cache: the tap cache when the head reads taps.
+template <class B, bool Taps>
+struct backbone_cache {
+    using type = typename B::cache_type;
+};
+template <class B>
+struct backbone_cache<B, true> {
+    using type = typename B::tap_cache_type;
+};
+}  // namespace detail
 
 struct step_result {
     double loss = 0;
@@ -71,6 +87,9 @@ class method {
                   "ssl::method: the loss cannot take what the target update provides (ssl::loss_policy concept): "
                   "Loss::compute(online, targets, view_batch) must accept the batch the target state's "
                   "targets(target_input) returns and give a loss_output<float>");
+    static_assert(!head::tap_reading<Head> || tapped_backbone<Backbone>,
+                  "ssl::method: the head reads backbone taps (tap_names(), forward_taps), so the backbone must "
+                  "have them (ssl::tapped_backbone: forward_taps, backward_taps, tap_names; backbone/taps.hpp)");
     static_assert(std::is_same_v<typename Backbone::value_type, float>,
                   "ssl::method trains in float; double backbones are for gradient checks");
 
@@ -126,17 +145,29 @@ public:
         vb.validate(ids.size());
         backbone_.train(true);
         head_.train(true);
-        std::vector<typename Backbone::cache_type> bc;
+        // A head that reads taps (hypercolumns) sees the backbone's maps
+        // named by its tap_names(); every other head the pooled features.
+        constexpr bool reads_taps = head::tap_reading<Head>;
+        std::vector<typename detail::backbone_cache<Backbone, reads_taps>::type> bc;
         std::vector<typename Head::cache_type> hc;
         std::vector<tensor<float>> online;
         bc.reserve(vb.views.size());
         hc.reserve(vb.views.size());
         for (std::size_t v = 0; v < vb.views.size(); ++v) {
-            auto b = backbone_.forward(vb.views[v]);
-            auto h = head::forward_view(head_, b.out, vb.spec(v), ids.size());
-            bc.push_back(std::move(b.cache));
-            hc.push_back(std::move(h.cache));
-            online.push_back(std::move(h.out));
+            if constexpr (reads_taps) {
+                std::vector<std::string> names(head_.tap_names().begin(), head_.tap_names().end());
+                auto b = backbone_.forward_taps(vb.views[v], names);
+                auto h = head_.forward_taps(b.taps, vb.spec(v), ids.size());
+                bc.push_back(std::move(b.cache));
+                hc.push_back(std::move(h.cache));
+                online.push_back(std::move(h.out));
+            } else {
+                auto b = backbone_.forward(vb.views[v]);
+                auto h = head::forward_view(head_, b.out, vb.spec(v), ids.size());
+                bc.push_back(std::move(b.cache));
+                hc.push_back(std::move(h.cache));
+                online.push_back(std::move(h.out));
+            }
         }
         step_outcome r;
         // A diverged network gives non-finite outputs: report a NaN loss (the
@@ -157,7 +188,10 @@ public:
         if (!std::isfinite(lo.value)) return r;  // the trainer stops; nothing is backpropagated
         for (std::size_t i = 0; i < online.size(); ++i) {
             if (!lo.grads[i].defined()) continue;  // a view the loss does not differentiate
-            backbone_.backward(bc[i], head_.backward(hc[i], lo.grads[i]), false);
+            if constexpr (reads_taps)
+                backbone_.backward_taps(bc[i], tensor<float>{}, head_.backward_taps(hc[i], lo.grads[i]), false);
+            else
+                backbone_.backward(bc[i], head_.backward(hc[i], lo.grads[i]), false);
         }
         return r;
     }

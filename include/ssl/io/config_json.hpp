@@ -18,7 +18,7 @@
 // at compile time that the tuple lists every member of S (a field added to a
 // config struct without a line here does not compile instead of being
 // silently left out of checkpoints). Enums are stored by name
-// (enum_names<E>), std::tuple configs (head::route) as arrays. Numbers keep
+// (enum_names<E>), std::tuple configs (head::route) and std::vector fields as arrays. Numbers keep
 // their exact value (doubles are written in shortest round-trip form).
 //
 // Policies outside this header (a new augmentation's config, say) add their
@@ -32,6 +32,7 @@
 #include <tuple>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -110,6 +111,11 @@ constexpr std::size_t member_count() {
 }
 
 template <class T>
+struct is_vector : std::false_type {};
+template <class T, class A>
+struct is_vector<std::vector<T, A>> : std::true_type {};
+
+template <class T>
 struct is_tuple : std::false_type {};
 template <class... Ts>
 struct is_tuple<std::tuple<Ts...>> : std::true_type {};
@@ -181,6 +187,10 @@ nlohmann::json write_json(const T& v) {
         nlohmann::json j = nlohmann::json::array();
         std::apply([&](const auto&... e) { (j.push_back(write_json(e)), ...); }, v);
         return j;
+    } else if constexpr (is_vector<T>::value) {  // a list of any length (tap names, channel counts)
+        nlohmann::json j = nlohmann::json::array();
+        for (const auto& e : v) j.push_back(write_json(e));
+        return j;
     } else if constexpr (named_enum<T>) {
         for (const auto& [e, name] : enum_names<T>::list)
             if (e == v) return name;
@@ -239,6 +249,10 @@ void read_json(const nlohmann::json& j, T& out, const std::string& path, const s
         [&]<std::size_t... I>(std::index_sequence<I...>) {
             (read_json(j[I], std::get<I>(out), ssl::detail::cat(path, "[", I, "]"), what), ...);
         }(std::make_index_sequence<n>{});
+    } else if constexpr (is_vector<T>::value) {
+        if (!j.is_array()) config_fail(what, path, "must be an array, got " + config_shown(j));
+        out.assign(j.size(), typename T::value_type{});
+        for (std::size_t i = 0; i < j.size(); ++i) read_json(j[i], out[i], ssl::detail::cat(path, "[", i, "]"), what);
     } else if constexpr (named_enum<T>) {
         std::string names;
         for (const auto& [e, name] : enum_names<T>::list) {
