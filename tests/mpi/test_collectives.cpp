@@ -4,6 +4,8 @@
 
 #include <ssl/dist/data_parallel.hpp>
 #include <ssl/dist/mpi.hpp>
+#include <ssl/nn/batch_norm.hpp>
+#include <ssl/nn/linear.hpp>
 
 #include <cstdint>
 #include <cstring>
@@ -90,6 +92,48 @@ TEST_CASE("mpi: a global batch the ranks cannot share (indivisible) is refused b
         CHECK_THROWS_WITH_AS(ssl::dist::check_global_batch(bad, c), doctest::Contains("is not divisible by the"),
                              ssl::value_error);
     CHECK_NOTHROW(ssl::dist::check_global_batch(static_cast<std::size_t>(c.size()) * 4, c));
+}
+
+struct both {
+    ssl::nn::linear<float>& l;
+    ssl::nn::batch_norm1d<float>& b;
+    template <class F>
+    void for_each_parameter(F&& f, const std::string& p) {
+        l.for_each_parameter(f, p);
+        b.for_each_parameter(f, p);
+    }
+    template <class F>
+    void for_each_buffer(F&& f, const std::string& p) {
+        b.for_each_buffer(f, p);
+    }
+};
+
+TEST_CASE("mpi: broadcast_state gives every rank rank 0's parameters and buffers") {
+    ssl::dist::mpi c;
+    ssl::nn::linear<float> lin({3, 2}, 7 + static_cast<std::uint64_t>(c.rank()));  // different weights per rank
+    ssl::nn::batch_norm1d<float> bn({2});
+    bn.running_mean()[0] = static_cast<float>(c.rank());
+    both m{lin, bn};
+    ssl::nn::linear<float> ref({3, 2}, 7);  // rank 0's
+    ssl::dist::broadcast_state(m, c);
+    CHECK(std::vector<float>(lin.weight().value.begin(), lin.weight().value.end()) ==
+          std::vector<float>(ref.weight().value.begin(), ref.weight().value.end()));
+    CHECK(bn.running_mean()[0] == 0.0f);
+}
+
+TEST_CASE("mpi: mean_over_ranks, any_rank and the counting communicator's bytes") {
+    ssl::dist::mpi c;
+    const int P = c.size();
+    CHECK(ssl::dist::mean_over_ranks(c, static_cast<double>(c.rank())) == doctest::Approx((P - 1) / 2.0));
+    CHECK(ssl::dist::any_rank(c, c.rank() == P - 1));
+    CHECK_FALSE(ssl::dist::any_rank(c, false));
+    ssl::dist::counting k(c);
+    std::vector<float> a(4), g(4 * static_cast<std::size_t>(P));
+    k.allreduce_sum(std::span<float>(a));
+    k.allgather(std::span<const float>(a), std::span<float>(g));
+    k.reduce_scatter_sum(std::span<const float>(g), std::span<float>(a));
+    CHECK(k.calls == 3);
+    CHECK(k.bytes == (4 + 4 + 4 * static_cast<std::size_t>(P)) * sizeof(float));
 }
 
 }  // namespace test_mpi_collectives
