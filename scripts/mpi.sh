@@ -33,8 +33,8 @@ cmake -S "$root" -B "$root/build-mpi" -DCMAKE_BUILD_TYPE=Release -DSSL_ENABLE_MP
   || { cat "$root/build-mpi.configure.log"; exit 1; }
 for t in "${targets[@]}"; do cmake --build "$root/build-mpi" --target "$t" -j "$jobs"; done
 echo "ssl mpi: built in $((SECONDS - start)) s"
-# CI runs as root: Open MPI refuses that unless told (the ctest entries set it too)
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+# CI runs as root, with more ranks than cores: Open MPI refuses both unless told (the ctest entries set it too)
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 cd "$root/build-mpi"
 # one test at a time: the ranks of one test already fill the cores
 ctest --output-on-failure -j 1 --timeout 600 -L dist "$@"

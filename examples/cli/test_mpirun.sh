@@ -6,7 +6,8 @@
 set -euo pipefail
 ssl=$1 mpiexec=$2 work=$3
 shift 3
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+# as root (CI), and more ranks than cores: Open MPI refuses both unless told
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 rm -rf "$work"
 mkdir -p "$work"
 args=(train --method simclr --data synthetic --width 4 --batch 32 --epochs 1 --train-limit 128 --eval-limit 256
