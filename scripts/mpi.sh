@@ -4,7 +4,8 @@
 # build-mpi and runs them through mpirun at 1, 2, 3 and 4 ranks, oversubscribed
 # (ctest label dist: collectives, synchronized batch norm with its gradient
 # check, NT-Xent negatives from all ranks, SimCLR / RotNet / BYOL on P ranks
-# against one process). A few minutes on 2 cores.
+# against one process). About 3 minutes on 2 cores (2 min 55 s here: 161 s of
+# building, 14 s of tests).
 #   SSL_MPI_CLI=1 also builds the ssl program with MPI and runs
 #   `mpirun -np 2 ssl train` (test cli/mpirun_train; several more minutes).
 # Extra arguments go to ctest.
@@ -28,9 +29,10 @@ examples=OFF
 targets=(test_dist test_mpi)
 if [ "${SSL_MPI_CLI:-0}" = 1 ]; then examples=ON; targets+=(ssl_cli); fi
 start=$SECONDS
+mkdir -p "$root/build-mpi"
 cmake -S "$root" -B "$root/build-mpi" -DCMAKE_BUILD_TYPE=Release -DSSL_ENABLE_MPI=ON -DSSL_ENABLE_CUDA=OFF \
-  -DSSL_BUILD_EXAMPLES=$examples > "$root/build-mpi.configure.log" 2>&1 \
-  || { cat "$root/build-mpi.configure.log"; exit 1; }
+  -DSSL_BUILD_EXAMPLES=$examples > "$root/build-mpi/configure.log" 2>&1 \
+  || { cat "$root/build-mpi/configure.log"; exit 1; }
 for t in "${targets[@]}"; do cmake --build "$root/build-mpi" --target "$t" -j "$jobs"; done
 echo "ssl mpi: built in $((SECONDS - start)) s"
 # CI runs as root, with more ranks than cores: Open MPI refuses both unless told (the ctest entries set it too)
