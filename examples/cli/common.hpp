@@ -39,6 +39,8 @@
 #include <ssl/io/safetensors.hpp>
 #include <ssl/trainer.hpp>
 
+#include "dist.hpp"  // mpirun -np P ssl train: data parallel, rank 0 prints and writes
+
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -378,8 +380,13 @@ int run_method(M& m, const common_options& o, const data_sets& d, const run_docu
     const auto t_start = std::chrono::steady_clock::now();
     const std::string& method_name = run.method;
     const auto& bb = m.cfg().backbone;
+    // data parallel (dist.hpp): every rank trains, rank 0 alone evaluates,
+    // prints (stdout) and writes; errors still reach stderr from every rank
+    ssl::dist::communicator* const comm = run_communicator();
+    const bool lead = lead_rank(comm);
+    if (!lead && !std::freopen("/dev/null", "w", stdout)) std::fclose(stdout);
     eval_numbers base;
-    if (o.baseline) {
+    if (o.baseline && lead) {
         M fresh(m.cfg());
         base = evaluate(fresh, d);
         if (!o.json)
@@ -399,6 +406,7 @@ int run_method(M& m, const common_options& o, const data_sets& d, const run_docu
     tc.resume = o.resume;
     tc.progress = !o.no_progress;
     tc.max_steps = o.max_steps;
+    tc.comm = comm;
     tc.metadata = {{"method", method_name},
                    {"backbone", bb.arch},
                    {"width", std::to_string(bb.width)},
@@ -418,6 +426,9 @@ int run_method(M& m, const common_options& o, const data_sets& d, const run_docu
                     d.name.c_str(), d.train.size(),
                     d.train.channels(), d.train.height(), d.train.width(), o.batch, o.epochs, tc.lr,
                     fmt_g(tc.weight_decay).c_str(), tc.schedule.c_str(), ssl::num_threads());
+    if (comm && !o.json)
+        std::printf("data parallel: %d ranks (%s), %zu images per rank and step, synchronized batch norm\n",
+                    comm->size(), comm->name().c_str(), o.batch / static_cast<std::size_t>(comm->size()));
     // the instructions this program was compiled for (SSL_CPU_LEVELS: the
     // level the launcher chose; -march=native: at least this level)
     if (!o.json && ssl::cpu::compiled_level() >= 0)
@@ -426,7 +437,7 @@ int run_method(M& m, const common_options& o, const data_sets& d, const run_docu
     if (o.eval_every) {
         t.on_epoch_end = [&](std::size_t epoch) -> std::vector<std::pair<std::string, double>> {
             // after a Ctrl-C the run stops at this epoch's end: no evaluation
-            if ((epoch + 1) % o.eval_every != 0 || ssl::train::interrupt_requested()) return {};
+            if ((epoch + 1) % o.eval_every != 0 || ssl::train::interrupt_requested() || !lead) return {};
             auto e = evaluate(m, d);
             auto r = e.series();
             if (!o.json)
@@ -449,7 +460,7 @@ int run_method(M& m, const common_options& o, const data_sets& d, const run_docu
         std::fprintf(stderr, "interrupted: the end-of-run evaluation is skipped and backbone.safetensors is not "
                              "written; '%s' is saved (continue with --resume)\n",
                      (tc.out_dir / "last.safetensors").string().c_str());
-    const auto e = interrupted ? eval_numbers{} : evaluate(m, d);
+    const auto e = interrupted || !lead ? eval_numbers{} : evaluate(m, d);
     // the end-of-run evaluation in the plot's evaluation panel (it was empty
     // without --eval-every)
     if (auto* plot = t.chores().template find<ssl::train::run_plot>(); plot && (e.knn || e.linear)) {
@@ -457,7 +468,7 @@ int run_method(M& m, const common_options& o, const data_sets& d, const run_docu
         plot->evaluated({.epoch = s.epochs_done ? s.epochs_done - 1 : 0, .results = r});
     }
     // the backbone alone, with torchvision names
-    if (!interrupted) ssl::save_checkpoint(tc.out_dir / "backbone.safetensors", m.backbone(), tc.metadata);
+    if (!interrupted && lead) ssl::save_checkpoint(tc.out_dir / "backbone.safetensors", m.backbone(), tc.metadata);
     const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
     if (!o.json) {
         std::printf("\n== %s summary ==\n", method_name.c_str());

@@ -29,6 +29,7 @@
 #include "core/concepts.hpp"
 #include "core/tensor.hpp"
 #include "core/views.hpp"
+#include "dist/communicator.hpp"
 #include "head/tap_reading.hpp"
 #include "head/view_aware.hpp"
 #include "nn/parameter.hpp"
@@ -173,19 +174,28 @@ public:
         // A diverged network gives non-finite outputs: report a NaN loss (the
         // trainer stops and names the step) instead of an error from deep
         // inside the loss.
+        bool bad = false;
         for (const auto& o : online)
-            for (float v : o)
-                if (!std::isfinite(v)) {
-                    r.loss = std::numeric_limits<double>::quiet_NaN();
-                    return r;
-                }
+            for (float v : o) bad = bad || !std::isfinite(v);
+        // data parallel: every rank leaves at the same point (the loss and the
+        // backward hold collectives a rank that left would never join)
+        if (dist::communicator* c = dist::active()) bad = c->max(static_cast<std::int32_t>(bad)) != 0;
+        if (bad) {
+            r.loss = std::numeric_limits<double>::quiet_NaN();
+            return r;
+        }
         r.targets = target_.targets(target_input<float>{vb, online, ctx.step, ctx.total_steps, ctx.epoch});
         loss_output<float> lo = loss_.compute(online, r.targets, vb);
         require(lo.grads.size() == online.size(), "method: the loss returned ", lo.grads.size(),
                 " gradients for ", online.size(), " views");
         r.loss = lo.value;
         r.metrics = std::move(lo.metrics);
-        if (!std::isfinite(lo.value)) return r;  // the trainer stops; nothing is backpropagated
+        bool bad_loss = !std::isfinite(lo.value);
+        if (dist::communicator* c = dist::active()) bad_loss = c->max(static_cast<std::int32_t>(bad_loss)) != 0;
+        if (bad_loss) {  // the trainer stops; nothing is backpropagated
+            if (std::isfinite(r.loss)) r.loss = std::numeric_limits<double>::quiet_NaN();
+            return r;
+        }
         for (std::size_t i = 0; i < online.size(); ++i) {
             if (!lo.grads[i].defined()) continue;  // a view the loss does not differentiate
             if constexpr (reads_taps)

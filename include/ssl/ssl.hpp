@@ -38,6 +38,8 @@
 #include "data/synthetic.hpp"
 #include "deepcluster.hpp"
 #include "deepercluster.hpp"
+#include "dist/communicator.hpp"
+#include "dist/data_parallel.hpp"
 #include "eval.hpp"
 #include "exemplar.hpp"
 #include "instance_cls.hpp"
@@ -57,4 +59,5 @@
 #include "trainer.hpp"
 // Not included here: data/image_folder.hpp (it compiles stb's image decoder
 // into the translation unit; include it where folders are read) and the CUDA
-// backend (backend/cuda/*.hpp, which needs the CUDA toolkit).
+// backend (backend/cuda/*.hpp, which needs the CUDA toolkit), and
+// dist/mpi.hpp (it needs MPI: link ssl::mpi).

@@ -7,6 +7,15 @@
 // resumable checkpoint on Ctrl-C. The chores are a value the trainer holds
 // (chores()), built from the config; the loop calls them at fixed points and
 // never asks which are there.
+//
+// Data parallel (dist/data_parallel.hpp): with `comm` a communicator of P > 1
+// ranks, `batch` is the global batch; each rank trains on its contiguous
+// slice of every batch, inside a dist::step_scope (synchronized batch norm,
+// negatives from all ranks), parameters and optimizer state are broadcast from
+// rank 0 at the start, gradients are averaged in buckets before the
+// optimizer's step, the reported loss and metrics are means over the ranks,
+// Ctrl-C and a non-finite loss stop every rank at the same step, and only
+// rank 0 has the progress line, the log, the plot and the checkpoints.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -22,6 +31,7 @@
 #include "core/cpu_check.hpp"
 #include "data/dataset.hpp"
 #include "data/loader.hpp"
+#include "dist/data_parallel.hpp"
 #include "io/checkpoint.hpp"
 #include "method.hpp"
 #include "optim.hpp"
@@ -46,6 +56,9 @@ struct trainer_config {
     std::map<std::string, std::string> metadata;  ///< written into every checkpoint (method, backbone, ...)
     std::size_t max_steps = 0;      ///< stop after this many steps in total (0: all epochs); the
                                     ///< schedules still span all epochs, so a stopped run resumes exactly
+    // data parallel (dist/): null or one rank: one process, as before
+    dist::communicator* comm = nullptr;  ///< the ranks sharing every batch (not owned)
+    bool sync_batch_norm = true;         ///< batch norm statistics over the global batch
 };
 
 struct train_summary {
@@ -66,8 +79,9 @@ class trainer {
 
 public:
     trainer(Method& m, const data::image_dataset& train, const trainer_config& c)
-        : m_(m), data_(train), cfg_(c), opt_(make_optimizer(m, c)) {
+        : m_(m), data_(train), cfg_(c), opt_(make_optimizer(m, c)), comm_(c.comm ? c.comm : &dist::single()) {
         check_cpu();  // a CPU without the instruction sets this program was compiled for: an error, not SIGILL
+        dist::check_global_batch(c.batch, *comm_);  // before any collective
         require(c.epochs > 0, "trainer: epochs must be positive");
         require(c.batch >= 2, "trainer: batch must be at least 2, got ", c.batch);
         require(train.size() >= c.batch, "trainer: the data set has ", train.size(),
@@ -100,6 +114,10 @@ public:
     static train::chore_list standard_chores(const trainer_config& c) {
         train::chore_list l;
         const bool out = !c.out_dir.empty();
+        if (c.comm && c.comm->rank() != 0) {  // data parallel: rank 0 alone writes and prints
+            l.add<train::interrupt_guard>(out);
+            return l;
+        }
         if (out) {
             l.add<train::run_plot>(c.out_dir / "plot.svg", plot_title(c));
             l.add<train::metrics_csv>(c.out_dir / "metrics.csv");
@@ -129,6 +147,10 @@ public:
 
     train_summary fit() {
         const train::run_position start = cfg_.resume ? resume() : train::run_position{};
+        {  // every rank starts from rank 0's parameters, buffers and optimizer state
+            state_view v{m_, opt_};
+            dist::broadcast_state(v, *comm_);
+        }
         chores_.run_start({.epochs = cfg_.epochs, .steps_per_epoch = steps_per_epoch_, .total_steps = total_steps_,
                            .stop_at = stop_at_, .resumed = cfg_.resume, .start = start,
                            .write_state = [this](const std::filesystem::path& p, const train::metadata& meta) {
@@ -186,7 +208,9 @@ private:
         std::size_t images = 0, skip = start.step_in_epoch;  // resuming inside an epoch starts at batch `skip`
         for (std::size_t epoch = start.epoch; epoch < cfg_.epochs && step_ < stop_at_; ++epoch) {
             data::loader<> ld(data_, {.batch_size = cfg_.batch, .shuffle = true, .drop_last = true,
-                                      .seed = cfg_.seed, .workers = cfg_.workers, .prefetch = 2});
+                                      .seed = cfg_.seed, .workers = cfg_.workers, .prefetch = 2,
+                                      .rank = static_cast<std::size_t>(comm_->rank()),
+                                      .ranks = static_cast<std::size_t>(comm_->size())});
             // The target update may recompute pseudo-labels, re-initialise
             // parameters and choose this epoch's order (DeepCluster, SeLa, ...).
             epoch_plan plan = m_.begin_epoch(data_, epoch, cfg_.seed, skip > 0);
@@ -203,8 +227,16 @@ private:
                     o.set_lr(lr);
                     o.zero_grad();
                 }, opt_);
-                auto r = m_.train_step(b.images, b.indices, ctx, b.labels);
+                auto r = [&] {
+                    dist::step_scope scope(*comm_, {.sync_batch_norm = cfg_.sync_batch_norm});
+                    return m_.train_step(b.images, b.indices, ctx, b.labels);
+                }();
+                if (comm_->size() > 1) {  // the global batch's loss and metrics: means over the ranks
+                    r.loss = dist::mean_over_ranks(*comm_, r.loss);
+                    for (auto& [name, value] : r.metrics) value = dist::mean_over_ranks(*comm_, value);
+                }
                 if (!std::isfinite(r.loss)) throw diverged(r.loss, epoch, lr);
+                averager_(m_);  // data parallel: gradients averaged over the ranks
                 std::visit([](auto& o) { o.step(); }, opt_);
                 const double loss = r.loss;
                 const auto metrics = r.metrics;
@@ -212,7 +244,7 @@ private:
                 ++step_;
                 ++epoch_steps;
                 ++s.steps;
-                images += b.images.dim(0);
+                images += b.images.dim(0) * static_cast<std::size_t>(comm_->size());
                 epoch_loss += loss;
                 s.step_loss.push_back(loss);
                 if (s.steps == 1) s.first_loss = loss;
@@ -221,7 +253,7 @@ private:
                 chores_.step_end({.epoch = epoch, .in_epoch = in_epoch, .step = step_, .epoch_steps = epoch_steps,
                                   .loss = loss, .lr = lr, .images_per_second = ips,
                                   .epoch_seconds = seconds_since(t_epoch), .metrics = metrics});
-                if (chores_.stop_requested()) {
+                if (stop_requested()) {
                     chores_.interrupted({epoch, in_epoch, step_});
                     s.interrupted = true;
                     finish(s, images, t_run);
@@ -242,7 +274,7 @@ private:
             chores_.evaluated({.epoch = epoch, .results = results});
             // a Ctrl-C during the epoch's checkpoint or evaluation stops here,
             // before the next epoch's begin_epoch (k-means, for some methods)
-            if (epoch + 1 < cfg_.epochs && step_ < stop_at_ && chores_.stop_requested()) {
+            if (epoch + 1 < cfg_.epochs && step_ < stop_at_ && stop_requested()) {
                 chores_.interrupted({epoch + 1, 0, step_});
                 s.interrupted = true;
                 break;
@@ -265,6 +297,9 @@ private:
         chores_.resumed(last, pos);
         return pos;
     }
+
+    /// Ctrl-C on any rank stops every rank at the same step.
+    bool stop_requested() { return dist::any_rank(*comm_, chores_.stop_requested()); }
 
     error diverged(double loss, std::size_t epoch, double lr) const {
         return error(detail::cat("training diverged: the loss is ", loss, " at epoch ", epoch + 1, ", step ", step_,
@@ -328,6 +363,8 @@ private:
     optimizer_variant opt_;
     std::size_t steps_per_epoch_ = 0, total_steps_ = 0, stop_at_ = 0, step_ = 0;
     train::chore_list chores_;
+    dist::communicator* comm_;
+    dist::gradient_averager<float> averager_{*comm_};
 };
 
 }  // namespace ssl

@@ -74,6 +74,11 @@ struct loader_options {
     std::uint64_t seed = 0;    ///< shuffling seed
     std::size_t workers = 0;   ///< background threads making batches; 0: made on the consumer's thread
     std::size_t prefetch = 2;  ///< batches made ahead of the consumer (with workers > 0), >= 1
+    // data parallel (dist/data_parallel.hpp): batch_size is the global batch;
+    // this process gets rows [rank B / ranks, (rank + 1) B / ranks) of every
+    // batch of the shared permutation (B divisible by ranks, drop_last).
+    std::size_t rank = 0;   ///< this process's rank
+    std::size_t ranks = 1;  ///< processes sharing every batch
 };
 
 /// The philox stream tag of the loader's shuffles (the stream of epoch e is
@@ -123,6 +128,9 @@ public:
         require(opt.workers <= 1024, "loader: workers = ", opt.workers, " is more than 1024 threads");
         require(opt.workers == 0 || (opt.prefetch >= 1 && opt.prefetch <= 1u << 16), "loader: prefetch must be in [1, 65536] when workers > 0, got ",
                 opt.prefetch);
+        require(opt.ranks >= 1 && opt.rank < opt.ranks, "loader: rank ", opt.rank, " is not one of ", opt.ranks, " ranks");
+        require(opt.ranks == 1 || (opt.batch_size % opt.ranks == 0 && opt.drop_last), "loader: the global batch ",
+                opt.batch_size, " must be divisible by the ", opt.ranks, " ranks (with drop_last) to split it");
         const auto& d = st_->ds;
         require(d.images.rank() == 4, "loader: ", d.describe(), " has images of shape ", d.images.shape().str(),
                 ", expected (N, C, H, W)");
@@ -167,8 +175,13 @@ private:
         Prepare prepare;
 
         value_type make(const std::vector<std::size_t>& order, std::size_t e, std::size_t k) {
-            const std::size_t begin = k * opt.batch_size;
-            const std::size_t end = std::min(order.size(), begin + opt.batch_size);
+            std::size_t begin = k * opt.batch_size;
+            std::size_t end = std::min(order.size(), begin + opt.batch_size);
+            if (opt.ranks > 1) {  // this rank's contiguous slice of the global batch
+                const std::size_t share = opt.batch_size / opt.ranks;
+                begin += opt.rank * share;
+                end = begin + share;
+            }
             batch b;
             b.epoch = e;
             b.number = k;

@@ -20,6 +20,20 @@
 // everything past the GEMMs is accumulated in double. Results do not depend
 // on the number of threads.
 //
+// Negatives from all ranks (data parallel, dist/communicator.hpp): with a
+// communicator of P > 1 ranks each holding n = N / P pairs (rank r the rows
+// [r n, (r+1) n) of z1 and z2), the normalized rows are all-gathered, so every
+// anchor sees the 2N - 2 negatives of the global batch as in one process.
+// Each rank computes only its own 2n anchors' rows G_r (2n, 2N) of G (scaled
+// by 1/(2n tau): its local mean loss L_r, and mean_r L_r = L); the gradient at
+// the gathered rows, G_r^T U_r, is the adjoint of the gather: a reduce-scatter
+// (sum) brings every rank the contributions of all ranks' anchors to its own
+// rows, which is added to G_r U. A rank thus holds d(P L)/dz of its rows (as
+// every data-parallel policy does; dist/data_parallel.hpp averages parameter
+// gradients over the ranks). Keeping only the local block of the gathered
+// gradient, or an allreduce in its place, are the bugs lightly #1528 and
+// solo-learn #206 fixed; tests/dist checks P ranks against one process.
+//
 // `accuracy` is SimCLR's "contrastive accuracy": the fraction of the 2N
 // anchors whose positive has a strictly larger similarity than every
 // negative (a tie counts as a miss).
@@ -31,6 +45,7 @@
 #include "../core/tensor.hpp"
 #include "../core/thread_pool.hpp"
 #include "../core/views.hpp"
+#include "../dist/communicator.hpp"
 #include "../ops/rows.hpp"
 
 namespace ssl::loss {
@@ -42,11 +57,11 @@ struct nt_xent_config {
 
 template <class T = float>
 struct nt_xent_result {
-    double value = 0;         ///< mean loss over the 2N anchors
+    double value = 0;         ///< mean loss over the 2N anchors (distributed: over this rank's 2n)
     tensor<T> grad_z1;        ///< dL/dz1, (N, D)
     tensor<T> grad_z2;        ///< dL/dz2, (N, D)
-    std::size_t correct = 0;  ///< anchors (of 2N) whose positive is ranked first
-    double accuracy = 0;      ///< correct / (2N)
+    std::size_t correct = 0;  ///< anchors (of 2N; distributed: of this rank's 2n) whose positive is ranked first
+    double accuracy = 0;      ///< correct / (2N) (distributed: / (2n))
 };
 
 template <class T = float>
@@ -61,6 +76,13 @@ public:
         require<value_error>(c.eps > 0, "nt_xent: eps must be > 0, got ", c.eps);
     }
     const nt_xent_config& config() const noexcept { return cfg_; }
+
+    /// This rank's pairs z1, z2 (n, D) of a global batch of n x P pairs spread
+    /// over the ranks of `comm` (null or one rank: the one-process loss below).
+    nt_xent_result<T> operator()(const tensor<T>& z1, const tensor<T>& z2, dist::communicator* comm) const {
+        if (!comm || comm->size() == 1) return (*this)(z1, z2);
+        return distributed(z1, z2, *comm);
+    }
 
     /// z1, z2: (N, D) projections of the two views, N >= 2.
     nt_xent_result<T> operator()(const tensor<T>& z1, const tensor<T>& z2) const {
@@ -143,6 +165,82 @@ public:
     }
 
 private:
+    nt_xent_result<T> distributed(const tensor<T>& z1, const tensor<T>& z2, dist::communicator& comm) const {
+        check_rank(z1, 2, "nt_xent", "(n, D) for z1");
+        check_rank(z2, 2, "nt_xent", "(n, D) for z2");
+        check_same_shape(z1, z2, "nt_xent (z1 vs z2)");
+        const std::size_t n = z1.dim(0), d = z1.dim(1), m = 2 * n, P = static_cast<std::size_t>(comm.size());
+        const std::size_t big = m * P, me = static_cast<std::size_t>(comm.rank());
+        // every rank must agree on the shapes before the gather
+        const std::int64_t shape_here[2] = {static_cast<std::int64_t>(n), static_cast<std::int64_t>(d)};
+        std::vector<std::int64_t> shapes(2 * P);
+        comm.allgather(std::span<const std::int64_t>(shape_here, 2), std::span<std::int64_t>(shapes));
+        for (std::size_t r = 0; r < P; ++r)
+            require<shape_error>(shapes[2 * r] == shapes[0] && shapes[2 * r + 1] == shapes[1], "nt_xent over ", P,
+                                 " ranks: rank ", r, " has ", shapes[2 * r], " pairs of dimension ", shapes[2 * r + 1],
+                                 ", rank 0 ", shapes[0], " of ", shapes[1], "; every rank needs the same local batch");
+        require<shape_error>(n * P >= 2 && d >= 1, "nt_xent over ", P, " ranks: needs N >= 2 pairs in all and D >= 1, got ",
+                             n, " x ", d, " per rank");
+        const double tau = cfg_.temperature;
+        using rmat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+        // local rows [z1; z2] normalized, then all ranks' rows, rank-major:
+        // row q of Ua is rank q / 2n's local row q % 2n
+        rmat U(static_cast<Eigen::Index>(m), static_cast<Eigen::Index>(d));
+        std::vector<double> norm(m);
+        for (std::size_t a = 0; a < m; ++a) {
+            const T* src = a < n ? z1.data() + a * d : z2.data() + (a - n) * d;
+            norm[a] = ops::normalize_row(src, U.data() + a * d, d, cfg_.eps);
+        }
+        rmat Ua(static_cast<Eigen::Index>(big), static_cast<Eigen::Index>(d));
+        comm.allgather(std::span<const T>(U.data(), m * d), std::span<T>(Ua.data(), big * d));
+        // this rank's anchors against every row: S (2n, 2nP), overwritten by G_r
+        rmat S = U * Ua.transpose();
+        std::vector<double> row_loss(m);
+        std::vector<unsigned char> row_hit(m);
+        const double gscale = 1.0 / (static_cast<double>(m) * tau);
+        parallel_for(m, [&](std::size_t a, std::size_t) {
+            T* s = S.data() + a * big;
+            const std::size_t self = me * m + a, pos = me * m + (a + n) % m;
+            double mx = -INFINITY, neg_mx = -INFINITY;
+            for (std::size_t b = 0; b < big; ++b) {
+                if (b == self) continue;
+                mx = std::max(mx, static_cast<double>(s[b]));
+                if (b != pos) neg_mx = std::max(neg_mx, static_cast<double>(s[b]));
+            }
+            row_hit[a] = static_cast<double>(s[pos]) > neg_mx;
+            std::vector<double> p(big);
+            double se = 0;
+            for (std::size_t b = 0; b < big; ++b) {
+                p[b] = b == self ? 0.0 : std::exp((s[b] - mx) / tau);
+                se += p[b];
+            }
+            row_loss[a] = mx / tau + std::log(se) - s[pos] / tau;
+            for (std::size_t b = 0; b < big; ++b) s[b] = static_cast<T>((p[b] / se - (b == pos ? 1.0 : 0.0)) * gscale);
+            s[self] = T(0);
+        });
+        // d L_r / d Ua = G_r^T U (to every rank's rows), reduce-scattered; plus G_r Ua at our rows
+        rmat dUa = S.transpose() * U;
+        rmat dU(static_cast<Eigen::Index>(m), static_cast<Eigen::Index>(d));
+        comm.reduce_scatter_sum(std::span<const T>(dUa.data(), big * d), std::span<T>(dU.data(), m * d));
+        dU.noalias() += S * Ua;
+
+        nt_xent_result<T> r;
+        r.grad_z1 = tensor<T>(z1.shape());
+        r.grad_z2 = tensor<T>(z2.shape());
+        double total = 0;
+        for (std::size_t a = 0; a < m; ++a) {
+            total += row_loss[a];
+            r.correct += row_hit[a];
+            T* o = a < n ? r.grad_z1.data() + a * d : r.grad_z2.data() + (a - n) * d;
+            ops::normalize_row_backward(U.data() + a * d, dU.data() + a * d, o, d, norm[a], cfg_.eps);
+        }
+        // a non-finite loss is reported (the trainer stops every rank), not thrown
+        // here: the other ranks would wait in their next collective
+        r.value = total / static_cast<double>(m);
+        r.accuracy = static_cast<double>(r.correct) / static_cast<double>(m);
+        return r;
+    }
+
     nt_xent_config cfg_;
 };
 

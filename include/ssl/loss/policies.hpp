@@ -4,6 +4,7 @@
 // policy; empty for none) and the view batch (pretext labels, specs), and
 // return the value and dL/d(online output) per view.
 //   contrastive_pair       SimCLR: NT-Xent between the two views' projections
+//                          (negatives from all ranks inside a dist::step_scope)
 //   byol_pair              BYOL: cos(p0, sg(z1')) + cos(p1, sg(z0')), eq. 2
 //                          symmetrised (the sum of both directions)
 //   pretext_classification RotNet, Jigsaw: cross entropy on the pretext labels
@@ -25,7 +26,7 @@ public:
     loss_output<float> compute(const std::vector<tensor<float>>& online, const std::vector<tensor<float>>&,
                                const view_batch<float>&) const {
         require(online.size() == 2, "contrastive_pair: needs exactly 2 views, got ", online.size());
-        auto r = loss_(online[0], online[1]);
+        auto r = loss_(online[0], online[1], dist::active());
         return {r.value, {std::move(r.grad_z1), std::move(r.grad_z2)}, {{"pos_top1", 100.0 * r.accuracy}}};
     }
 

@@ -3,13 +3,24 @@
 // statistics per channel over N (and H, W). Train mode normalizes with the
 // batch statistics and updates running_mean / running_var (unbiased) with
 // `momentum` as PyTorch does; eval mode uses the running statistics.
+//
+// Synchronized batch norm (data parallel, dist/communicator.hpp): inside a
+// dist::step_scope with sync_batch_norm, training-mode statistics are those of
+// the global batch over all ranks (forward: each rank's count, mean and M2
+// gathered and merged in rank order, Chan et al. 1979's pairwise update;
+// backward: sum(dy) and sum(dy (x - mean)) allreduced), so P ranks normalize as
+// one process on the concatenated batch. The weight and bias gradients stay
+// the rank's own sums (the data-parallel gradient average adds them up).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "../backend/host/small_gemm.hpp"  // nreg: native vectors
 #include "../core/thread_pool.hpp"
+#include "../dist/communicator.hpp"  // synchronized batch norm
 #include "parameter.hpp"
 
 namespace ssl::nn {
@@ -34,6 +45,8 @@ public:
         tensor<T> mean;     // (C,) statistics used in the forward
         tensor<T> invstd;   // (C,)
         bool batch_stats = true;
+        dist::communicator* group = nullptr;  // synchronized: the ranks the statistics span
+        std::size_t group_count = 0;          // synchronized: values per channel over all ranks
     };
 
     batch_norm_impl() = default;
@@ -114,6 +127,8 @@ private:
         check_input(x);
         const std::size_t n = x.dim(0), C = cfg_.channels, S = spatial(x), M = n * S;
         cache_type c{x, tensor<T>({C}), tensor<T>({C}), training_ || !cfg_.track_running_stats};
+        if (c.batch_stats)
+            if (dist::communicator* g = dist::batch_norm_group()) return forward_sync(std::move(c), *g, shortcut, relu);
         if (c.batch_stats)
             require<shape_error>(M > 1, "batch_norm: training needs more than one value per channel, got input ",
                                  x.shape().str());
@@ -408,6 +423,7 @@ private:
     /// masked_out (with a mask): where the masked gradient goes, or null.
     tensor<T> backward_impl(const cache_type& c, const tensor<T>& dy, const T* mask, T* masked_out) {
         check_same_shape(dy, c.x, "batch_norm backward (gradient vs input)");
+        if (c.group) return backward_sync(c, dy, mask, masked_out);
         if (spatial(c.x) > 1) return backward_planes(c, dy, mask, masked_out);
         return backward_rows(c, dy, mask, masked_out);
     }
@@ -533,6 +549,125 @@ private:
                         grad_input_lanes<false>(x.data() + off, dy.data() + off, nullptr, dx.data() + off, nullptr, S,
                                                 c.mean[ch], k, a, bc);
                 }
+        });
+        return dx;
+    }
+
+    // --- synchronized batch norm (see the top of this file) ------------------
+    // Plain per-channel loops in double: the statistics of P ranks cannot be
+    // bitwise those of one process anyway (summation order), so this path
+    // aims at clarity; the local fast paths above are untouched.
+
+    forward_result<T, cache_type> forward_sync(cache_type c, dist::communicator& g, const T* shortcut, bool relu) {
+        const tensor<T>& x = c.x;
+        const std::size_t n = x.dim(0), C = cfg_.channels, S = spatial(x), M = n * S;
+        const auto P = static_cast<std::size_t>(g.size());
+        // this rank: [count, mean (C), M2 (C)]; two passes in double
+        std::vector<double> mine(1 + 2 * C), all(P * (1 + 2 * C));
+        mine[0] = static_cast<double>(M);
+        parallel_for(C, [&](std::size_t ch, std::size_t) {
+            double s1 = 0, s2 = 0;
+            for (std::size_t b = 0; b < n; ++b) {
+                const T* p = x.data() + (b * C + ch) * S;
+                for (std::size_t i = 0; i < S; ++i) s1 += static_cast<double>(p[i]);
+            }
+            const double mean = M ? s1 / static_cast<double>(M) : 0.0;
+            for (std::size_t b = 0; b < n; ++b) {
+                const T* p = x.data() + (b * C + ch) * S;
+                for (std::size_t i = 0; i < S; ++i) {
+                    const double v = static_cast<double>(p[i]) - mean;
+                    s2 += v * v;
+                }
+            }
+            mine[1 + ch] = mean;
+            mine[1 + C + ch] = s2;
+        });
+        g.allgather(std::span<const double>(mine), std::span<double>(all));
+        // merge in rank order (identical on every rank)
+        std::vector<double> cnt(C, 0.0), mean(C, 0.0), m2(C, 0.0);
+        for (std::size_t r = 0; r < P; ++r) {
+            const double* q = all.data() + r * (1 + 2 * C);
+            const double nb = q[0];
+            if (nb == 0) continue;
+            for (std::size_t ch = 0; ch < C; ++ch) {
+                const double na = cnt[ch], nab = na + nb, d = q[1 + ch] - mean[ch];
+                mean[ch] += d * nb / nab;
+                m2[ch] += q[1 + C + ch] + d * d * na * nb / nab;
+                cnt[ch] = nab;
+            }
+        }
+        const double total = C ? cnt[0] : 0.0;
+        require<shape_error>(total > 1, "batch_norm (synchronized over ", P,
+                             " ranks): training needs more than one value per channel in the global batch, got ",
+                             total, " (local input ", x.shape().str(), ")");
+        tensor<T> coef({2, C});
+        for (std::size_t ch = 0; ch < C; ++ch) {
+            const double var = std::max(0.0, m2[ch] / total);
+            update_running(ch, mean[ch], var, static_cast<std::size_t>(total));
+            set_channel(c, coef, ch, mean[ch], var);
+        }
+        if (training_ && cfg_.track_running_stats) num_batches_[0] += 1;
+        tensor<T> y(x.shape());
+        parallel_for(n, [&](std::size_t b, std::size_t) {
+            for (std::size_t ch = 0; ch < C; ++ch) {
+                const std::size_t off = (b * C + ch) * S;
+                const T scale = coef[ch], shift = coef[C + ch];
+                for (std::size_t i = 0; i < S; ++i) {
+                    T v = x.data()[off + i] * scale + shift;
+                    if (shortcut) v += shortcut[off + i];
+                    if (relu || shortcut) v = v > T(0) ? v : T(0);
+                    y.data()[off + i] = v;
+                }
+            }
+        });
+        c.group = &g;
+        c.group_count = static_cast<std::size_t>(total);
+        return {std::move(y), std::move(c)};
+    }
+
+    tensor<T> backward_sync(const cache_type& c, const tensor<T>& dy, const T* mask, T* masked_out) {
+        const tensor<T>& x = c.x;
+        const std::size_t n = x.dim(0), C = cfg_.channels, S = spatial(x);
+        auto grad_at = [&](std::size_t i) -> T { return mask && !(mask[i] > T(0)) ? T(0) : dy.data()[i]; };
+        // this rank's sum(dy), sum(dy (x - mean)) per channel, then the global ones
+        std::vector<double> local(2 * C), sums(2 * C);
+        parallel_for(C, [&](std::size_t ch, std::size_t) {
+            double sdy = 0, sdyx = 0;
+            const double mu = c.mean[ch];
+            for (std::size_t b = 0; b < n; ++b)
+                for (std::size_t i = (b * C + ch) * S, e = i + S; i < e; ++i) {
+                    const double gv = grad_at(i);
+                    sdy += gv;
+                    sdyx += gv * (static_cast<double>(x.data()[i]) - mu);
+                }
+            local[ch] = sdy;
+            local[C + ch] = sdyx;
+        });
+        sums = local;
+        c.group->allreduce_sum(std::span<double>(sums));
+        const double M = static_cast<double>(c.group_count);
+        tensor<T> coef({3, C});
+        for (std::size_t ch = 0; ch < C; ++ch) {
+            const double invstd = c.invstd[ch];
+            const double gw = cfg_.affine ? static_cast<double>(weight_.value[ch]) : 1.0;
+            if (cfg_.affine) {  // this rank's share; the gradient average sums the ranks
+                weight_.grad[ch] += static_cast<T>(local[C + ch] * invstd);
+                bias_.grad[ch] += static_cast<T>(local[ch]);
+            }
+            coef[ch] = static_cast<T>(gw * invstd);
+            coef[C + ch] = static_cast<T>(sums[ch] / M);
+            coef[2 * C + ch] = static_cast<T>(sums[C + ch] * invstd / M * invstd);
+        }
+        tensor<T> dx(x.shape());
+        parallel_for(n, [&](std::size_t b, std::size_t) {
+            for (std::size_t ch = 0; ch < C; ++ch) {
+                const T k = coef[ch], a = coef[C + ch], bc = coef[2 * C + ch], mu = c.mean[ch];
+                for (std::size_t i = (b * C + ch) * S, e = i + S; i < e; ++i) {
+                    const T gv = grad_at(i);
+                    if (masked_out) masked_out[i] = gv;
+                    dx.data()[i] = k * (gv - a - (x.data()[i] - mu) * bc);
+                }
+            }
         });
         return dx;
     }

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# `mpirun -np 2 ssl train` (cli/dist.hpp): trains data parallel, rank 0 alone
+# prints the summary and writes the run; its first loss equals the one-process
+# run's; a global batch the ranks cannot share is refused with a sentence.
+# Usage: test_mpirun.sh SSL_PROGRAM MPIEXEC WORK_DIR [mpiexec flags...]
+set -euo pipefail
+ssl=$1 mpiexec=$2 work=$3
+shift 3
+# as root (CI), and more ranks than cores: Open MPI refuses both unless told
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+rm -rf "$work"
+mkdir -p "$work"
+args=(train --method simclr --data synthetic --width 4 --batch 32 --epochs 1 --train-limit 128 --eval-limit 256
+      --threads 1 --no-progress --json)
+"$ssl" "${args[@]}" --out "$work/one" > "$work/one.json"
+"$mpiexec" -n 2 "$@" "$ssl" "${args[@]}" --out "$work/two" > "$work/two.json"
+first() { sed -n 's/.*"first_loss":\([-0-9.e+]*\).*/\1/p' "$1"; }
+one=$(first "$work/one.json") two=$(first "$work/two.json")
+echo "first loss: one process $one, 2 ranks $two"
+[ "$(grep -c '"method":"simclr"' "$work/two.json")" = 1 ] || { echo "expected one JSON summary (rank 0's)"; cat "$work/two.json"; exit 1; }
+awk -v a="$one" -v b="$two" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 1e-4 * (1 + (a < 0 ? -a : a))) }' \
+  || { echo "the first loss differs: $one vs $two"; exit 1; }
+for f in last.safetensors backbone.safetensors metrics.csv; do
+  [ -f "$work/two/$f" ] || { echo "rank 0 did not write $f"; exit 1; }
+done
+# 30 images per step cannot be shared by 4 ranks
+if "$mpiexec" -n 4 "$@" "$ssl" train --method rotnet --data synthetic --width 4 --batch 30 --epochs 1 \
+     --train-limit 64 --threads 1 --no-progress --out "$work/bad" > "$work/bad.log" 2>&1; then
+  echo "a batch of 30 on 4 ranks was accepted"; exit 1
+fi
+grep -q "global batch 30 is not divisible by the 4 ranks" "$work/bad.log" || { cat "$work/bad.log"; exit 1; }
+echo "mpirun ssl train: ok"

@@ -1,0 +1,232 @@
+// Synchronized batch norm (nn/batch_norm.hpp inside a dist::step_scope) and
+// NT-Xent with negatives from all ranks (loss/nt_xent.hpp) on P ranks against
+// one process on the concatenated global batch; SyncBN's gradient against
+// finite differences of the global loss.
+#include <doctest/doctest.h>
+
+#include <ssl/dist/data_parallel.hpp>
+#include <ssl/dist/mpi.hpp>
+#include <ssl/loss/nt_xent.hpp>
+#include <ssl/nn/batch_norm.hpp>
+
+#include <cmath>
+#include <vector>
+
+namespace test_mpi_sync_layers {
+
+namespace {
+
+/// A reproducible value in [-1, 1) for element i of stream s (every rank
+/// makes the same global tensors).
+double value_at(std::size_t i, std::uint64_t s) {
+    std::uint64_t z = (i + 1) * 0x9E3779B97F4A7C15ull ^ (s * 0xBF58476D1CE4E5B9ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    return static_cast<double>(z >> 11) / static_cast<double>(1ull << 53) * 2.0 - 1.0;
+}
+
+template <class T>
+ssl::tensor<T> global_tensor(ssl::shape_t s, std::uint64_t stream, double scale = 1.0, double shift = 0.0) {
+    ssl::tensor<T> t(s);
+    for (std::size_t i = 0; i < t.numel(); ++i) t[i] = static_cast<T>(value_at(i, stream) * scale + shift);
+    return t;
+}
+
+/// Rank r's rows of a global (B, ...) tensor.
+template <class T>
+ssl::tensor<T> rows_of(const ssl::tensor<T>& g, const ssl::dist::communicator& c) {
+    const auto [b, e] = ssl::dist::rank_slice(g.dim(0), c);
+    return g.slice(b, e).clone();
+}
+
+template <class T>
+void check_close(const ssl::tensor<T>& a, const ssl::tensor<T>& b, double tol, const char* what) {
+    REQUIRE(a.numel() == b.numel());
+    double worst = 0;
+    for (std::size_t i = 0; i < a.numel(); ++i)
+        worst = std::max(worst, std::abs(static_cast<double>(a[i]) - static_cast<double>(b[i])) /
+                                    (1.0 + std::abs(static_cast<double>(b[i]))));
+    CAPTURE(what);
+    CHECK(worst <= tol);
+}
+
+enum class variant { plain, relu, add_relu };
+
+template <class BN>
+void sync_bn_equals_one_process(ssl::shape_t global_shape, variant v) {
+    using T = float;
+    ssl::dist::mpi c;
+    const std::size_t C = global_shape[1];
+    CAPTURE(c.size());
+    CAPTURE(static_cast<int>(v));
+    CAPTURE(global_shape.str());
+    auto xg = global_tensor<T>(global_shape, 1, 2.0, 0.5);
+    auto sg = global_tensor<T>(global_shape, 2);
+    auto wg = global_tensor<T>(global_shape, 3);
+    BN one({C}), many({C});
+    for (std::size_t ch = 0; ch < C; ++ch) {
+        one.weight().value[ch] = many.weight().value[ch] = static_cast<T>(1.0 + 0.1 * static_cast<double>(ch));
+        one.bias().value[ch] = many.bias().value[ch] = static_cast<T>(-0.2 * static_cast<double>(ch));
+    }
+    auto run = [&](BN& bn, const ssl::tensor<T>& x, const ssl::tensor<T>& s, const ssl::tensor<T>& w) {
+        std::pair<ssl::tensor<T>, ssl::tensor<T>> r;  // y, dx
+        ssl::tensor<T> masked;
+        if (v == variant::plain) {
+            auto f = bn.forward(x);
+            r = {f.out, bn.backward(f.cache, w)};
+        } else if (v == variant::relu) {
+            auto f = bn.forward_relu(x);
+            r = {f.out, bn.backward_relu(f.cache, f.out, w)};
+        } else {
+            auto f = bn.forward_add_relu(x, s);
+            r = {f.out, bn.backward_relu(f.cache, f.out, w, masked)};
+        }
+        return r;
+    };
+    auto [yg, dxg] = run(one, xg, sg, wg);
+    std::pair<ssl::tensor<T>, ssl::tensor<T>> local;
+    {
+        ssl::dist::step_scope scope(c);
+        local = run(many, rows_of(xg, c), rows_of(sg, c), rows_of(wg, c));
+    }
+    check_close(local.first, rows_of(yg, c), 2e-5, "forward");
+    check_close(local.second, rows_of(dxg, c), 2e-5, "input gradient");
+    // the affine gradients are each rank's share; their sum is one process's
+    c.allreduce_sum(many.weight().grad.span());
+    c.allreduce_sum(many.bias().grad.span());
+    check_close(many.weight().grad, one.weight().grad, 2e-5, "weight gradient");
+    check_close(many.bias().grad, one.bias().grad, 2e-5, "bias gradient");
+    check_close(many.running_mean(), one.running_mean(), 1e-6, "running mean");
+    check_close(many.running_var(), one.running_var(), 1e-6, "running var");
+    CHECK(many.num_batches_tracked() == 1);
+}
+
+}  // namespace
+
+TEST_CASE("sync batch norm: P ranks normalize as one process on the global batch (2d and 1d, fused relu)") {
+    ssl::dist::mpi c;
+    const std::size_t P = static_cast<std::size_t>(c.size());
+    for (variant v : {variant::plain, variant::relu, variant::add_relu}) {
+        sync_bn_equals_one_process<ssl::nn::batch_norm2d<float>>({3 * P, 5, 4, 3}, v);
+        sync_bn_equals_one_process<ssl::nn::batch_norm1d<float>>({4 * P, 19}, v);
+    }
+    // one row per rank: (N, C) statistics need the other ranks' rows
+    if (P >= 2) sync_bn_equals_one_process<ssl::nn::batch_norm1d<float>>({P, 7}, variant::plain);
+}
+
+TEST_CASE("sync batch norm: eval mode and no scope are local, as before") {
+    ssl::dist::mpi c;
+    ssl::nn::batch_norm1d<float> bn({3});
+    auto x = global_tensor<float>({4, 3}, 10 + static_cast<std::uint64_t>(c.rank()));  // different data per rank
+    ssl::nn::batch_norm1d<float> ref({3});
+    auto a = bn.forward(x);
+    auto b = ref.forward(x);
+    check_close(a.out, b.out, 0, "no scope");
+    bn.train(false);
+    ref.train(false);
+    ssl::dist::step_scope scope(c);
+    check_close(bn.forward(x).out, ref.forward(x).out, 0, "eval mode");  // no collective: ranks may differ
+}
+
+TEST_SUITE("gradcheck") {
+TEST_CASE("sync batch norm: gradient of the global loss against finite differences (double)") {
+    using T = double;
+    ssl::dist::mpi c;
+    const std::size_t P = static_cast<std::size_t>(c.size()), n = 2, C = 2;
+    const ssl::shape_t gs{n * P, C, 2, 3};
+    auto xg = global_tensor<T>(gs, 21, 1.5, 0.3);
+    auto wg = global_tensor<T>(gs, 22);
+    ssl::nn::batch_norm2d<T> bn({C});
+    bn.weight().value[0] = 1.3;
+    bn.weight().value[1] = 0.7;
+    bn.bias().value[1] = 0.25;
+    auto x = rows_of(xg, c);
+    const auto w = rows_of(wg, c);
+    ssl::dist::step_scope scope(c);
+    // L = sum over all ranks of w . relu(bn(x))
+    auto global_loss = [&](const ssl::tensor<T>& xin) {
+        auto f = bn.forward_relu(xin);
+        double l = 0;
+        for (std::size_t i = 0; i < f.out.numel(); ++i) l += w[i] * f.out[i];
+        return c.sum(l);
+    };
+    auto f = bn.forward_relu(x);
+    bn.weight().zero_grad();
+    bn.bias().zero_grad();
+    const auto dx = bn.backward_relu(f.cache, f.out, w);
+    auto dgamma = bn.weight().grad.clone(), dbeta = bn.bias().grad.clone();
+    c.allreduce_sum(dgamma.span());
+    c.allreduce_sum(dbeta.span());
+    const double eps = 1e-6;
+    std::size_t bad = 0, checked = 0;
+    // every rank's every input, one at a time (all ranks run every forward)
+    for (std::size_t owner = 0; owner < P; ++owner)
+        for (std::size_t i = 0; i < x.numel(); ++i) {
+            const bool mine = owner == static_cast<std::size_t>(c.rank());
+            const T keep = x[i];
+            if (mine) x[i] = keep + eps;
+            const double lp = global_loss(x);
+            if (mine) x[i] = keep - eps;
+            const double lm = global_loss(x);
+            if (mine) {
+                x[i] = keep;
+                const double num = (lp - lm) / (2 * eps), ana = dx[i];
+                ++checked;
+                if (std::abs(num - ana) > 1e-6 + 1e-4 * std::max(std::abs(num), std::abs(ana))) ++bad;
+            }
+        }
+    for (auto* p : {&bn.weight(), &bn.bias()})
+        for (std::size_t ch = 0; ch < C; ++ch) {
+            const T keep = p->value[ch];
+            p->value[ch] = keep + eps;
+            const double lp = global_loss(x);
+            p->value[ch] = keep - eps;
+            const double lm = global_loss(x);
+            p->value[ch] = keep;
+            const double num = (lp - lm) / (2 * eps), ana = (p == &bn.weight() ? dgamma : dbeta)[ch];
+            ++checked;
+            if (std::abs(num - ana) > 1e-6 + 1e-4 * std::max(std::abs(num), std::abs(ana))) ++bad;
+        }
+    CHECK(checked == x.numel() + 2 * C);
+    CHECK(bad == 0);
+}
+}
+
+TEST_CASE("nt_xent: negatives from all ranks equal one process; the gather's gradient is reduce-scattered") {
+    using T = float;
+    ssl::dist::mpi c;
+    const std::size_t P = static_cast<std::size_t>(c.size());
+    for (std::size_t n : {1u, 3u}) {
+        if (n * P < 2) continue;
+        CAPTURE(n);
+        const std::size_t B = n * P, D = 6;
+        auto z1 = global_tensor<T>({B, D}, 31), z2 = global_tensor<T>({B, D}, 32);
+        for (std::size_t i = 0; i < B * D; ++i) z2[i] = static_cast<T>(0.6 * z1[i] + 0.4 * z2[i]);  // positives closer
+        ssl::loss::nt_xent<T> loss({.temperature = 0.2});
+        const auto one = loss(z1, z2);
+        const auto mine = loss(rows_of(z1, c), rows_of(z2, c), &c);
+        // each rank's value is its anchors' mean; the mean over ranks is the global loss
+        CHECK(ssl::dist::mean_over_ranks(c, mine.value) == doctest::Approx(one.value).epsilon(1e-6));
+        CHECK(c.sum(static_cast<std::int64_t>(mine.correct)) == static_cast<std::int64_t>(one.correct));
+        // each rank holds d(P L)/dz of its rows
+        auto g1 = mine.grad_z1.clone(), g2 = mine.grad_z2.clone();
+        for (auto& v : g1) v /= static_cast<T>(P);
+        for (auto& v : g2) v /= static_cast<T>(P);
+        check_close(g1, rows_of(one.grad_z1, c), 1e-6, "dL/dz1");
+        check_close(g2, rows_of(one.grad_z2, c), 1e-6, "dL/dz2");
+    }
+}
+
+TEST_CASE("nt_xent: ranks with different local batches are refused, naming the ranks") {
+    ssl::dist::mpi c;
+    if (c.size() == 1) return;
+    const std::size_t n = c.rank() == 1 ? 3 : 2;
+    ssl::tensor<float> z1({n, 4}), z2({n, 4});
+    z1.fill(1.0f);
+    z2.fill(0.5f);
+    ssl::loss::nt_xent<float> loss;
+    CHECK_THROWS_WITH_AS(loss(z1, z2, &c), doctest::Contains("rank 1 has 3 pairs"), ssl::shape_error);
+}
+
+}  // namespace test_mpi_sync_layers
