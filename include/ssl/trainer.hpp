@@ -81,6 +81,15 @@ public:
     trainer(Method& m, const data::image_dataset& train, const trainer_config& c)
         : m_(m), data_(train), cfg_(c), opt_(make_optimizer(m, c)), comm_(c.comm ? c.comm : &dist::single()) {
         check_cpu();  // a CPU without the instruction sets this program was compiled for: an error, not SIGILL
+        if constexpr (!dist::data_parallel_ready<Method>) {  // a policy with batch-built state: refused, not wrong
+            const std::string what = dist::declares_data_parallel<typename Method::target_type>
+                                         ? std::string("loss")
+                                         : std::string("target update '") + Method::target_type::name + "'";
+            require<value_error>(comm_->size() == 1, "data parallel: this method's ", what,
+                                 " keeps state built from the batch that is not shared between ranks yet, so ",
+                                 comm_->size(), " ranks would not train what one process trains; run it in one "
+                                 "process (data parallel today: SimCLR, BYOL, RotNet, Jigsaw)");
+        }
         dist::check_global_batch(c.batch, *comm_);  // before any collective
         require(c.epochs > 0, "trainer: epochs must be positive");
         require(c.batch >= 2, "trainer: batch must be at least 2, got ", c.batch);

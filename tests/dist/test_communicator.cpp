@@ -4,6 +4,11 @@
 // (over a "mirror" communicator that plays P identical ranks). The P-rank
 // behaviour itself is tested under mpirun (tests/mpi, label dist).
 #include <doctest/doctest.h>
+#include <ssl/loss/policies.hpp>
+#include <ssl/target_update/ema.hpp>
+#include <ssl/target_update/memory_bank.hpp>
+#include <ssl/target_update/none.hpp>
+#include <ssl/target_update/queue.hpp>
 
 #include <ssl/data/loader.hpp>
 #include <ssl/data/synthetic.hpp>
@@ -191,3 +196,11 @@ TEST_CASE("nt_xent: no communicator or one rank is the one-process loss, bit for
 }
 
 }  // namespace test_dist_communicator
+
+// Which policies declare that P ranks equal one process (dist/data_parallel.hpp).
+static_assert(ssl::dist::declares_data_parallel<ssl::loss::contrastive_pair>);
+static_assert(ssl::dist::declares_data_parallel<ssl::loss::pretext_classification>);
+static_assert(ssl::dist::declares_data_parallel<ssl::target::none>);
+static_assert(ssl::dist::declares_data_parallel<ssl::target::ema>);
+static_assert(!ssl::dist::declares_data_parallel<ssl::target::queue>);
+static_assert(!ssl::dist::declares_data_parallel<ssl::target::memory_bank>);

@@ -9,6 +9,7 @@
 #include <ssl/byol.hpp>
 #include <ssl/data/synthetic.hpp>
 #include <ssl/dist/mpi.hpp>
+#include <ssl/moco.hpp>
 #include <ssl/rotnet.hpp>
 #include <ssl/simclr.hpp>
 #include <ssl/trainer.hpp>
@@ -176,6 +177,15 @@ TEST_CASE("data parallel trainer: an indivisible global batch is refused before 
         "global batch " + std::to_string(bad) + " is not divisible by the " + std::to_string(c.size()) + " ranks";
     CHECK_THROWS_WITH_AS(ssl::trainer<ssl::rotnet<>>(m, data_set(), tc), doctest::Contains(expected.c_str()),
                          ssl::value_error);
+}
+
+TEST_CASE("data parallel trainer: a method with batch-built state (MoCo's queue) is refused on P > 1 ranks") {
+    ssl::dist::mpi c;
+    if (c.size() == 1) return;
+    ssl::moco_v2<> m(ssl::moco_v2_config(small_net, 16, 1));
+    ssl::trainer_config tc{.epochs = 1, .batch = 4 * static_cast<std::size_t>(c.size()), .progress = false, .comm = &c};
+    CHECK_THROWS_WITH_AS(ssl::trainer<ssl::moco_v2<>>(m, data_set(), tc),
+                         doctest::Contains("target update 'queue' keeps state built from the batch"), ssl::value_error);
 }
 
 }  // namespace test_mpi_training

@@ -34,6 +34,21 @@
 
 namespace ssl::dist {
 
+/// A loss or target-update policy declares `static constexpr bool
+/// data_parallel = true` when P ranks running it on their slices compute what
+/// one process computes on the global batch (no coupling across samples, or
+/// its coupling gathered over dist::active(): NT-Xent). Policies with state
+/// built from the batch (MoCo's queue, memory banks, cluster assignments,
+/// the sharded classifier) do not declare it yet, and a method using one is
+/// refused on P > 1 ranks instead of silently training something else.
+template <class Policy>
+inline constexpr bool declares_data_parallel = requires { requires Policy::data_parallel; };
+
+/// Whether method M's loss and target update both declare data_parallel.
+template <class M>
+inline constexpr bool data_parallel_ready =
+    declares_data_parallel<typename M::loss_type> && declares_data_parallel<typename M::target_type>;
+
 /// Refuses a global batch the ranks cannot share equally (before any collective).
 inline void check_global_batch(std::size_t global_batch, const communicator& c) {
     const auto p = static_cast<std::size_t>(c.size());

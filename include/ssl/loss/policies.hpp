@@ -20,6 +20,7 @@ namespace ssl::loss {
 
 class contrastive_pair {
 public:
+    static constexpr bool data_parallel = true;  ///< dist/data_parallel.hpp
     using config_type = nt_xent_config;
     explicit contrastive_pair(const nt_xent_config& c = {}) : loss_(c) {}
     const nt_xent_config& config() const noexcept { return loss_.config(); }
@@ -36,6 +37,7 @@ private:
 
 class byol_pair {
 public:
+    static constexpr bool data_parallel = true;  ///< dist/data_parallel.hpp
     using config_type = cosine_config;
     explicit byol_pair(const cosine_config& c = {}) : loss_(c) {}
     const cosine_config& config() const noexcept { return loss_.config(); }
@@ -57,6 +59,7 @@ private:
 
 class pretext_classification {
 public:
+    static constexpr bool data_parallel = true;  ///< dist/data_parallel.hpp
     using config_type = cross_entropy_config;
     explicit pretext_classification(const cross_entropy_config& c = {}) : loss_(c) {}
     loss_output<float> compute(const std::vector<tensor<float>>& online, const std::vector<tensor<float>>&,

@@ -51,6 +51,7 @@ void ema_update(M& target, M& online, double tau) {
 }
 
 struct ema {
+    static constexpr bool data_parallel = true;  ///< dist/data_parallel.hpp (the EMA follows identical online weights)
     using config_type = ema_config;
     static constexpr const char* name = "ema";
 

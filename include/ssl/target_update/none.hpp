@@ -14,6 +14,7 @@ namespace ssl::target {
 struct none_config {};
 
 struct none {
+    static constexpr bool data_parallel = true;  ///< dist/data_parallel.hpp
     using config_type = none_config;
     static constexpr const char* name = "none";
 
