@@ -202,7 +202,8 @@ TEST_CASE("any_backbone: a method over it trains and names its state as over the
 TEST_CASE("any_backbone: resnet v2, vgg and revnet train a RotNet step; a checkpoint with its config reloads") {
     using model = ssl::rotnet<ssl::any_backbone<float>>;
     ssl_test::temp_dir dir("any_backbone_revisiting");
-    for (const char* arch : {"resnet18v2", "resnet50v2", "vgg16", "revnet18", "revnet50"}) {
+    std::filesystem::create_directories(dir.path);
+    for (const std::string arch : {"resnet18v2", "resnet50v2", "vgg16", "revnet18", "revnet50"}) {
         CAPTURE(arch);
         auto cfg = ssl::rotnet_config<ssl::any_backbone<float>>(
             {.arch = arch, .in_channels = 1, .width = 4, .stem = ssl::stem::cifar, .seed = 3}, 16, 1);
@@ -225,7 +226,7 @@ TEST_CASE("any_backbone: resnet v2, vgg and revnet train a RotNet step; a checkp
         const auto after = m.embed(images);
         CHECK(!equal(before, after));
 
-        const auto path = dir.path / (std::string(arch) + ".safetensors");
+        const auto path = dir.path / (arch + ".safetensors");
         ssl::save_checkpoint(path, m, {{"ssl.config", ssl::io::config_to_json(m.cfg()).dump()}});
         const auto file = ssl::io::read_safetensors(path);
         const auto back = ssl::io::config_from_json<model::config>(nlohmann::json::parse(file.metadata.at("ssl.config")),
