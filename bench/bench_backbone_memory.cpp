@@ -8,10 +8,12 @@
 //     UNITS  units per stage, the same in all four stages (2 = resnet18v2 / revnet18)
 //   prints one line of key=value: parameters, the bytes the step's forward
 //   keeps for backward (live after forward minus live before), the step's
-//   peak over the parameters (the host pool's footprint after the step minus
-//   before it: the pool never returns memory, so its footprint is the high-water
-//   mark of what the step held at once, rounded to whole blocks), and the
-//   process's peak resident set (getrusage).
+//   pool footprint (the host pool's cached + live bytes after the step minus
+//   before it: the pool never returns memory, so this bounds what the step held
+//   at once from above, by whole blocks per size), and the process's peak
+//   resident set (getrusage) and its growth during the step. With
+//   SSL_POISON_ALLOCATIONS=1 the pool caches nothing (every tensor goes back to
+//   the system when freed), so step_rss_MiB is the step's true peak.
 // Run each configuration in its own process (bench/README.md has the table).
 #include <sys/resource.h>
 
@@ -32,21 +34,23 @@ int run(Net& net, const char* arch, std::size_t units, std::size_t batch, std::s
     ssl::philox g(1, 2);
     for (auto& v : x) v = static_cast<float>(g.normal());
     net.train(true);
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    const double rss_before = ru.ru_maxrss / 1024.0;
     const auto before = ssl::host_pool_stats();
     auto f = net.forward(x);
     const auto after_forward = ssl::host_pool_stats();
     ssl::tensor<float> dy(f.out.shape(), 1.0f);
     (void)net.backward(f.cache, dy, false);
     const auto after = ssl::host_pool_stats();
-    rusage ru{};
     getrusage(RUSAGE_SELF, &ru);
     const double mib = 1024.0 * 1024.0;
     std::printf("arch=%s units_per_stage=%zu depth=%zu batch=%zu size=%zu parameters=%zu kept_for_backward_MiB=%.1f "
-                "step_peak_MiB=%.1f max_rss_MiB=%.1f\n",
+                "step_pool_footprint_MiB=%.1f max_rss_MiB=%.1f step_rss_MiB=%.1f\n",
                 arch, units, 2 + 4 * units * 2, batch, size, ssl::parameter_count(net),
                 (after_forward.live_bytes - before.live_bytes) / mib,
                 ((after.live_bytes + after.cached_bytes) - (before.live_bytes + before.cached_bytes)) / mib,
-                ru.ru_maxrss / 1024.0);
+                ru.ru_maxrss / 1024.0, ru.ru_maxrss / 1024.0 - rss_before);
     return 0;
 }
 
