@@ -13,9 +13,10 @@
 // with depth. F and G are pre-activation residual functions on C/2 channels
 // (preact.hpp's preact_branch: bn-relu-conv3x3 x 2, or bottleneck bn-relu-
 // conv1x1 (C/8) - conv3x3 - conv1x1 (C/2)). The first unit of every stage
-// changes the channels or the stride and cannot be inverted: it is an
-// ordinary pre-activation unit (nn::preact_block) whose activations are kept,
-// one per stage, as the paper does.
+// is an ordinary pre-activation unit (nn::preact_block) whose activations are
+// kept, one per stage, as the paper does: it changes the stride or the
+// channels, which no reversible unit can (in the first stage of a basic
+// network it changes neither, and is kept so for one layout throughout).
 //
 //   revnet18  basic units, stages (2, 2, 2, 2)    revnet50  bottleneck units, (3, 4, 6, 3)
 //   revnet<T, Bottleneck>(blocks, options) any other stage lengths
