@@ -354,7 +354,7 @@ int main(int argc, char** argv) {
         method_help += std::string("\n  ") + m->name() + ": " + m->summary() + " (" + recipe_text(m->defaults()) + ")";
     }
     tr->add_option("--method", o.method, method_help)->check(CLI::IsMember(names));
-    tr->add_option("--backbone", o.backbone)->check(CLI::IsMember({"resnet18", "resnet34", "resnet50", "convnet"}));
+    tr->add_option("--backbone", o.backbone)->check(CLI::IsMember(ssl::any_backbone_archs()));
     tr->add_option("--width", o.width, "base width (64 = standard)")->check(CLI::Range(1, 1024));
     tr->add_option("--image-size", o.image_size,
                    "folder:DIR data: the side, in pixels, images are brought to (the shorter side resized, then the "

@@ -1,10 +1,15 @@
 #include <doctest/doctest.h>
 
 #include <ssl/backbone/any_backbone.hpp>
+#include <ssl/io/checkpoint.hpp>
+#include <ssl/io/config_json.hpp>
+#include <ssl/optim/sgd.hpp>
+#include <ssl/rotnet.hpp>
 #include <ssl/simclr.hpp>
 #include <ssl/testing/gradcheck.hpp>
 
 #include "../nn/reference.hpp"
+#include "../temp_files.hpp"
 
 #include <cmath>
 
@@ -92,6 +97,31 @@ TEST_CASE("any_backbone: the same network, names and gradients as the concrete b
         check_same_as<ssl::resnet50<float>>({.arch = "resnet50", .in_channels = 2, .width = 4,
                                              .stem = ssl::stem::imagenet, .num_classes = 7, .seed = 5}, r50, 32);
     }
+    SUBCASE("resnet18v2") {
+        check_same_as<ssl::resnet18v2<float>>({.arch = "resnet18v2", .in_channels = 2, .width = 4,
+                                               .stem = ssl::stem::cifar, .num_classes = 3, .seed = 5},
+                                              {.in_channels = 2, .width = 4, .stem = ssl::stem::cifar, .num_classes = 3,
+                                               .seed = 5}, 8);
+    }
+    SUBCASE("resnet50v2, imagenet stem") {
+        check_same_as<ssl::resnet50v2<float>>({.arch = "resnet50v2", .in_channels = 2, .width = 4, .seed = 5},
+                                              {.in_channels = 2, .width = 4, .seed = 5}, 32);
+    }
+    SUBCASE("vgg16, cifar stem") {
+        check_same_as<ssl::vgg16<float>>({.arch = "vgg16", .in_channels = 2, .width = 4, .stem = ssl::stem::cifar,
+                                          .seed = 5}, {.in_channels = 2, .width = 4, .stem = ssl::stem::cifar, .seed = 5},
+                                         16);
+    }
+    SUBCASE("revnet18, classifier") {
+        check_same_as<ssl::revnet18<float>>({.arch = "revnet18", .in_channels = 2, .width = 4,
+                                             .stem = ssl::stem::cifar, .num_classes = 3, .seed = 5},
+                                            {.in_channels = 2, .width = 4, .stem = ssl::stem::cifar, .num_classes = 3,
+                                             .seed = 5}, 8);
+    }
+    SUBCASE("revnet50") {
+        check_same_as<ssl::revnet50<float>>({.arch = "revnet50", .in_channels = 2, .width = 4, .seed = 5},
+                                            {.in_channels = 2, .width = 4, .seed = 5}, 32);
+    }
     SUBCASE("convnet") {
         check_same_as<ssl::convnet<float>>({.arch = "convnet", .in_channels = 2, .width = 4, .seed = 5},
                                            {.in_channels = 2, .width = 4, .seed = 5}, 12);
@@ -126,8 +156,13 @@ TEST_CASE("any_backbone: copies share storage like layer copies, deep_copy clone
 }
 
 TEST_CASE("any_backbone: bad options and misuse say what is wrong") {
-    CHECK_THROWS_WITH_AS(ssl::any_backbone<float>({.arch = "vgg16"}),
-                         doctest::Contains("unknown architecture 'vgg16'"), ssl::value_error);
+    CHECK_THROWS_WITH_AS(ssl::any_backbone<float>({.arch = "vgg17"}),
+                         doctest::Contains("unknown architecture 'vgg17' (resnet18, resnet34, resnet50, convnet, "
+                                           "resnet18v2, resnet34v2, resnet50v2, vgg11, vgg13, vgg16, vgg19, revnet18, "
+                                           "revnet50)"),
+                         ssl::value_error);
+    CHECK_THROWS_WITH_AS(ssl::any_backbone<float>({.arch = "vgg16", .num_classes = 10}),
+                         doctest::Contains("vgg16 has no classifier"), ssl::value_error);
     CHECK_THROWS_WITH_AS(ssl::any_backbone<float>({.arch = "convnet", .num_classes = 10}),
                          doctest::Contains("convnet has no classifier"), ssl::value_error);
     ssl::any_backbone<float> empty;
@@ -159,6 +194,49 @@ TEST_CASE("any_backbone: a method over it trains and names its state as over the
     auto lc = mc.train_step(images, ids, {.seed = 9});
     CHECK(std::isfinite(le.loss));
     CHECK(le.loss == doctest::Approx(lc.loss).epsilon(1e-6));
+}
+
+// Each architecture of "Revisiting" trains a step through a method (RotNet),
+// and a checkpoint with the method's config (JSON, as `ssl train` writes it)
+// rebuilds the model elsewhere: the same names, the same embeddings.
+TEST_CASE("any_backbone: resnet v2, vgg and revnet train a RotNet step; a checkpoint with its config reloads") {
+    using model = ssl::rotnet<ssl::any_backbone<float>>;
+    ssl_test::temp_dir dir("any_backbone_revisiting");
+    std::filesystem::create_directories(dir.path);
+    for (const std::string arch : {"resnet18v2", "resnet50v2", "vgg16", "revnet18", "revnet50"}) {
+        CAPTURE(arch);
+        auto cfg = ssl::rotnet_config<ssl::any_backbone<float>>(
+            {.arch = arch, .in_channels = 1, .width = 4, .stem = ssl::stem::cifar, .seed = 3}, 16, 1);
+        model m(cfg);
+        ssl::optim::sgd<float> opt(m, {.lr = 0.05, .momentum = 0.9});
+        auto images = ref::random<float>({8, 1, 16, 16}, 4);
+        for (auto& v : images) v = 0.5f + 0.5f * v;
+        std::vector<std::size_t> ids{0, 1, 2, 3, 4, 5, 6, 7};
+        const auto before = m.embed(images);
+        double first = 0, last = 0;
+        for (std::size_t step = 0; step < 3; ++step) {
+            opt.zero_grad();
+            auto out = m.train_step(images, ids, {.seed = 9, .step = step, .total_steps = 3});
+            opt.step();
+            REQUIRE(std::isfinite(out.loss));
+            (step == 0 ? first : last) = out.loss;
+            m.after_step(std::move(out), {.seed = 9, .step = step, .total_steps = 3});
+        }
+        CHECK(last < first);  // it learns the four rotations of eight images
+        const auto after = m.embed(images);
+        CHECK(!equal(before, after));
+
+        const auto path = dir.path / (arch + ".safetensors");
+        ssl::save_checkpoint(path, m, {{"ssl.config", ssl::io::config_to_json(m.cfg()).dump()}});
+        const auto file = ssl::io::read_safetensors(path);
+        const auto back = ssl::io::config_from_json<model::config>(nlohmann::json::parse(file.metadata.at("ssl.config")),
+                                                                   "test");
+        CHECK(back.backbone.arch == arch);
+        model r(back);
+        ssl::load_checkpoint(path, r);  // strict: every name and shape matches
+        CHECK(parameter_names(r) == parameter_names(m));
+        CHECK(equal(r.embed(images), after));
+    }
 }
 
 TEST_SUITE("gradcheck") {

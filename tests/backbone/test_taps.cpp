@@ -3,7 +3,10 @@
 #include <ssl/backbone/any_backbone.hpp>
 #include <ssl/backbone/convnet.hpp>
 #include <ssl/backbone/resnet.hpp>
+#include <ssl/backbone/resnet_v2.hpp>
+#include <ssl/backbone/revnet.hpp>
 #include <ssl/backbone/taps.hpp>
+#include <ssl/backbone/vgg.hpp>
 #include <ssl/testing/gradcheck.hpp>
 
 #include "../nn/reference.hpp"
@@ -21,6 +24,9 @@ static_assert(ssl::tapped_backbone<ssl::resnet50<double>>);
 static_assert(ssl::tapped_backbone<ssl::convnet<float>>);
 static_assert(ssl::tapped_backbone<ssl::any_backbone<float>>);
 static_assert(!ssl::tapped_backbone<ssl::nn::conv2d<float>>);
+static_assert(ssl::tapped_backbone<ssl::resnet18v2<float>>);
+static_assert(ssl::tapped_backbone<ssl::vgg16<float>>);
+static_assert(ssl::tapped_backbone<ssl::revnet18<float>>);
 
 template <class T>
 bool same(const tensor<T>& a, const tensor<T>& b) {
@@ -62,6 +68,39 @@ TEST_CASE("taps: names in network order") {
     REQUIRE(c.size() == 18);
     CHECK(c.front() == "features.0");
     CHECK(c.back() == "features.17");
+}
+
+TEST_CASE("taps: names of resnet v2, vgg and revnet in network order") {
+    ssl::resnet18v2<float> v2({.in_channels = 1, .width = 4, .stem = ssl::stem::cifar});
+    const std::vector<std::string> expect{"conv1",    "layer1.0", "layer1.1", "layer1", "layer2.0", "layer2.1",
+                                          "layer2",   "layer3.0", "layer3.1", "layer3", "layer4.0", "layer4.1",
+                                          "layer4",   "norm",     "avgpool"};
+    CHECK(v2.tap_names() == expect);
+    ssl::revnet<float, false> rev({2, 3}, {.in_channels = 1, .width = 4, .num_classes = 2});
+    CHECK(rev.tap_names() == std::vector<std::string>{"conv1", "maxpool", "layer1.0", "layer1.1", "layer1", "layer2.0",
+                                                      "layer2.1", "layer2.2", "layer2", "norm", "avgpool", "fc"});
+    ssl::vgg11<float> vgg({.in_channels = 1, .width = 2, .stem = ssl::stem::cifar});
+    auto n = vgg.tap_names();
+    // 8 conv units (3 names each) and 4 pools (the cifar stem drops the fifth), then avgpool
+    REQUIRE(n.size() == 8 * 3 + 4 + 1);
+    CHECK(n[0] == "features.0");
+    CHECK(n[3] == "features.3");  // the first pool
+    CHECK(n[27] == "features.27");
+    CHECK(n.back() == "avgpool");
+}
+
+TEST_CASE("taps: revnet maps: transition and reversible unit outputs, stage outputs, out bitwise") {
+    ssl::revnet<float, false> net({3, 2}, {.in_channels = 1, .width = 4, .stem = ssl::stem::cifar, .seed = 2});
+    const auto x = ref::random<float>({2, 1, 8, 8}, 3);
+    auto r = net.forward_taps(x, {"layer1.0", "layer1.1", "layer1.2", "layer1", "norm", "avgpool"});
+    CHECK(same(r.out, net.forward(x).out));
+    CHECK(r.taps[5].data() == r.out.data());
+    CHECK(r.taps[2].data() == r.taps[3].data());
+    CHECK(r.taps[0].shape() == shape_t{2, 4, 8, 8});
+    // layer1.1 is the reversible unit's output: y1 = x1 + F(x2), y2 = x2 + G(y1) of layer1.0's halves
+    CHECK(r.taps[1].shape() == shape_t{2, 4, 8, 8});
+    CHECK(!same(r.taps[1], r.taps[0]));
+    CHECK(!same(r.taps[1], r.taps[2]));
 }
 
 TEST_CASE("taps: resnet maps equal the network run by hand, out equals forward bitwise, no copies") {
@@ -183,6 +222,12 @@ TEST_CASE("taps: backward_taps without tap gradients is backward bitwise") {
     check_no_tap_grads(b, ref::random<float>({2, 1, 24, 24}, 2), {"maxpool", "layer4"});
     ssl::convnet<float> c({.in_channels = 1, .width = 2});
     check_no_tap_grads(c, ref::random<float>({2, 1, 9, 9}, 3), {"features.3", "features.12"});
+    ssl::resnet18v2<float> v2({.in_channels = 1, .width = 2, .stem = ssl::stem::cifar});
+    check_no_tap_grads(v2, ref::random<float>({2, 1, 8, 8}, 4), {"conv1", "layer2.1", "norm"});
+    ssl::vgg11<float> vgg({.in_channels = 1, .width = 2, .stem = ssl::stem::cifar});
+    check_no_tap_grads(vgg, ref::random<float>({2, 1, 16, 16}, 5), {"features.5", "features.11"});  // a bn tap: unfused
+    ssl::revnet<float, false> rev({3, 2}, {.in_channels = 1, .width = 4, .stem = ssl::stem::cifar});
+    check_no_tap_grads(rev, ref::random<float>({2, 1, 8, 8}, 6), {"layer1.1", "layer2"});
 }
 
 TEST_CASE("taps: tap gradients add to the flowing gradient, once per request") {
@@ -280,6 +325,15 @@ TEST_CASE("taps: any_backbone gives the concrete backbone's taps and gradients, 
     check({.arch = "resnet50", .in_channels = 1, .width = 2, .num_classes = 4, .seed = 6},
           ssl::resnet50<float>({.in_channels = 1, .width = 2, .num_classes = 4, .seed = 6}),
           {"maxpool", "layer1", "layer3.2", "fc"}, 24);
+    check({.arch = "resnet50v2", .in_channels = 1, .width = 2, .num_classes = 4, .seed = 6},
+          ssl::resnet50v2<float>({.in_channels = 1, .width = 2, .num_classes = 4, .seed = 6}),
+          {"maxpool", "layer1", "layer3.2", "norm"}, 24);
+    check({.arch = "vgg13", .in_channels = 1, .width = 2, .stem = ssl::stem::cifar, .seed = 6},
+          ssl::vgg13<float>({.in_channels = 1, .width = 2, .stem = ssl::stem::cifar, .seed = 6}),
+          {"features.4", "features.1", "avgpool"}, 16);
+    check({.arch = "revnet50", .in_channels = 1, .width = 4, .stem = ssl::stem::cifar, .seed = 6},
+          ssl::revnet50<float>({.in_channels = 1, .width = 4, .stem = ssl::stem::cifar, .seed = 6}),
+          {"layer2.1", "layer1", "layer3.3", "layer4.0"}, 8);
     check({.arch = "convnet", .in_channels = 1, .width = 2, .seed = 7},
           ssl::convnet<float>({.in_channels = 1, .width = 2, .seed = 7}), {"features.6", "features.0", "features.13"},
           9);
@@ -340,6 +394,19 @@ TEST_SUITE("gradcheck") {
     TEST_CASE("taps gradcheck: taps only (no output gradient), relu + layer1.0") {
         ssl::resnet18<double> net({.in_channels = 1, .width = 4, .stem = ssl::stem::cifar, .seed = 3});
         check_taps_gradient(net, {2, 1, 8, 8}, {"relu", "layer1.0"}, 3, false);
+    }
+    TEST_CASE("taps gradcheck: resnet18v2, out + conv1 + layer2.0 + norm") {
+        ssl::resnet18v2<double> net({.in_channels = 1, .width = 2, .stem = ssl::stem::cifar, .seed = 5});
+        check_taps_gradient(net, {3, 1, 8, 8}, {"conv1", "layer2.0", "norm"}, 3);
+    }
+    TEST_CASE("taps gradcheck: vgg11, out + a bn tap (unfused) + a pool") {
+        ssl::vgg11<double> net({.in_channels = 1, .width = 2, .stem = ssl::stem::cifar, .seed = 6});
+        check_taps_gradient(net, {3, 1, 16, 16}, {"features.5", "features.7"}, 4);
+    }
+    TEST_CASE("taps gradcheck: revnet, reversible unit outputs inside a stage, with and without an output gradient") {
+        ssl::revnet<double, false> net({4, 3}, {.in_channels = 1, .width = 4, .stem = ssl::stem::cifar, .seed = 7});
+        check_taps_gradient(net, {3, 1, 8, 8}, {"layer1.2", "layer2.1", "layer1"}, 3);
+        check_taps_gradient(net, {3, 1, 8, 8}, {"layer1.1"}, 3, false);
     }
     TEST_CASE("taps gradcheck: convnet, out + features.2 + features.9") {
         ssl::convnet<double> net({.in_channels = 2, .width = 2, .seed = 4});

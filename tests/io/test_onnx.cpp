@@ -290,6 +290,40 @@ TEST_CASE("onnx: resnet50 bottlenecks, the convnet, and an atomic file") {
     CHECK(files == 1);  // no temporary file left
 }
 
+TEST_CASE("onnx: the backbones of Revisiting: resnet v2, revnet and vgg graphs") {
+    // resnet18v2, cifar stem: per unit a standalone bn1 (Mul, Add), two convs
+    // (bn2 folded into conv1), the residual Add; a final norm (Mul, Add)
+    ssl::any_backbone<float> v2({.arch = "resnet18v2", .in_channels = 1, .width = 4, .stem = ssl::stem::cifar});
+    const auto a = parse(ssl::io::onnx_model_bytes(v2, {.height = 16, .width = 16}));
+    CHECK(count(a.ops, "Conv") == 1 + 8 * 2 + 3);  // stem, 8 units, 3 projections
+    CHECK(count(a.ops, "Mul") == 8 + 1);
+    CHECK(count(a.ops, "Add") == 8 + 8 + 1);  // bn shifts, residual adds, norm's shift
+    CHECK(a.init.count("layer1.0.conv1.bias") == 1);   // bn2 folded in
+    CHECK(a.init.count("layer1.0.conv2.bias") == 0);   // the unit's last conv has no bn after it
+    CHECK(a.init.at("layer2.0.downsample.0.weight").dims == std::vector<std::int64_t>{8, 4, 1, 1});
+    CHECK(a.init.at("norm.scale").dims == std::vector<std::int64_t>{32, 1, 1});
+    // revnet18: one reversible unit per stage: Split, F and G (each a bn1, two convs), Concat
+    ssl::any_backbone<float> rev({.arch = "revnet18", .in_channels = 1, .width = 4, .stem = ssl::stem::cifar});
+    const auto r = parse(ssl::io::onnx_model_bytes(rev, {.height = 16, .width = 16}));
+    CHECK(count(r.ops, "Split") == 4);
+    CHECK(count(r.ops, "Concat") == 4);
+    CHECK(count(r.ops, "Conv") == 1 + 4 * 2 + 3 + 4 * 2 * 2);
+    CHECK(r.init.at("layer3.1.g.conv1.weight").dims == std::vector<std::int64_t>{8, 8, 3, 3});
+    // vgg11 imagenet stem: 8 conv-relu (bn folded), 5 pools 2x2/2, torchvision indices
+    ssl::any_backbone<float> vgg({.arch = "vgg11", .in_channels = 3, .width = 4});
+    const auto g = parse(ssl::io::onnx_model_bytes(vgg, {.height = 32, .width = 32}));
+    CHECK(count(g.ops, "Conv") == 8);
+    CHECK(count(g.ops, "MaxPool") == 5);
+    CHECK(g.init.count("features.25.weight") == 1);  // the last conv of vgg11_bn
+    CHECK(attr_ints(g.node_by_name.at("features.28"), "kernel_shape") == std::vector<std::int64_t>{2, 2});
+    CHECK_THROWS_WITH_AS(ssl::io::onnx_model_bytes(vgg, {.height = 16, .width = 32}),
+                         doctest::Contains("vgg images must be at least 32x32"), ssl::shape_error);
+    ssl::any_backbone<float> fc({.arch = "revnet50", .in_channels = 1, .width = 4, .num_classes = 3});
+    CHECK_THROWS_WITH_AS(ssl::io::onnx_model_bytes(fc, {.height = 64, .width = 64}),
+                         doctest::Contains("a revnet with a classifier (num_classes = 3) is not supported"),
+                         ssl::value_error);
+}
+
 TEST_CASE("onnx: refusals name what is wrong") {
     ssl::any_backbone<float> b({.arch = "resnet18", .in_channels = 3, .width = 4, .stem = ssl::stem::imagenet});
     CHECK_THROWS_WITH_AS(ssl::io::onnx_model_bytes(b, {.height = 0, .width = 32}),

@@ -68,5 +68,12 @@ int main(int argc, char** argv) {
     make(dir, list, "resnet50_imagenet", {.arch = "resnet50", .in_channels = 3, .width = 4, .stem = stem::imagenet, .seed = 4}, 64, true);
     make(dir, list, "resnet50_cifar", {.arch = "resnet50", .in_channels = 1, .width = 4, .stem = stem::cifar, .seed = 5}, 28, true);
     make(dir, list, "convnet", {.arch = "convnet", .in_channels = 1, .width = 8, .seed = 6}, 28, true);
+    // the backbones of "Revisiting" (pre-activation units, reversible units, VGG-BN)
+    make(dir, list, "resnet18v2_cifar", {.arch = "resnet18v2", .in_channels = 3, .width = 8, .stem = stem::cifar, .seed = 7}, 32, true);
+    make(dir, list, "resnet50v2_imagenet", {.arch = "resnet50v2", .in_channels = 1, .width = 4, .stem = stem::imagenet, .seed = 8}, 64, true);
+    make(dir, list, "revnet18_cifar", {.arch = "revnet18", .in_channels = 1, .width = 8, .stem = stem::cifar, .seed = 9}, 28, true);
+    make(dir, list, "revnet50_imagenet", {.arch = "revnet50", .in_channels = 3, .width = 4, .stem = stem::imagenet, .seed = 10}, 64, false);
+    make(dir, list, "vgg16_cifar", {.arch = "vgg16", .in_channels = 1, .width = 8, .stem = stem::cifar, .seed = 11}, 28, true);
+    make(dir, list, "vgg11_imagenet", {.arch = "vgg11", .in_channels = 3, .width = 4, .stem = stem::imagenet, .seed = 12}, 32, true);
     std::cout << "written\n";
 }

@@ -1,6 +1,8 @@
 #pragma once
-// A backbone chosen at run time: resnet18, resnet34, resnet50 or convnet
-// behind one type, so a program that lets its user pick the architecture
+// A backbone chosen at run time: resnet18, resnet34, resnet50, convnet, the
+// pre-activation resnet18v2 / resnet34v2 / resnet50v2 (resnet_v2.hpp), the
+// batch-norm VGGs vgg11 / vgg13 / vgg16 / vgg19 (vgg.hpp) or the reversible
+// revnet18 / revnet50 (revnet.hpp) behind one type, so a program that lets its user pick the architecture
 // instantiates each method once instead of once per architecture.
 //
 //   ssl::simclr<ssl::any_backbone<float>> m(ssl::simclr_config<ssl::any_backbone<float>>(
@@ -17,7 +19,7 @@
 // forward_taps, backward_taps, tap_names) are forwarded to the held backbone
 // the same way, with its names.
 //
-// The four backbones are built by detail::make_any_backbone_impl<T>. A
+// The backbones are built by detail::make_any_backbone_impl<T>. A
 // program with many translation units can compile them once: write
 // SSL_EXTERN_ANY_BACKBONE(float) where every translation unit sees it and
 // SSL_INSTANTIATE_ANY_BACKBONE(float) in one .cpp file.
@@ -30,20 +32,32 @@
 
 #include "convnet.hpp"
 #include "resnet.hpp"
+#include "resnet_v2.hpp"
+#include "revnet.hpp"
 #include "taps.hpp"
+#include "vgg.hpp"
 
 namespace ssl {
 
 /// Options of any_backbone: the architecture's name and the union of the
-/// concrete backbones' options (convnet uses in_channels, width and seed).
+/// concrete backbones' options (convnet uses in_channels, width and seed;
+/// vgg* those and the stem).
 struct any_backbone_options {
-    std::string arch = "resnet18";   ///< resnet18, resnet34, resnet50 or convnet
+    std::string arch = "resnet18";   ///< one of any_backbone_archs()
     std::size_t in_channels = 3;
     std::size_t width = 64;           ///< base width (64 = standard)
-    ssl::stem stem = ssl::stem::imagenet;  ///< ResNets only
-    std::size_t num_classes = 0;      ///< ResNets only: 0 = no fc, forward returns pooled features
+    ssl::stem stem = ssl::stem::imagenet;  ///< ResNets, RevNets, VGGs (cifar: no last max pool)
+    std::size_t num_classes = 0;      ///< ResNets and RevNets only: 0 = no fc, forward returns pooled features
     std::uint64_t seed = 0;           ///< initialization seed
 };
+
+/// The architectures any_backbone builds, in the order error messages list them.
+inline const std::vector<std::string>& any_backbone_archs() {
+    static const std::vector<std::string> v{"resnet18",   "resnet34",   "resnet50", "convnet", "resnet18v2",
+                                            "resnet34v2", "resnet50v2", "vgg11",    "vgg13",   "vgg16",
+                                            "vgg19",      "revnet18",   "revnet50"};
+    return v;
+}
 
 namespace detail {
 
@@ -129,14 +143,25 @@ std::unique_ptr<any_backbone_impl<T>> make_any_backbone_impl(const any_backbone_
     if (o.arch == "resnet18") return std::make_unique<any_backbone_model<T, resnet18<T>>>(resnet18<T>(r));
     if (o.arch == "resnet34") return std::make_unique<any_backbone_model<T, resnet34<T>>>(resnet34<T>(r));
     if (o.arch == "resnet50") return std::make_unique<any_backbone_model<T, resnet50<T>>>(resnet50<T>(r));
-    if (o.arch == "convnet") {
-        require(o.num_classes == 0, "any_backbone: convnet has no classifier (num_classes must be 0, got ",
+    if (o.arch == "resnet18v2") return std::make_unique<any_backbone_model<T, resnet18v2<T>>>(resnet18v2<T>(r));
+    if (o.arch == "resnet34v2") return std::make_unique<any_backbone_model<T, resnet34v2<T>>>(resnet34v2<T>(r));
+    if (o.arch == "resnet50v2") return std::make_unique<any_backbone_model<T, resnet50v2<T>>>(resnet50v2<T>(r));
+    if (o.arch == "revnet18") return std::make_unique<any_backbone_model<T, revnet18<T>>>(revnet18<T>(r));
+    if (o.arch == "revnet50") return std::make_unique<any_backbone_model<T, revnet50<T>>>(revnet50<T>(r));
+    if (o.arch == "convnet" || o.arch.starts_with("vgg"))
+        require(o.num_classes == 0, "any_backbone: ", o.arch, " has no classifier (num_classes must be 0, got ",
                 o.num_classes, ")");
+    if (o.arch == "convnet")
         return std::make_unique<any_backbone_model<T, convnet<T>>>(
             convnet<T>({.in_channels = o.in_channels, .width = o.width, .seed = o.seed}));
-    }
-    throw value_error("any_backbone: unknown architecture '" + o.arch +
-                      "' (resnet18, resnet34, resnet50 or convnet)");
+    const vgg_options v{.in_channels = o.in_channels, .width = o.width, .stem = o.stem, .seed = o.seed};
+    if (o.arch == "vgg11") return std::make_unique<any_backbone_model<T, vgg11<T>>>(vgg11<T>(v));
+    if (o.arch == "vgg13") return std::make_unique<any_backbone_model<T, vgg13<T>>>(vgg13<T>(v));
+    if (o.arch == "vgg16") return std::make_unique<any_backbone_model<T, vgg16<T>>>(vgg16<T>(v));
+    if (o.arch == "vgg19") return std::make_unique<any_backbone_model<T, vgg19<T>>>(vgg19<T>(v));
+    std::string names;
+    for (const auto& a : any_backbone_archs()) names += (names.empty() ? "" : ", ") + a;
+    throw value_error("any_backbone: unknown architecture '" + o.arch + "' (" + names + ")");
 }
 
 }  // namespace detail
@@ -228,7 +253,7 @@ private:
 }  // namespace ssl
 
 /// In a header every translation unit of a program sees: do not compile the
-/// four backbones here (SSL_INSTANTIATE_ANY_BACKBONE does, in one file).
+/// backbones here (SSL_INSTANTIATE_ANY_BACKBONE does, in one file).
 #define SSL_EXTERN_ANY_BACKBONE(T)                                                              \
     extern template std::unique_ptr<::ssl::detail::any_backbone_impl<T>>                        \
     ssl::detail::make_any_backbone_impl<T>(const ::ssl::any_backbone_options&)

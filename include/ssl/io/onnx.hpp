@@ -20,8 +20,9 @@
 //   starts with Sub(mean) and Div(stddev) per channel (augment::normalize's
 //   float arithmetic); without them images are fed to the first conv as is.
 // Backbones: resnet18/34/50 (any width, in_channels, either stem), convnet,
+// resnet_v2 (resnet18v2/34v2/50v2), revnet (revnet18/50), vgg (vgg11..19),
 // and any_backbone holding one of them. Refused (ssl::value_error naming it):
-// a ResNet with a classifier (num_classes > 0), anything else.
+// a ResNet or RevNet with a classifier (num_classes > 0), anything else.
 //
 // Design choices, one a line:
 // - opset 13 / IR version 7: every op used has had its present semantics since
@@ -32,6 +33,9 @@
 //   b' = beta + (b - mean) g / sqrt(v + eps), in double, stored as float): what
 //   deployment runtimes do anyway; no BatchNormalization node, one bias per
 //   conv. The graph is Conv, Relu, MaxPool, Add, GlobalAveragePool, Flatten.
+// - A batch norm no conv precedes (pre-activation units normalise a sum) is
+//   Mul + Add with per-channel constants (C, 1, 1) (scale g / sqrt(v + eps),
+//   shift beta - mean scale); RevNet's halves are Split and Concat (axis 1).
 // - Initializers are named after the conv they belong to, torchvision style
 //   ("layer1.0.conv1.weight", "layer1.0.conv1.bias" = the folded bn1), so the
 //   graph reads like the safetensors export; nodes are named the same way.
@@ -60,6 +64,9 @@
 #include "../backbone/any_backbone.hpp"
 #include "../backbone/convnet.hpp"
 #include "../backbone/resnet.hpp"
+#include "../backbone/resnet_v2.hpp"
+#include "../backbone/revnet.hpp"
+#include "../backbone/vgg.hpp"
 #include "../core/error.hpp"
 #include "checkpoint.hpp"
 #include "temp_files.hpp"
@@ -180,9 +187,15 @@ public:
     /// A node with one output, named `out`; returns it.
     std::string node(const std::string& op, const std::string& name, const std::vector<std::string>& inputs,
                      const std::string& out, const std::vector<attr>& attrs = {}) {
+        node_outputs(op, name, inputs, {out}, attrs);
+        return out;
+    }
+    /// A node with several outputs (Split).
+    void node_outputs(const std::string& op, const std::string& name, const std::vector<std::string>& inputs,
+                      const std::vector<std::string>& outs, const std::vector<attr>& attrs = {}) {
         message n;
         for (const auto& i : inputs) n.bytes(node::input, i);
-        n.bytes(node::output, out);
+        for (const auto& o : outs) n.bytes(node::output, o);
         n.bytes(node::name, name);
         n.bytes(node::op_type, op);
         for (const auto& a : attrs) {
@@ -196,7 +209,6 @@ public:
             n.sub(node::attribute, m);
         }
         nodes_.sub(graph::node, n);
-        return out;
     }
     const message& nodes() const noexcept { return nodes_; }
     const message& initializers() const noexcept { return init_; }
@@ -269,6 +281,58 @@ public:
         return g_.node("Conv", conv, {x, wname, bname}, conv,
                        {attr::list("dilations", {1, 1}), attr::integer("group", 1), attr::list("kernel_shape", {K, K}),
                         attr::list("pads", {P, P, P, P}), attr::list("strides", {S, S})});
+    }
+    /// Conv `conv` alone (its weight, its bias if any; padding kernel / 2),
+    /// into a map named `conv`: a pre-activation unit's last conv and projection.
+    std::string conv(const std::string& x, const std::string& conv, std::size_t stride) {
+        const auto& wt = at(conv + ".weight");
+        const auto& shape = shapes_.at(conv + ".weight");
+        const std::size_t k = shape[2], pad = k / 2;
+        window(x, conv, "conv '" + conv + "'", k, stride, pad);
+        std::vector<std::string> in{x, g_.initializer(conv + ".weight",
+                                                     std::vector<std::int64_t>(shape.begin(), shape.end()),
+                                                     std::vector<float>(wt.begin(), wt.end()))};
+        if (has(conv + ".bias")) {
+            const auto& b = at(conv + ".bias");
+            in.push_back(g_.initializer(conv + ".bias", {static_cast<std::int64_t>(b.size())},
+                                        std::vector<float>(b.begin(), b.end())));
+        }
+        const auto K = static_cast<std::int64_t>(k), S = static_cast<std::int64_t>(stride),
+                   P = static_cast<std::int64_t>(pad);
+        return g_.node("Conv", conv, in, conv,
+                       {attr::list("dilations", {1, 1}), attr::integer("group", 1), attr::list("kernel_shape", {K, K}),
+                        attr::list("pads", {P, P, P, P}), attr::list("strides", {S, S})});
+    }
+    /// Batch norm `bn` (eval mode) on its own, as x * scale + shift per channel
+    /// (Mul, Add; constants (C, 1, 1)), into a map named `bn`: pre-activation
+    /// units normalise a sum, which no conv precedes.
+    std::string batch_norm(const std::string& x, const std::string& bn) {
+        const auto& gamma = at(bn + ".weight");
+        const auto& beta = at(bn + ".bias");
+        const auto& mean = at(bn + ".running_mean");
+        const auto& var = at(bn + ".running_var");
+        std::vector<float> scale(gamma.size()), shift(gamma.size());
+        for (std::size_t c = 0; c < gamma.size(); ++c) {
+            const double k = gamma[c] / std::sqrt(var[c] + bn_eps);
+            scale[c] = static_cast<float>(k);
+            shift[c] = static_cast<float>(beta[c] - mean[c] * k);
+        }
+        const auto C = static_cast<std::int64_t>(gamma.size());
+        const auto sn = g_.initializer(bn + ".scale", {C, 1, 1}, scale);
+        const auto bn_ = g_.initializer(bn + ".shift", {C, 1, 1}, shift);
+        size_[bn + ".mul"] = size_[bn] = size_.at(x);
+        const auto m = g_.node("Mul", bn + ".mul", {x, sn}, bn + ".mul");
+        return g_.node("Add", bn, {m, bn_}, bn);
+    }
+    /// Split into two halves along the channels (Split, opset 13: equal parts).
+    std::pair<std::string, std::string> split_halves(const std::string& x, const std::string& name) {
+        size_[name + ".0"] = size_[name + ".1"] = size_.at(x);
+        g_.node_outputs("Split", name, {x}, {name + ".0", name + ".1"}, {attr::integer("axis", 1)});
+        return {name + ".0", name + ".1"};
+    }
+    std::string concat(const std::string& a, const std::string& b, const std::string& name) {
+        size_[name] = size_.at(a);
+        return g_.node("Concat", name, {a, b}, name, {attr::integer("axis", 1)});
     }
     std::string relu(const std::string& x, const std::string& name) {
         size_[name] = size_.at(x);
@@ -362,6 +426,99 @@ std::string add_backbone(graph_builder& g, convnet<T>& c, const std::string& x, 
     return w.pool_flatten(h, "features");
 }
 
+/// F of a pre-activation unit (backbone/preact.hpp) whose input is already
+/// relu(bn1(x)) = pre: conv1 [- bn2 - relu - conv2 ...], later bns folded
+/// into the conv before them; the stride on the 3x3 conv.
+template <bool Bottleneck>
+std::string preact_residual(backbone_writer& w, const std::string& pre, const std::string& p, std::size_t stride) {
+    if constexpr (Bottleneck) {
+        std::string y = w.relu(w.conv_bn(pre, p + ".conv1", p + ".bn2", 1), p + ".relu2");
+        y = w.relu(w.conv_bn(y, p + ".conv2", p + ".bn3", stride), p + ".relu3");
+        return w.conv(y, p + ".conv3", 1);
+    } else {
+        std::string y = w.relu(w.conv_bn(pre, p + ".conv1", p + ".bn2", stride), p + ".relu2");
+        return w.conv(y, p + ".conv2", 1);
+    }
+}
+/// A whole pre-activation unit: pre = relu(bn1(h)); F(pre) + (h or conv1x1(pre)).
+template <bool Bottleneck>
+std::string preact_unit(backbone_writer& w, const std::string& h, const std::string& p, std::size_t stride) {
+    const std::string pre = w.relu(w.batch_norm(h, p + ".bn1"), p + ".relu1");
+    const std::string y = preact_residual<Bottleneck>(w, pre, p, stride);
+    const std::string sc = w.has(p + ".downsample.0.weight") ? w.conv(pre, p + ".downsample.0", stride) : h;
+    return w.add(y, sc, p + ".add");
+}
+/// Stem (conv1 [+ maxpool]) of a pre-activation network.
+inline std::string preact_stem(backbone_writer& w, const std::string& x, bool imagenet) {
+    std::string h = w.conv(x, "conv1", imagenet ? 2 : 1);
+    if (imagenet) h = w.max_pool(h, 3, 2, 1, "maxpool");
+    return h;
+}
+inline std::string preact_head(backbone_writer& w, const std::string& h) {
+    return w.pool_flatten(w.relu(w.batch_norm(h, "norm"), "norm.relu"), "features");
+}
+
+/// ResNet v2 (resnet_v2.hpp).
+template <class Block>
+std::string add_backbone(graph_builder& g, resnet_v2<Block>& r, const std::string& x, const onnx_options& o) {
+    require(r.options().num_classes == 0, "onnx export: a resnet_v2 with a classifier (num_classes = ",
+            r.options().num_classes, ") is not supported: export the backbone without its fc");
+    backbone_writer w(g, r, x, o.height, o.width);
+    std::string h = preact_stem(w, x, r.options().stem == stem::imagenet);
+    for (std::size_t s = 0; s < r.blocks().size(); ++s)
+        for (std::size_t b = 0; b < r.blocks()[s]; ++b)
+            h = preact_unit<Block::expansion == 4>(w, h, "layer" + std::to_string(s + 1) + "." + std::to_string(b),
+                                                   (s > 0 && b == 0) ? 2 : 1);
+    return preact_head(w, h);
+}
+
+/// RevNet (revnet.hpp): per stage a pre-activation unit, then the reversible
+/// units on the two channel halves (Split, eq. 1 as Adds, Concat).
+template <class T, bool Bottleneck>
+std::string add_backbone(graph_builder& g, revnet<T, Bottleneck>& r, const std::string& x, const onnx_options& o) {
+    require(r.options().num_classes == 0, "onnx export: a revnet with a classifier (num_classes = ",
+            r.options().num_classes, ") is not supported: export the backbone without its fc");
+    backbone_writer w(g, r, x, o.height, o.width);
+    std::string h = preact_stem(w, x, r.options().stem == stem::imagenet);
+    for (std::size_t s = 0; s < r.blocks().size(); ++s) {
+        const std::string layer = "layer" + std::to_string(s + 1);
+        h = preact_unit<Bottleneck>(w, h, layer + ".0", s > 0 ? 2 : 1);
+        if (r.blocks()[s] == 1) continue;
+        auto [a1, a2] = w.split_halves(h, layer + ".split");
+        for (std::size_t b = 1; b < r.blocks()[s]; ++b) {
+            const std::string p = layer + "." + std::to_string(b);
+            auto branch = [&](const std::string& in, const std::string& q) {
+                return preact_residual<Bottleneck>(w, w.relu(w.batch_norm(in, q + ".bn1"), q + ".relu1"), q, 1);
+            };
+            a1 = w.add(a1, branch(a2, p + ".f"), p + ".y1");  // y1 = x1 + F(x2)
+            a2 = w.add(a2, branch(a1, p + ".g"), p + ".y2");  // y2 = x2 + G(y1)
+        }
+        h = w.concat(a1, a2, layer + ".concat");
+    }
+    return preact_head(w, h);
+}
+
+/// VGG with batch norm (vgg.hpp): conv-bn-relu units, 2x2 max pools.
+template <class T>
+std::string add_backbone(graph_builder& g, vgg<T>& v, const std::string& x, const onnx_options& o) {
+    require<shape_error>(o.height >= v.min_size() && o.width >= v.min_size(), "onnx export: vgg images must be at "
+                         "least ", v.min_size(), "x", v.min_size(), " (as the backbone requires), got ", o.height, "x",
+                         o.width);
+    backbone_writer w(g, v, x, o.height, o.width);
+    std::string h = x;
+    const auto taps = v.tap_names();  // features.0 .. features.K, avgpool: a conv is followed by its bn
+    for (std::size_t i = 0; i + 1 < taps.size(); ++i) {
+        const std::string& m = taps[i];
+        if (w.has(m + ".weight") && i + 2 < taps.size() && w.has(taps[i + 1] + ".running_mean")) {
+            h = w.relu(w.conv_bn(h, m, taps[i + 1], 1), taps[i + 2]);
+            i += 2;
+        } else {
+            h = w.max_pool(h, 2, 2, 0, m);
+        }
+    }
+    return w.pool_flatten(h, "features");
+}
+
 /// any_backbone: the concrete backbone it holds.
 template <class T>
 std::string add_backbone(graph_builder& g, any_backbone<T>& b, const std::string& x, const onnx_options& o) {
@@ -369,13 +526,28 @@ std::string add_backbone(graph_builder& g, any_backbone<T>& b, const std::string
     if (auto* r = b.template as<resnet34<T>>()) return add_backbone(g, *r, x, o);
     if (auto* r = b.template as<resnet50<T>>()) return add_backbone(g, *r, x, o);
     if (auto* c = b.template as<convnet<T>>()) return add_backbone(g, *c, x, o);
-    throw value_error("onnx export: backbone '" + b.arch() + "' is not supported (resnet18, resnet34, resnet50, convnet)");
+    if (auto* r = b.template as<resnet18v2<T>>()) return add_backbone(g, *r, x, o);
+    if (auto* r = b.template as<resnet34v2<T>>()) return add_backbone(g, *r, x, o);
+    if (auto* r = b.template as<resnet50v2<T>>()) return add_backbone(g, *r, x, o);
+    if (auto* r = b.template as<revnet18<T>>()) return add_backbone(g, *r, x, o);
+    if (auto* r = b.template as<revnet50<T>>()) return add_backbone(g, *r, x, o);
+    if (auto* v = b.template as<vgg11<T>>()) return add_backbone(g, *v, x, o);
+    if (auto* v = b.template as<vgg13<T>>()) return add_backbone(g, *v, x, o);
+    if (auto* v = b.template as<vgg16<T>>()) return add_backbone(g, *v, x, o);
+    if (auto* v = b.template as<vgg19<T>>()) return add_backbone(g, *v, x, o);
+    throw value_error("onnx export: backbone '" + b.arch() + "' is not supported");
 }
 
 template <class T>
 std::size_t in_channels(resnet<T>& r) { return r.options().in_channels; }
 template <class T>
 std::size_t in_channels(convnet<T>& c) { return c.options().in_channels; }
+template <class B>
+std::size_t in_channels(resnet_v2<B>& r) { return r.options().in_channels; }
+template <class T, bool B>
+std::size_t in_channels(revnet<T, B>& r) { return r.options().in_channels; }
+template <class T>
+std::size_t in_channels(vgg<T>& v) { return v.options().in_channels; }
 template <class T>
 std::size_t in_channels(any_backbone<T>& b) { return b.options().in_channels; }
 
