@@ -2,7 +2,8 @@
 // set and evaluate its features, without writing C++.
 //
 //   ssl train --method NAME --data fashion-mnist|cifar10:DIR|cifar100:DIR|folder:DIR|idx:IMAGES[,LABELS]|synthetic
-//             [--backbone resnet18|resnet34|resnet50|convnet] [--width 16] [--batch 256] [--epochs 5]
+//             [--backbone resnet18|resnet34|resnet50|convnet|resnet18v2|resnet50v2|vgg16|revnet18|... (ssl train --help)]
+//             [--width 16] [--batch 256] [--epochs 5]
 //             [--lr X] [--seed 0] [--threads N] [--device host|auto|cuda] [--out DIR] [--resume] [--json] [--baseline]
 //             [--image-size N] [--channels 1|3] [--eval-data SPEC] [--holdout F]   (README "Your own images")
 //             [the method's own options: see ssl train --help]
