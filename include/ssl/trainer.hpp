@@ -82,9 +82,13 @@ public:
         : m_(m), data_(train), cfg_(c), opt_(make_optimizer(m, c)), comm_(c.comm ? c.comm : &dist::single()) {
         check_cpu();  // a CPU without the instruction sets this program was compiled for: an error, not SIGILL
         if constexpr (!dist::data_parallel_ready<Method>) {  // a policy with batch-built state: refused, not wrong
-            const std::string what = dist::declares_data_parallel<typename Method::target_type>
-                                         ? std::string("loss")
-                                         : std::string("target update '") + Method::target_type::name + "'";
+            using target_type = typename Method::target_type;
+            std::string what = "loss";
+            if constexpr (!dist::declares_data_parallel<target_type>) {
+                what = "target update";
+                if constexpr (requires { std::string(target_type::name); })
+                    what += std::string(" '") + target_type::name + "'";
+            }
             require<value_error>(comm_->size() == 1, "data parallel: this method's ", what,
                                  " keeps state built from the batch that is not shared between ranks yet, so ",
                                  comm_->size(), " ranks would not train what one process trains; run it in one "
