@@ -8,6 +8,8 @@
 # build-fuzz/crashes/.
 #   scripts/fuzz.sh [HARNESS...]              each for SSL_FUZZ_RUNS executions (default 20000)
 #   SSL_FUZZ_TIME=300 scripts/fuzz.sh image    for 300 seconds instead
+#   SSL_FUZZ_TIMEOUT=60 ...                    seconds one input may take (default 10; libFuzzer
+#                                               counts wall time, so raise it on a loaded machine)
 # Harnesses: idx idx_gzip cifar image safetensors config_json (default: all).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -27,7 +29,7 @@ for h in "${harnesses[@]}"; do
   if [ -n "${SSL_FUZZ_TIME:-}" ]; then limit=(-max_total_time="$SSL_FUZZ_TIME"); else limit=(-runs="${SSL_FUZZ_RUNS:-20000}"); fi
   echo "ssl fuzz: $h (${limit[*]})"
   start=$SECONDS
-  "$build/fuzz/fuzz_$h" "${limit[@]}" -rss_limit_mb=2048 -max_len="${max_len[$h]}" -timeout=10 -print_final_stats=1 \
+  "$build/fuzz/fuzz_$h" "${limit[@]}" -rss_limit_mb=2048 -max_len="${max_len[$h]}" -timeout="${SSL_FUZZ_TIMEOUT:-10}" -print_final_stats=1 \
     -artifact_prefix="$build/crashes/$h-" "$build/corpus/$h" 2> "$build/$h.log" \
     || { tail -n 60 "$build/$h.log"; echo "ssl fuzz: $h failed (log: $build/$h.log)" >&2; exit 1; }
   grep -E "^#[0-9]+.*DONE|stat::number_of_executed_units|stat::average_exec_per_sec|stat::peak_rss_mb" "$build/$h.log" || true

@@ -92,7 +92,7 @@ public:
             require<value_error>(comm_->size() == 1, "data parallel: this method's ", what,
                                  " keeps state built from the batch that is not shared between ranks yet, so ",
                                  comm_->size(), " ranks would not train what one process trains; run it in one "
-                                 "process (data parallel today: SimCLR, BYOL, RotNet, Jigsaw)");
+                                 "process (data parallel today: SimCLR, BYOL, MoCo v2, InstDisc, RotNet, Jigsaw)");
         }
         dist::check_global_batch(c.batch, *comm_);  // before any collective
         require(c.epochs > 0, "trainer: epochs must be positive");

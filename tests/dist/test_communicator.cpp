@@ -4,6 +4,9 @@
 // (over a "mirror" communicator that plays P identical ranks). The P-rank
 // behaviour itself is tested under mpirun (tests/mpi, label dist).
 #include <doctest/doctest.h>
+#include <ssl/loss/info_nce.hpp>
+#include <ssl/loss/nce.hpp>
+#include <ssl/loss/pirl_nce.hpp>
 #include <ssl/loss/policies.hpp>
 #include <ssl/target_update/ema.hpp>
 #include <ssl/target_update/memory_bank.hpp>
@@ -202,5 +205,8 @@ static_assert(ssl::dist::declares_data_parallel<ssl::loss::contrastive_pair>);
 static_assert(ssl::dist::declares_data_parallel<ssl::loss::pretext_classification>);
 static_assert(ssl::dist::declares_data_parallel<ssl::target::none>);
 static_assert(ssl::dist::declares_data_parallel<ssl::target::ema>);
-static_assert(!ssl::dist::declares_data_parallel<ssl::target::queue>);
-static_assert(!ssl::dist::declares_data_parallel<ssl::target::memory_bank>);
+static_assert(ssl::dist::declares_data_parallel<ssl::target::queue>);  // global shuffle BN, replicated queue
+static_assert(ssl::dist::declares_data_parallel<ssl::loss::info_nce_queue>);
+static_assert(ssl::dist::declares_data_parallel<ssl::target::memory_bank>);  // replicated bank
+static_assert(ssl::dist::declares_data_parallel<ssl::loss::instance_nce>);
+static_assert(!ssl::dist::declares_data_parallel<ssl::loss::pirl_nce>);

@@ -9,6 +9,9 @@
 #include <ssl/byol.hpp>
 #include <ssl/data/synthetic.hpp>
 #include <ssl/dist/mpi.hpp>
+#include <ssl/deepcluster.hpp>
+#include <ssl/instdisc.hpp>
+#include <ssl/pirl.hpp>
 #include <ssl/moco.hpp>
 #include <ssl/rotnet.hpp>
 #include <ssl/simclr.hpp>
@@ -42,12 +45,12 @@ struct run_result {
 
 template <class M>
 run_result train(const typename M::config& cfg, std::size_t steps, ssl::dist::communicator* comm,
-                 const std::string& optimizer = "sgd", bool sync_bn = true, bool perturb = false) {
+                 const std::string& optimizer = "sgd", bool sync_bn = true, double nudge = 0) {
     M m(cfg);
-    if (perturb) {  // every initial parameter moved by about one float rounding (1e-7 relative)
+    if (nudge != 0) {  // every initial parameter moved by about one float rounding (1e-7 relative), pattern `nudge`
         std::size_t q = 0;
         m.for_each_parameter([&](const std::string&, auto& p) {
-            for (auto& v : p.value) v *= static_cast<float>(1 + 1e-7 * std::sin(static_cast<double>(++q)));
+            for (auto& v : p.value) v *= static_cast<float>(1 + 1e-7 * std::sin(nudge * static_cast<double>(++q)));
         }, "");
     }
     ssl::trainer_config tc{.epochs = 2, .batch = 16, .optimizer = optimizer, .lr = 0.02, .weight_decay = 1e-4,
@@ -118,11 +121,16 @@ void check_equals_one_process(const std::string& name, const typename M::config&
                 MESSAGE(name, " on ", c.size(), " ranks, 1 step: loss ", many.losses[0], " vs ", one.losses[0],
                         "; state: largest difference ", w, ", relative L2 ", l2);
         } else {
-            const run_result nudged = train<M>(cfg, k, nullptr, optimizer, true, true);
-            double noise_loss = 0;
-            for (std::size_t i = 0; i < k; ++i)
-                noise_loss = std::max(noise_loss, std::abs(nudged.losses[i] - one.losses[i]) / (1 + std::abs(one.losses[i])));
-            const double noise_l2 = relative_l2(nudged.state, one.state);
+            // the spread of three nudges: one can miss a kink (a ReLU input
+            // crossing 0) that rounding alone reaches (MoCo: 1e-7 or 2e-5 by pattern)
+            double noise_loss = 0, noise_l2 = 0;
+            for (double pattern : {1.0, 3.7, 7.1}) {
+                const run_result nudged = train<M>(cfg, k, nullptr, optimizer, true, pattern);
+                for (std::size_t i = 0; i < k; ++i)
+                    noise_loss = std::max(noise_loss,
+                                          std::abs(nudged.losses[i] - one.losses[i]) / (1 + std::abs(one.losses[i])));
+                noise_l2 = std::max(noise_l2, relative_l2(nudged.state, one.state));
+            }
             if (c.rank() == 0)
                 MESSAGE(name, " on ", c.size(), " ranks, ", k, " steps: loss ", many.losses.back(), " vs ",
                         one.losses.back(), " (largest step difference ", loss_diff, ", rounding noise ", noise_loss,
@@ -179,13 +187,53 @@ TEST_CASE("data parallel trainer: an indivisible global batch is refused before 
                          ssl::value_error);
 }
 
-TEST_CASE("data parallel trainer: a method with batch-built state (MoCo's queue) is refused on P > 1 ranks") {
+TEST_CASE("data parallel MoCo v2 on P ranks equals one process (shuffle BN over the global batch, replicated queue)") {
+    // 4 BN groups of the global batch of 16: on 2 ranks each encodes two, on
+    // 4 ranks one; then 3 groups: on 2 ranks two / one, on 4 ranks one rank has none
+    auto cfg = ssl::moco_v2_config(small_net, 16, 1);
+    cfg.head = {.hidden = 64, .out = 16, .batch_norm = false};
+    cfg.target.size = 40;  // K not a multiple of the batch: the pointer wraps mid-batch
+    cfg.target.shuffle_bn_groups = 4;
+    check_equals_one_process<ssl::moco_v2<>>("moco_v2 symmetric", cfg, 3);
+    cfg.loss.symmetric = cfg.target.symmetric = false;
+    cfg.target.shuffle_bn_groups = 3;  // groups of 6 / 5 / 5 rows
+    check_equals_one_process<ssl::moco_v2<>>("moco_v2 asymmetric", cfg, 3);
+}
+
+TEST_CASE("data parallel MoCo v2: the key shuffle is over the global batch, not within each rank") {
+    // one group (no shuffle) on one process = the key encoder on all 16 rows
+    // with their joint statistics; P ranks must reproduce it exactly
     ssl::dist::mpi c;
     if (c.size() == 1) return;
-    ssl::moco_v2<> m(ssl::moco_v2_config(small_net, 16, 1));
+    auto cfg = ssl::moco_v2_config(small_net, 16, 1);
+    cfg.head = {.hidden = 64, .out = 16, .batch_norm = false};
+    cfg.target.size = 32;
+    cfg.target.shuffle_bn_groups = 1;
+    const auto one = train<ssl::moco_v2<>>(cfg, 1, nullptr);
+    const auto many = train<ssl::moco_v2<>>(cfg, 1, &c);
+    CHECK(std::abs(many.losses[0] - one.losses[0]) <= 2e-6 * (1 + std::abs(one.losses[0])));
+    CHECK(worst(many.state, one.state) <= 2e-5);
+}
+
+TEST_CASE("data parallel InstDisc on P ranks equals one process (replicated memory bank, Z over the global batch)") {
+    auto cfg = ssl::instdisc_config(small_net, 16, 1, data_set().size());
+    cfg.target.negatives = 48;  // fewer than the 64 rows: repeats and the batch's own rows among the noise
+    check_equals_one_process<ssl::instdisc<>>("instdisc nce", cfg, 4);
+    auto soft = ssl::instdisc_full_softmax_config(small_net, 16, 1, data_set().size());
+    check_equals_one_process<ssl::instdisc_full_softmax<>>("instdisc softmax", soft, 4);
+}
+
+TEST_CASE("data parallel trainer: a method with batch-built state is refused on P > 1 ranks, naming the policy") {
+    ssl::dist::mpi c;
+    if (c.size() == 1) return;
     ssl::trainer_config tc{.epochs = 1, .batch = 4 * static_cast<std::size_t>(c.size()), .progress = false, .comm = &c};
-    CHECK_THROWS_WITH_AS(ssl::trainer<ssl::moco_v2<>>(m, data_set(), tc),
-                         doctest::Contains("target update 'queue' keeps state built from the batch"), ssl::value_error);
+    ssl::deepcluster<> dc(ssl::deepcluster_config(small_net, 16, 1, data_set().size()));
+    CHECK_THROWS_WITH_AS(ssl::trainer<ssl::deepcluster<>>(dc, data_set(), tc),
+                         doctest::Contains("target update 'cluster_reassignment' keeps state built from the batch"),
+                         ssl::value_error);
+    ssl::pirl<> pirl(ssl::pirl_config(small_net, 16, 1, data_set().size()));
+    CHECK_THROWS_WITH_AS(ssl::trainer<ssl::pirl<>>(pirl, data_set(), tc),
+                         doctest::Contains("this method's loss keeps state built from the batch"), ssl::value_error);
 }
 
 }  // namespace test_mpi_training

@@ -65,6 +65,11 @@ struct queue_targets {
     /// (this batch's keys are enqueued by after_step, after the loss). It
     /// aliases the target's live queue: clone() it to keep it past after_step.
     tensor<T> queue;
+    /// Data parallel only (P > 1 ranks): per view, the keys of the global
+    /// batch (every rank's rows in rank order), which every rank enqueues so
+    /// the replicated queues stay identical; `keys` holds this rank's rows of
+    /// them. Empty in one process.
+    std::vector<tensor<T>> global_keys;
 };
 
 template <class T = float>
@@ -203,6 +208,10 @@ private:
 /// paper), or the sum of both directions when `symmetric`.
 class info_nce_queue {
 public:
+    /// dist/data_parallel.hpp: no coupling between a batch's rows (the queue
+    /// is the one from before the batch), so each rank's mean over its rows,
+    /// averaged, is the global mean.
+    static constexpr bool data_parallel = true;
     using config_type = info_nce_config;
     explicit info_nce_queue(const info_nce_config& c = {}) : loss_(c) {}
     const info_nce_config& config() const noexcept { return loss_.config(); }

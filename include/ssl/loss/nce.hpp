@@ -393,6 +393,9 @@ private:
 /// prox, pos_sim (mean cosine of a feature and its own memory).
 class instance_nce {
 public:
+    /// dist/data_parallel.hpp: rows are independent given Z, and Z's estimate
+    /// is averaged over the ranks (equal local batches: the global batch's mean).
+    static constexpr bool data_parallel = true;
     using config_type = nce_config;
     explicit instance_nce(const nce_config& c = {}) : loss_(c), z_({1}, 0.0) {}
     const nce_config& config() const noexcept { return loss_.config(); }
@@ -406,6 +409,10 @@ public:
                 "is 0, which is for the full softmax); set negatives > 0 (the paper: 4096)");
         const z_estimate when = loss_.config().z;
         if (when == z_estimate::every_batch || (when == z_estimate::until_filled && !t.filled)) z_[0] = 0;
+        if (dist::communicator* c = dist::active(); c && !(z_[0] > 0)) {
+            const double local = loss_.estimate_z(online[0], *t.bank, t.noise);
+            z_[0] = c->sum(local) / static_cast<double>(c->size());
+        }
         auto r = loss_(online[0], *t.bank, t.ids, t.noise, z_[0], t.has_memory);
         return {r.value,
                 {std::move(r.grad)},
@@ -425,6 +432,7 @@ private:
 /// method-level policy.
 class instance_softmax {
 public:
+    static constexpr bool data_parallel = true;  ///< dist/data_parallel.hpp: rows independent, the bank replicated
     using config_type = nonparametric_softmax_config;
     explicit instance_softmax(const nonparametric_softmax_config& c = {}) : loss_(c) {}
     const nonparametric_softmax_config& config() const noexcept { return loss_.config(); }

@@ -27,6 +27,12 @@
 // - replace_first (off: the paper's rule): a row's first write stores
 //   normalize(f) instead of mixing it with the random initialisation.
 //
+// - Data parallel (P ranks, dist/data_parallel.hpp): the bank is replicated.
+//   Rank r's rows are rows [r n, (r + 1) n) of the global batch and draw the
+//   noise of those global rows; after the step every rank writes the
+//   all-gathered ids and features of the whole batch, so the banks stay
+//   identical and P ranks equal one process.
+//
 // Checkpointed state ("target.*"): bank (N, d) float, step (1,) I64 (the
 // global step the next targets() call draws for), written (N,) U8.
 #include <algorithm>
@@ -41,6 +47,7 @@
 #include "../core/rng.hpp"
 #include "../core/tensor.hpp"
 #include "../core/thread_pool.hpp"
+#include "../dist/communicator.hpp"
 #include "../nn/parameter.hpp"
 #include "../ops/rows.hpp"
 #include "protocol.hpp"
@@ -89,6 +96,10 @@ struct bank_targets {
     std::span<const std::uint8_t> has_memory;  ///< (N,) 1 where the row holds a feature (written at least once)
     bool filled = false;                    ///< every row holds a feature (NCE's Z: loss/nce.hpp)
     tensor<T> features;                     ///< (B, d) the online output of view 0, stored by after_step
+    /// Data parallel only: the global batch's ids and features (every rank's
+    /// rows in rank order), which every rank stores; empty in one process.
+    std::vector<std::size_t> global_ids;
+    tensor<T> global_features;
 };
 
 namespace detail {
@@ -179,15 +190,17 @@ void update_bank(tensor<T>& bank, std::span<const std::size_t> ids, const tensor
 /// Draws m noise indices uniform in [0, n) for each of `batch` samples of
 /// global step `step` into out (batch * m): sample b from
 /// philox(seed, (tag, step, b)).
+/// Row b's m draws come from philox(seed, (tag, step, first_row + b)):
+/// first_row is the batch's offset in the global batch (data parallel).
 inline void sample_negatives(std::span<std::uint32_t> out, std::size_t batch, std::size_t m, std::size_t n,
-                             std::uint64_t seed, std::uint64_t step) {
+                             std::uint64_t seed, std::uint64_t step, std::size_t first_row = 0) {
     require<shape_error>(out.size() == batch * m, "sample_negatives: buffer of ", out.size(), " for ", batch, " x ",
                          m, " draws");
     require(n > 0 && n <= std::numeric_limits<std::uint32_t>::max(), "sample_negatives: ", n,
             " instances is out of range (1 to 2^32 - 1)");
     const auto n32 = static_cast<std::uint32_t>(n);
     parallel_for(batch, [&](std::size_t b, std::size_t) {
-        philox g(seed, stream_id(detail::bank_noise_tag, step, b));
+        philox g(seed, stream_id(detail::bank_noise_tag, step, first_row + b));
         std::uint32_t* o = out.data() + b * m;
         for (std::size_t k = 0; k < m; ++k) o[k] = detail::below32(g, n32);
     });
@@ -196,6 +209,7 @@ inline void sample_negatives(std::span<std::uint32_t> out, std::size_t batch, st
 struct memory_bank {
     using config_type = memory_bank_config;
     static constexpr const char* name = "memory_bank";
+    static constexpr bool data_parallel = true;  ///< dist/data_parallel.hpp (replicated bank, see Choices)
 
     template <class Backbone, class Head>
     class state {
@@ -259,11 +273,22 @@ struct memory_bank {
                                      " is out of range for a bank of ", cfg_.instances,
                                      " instances (config.instances must be the data set size)");
             const std::size_t m = cfg_.negatives;
+            dist::communicator* c = dist::active();
+            const std::size_t first_row = c ? static_cast<std::size_t>(c->rank()) * ids.size() : 0;
             noise_.resize(ids.size() * m);
-            if (m > 0) sample_negatives(noise_, ids.size(), m, cfg_.instances, cfg_.seed, step());
+            if (m > 0) sample_negatives(noise_, ids.size(), m, cfg_.instances, cfg_.seed, step(), first_row);
             if (!filled_) filled_ = filled();
             bank_targets<T> t{&bank_, {ids.begin(), ids.end()}, noise_, m,
                               std::span<const std::uint8_t>(written_.data(), written_.numel()), filled_, features};
+            if (c) {
+                const auto P = static_cast<std::size_t>(c->size());
+                std::vector<std::int64_t> mine(ids.begin(), ids.end()), all(P * ids.size());
+                c->allgather(std::span<const std::int64_t>(mine), std::span<std::int64_t>(all));
+                t.global_ids.assign(all.begin(), all.end());
+                t.global_features = tensor<T>({P * ids.size(), cfg_.dim});
+                c->allgather(std::span<const T>(features.data(), features.numel()),
+                             std::span<T>(t.global_features.data(), t.global_features.numel()));
+            }
             return t;
         }
 
@@ -271,10 +296,12 @@ struct memory_bank {
         /// online output of view 0.
         target_request after_step(Backbone&, Head&, bank_targets<T>&& batch, const target_step& s) {
             require(batch.features.defined(), "target::memory_bank: after_step needs the batch from targets()");
-            update_bank(bank_, batch.ids, batch.features, cfg_.momentum,
+            const bool global = !batch.global_ids.empty();
+            const std::vector<std::size_t>& ids = global ? batch.global_ids : batch.ids;
+            update_bank(bank_, ids, global ? batch.global_features : batch.features, cfg_.momentum,
                         cfg_.replace_first ? std::span<const std::uint8_t>(written_.data(), written_.numel())
                                            : std::span<const std::uint8_t>{});
-            for (std::size_t i : batch.ids) written_[i] = 1;
+            for (std::size_t i : ids) written_[i] = 1;
             step_[0] = static_cast<std::int64_t>(s.step + 1);
             return {};
         }

@@ -7,8 +7,10 @@
 // head::mlp, the whole MLP), updated after every optimizer step by
 //     theta_k <- m theta_k + (1 - m) theta_q            (MoCo eq. 2)
 // with a constant m, or BYOL's cosine from m to 1 (cosine_schedule; both via
-// target::ema_update / ema_tau). Only parameters are averaged; its batch-norm
-// buffers follow its own forwards and are never used.
+// target::ema_update / ema_tau). Only parameters are averaged; it always runs
+// in train mode (batch statistics), so its batch-norm buffers are never used
+// and keep their initial values (restored after every key forward: MoCo's
+// code updates them to no effect; fixed, they are the same on every rank).
 // Queue: K keys (K, d), each a key-encoder output L2-normalized (d = the head's
 // output width). A pointer names the oldest key; an enqueue overwrites from
 // there, wrapping around, so K need not be a multiple of B (MoCo asserts that it is).
@@ -32,17 +34,27 @@
 //  - G = shuffle_bn_groups = 8, MoCo's 8 GPUs; 1: no shuffle (MoCo's leaking ablation).
 //  - The query side is not split (the forward is shared by all methods).
 //  - Permutations from Philox keyed by (seed, steps, view): reproducible, resumable.
+//  - Data parallel (P ranks, dist/data_parallel.hpp): the shuffle is over the
+//    GLOBAL batch, as MoCo's multi-GPU code (which all-gathers the images and
+//    shuffles across GPUs): the key-view images are all-gathered, rank r encodes
+//    the BN groups g with g % P == r (local statistics: a group is one BN batch),
+//    and the keys come back to every rank by a sum over ranks of rows only one
+//    rank wrote (exact: the others add zeros). Every rank enqueues all B keys,
+//    so the replicated queues stay identical and P ranks equal one process.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <numeric>
 #include <span>
 #include <string>
+#include <type_traits>
+#include <variant>
 #include <vector>
 
 #include "../core/rng.hpp"
 #include "../core/tensor.hpp"
 #include "../core/thread_pool.hpp"
+#include "../dist/communicator.hpp"
 #include "../loss/info_nce.hpp"
 #include "../nn/parameter.hpp"
 #include "ema.hpp"
@@ -64,6 +76,7 @@ struct queue_config {
 struct queue {
     using config_type = queue_config;
     static constexpr const char* name = "queue";
+    static constexpr bool data_parallel = true;  ///< dist/data_parallel.hpp (global shuffle BN, replicated queue)
 
     template <class Backbone, class Head>
     class state {
@@ -140,36 +153,7 @@ struct queue {
         /// encoder runs on each BN group of bn_groups(B, view) as its own
         /// batch (train mode), outputs are put back in batch order and
         /// L2-normalized. (B, d), no gradient.
-        tensor<T> encode(const tensor<T>& images, std::size_t view = 1) {
-            require<shape_error>(images.rank() >= 2 && images.dim(0) >= 1,
-                                 "target::queue: expected a batch of images (B, C, H, W), got shape ",
-                                 images.shape().str());
-            const std::size_t n = images.dim(0), per = images.numel() / n;
-            tensor<T> out({n, dim_});
-            for (const auto& grp : bn_groups(n, view)) {
-                tensor<T> x;
-                if (grp.size() == n) {
-                    x = images;  // one group: the batch in its own order
-                } else {
-                    shape_t s = images.shape();
-                    s[0] = grp.size();
-                    x = tensor<T>(s);
-                    for (std::size_t r = 0; r < grp.size(); ++r)
-                        std::copy_n(images.data() + grp[r] * per, per, x.data() + r * per);
-                }
-                auto f = backbone_.forward(x);
-                auto y = head_.forward(f.out).out;
-                require<shape_error>(y.rank() == 2 && y.dim(0) == grp.size() && y.dim(1) == dim_,
-                                     "target::queue: the key encoder gave shape ", y.shape().str(), " for ",
-                                     grp.size(), " images, expected (", grp.size(), ", ", dim_, ")");
-                for (std::size_t r = 0; r < grp.size(); ++r) {
-                    T* dst = out.data() + grp[r] * dim_;
-                    std::copy_n(y.data() + r * dim_, dim_, dst);
-                    normalize_row(dst);
-                }
-            }
-            return out;
-        }
+        tensor<T> encode(const tensor<T>& images, std::size_t view = 1) { return encode_groups(images, view, 0, 1); }
 
         /// The batch's keys (view 1; view 0 too when symmetric) and the queue
         /// as it was before this batch. after_step enqueues the batch's keys.
@@ -181,8 +165,18 @@ struct queue {
                                  views[0].shape().str(), " and ", views[1].shape().str());
             loss::queue_targets<T> t;
             t.keys.resize(2);
-            if (cfg_.symmetric) t.keys[0] = encode(views[0], 0);
-            t.keys[1] = encode(views[1], 1);
+            dist::communicator* c = dist::active();
+            if (c) t.global_keys.resize(2);
+            for (std::size_t v = cfg_.symmetric ? 0 : 1; v < 2; ++v) {
+                if (!c) {
+                    t.keys[v] = encode(views[v], v);
+                    continue;
+                }
+                t.global_keys[v] = encode_global(views[v], v, *c);
+                const std::size_t n = views[v].dim(0), r = static_cast<std::size_t>(c->rank());
+                t.keys[v] = tensor<T>({n, dim_});
+                std::copy_n(t.global_keys[v].data() + r * n * dim_, n * dim_, t.keys[v].data());
+            }
             t.queue = queue_;
             return t;
         }
@@ -193,7 +187,7 @@ struct queue {
             tau_ = ema_tau(ema_config{cfg_.momentum, cfg_.cosine_schedule}, s.step, s.total_steps);
             ema_update<T>(backbone_, b, tau_);
             ema_update<T>(head_, h.target_part(), tau_);
-            for (const auto& k : batch.keys)
+            for (const auto& k : batch.global_keys.empty() ? batch.keys : batch.global_keys)
                 if (k.defined()) enqueue(k);
             steps_[0] += 1;
             return {};
@@ -230,7 +224,89 @@ struct queue {
         }
 
     private:
+        /// encode() of the groups g with g % stride == first; the other rows stay 0.
+        tensor<T> encode_groups(const tensor<T>& images, std::size_t view, std::size_t first, std::size_t stride) {
+            require<shape_error>(images.rank() >= 2 && images.dim(0) >= 1,
+                                 "target::queue: expected a batch of images (B, C, H, W), got shape ",
+                                 images.shape().str());
+            const std::size_t n = images.dim(0), per = images.numel() / n;
+            tensor<T> out = tensor<T>::zeros({n, dim_});
+            const auto groups = bn_groups(n, view);
+            buffer_snapshot keep(*this);
+            for (std::size_t g = first; g < groups.size(); g += stride) {
+                const auto& grp = groups[g];
+                tensor<T> x;
+                if (grp.size() == n) {
+                    x = images;  // one group: the batch in its own order
+                } else {
+                    shape_t s = images.shape();
+                    s[0] = grp.size();
+                    x = tensor<T>(s);
+                    for (std::size_t r = 0; r < grp.size(); ++r)
+                        std::copy_n(images.data() + grp[r] * per, per, x.data() + r * per);
+                }
+                auto f = backbone_.forward(x);
+                auto y = head_.forward(f.out).out;
+                require<shape_error>(y.rank() == 2 && y.dim(0) == grp.size() && y.dim(1) == dim_,
+                                     "target::queue: the key encoder gave shape ", y.shape().str(), " for ",
+                                     grp.size(), " images, expected (", grp.size(), ", ", dim_, ")");
+                for (std::size_t r = 0; r < grp.size(); ++r) {
+                    T* dst = out.data() + grp[r] * dim_;
+                    std::copy_n(y.data() + r * dim_, dim_, dst);
+                    normalize_row(dst);
+                }
+            }
+            return out;
+        }
+
+        /// Data parallel: the keys (P n, d) of the global batch whose rank-r
+        /// rows are this rank's `local` images (n, C, H, W); see Choices.
+        tensor<T> encode_global(const tensor<T>& local, std::size_t view, dist::communicator& c) {
+            require<shape_error>(local.rank() >= 2 && local.dim(0) >= 1,
+                                 "target::queue: expected a batch of images (B, C, H, W), got shape ",
+                                 local.shape().str());
+            const auto P = static_cast<std::size_t>(c.size());
+            shape_t s = local.shape();
+            s[0] *= P;
+            tensor<T> all(s);
+            c.allgather(std::span<const T>(local.data(), local.numel()), std::span<T>(all.data(), all.numel()));
+            tensor<T> keys;
+            {  // a BN group is one batch on one rank: no statistics across ranks here
+                dist::step_scope local_bn(c, {.sync_batch_norm = false});
+                keys = encode_groups(all, view, static_cast<std::size_t>(c.rank()), P);
+            }
+            c.allreduce_sum(std::span<T>(keys.data(), keys.numel()));
+            return keys;
+        }
+
         void normalize_row(T* row) const { ops::normalize_row(row, dim_, cfg_.eps); }
+
+        /// The key encoder's buffers, put back when the snapshot ends.
+        class buffer_snapshot {
+        public:
+            explicit buffer_snapshot(state& s) : s_(s) {
+                s_.visit_buffers([&](auto& t) { saved_.emplace_back(t.clone()); });
+            }
+            buffer_snapshot(const buffer_snapshot&) = delete;
+            buffer_snapshot& operator=(const buffer_snapshot&) = delete;
+            ~buffer_snapshot() {
+                std::size_t i = 0;
+                s_.visit_buffers([&](auto& t) {
+                    auto& from = std::get<std::remove_cvref_t<decltype(t)>>(saved_[i++]);
+                    std::copy(from.begin(), from.end(), t.begin());
+                });
+            }
+
+        private:
+            state& s_;
+            std::vector<std::variant<tensor<float>, tensor<double>, tensor<std::int64_t>>> saved_;
+        };
+        template <class F>
+        void visit_buffers(F&& f) {
+            auto g = [&](const std::string&, auto& t) { f(t); };
+            backbone_.for_each_buffer(g, "");
+            head_.for_each_buffer(g, "");
+        }
 
         queue_config cfg_{};
         Backbone backbone_{};
