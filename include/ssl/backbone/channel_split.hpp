@@ -11,8 +11,9 @@
 // Contract: options.backbone describes the whole network: its in_channels
 // must be C_1 + C_2 (options.groups, in input order) and its width is the
 // full width; each half is a Backbone of width / 2 (width even, >= 2) with
-// in_channels C_k, half 1 seeded with options.seed, half 2 with seed + 1. Parameters, buffers and taps
-// are named "half1.<name>" and "half2.<name>" (the halves' own names, e.g.
+// in_channels C_k, half 1 seeded with options.seed, half 2 with seed + 1.
+// Parameters, buffers and taps are named "half1.<name>" and "half2.<name>"
+// (the halves' own names, e.g.
 // "half1.layer4.1.conv2.weight", tap "half2.layer3"). forward_taps routes each
 // requested name to its half; backward splits dy (columns D_1 | D_2) and the
 // tap gradients between the halves and concatenates the input gradients over
@@ -48,7 +49,8 @@ template <class O>
 struct channel_split_options {
     O backbone{};                           ///< the whole network; each half gets width / 2
     std::vector<std::size_t> groups{1, 2};  ///< input channels of half 1, then half 2 (in input order)
-    std::uint64_t seed = 0;                 ///< half 1 is seeded with seed, half 2 with seed + 1 (backbone.seed is not read)
+    /// half 1 is seeded with seed, half 2 with seed + 1 (backbone.seed is not read)
+    std::uint64_t seed = 0;
 };
 
 namespace detail {
