@@ -30,6 +30,7 @@
 // checkpoint (metadata "ssl.config"); `ssl eval`, `embed`, `export` and
 // `train --resume` rebuild the method from it.
 #include <ssl/backbone/any_backbone.hpp>
+#include <ssl/backbone/channel_split.hpp>
 #include <ssl/core/cpu_check.hpp>
 #include <ssl/data/dataset.hpp>
 #include <ssl/eval/knn.hpp>
@@ -373,13 +374,20 @@ inline ssl::any_backbone_options backbone_options(const common_options& o, const
             .stem = cifar ? ssl::stem::cifar : ssl::stem::imagenet, .seed = o.seed};
 }
 
+/// The architecture options in a method's backbone config: its own, or a
+/// channel-split backbone's (split-brain: the whole network its halves halve).
+inline const ssl::any_backbone_options& arch_options(const ssl::any_backbone_options& o) { return o; }
+inline const ssl::any_backbone_options& arch_options(const ssl::channel_split_options<ssl::any_backbone_options>& o) {
+    return o.backbone;
+}
+
 /// Trains m with the settings in o (resolved: lr, weight decay, schedule and
 /// optimizer set), writing `run` into every checkpoint.
 template <class M>
 int run_method(M& m, const common_options& o, const data_sets& d, const run_document& run) {
     const auto t_start = std::chrono::steady_clock::now();
     const std::string& method_name = run.method;
-    const auto& bb = m.cfg().backbone;
+    const auto& bb = arch_options(m.cfg().backbone);
     // data parallel (dist.hpp): every rank trains, rank 0 alone evaluates,
     // prints (stdout) and writes; errors still reach stderr from every rank
     ssl::dist::communicator* const comm = run_communicator();
@@ -579,9 +587,15 @@ int checkpoint_action_on(M& m, const common_options& o, const ssl::io::safetenso
         }
         case checkpoint_action::export_backbone: {
             if (o.format == "onnx") {
-                export_onnx(m.backbone(), [&](const ssl::tensor<float>& x) { return m.augmentation().eval_transform(x); },
-                            o, file.metadata);
-                return 0;
+                if constexpr (std::is_same_v<std::remove_cvref_t<decltype(m.backbone())>, backbone_t>) {
+                    export_onnx(m.backbone(), [&](const ssl::tensor<float>& x) { return m.augmentation().eval_transform(x); },
+                                o, file.metadata);
+                    return 0;
+                } else {
+                    throw ssl::value_error("export --format onnx: this method's backbone is split over input channels "
+                                           "(split_brain), which the ONNX writer does not express; export it with "
+                                           "--format safetensors");
+                }
             }
             // the run's metadata (its config: eval and embed rebuild the
             // method from the exported file), without the position in the run
@@ -635,9 +649,9 @@ public:
     int from_checkpoint(const nlohmann::json& config, const common_options& o, const ssl::io::safetensors_file& file,
                         const data_sets* d, checkpoint_action action) const override {
         const config_type c = read(config, "checkpoint '" + o.checkpoint + "', metadata '" + run_document::key + "'");
-        if (d && d->train.channels() != c.backbone.in_channels)
+        if (d && d->train.channels() != arch_options(c.backbone).in_channels)
             throw ssl::value_error("checkpoint '" + o.checkpoint + "': its backbone takes " +
-                                   std::to_string(c.backbone.in_channels) + "-channel images, --data " + d->name +
+                                   std::to_string(arch_options(c.backbone).in_channels) + "-channel images, --data " + d->name +
                                    " has " + std::to_string(d->train.channels()) + " channels");
         method_type m(c);
         return checkpoint_action_on(m, o, file, d, action);
