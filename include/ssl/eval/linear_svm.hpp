@@ -64,6 +64,7 @@
 #include "../core/rng.hpp"
 #include "../core/tensor.hpp"
 #include "../core/thread_pool.hpp"
+#include "../core/views.hpp"
 #include "metrics.hpp"
 
 namespace ssl::eval {
