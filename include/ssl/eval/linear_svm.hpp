@@ -47,9 +47,10 @@
 //    alpha (a feasible start, alpha >= 0 being the only constraint): the
 //    solutions move little between neighbouring costs, so large costs, the
 //    slow ones for CD, start near their optimum. The final fit starts at 0.
-//  - Features kept in their own type (float: half the memory), w and alpha in
-//    double; one task per (fold, class) on ssl::parallel_for, each seeded on
-//    its own, so results do not depend on the thread count.
+//  - The prepared features, w and alpha in double (a float row's dot product
+//    with a double w does not vectorize: 3x slower at D = 256): 8 N D bytes;
+//    one task per class (per (fold, class) in CV) on ssl::parallel_for, each
+//    seeded on its own, so results do not depend on the thread count.
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -97,16 +98,16 @@ struct svm_binary_fit {
 namespace detail {
 
 /// Features (N, D) checked and copied (L2-normalized rows when asked) as a
-/// row-major matrix of their own type; names the first non-finite entry.
+/// row-major double matrix; names the first non-finite entry.
 template <class T>
-matrix<T> svm_prepare(const tensor<T>& f, bool l2, const char* who, const char* set) {
+matrix<double> svm_prepare(const tensor<T>& f, bool l2, const char* who, const char* set) {
     require<shape_error>(f.rank() == 2, who, ": the ", set, " features must be (N, D), got shape ", f.shape().str());
     const std::size_t n = f.dim(0), d = f.dim(1);
     require<shape_error>(n > 0 && d > 0, who, ": empty ", set, " features ", f.shape().str());
-    matrix<T> x(static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(d));
+    matrix<double> x(static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(d));
     for (std::size_t i = 0; i < n; ++i) {
         const T* r = f.data() + i * d;
-        T* o = x.data() + i * d;
+        double* o = x.data() + i * d;
         double s = 0;
         for (std::size_t j = 0; j < d; ++j) {
             require<value_error>(std::isfinite(static_cast<double>(r[j])), who, ": ", set, " feature (", i, ", ", j,
@@ -114,16 +115,26 @@ matrix<T> svm_prepare(const tensor<T>& f, bool l2, const char* who, const char* 
             s += static_cast<double>(r[j]) * static_cast<double>(r[j]);
         }
         const double inv = l2 && s > 0 ? 1.0 / std::sqrt(s) : 1.0;
-        for (std::size_t j = 0; j < d; ++j) o[j] = static_cast<T>(static_cast<double>(r[j]) * inv);
+        for (std::size_t j = 0; j < d; ++j) o[j] = static_cast<double>(r[j]) * inv;
     }
     return x;
 }
 
 template <class T>
+using svm_row = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, 1>>;
+
+/// x^T w in double (Eigen's packets: a plain loop's double sum is not vectorized without -ffast-math).
+template <class T>
 double svm_dot(const T* x, const double* w, std::size_t d) {
-    double s = 0;
-    for (std::size_t j = 0; j < d; ++j) s += static_cast<double>(x[j]) * w[j];
-    return s;
+    const auto n = static_cast<Eigen::Index>(d);
+    return svm_row<T>(x, n).template cast<double>().dot(svm_row<double>(w, n));
+}
+
+/// w += a x.
+template <class T>
+void svm_axpy(double a, const T* x, double* w, std::size_t d) {
+    const auto n = static_cast<Eigen::Index>(d);
+    Eigen::Map<Eigen::VectorXd>(w, n) += a * svm_row<T>(x, n).template cast<double>();
 }
 
 inline void check_svm_config(const svm_config& c, const char* who) {
@@ -155,12 +166,10 @@ svm_binary_fit svm_solve_binary(const matrix<T>& x, std::span<const std::size_t>
     std::vector<double> qd(n);
     for (std::size_t s = 0; s < n; ++s) {
         const T* xi = x.data() + rows[s] * d;
-        double q = B * B;
-        for (std::size_t j = 0; j < d; ++j) q += static_cast<double>(xi[j]) * static_cast<double>(xi[j]);
-        qd[s] = q + dii;
+        qd[s] = detail::svm_row<T>(xi, static_cast<Eigen::Index>(d)).template cast<double>().squaredNorm() + B * B + dii;
         if (r.alpha[s] != 0) {
             const double a = r.alpha[s] * y[s];
-            for (std::size_t j = 0; j < d; ++j) r.w[j] += a * static_cast<double>(xi[j]);
+            detail::svm_axpy(a, xi, r.w.data(), d);
             r.w[d] += a * B;
         }
     }
@@ -172,7 +181,16 @@ svm_binary_fit svm_solve_binary(const matrix<T>& x, std::span<const std::size_t>
     };
     std::vector<std::size_t> index(n);
     for (std::size_t s = 0; s < n; ++s) index[s] = s;
-    philox g(cfg.seed, 0x5356'4d00);  // "SVM"
+    // the order of the passes: splitmix64 (a few cycles per draw: with most
+    // coordinates shrunk, a pass does little more than shuffle) seeded by cfg.seed
+    std::uint64_t state = cfg.seed ^ 0x5356'4d00'5356'4d00ull;
+    auto below = [&state](std::size_t m) {
+        std::uint64_t z = (state += 0x9E37'79B9'7F4A'7C15ull);
+        z = (z ^ (z >> 30)) * 0xBF58'476D'1CE4'E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D0'49BB'1331'11EBull;
+        z ^= z >> 31;
+        return static_cast<std::size_t>((static_cast<unsigned __int128>(z) * m) >> 64);  // [0, m)
+    };
     std::size_t active = n;
     // shrinking threshold: alpha_i = 0 with G_i above the last pass's max PG leaves the
     // active set (no upper bound: the L2 loss's alpha is unbounded above)
@@ -180,7 +198,7 @@ svm_binary_fit svm_solve_binary(const matrix<T>& x, std::span<const std::size_t>
     while (r.iterations < cfg.max_iterations) {
         double pg_max = -std::numeric_limits<double>::infinity(), pg_min = -pg_max;
         for (std::size_t s = 0; s + 1 < active; ++s)  // Fisher-Yates over the active set
-            std::swap(index[s], index[s + static_cast<std::size_t>(g.below(active - s))]);
+            std::swap(index[s], index[s + below(active - s)]);
         for (std::size_t s = 0; s < active; ++s) {
             const std::size_t i = index[s];
             const T* xi = x.data() + rows[i] * d;
@@ -204,7 +222,7 @@ svm_binary_fit svm_solve_binary(const matrix<T>& x, std::span<const std::size_t>
                 const double old = r.alpha[i];
                 r.alpha[i] = std::max(old - G / qd[i], 0.0);
                 const double step = (r.alpha[i] - old) * yi;
-                for (std::size_t j = 0; j < d; ++j) r.w[j] += step * static_cast<double>(xi[j]);
+                detail::svm_axpy(step, xi, r.w.data(), d);
                 r.w[d] += step * B;
             }
         }
@@ -280,7 +298,7 @@ public:
     template <class T>
     tensor<double> decision_function(const tensor<T>& features) const {
         require<shape_error>(!classes_.empty(), "linear_svm_model: not trained");
-        const matrix<T> x = detail::svm_prepare(features, l2_, "linear_svm_model", "scored");
+        const matrix<double> x = detail::svm_prepare(features, l2_, "linear_svm_model", "scored");
         require<shape_error>(static_cast<std::size_t>(x.cols()) == dim(), "linear_svm_model: features ",
                              features.shape().str(), " for a model of dimension ", dim());
         const std::size_t n = features.dim(0), k = classes_.size(), d = dim();
@@ -416,7 +434,7 @@ linear_svm_fit_result linear_svm_fit(const tensor<T>& features, std::span<const 
     static_assert(std::is_floating_point_v<T>, "ssl::eval linear SVM needs floating-point features");
     constexpr const char* who = "linear_svm_fit";
     detail::check_svm_config(cfg, who);
-    const matrix<T> x = detail::svm_prepare(features, cfg.l2_normalize, who, "train");
+    const matrix<double> x = detail::svm_prepare(features, cfg.l2_normalize, who, "train");
     const std::size_t n = features.dim(0), d = features.dim(1);
     auto l = detail::svm_check_labels(labels, n, who, "train");
     std::vector<std::size_t> rows(n);
@@ -441,7 +459,7 @@ svm_cv_result svm_cross_validate(const tensor<T>& features, std::span<const std:
     svm_config base = cv.svm;
     base.cost = cv.costs.front();
     detail::check_svm_config(base, who);
-    const matrix<T> x = detail::svm_prepare(features, cv.svm.l2_normalize, who, "train");
+    const matrix<double> x = detail::svm_prepare(features, cv.svm.l2_normalize, who, "train");
     const std::size_t n = features.dim(0), d = features.dim(1);
     auto l = detail::svm_check_labels(labels, n, who, "train");
     const std::size_t k = l.classes.size(), nf = cv.folds;
