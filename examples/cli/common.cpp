@@ -15,6 +15,7 @@
 #include <ssl/io/onnx.hpp>
 
 #include <cerrno>
+#include <fstream>
 #include <cmath>
 #include <cstdlib>
 #include <thread>
@@ -578,6 +579,180 @@ void export_onnx(backbone_t& b, const std::function<ssl::tensor<float>(const ssl
                 "(N, %zu)) to %s (%.1f MB, %.0f ms)\n",
                 static_cast<long long>(ssl::io::onnx_opset), C, size, size, b.feature_dim(), o.output.c_str(),
                 ec ? 0.0 : static_cast<double>(bytes) / 1e6, ms);
+}
+
+
+// ---- the evaluation suite (--protocol; issue 21) -------------------------
+
+protocol_set protocol_set::parse(const std::string& list) {
+    protocol_set p{.knn = false, .linear = false};
+    std::size_t start = 0;
+    bool any = false;
+    for (;;) {
+        const std::size_t comma = list.find(',', start);
+        const std::string name = list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        if (name == "knn") p.knn = true;
+        else if (name == "linear") p.linear = true;
+        else if (name == "svm") p.svm = true;
+        else if (name == "lowshot") p.lowshot = true;
+        else if (name == "layers") p.layers = true;
+        else if (name == "all") p.knn = p.linear = p.svm = p.lowshot = p.layers = true;
+        else
+            throw ssl::value_error("--protocol: unknown protocol '" + name +
+                                   "' in '" + list + "' (a comma list of knn, linear, svm, lowshot, layers, or all)");
+        any = true;
+        if (comma == std::string::npos) break;
+        start = comma + 1;
+    }
+    if (!any) throw ssl::value_error("--protocol: no protocol named");
+    return p;
+}
+
+std::string protocol_set::str() const {
+    std::string s;
+    auto add = [&](bool on, const char* n) {
+        if (on) s += (s.empty() ? "" : ",") + std::string(n);
+    };
+    add(knn, "knn"), add(linear, "linear"), add(svm, "svm"), add(lowshot, "lowshot"), add(layers, "layers");
+    return s;
+}
+
+CLI::Validator protocol_list() {
+    return CLI::Validator(
+        [](std::string& v) {
+            try {
+                protocol_set::parse(v);
+            } catch (const ssl::value_error& e) {
+                return std::string(e.what()).substr(std::string("--protocol: ").size());
+            }
+            return std::string();
+        },
+        "LIST");
+}
+
+std::vector<std::string> probe_layers(const std::vector<std::string>& taps, const std::string& arch) {
+    auto has = [&](const std::string& n) { return std::find(taps.begin(), taps.end(), n) != taps.end(); };
+    std::vector<std::string> names;
+    if (has("layer1") && has("layer4")) {
+        if (has("relu")) names.push_back("relu");
+        for (const char* n : {"layer1", "layer2", "layer3", "layer4"})
+            if (has(n)) names.push_back(n);
+        return names;
+    }
+    for (const auto& t : taps)  // top-level stages: no dotted sub-module names, no pooled output
+        if (t.find('.') == std::string::npos && t != "avgpool" && t != "fc" && t != "flatten") names.push_back(t);
+    if (names.empty()) {
+        std::string all;
+        for (const auto& t : taps) all += (all.empty() ? "" : ", ") + t;
+        throw ssl::value_error("--protocol layers: backbone " + arch + " has no stage taps to probe (its taps: " + all +
+                               ")");
+    }
+    return names;
+}
+
+namespace {
+std::string pct(double v) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%.2f", 100.0 * v);
+    return b;
+}
+std::string shape_text(const ssl::shape_t& s) {
+    std::string t;
+    for (std::size_t i = 0; i < s.rank(); ++i) t += (i ? "x" : "") + std::to_string(s[i]);
+    return t;
+}
+}  // namespace
+
+void report_suite(const suite_results& r, const protocol_set& p, const fs::path& stem, bool print) {
+    struct row {
+        std::string protocol, setting, top1, spread;
+    };
+    std::vector<row> rows;
+    nlohmann::json j{{"encoder", r.encoder},           {"protocols", p.str()},
+                     {"eval_train_images", r.train_images}, {"eval_test_images", r.test_images}};
+    if (r.train_images == 0) {
+        if (print) std::printf("evaluation (%s): skipped, the evaluation sets are not labelled\n", r.encoder.c_str());
+        j["skipped"] = "the evaluation sets are not labelled";
+    }
+    if (r.basic.knn) {
+        rows.push_back({"knn", "k=200 T=0.1", fmt(r.basic.knn), ""});
+        j["knn"] = {{"top1", *r.basic.knn / 100.0}, {"k", 200}, {"temperature", 0.1}};
+    }
+    if (r.basic.linear) {
+        rows.push_back({"linear", "L-BFGS logistic wd=1e-4", fmt(r.basic.linear), ""});
+        j["linear"] = {{"top1", *r.basic.linear / 100.0}, {"weight_decay", 1e-4}};
+    }
+    if (r.svm && p.svm) {
+        std::string cv;
+        nlohmann::json grid = nlohmann::json::array();
+        for (std::size_t i = 0; i < r.svm->cv.costs.size(); ++i) {
+            cv += (cv.empty() ? "" : " ") + fmt_g(r.svm->cv.costs[i]) + ":" + pct(r.svm->cv.top1[i]);
+            grid.push_back({{"cost", r.svm->cv.costs[i]}, {"cv_top1", r.svm->cv.top1[i]}});
+        }
+        rows.push_back({"svm", "C=" + fmt_g(r.svm->cost) + " by 3-fold CV (" + cv + ")", pct(r.svm->test_top1), ""});
+        j["svm"] = {{"cost", r.svm->cost},         {"cv", grid},
+                    {"train_top1", r.svm->train_top1}, {"test_top1", r.svm->test_top1},
+                    {"converged", r.svm->converged}};
+    }
+    if (p.lowshot) {
+        nlohmann::json ls = nlohmann::json::array();
+        if (r.lowshot)
+            for (const auto& lr : r.lowshot->rows) {
+                rows.push_back({"lowshot", "k=" + std::to_string(lr.shots) + " (" + std::to_string(lr.top1.size()) +
+                                               " draws, SVM C=" + fmt_g(r.svm->cost) + ")",
+                                pct(lr.mean), pct(lr.std)});
+                ls.push_back({{"k", lr.shots}, {"mean", lr.mean}, {"std", lr.std}, {"top1", lr.top1}});
+            }
+        j["lowshot"] = {{"rows", ls}, {"skipped_k", r.lowshot_skipped}};
+        if (r.svm) j["lowshot"]["cost"] = r.svm->cost;
+        if (!r.lowshot_skipped.empty() && print) {
+            std::string ks;
+            for (auto k : r.lowshot_skipped) ks += (ks.empty() ? "" : ", ") + std::to_string(k);
+            std::printf("low-shot: k = %s skipped (more images than the smallest class of the eval train set has)\n",
+                        ks.c_str());
+        }
+    }
+    if (p.layers) {
+        nlohmann::json ls = nlohmann::json::array();
+        for (const auto& l : r.layers) {
+            const std::size_t c = l.map_shape[0];
+            rows.push_back({"layers", l.name + " " + shape_text(l.map_shape) + " -> " + std::to_string(c) + "x" +
+                                          std::to_string(l.pooled.h) + "x" + std::to_string(l.pooled.w) + " = " +
+                                          std::to_string(l.dim) + " (probe on " +
+                                          std::to_string(r.layer_train_images) + " images)",
+                            pct(l.test_top1), ""});
+            ls.push_back({{"layer", l.name},          {"map", shape_text(l.map_shape)},
+                          {"pooled", std::to_string(l.pooled.h) + "x" + std::to_string(l.pooled.w)},
+                          {"dim", l.dim},             {"train_top1", l.train_top1},
+                          {"test_top1", l.test_top1}, {"converged", l.converged}});
+        }
+        j["layers"] = {{"rows", ls}, {"train_images", r.layer_train_images}, {"dim_budget", ssl::eval::layer_dim_budget}};
+    }
+    if (print && !rows.empty()) {
+        std::size_t w0 = 8, w1 = 7;
+        for (const auto& x : rows) w0 = std::max(w0, x.protocol.size()), w1 = std::max(w1, x.setting.size());
+        std::printf("\n== evaluation (%s encoder; %zu train / %zu test images) ==\n", r.encoder.c_str(), r.train_images,
+                    r.test_images);
+        std::printf("%-*s  %-*s  %s\n", static_cast<int>(w0), "protocol", static_cast<int>(w1), "setting", "top-1 %");
+        for (const auto& x : rows)
+            std::printf("%-*s  %-*s  %s%s\n", static_cast<int>(w0), x.protocol.c_str(), static_cast<int>(w1),
+                        x.setting.c_str(), x.top1.c_str(), x.spread.empty() ? "" : (" +- " + x.spread).c_str());
+    }
+    auto json_path = stem, csv_path = stem;
+    json_path += ".json";
+    csv_path += ".csv";
+    {
+        std::ofstream f(json_path);
+        f << j.dump(2) << '\n';
+        if (!f) throw ssl::io_error("cannot write '" + json_path.string() + "'");
+    }
+    {
+        std::ofstream f(csv_path);
+        f << "encoder,protocol,setting,top1_percent,std_percent\n";
+        for (const auto& x : rows) f << r.encoder << ',' << x.protocol << ",\"" << x.setting << "\"," << x.top1 << ',' << x.spread << '\n';
+        if (!f) throw ssl::io_error("cannot write '" + csv_path.string() + "'");
+    }
+    if (print) std::printf("wrote %s and %s\n", json_path.string().c_str(), csv_path.string().c_str());
 }
 
 }  // namespace cli

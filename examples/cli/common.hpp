@@ -34,7 +34,10 @@
 #include <ssl/core/cpu_check.hpp>
 #include <ssl/data/dataset.hpp>
 #include <ssl/eval/knn.hpp>
+#include <ssl/eval/layers.hpp>
 #include <ssl/eval/linear_probe.hpp>
+#include <ssl/eval/linear_svm.hpp>
+#include <ssl/eval/lowshot.hpp>
 #include <ssl/io/checkpoint.hpp>
 #include <ssl/io/config_json.hpp>
 #include <ssl/io/safetensors.hpp>
@@ -89,6 +92,7 @@ struct common_options {
     bool resume = false, json = false, baseline = false, no_progress = false;
     std::size_t winograd = 2;  ///< --winograd: 3x3 convolutions by F(2x2, 3x3), F(4x4, 3x3) or 0 (off) (backend/host/winograd.hpp)
     std::size_t eval_every = 0;
+    std::string protocol = "knn,linear";  ///< --protocol: the evaluation protocols (eval suite, issue 21)
     // eval / embed / export
     std::string checkpoint, output;
     std::string format = "safetensors";  ///< export --format: safetensors or onnx
@@ -340,27 +344,128 @@ struct eval_numbers {
     }
 };
 
-/// kNN (k = 200, T = 0.1) and a linear probe on frozen backbone features,
-/// when both sets are labelled.
+/// The backbone features of every image of s (N, output_dim), in chunks.
 template <class M>
-eval_numbers evaluate(M& m, const data_sets& d) {
+ssl::tensor<float> embed_set(M& m, const ssl::data::image_dataset& s) {
+    ssl::tensor<float> out({s.size(), m.backbone().output_dim()});
+    const std::size_t chunk = 2048;
+    for (std::size_t b = 0; b < s.size(); b += chunk) {
+        std::vector<std::size_t> idx;
+        for (std::size_t i = b; i < std::min(s.size(), b + chunk); ++i) idx.push_back(i);
+        auto f = m.embed(s.batch(idx));
+        std::copy(f.begin(), f.end(), out.data() + b * out.dim(1));
+    }
+    return out;
+}
+
+/// kNN (k = 200, T = 0.1) and a linear probe on frozen backbone features,
+/// when both sets are labelled (each only when asked).
+template <class M>
+eval_numbers evaluate(M& m, const data_sets& d, bool knn = true, bool linear = true) {
     eval_numbers r;
+    if (!d.test || !d.eval_train.labelled() || !d.test->labelled() || (!knn && !linear)) return r;
+    auto ftr = embed_set(m, d.eval_train), fte = embed_set(m, *d.test);
+    if (knn)
+        r.knn = 100.0 * ssl::eval::knn_evaluate(ftr, d.eval_train.labels, fte, d.test->labels,
+                                                {.k = 200, .temperature = 0.1}).top1;
+    if (linear) r.linear = 100.0 * ssl::eval::linear_probe(ftr, d.eval_train.labels, fte, d.test->labels, {}).test_top1;
+    return r;
+}
+
+// ---- the evaluation suite (--protocol; issue 21) -------------------------
+
+/// --protocol knn,linear,svm,lowshot,layers (or all): which protocols run.
+struct protocol_set {
+    bool knn = true, linear = true, svm = false, lowshot = false, layers = false;
+    bool extra() const { return svm || lowshot || layers; }
+    /// Parses a comma list; an unknown name is a value_error naming it and the known ones.
+    static protocol_set parse(const std::string& list);
+    std::string str() const;
+};
+/// --protocol's check, with parse's message.
+CLI::Validator protocol_list();
+
+/// The multi-layer probe trains on at most this many eval-train images
+/// (5 layers of ~9k dimensions: 10k images hold 5 x 370 MB of floats, and the
+/// probe's standardized double copy of one layer 740 MB).
+inline constexpr std::size_t layer_probe_max_train = 10000;
+
+/// The suite's results, for the table, the JSON and the CSV (common.cpp writes them).
+struct suite_results {
+    std::string encoder;  ///< "trained" or "random init"
+    eval_numbers basic;
+    std::optional<ssl::eval::linear_svm_result> svm;
+    std::optional<ssl::eval::lowshot_result> lowshot;
+    std::vector<std::size_t> lowshot_skipped;  ///< k above the smallest class
+    std::vector<ssl::eval::layer_probe_row> layers;
+    std::size_t layer_train_images = 0, train_images = 0, test_images = 0;
+};
+/// Prints the table (stdout) and writes it to `stem`.json and `stem`.csv.
+void report_suite(const suite_results& r, const protocol_set& p, const fs::path& stem, bool print);
+
+/// The stage taps a multi-layer probe reads: conv1 (its output after bn1 and
+/// relu: tap "relu") and layer1..layer4 of ResNets; other backbones their
+/// top-level taps (none: a value_error listing the taps).
+std::vector<std::string> probe_layers(const std::vector<std::string>& taps, const std::string& arch);
+
+/// The protocols `p` asks for on m's backbone (labelled eval sets needed:
+/// nothing runs otherwise). knn and linear come from evaluate().
+template <class M>
+suite_results run_suite(M& m, const data_sets& d, const protocol_set& p, const std::string& encoder, bool verbose) {
+    suite_results r;
+    r.encoder = encoder;
     if (!d.test || !d.eval_train.labelled() || !d.test->labelled()) return r;
-    auto embed = [&](const ssl::data::image_dataset& s) {
-        ssl::tensor<float> out({s.size(), m.backbone().output_dim()});
-        const std::size_t chunk = 2048;
-        for (std::size_t b = 0; b < s.size(); b += chunk) {
-            std::vector<std::size_t> idx;
-            for (std::size_t i = b; i < std::min(s.size(), b + chunk); ++i) idx.push_back(i);
-            auto f = m.embed(s.batch(idx));
-            std::copy(f.begin(), f.end(), out.data() + b * out.dim(1));
-        }
-        return out;
+    r.train_images = d.eval_train.size();
+    r.test_images = d.test->size();
+    auto note = [&](const char* what) {
+        if (verbose) std::fprintf(stderr, "evaluating (%s): %s\n", encoder.c_str(), what);
     };
-    auto ftr = embed(d.eval_train), fte = embed(*d.test);
-    r.knn = 100.0 *
-            ssl::eval::knn_evaluate(ftr, d.eval_train.labels, fte, d.test->labels, {.k = 200, .temperature = 0.1}).top1;
-    r.linear = 100.0 * ssl::eval::linear_probe(ftr, d.eval_train.labels, fte, d.test->labels, {}).test_top1;
+    if (p.knn || p.linear || p.svm || p.lowshot) {
+        note("features");
+        const auto ftr = embed_set(m, d.eval_train), fte = embed_set(m, *d.test);
+        const auto& ytr = d.eval_train.labels;
+        const auto& yte = d.test->labels;
+        if (p.knn) {
+            note("kNN");
+            r.basic.knn = 100.0 * ssl::eval::knn_evaluate(ftr, ytr, fte, yte, {.k = 200, .temperature = 0.1}).top1;
+        }
+        if (p.linear) {
+            note("linear probe");
+            r.basic.linear = 100.0 * ssl::eval::linear_probe(ftr, ytr, fte, yte, {}).test_top1;
+        }
+        if (p.svm || p.lowshot) {
+            note("linear SVM, 3-fold CV over the cost");
+            r.svm = ssl::eval::linear_svm_evaluate(ftr, ytr, fte, yte);
+        }
+        if (p.lowshot) {
+            note("low-shot");
+            ssl::eval::lowshot_config lc;
+            lc.seed = m.cfg().backbone.seed;
+            lc.svm.cost = r.svm->cost;
+            const std::size_t least = ssl::eval::smallest_class(ytr).first;
+            std::vector<std::size_t> ks;
+            for (std::size_t k : lc.shots) (k <= least ? ks : r.lowshot_skipped).push_back(k);
+            lc.shots = ks;
+            if (!ks.empty()) r.lowshot = ssl::eval::lowshot_evaluate(ftr, ytr, fte, yte, lc);
+        }
+    }
+    if (p.layers) {
+        const auto names = probe_layers(m.backbone().tap_names(), m.cfg().backbone.arch);
+        const std::size_t n = std::min(d.eval_train.size(), layer_probe_max_train);
+        r.layer_train_images = n;
+        const auto train_images = d.eval_train.batch(iota(n));
+        const auto test_images = d.test->batch(iota(d.test->size()));
+        const std::vector<std::int64_t> ytr(d.eval_train.labels.begin(),
+                                            d.eval_train.labels.begin() + static_cast<std::ptrdiff_t>(n));
+        const auto transform = [&](const ssl::tensor<float>& x) { return m.augmentation().eval_transform(x); };
+        for (const auto& name : names) {  // one layer at a time: only its features are held
+            note(("layer " + name).c_str());
+            const auto tr = ssl::eval::layer_features(m.backbone(), train_images, {name}, transform);
+            const auto te = ssl::eval::layer_features(m.backbone(), test_images, {name}, transform);
+            auto rows = ssl::eval::multilayer_probe(tr, ytr, te, d.test->labels);
+            r.layers.push_back(rows.front());
+        }
+    }
     return r;
 }
 
@@ -394,9 +499,18 @@ int run_method(M& m, const common_options& o, const data_sets& d, const run_docu
     const bool lead = lead_rank(comm);
     if (!lead && !std::freopen("/dev/null", "w", stdout)) std::fclose(stdout);
     eval_numbers base;
+    const protocol_set protocols = protocol_set::parse(o.protocol);
+    const fs::path out_dir = o.out.empty() ? fs::path("runs") / method_name : fs::path(o.out);
     if (o.baseline && lead) {
         M fresh(m.cfg());
-        base = evaluate(fresh, d);
+        if (protocols.extra()) {
+            const auto sr = run_suite(fresh, d, protocols, "random init", !o.json);
+            base = sr.basic;
+            fs::create_directories(out_dir);
+            report_suite(sr, protocols, out_dir / "eval_random_init", !o.json);
+        } else {
+            base = evaluate(fresh, d, protocols.knn, protocols.linear);
+        }
         if (!o.json)
             std::printf("random-init encoder: kNN %s %%, linear probe %s %%\n", fmt(base.knn).c_str(),
                         fmt(base.linear).c_str());
@@ -468,7 +582,16 @@ int run_method(M& m, const common_options& o, const data_sets& d, const run_docu
         std::fprintf(stderr, "interrupted: the end-of-run evaluation is skipped and backbone.safetensors is not "
                              "written; '%s' is saved (continue with --resume)\n",
                      (tc.out_dir / "last.safetensors").string().c_str());
-    const auto e = interrupted || !lead ? eval_numbers{} : evaluate(m, d);
+    eval_numbers e;
+    if (!interrupted && lead) {
+        if (protocols.extra()) {
+            const auto sr = run_suite(m, d, protocols, "trained", !o.json);
+            e = sr.basic;
+            report_suite(sr, protocols, tc.out_dir / "eval", !o.json);
+        } else {
+            e = evaluate(m, d, protocols.knn, protocols.linear);
+        }
+    }
     // the end-of-run evaluation in the plot's evaluation panel (it was empty
     // without --eval-every)
     if (auto* plot = t.chores().template find<ssl::train::run_plot>(); plot && (e.knn || e.linear)) {
@@ -569,8 +692,16 @@ int checkpoint_action_on(M& m, const common_options& o, const ssl::io::safetenso
                             " it");
     switch (action) {
         case checkpoint_action::eval: {
-            auto e = evaluate(m, *d);
-            std::printf("kNN top-1 %s %%, linear probe top-1 %s %%\n", fmt(e.knn).c_str(), fmt(e.linear).c_str());
+            const protocol_set p = protocol_set::parse(o.protocol);
+            if (!p.extra()) {
+                auto e = evaluate(m, *d, p.knn, p.linear);
+                std::printf("kNN top-1 %s %%, linear probe top-1 %s %%\n", fmt(e.knn).c_str(), fmt(e.linear).c_str());
+                return 0;
+            }
+            // the table, and eval_<checkpoint>.json / .csv next to the checkpoint
+            const fs::path ck(o.checkpoint);
+            const auto sr = run_suite(m, *d, p, "trained", true);
+            report_suite(sr, p, ck.parent_path() / ("eval_" + ck.stem().string()), true);
             return 0;
         }
         case checkpoint_action::embed: {

@@ -1,6 +1,11 @@
 #pragma once
 // Evaluation protocols on frozen features: weighted kNN (InstDisc), the
-// linear probe (L-BFGS logistic regression) and metrics (accuracy, NMI).
+// linear probe (L-BFGS logistic regression) and metrics (accuracy, NMI);
+// issue 21's suite: the linear SVM with cross-validated cost (Goyal et al.'s
+// VOC07 protocol), low-shot classification and multi-layer probes.
 #include "eval/knn.hpp"
 #include "eval/linear_probe.hpp"
 #include "eval/metrics.hpp"
+#include "eval/layers.hpp"
+#include "eval/linear_svm.hpp"
+#include "eval/lowshot.hpp"
