@@ -9,12 +9,12 @@
 //   s4l_rotation   every image at 0/90/180/270 degrees (augment::rotations);
 //                  4-way rotation cross entropy on all rotated copies, class
 //                  cross entropy on all four rotated copies of the labelled
-//                  images (sec. 3.1)
+//                  images
 //   s4l_exemplar   8 augmented copies per image (augment::augmented_copies);
 //                  batch-hard soft-margin triplet loss on an L2-normalised
 //                  embedding (1000-d in the paper), copies of one image are
 //                  the positives; class cross entropy on the copies of the
-//                  labelled images (sec. 3.2)
+//                  labelled images
 // The supervised-only baseline is either alias with self_weight = 0: the
 // same trunk, views and labelled subset, class cross entropy only.
 //

@@ -1,8 +1,8 @@
 #pragma once
 // `copies` augmented versions of every image stacked in one view (row
 // r * N + i: copy r of sample i, spec.copies = copies): S4L-Exemplar's 8
-// copies per image (Zhai et al. 2019, sec. 3.2: "random crops, horizontal
-// flips and colour augmentation"), whose copies of one image are the
+// copies per image (Zhai et al. 2019: random crops, horizontal flips and
+// colour augmentation), whose copies of one image are the
 // positives of the triplet loss. Copy r draws its randomness as view r of the
 // pipeline (seed, epoch, sample, r), so the copies of a sample differ and any
 // run is reproducible.

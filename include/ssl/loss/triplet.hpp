@@ -1,8 +1,8 @@
 #pragma once
 // Batch-hard triplet loss with a soft margin: Hermans, Beyer, Leibe, "In
-// Defense of the Triplet Loss for Person Re-Identification", 2017 (eq. 5
-// with the soft margin of sec. 3), the self-supervised loss of S4L-Exemplar
-// (Zhai et al. 2019, sec. 3.2). For embeddings z_1..z_R with group labels
+// Defense of the Triplet Loss for Person Re-Identification", 2017 (the
+// batch-hard loss with its soft margin), the self-supervised loss of
+// S4L-Exemplar (Zhai et al. 2019). For embeddings z_1..z_R with group labels
 // g_r (rows of one group are copies of one image):
 //     D_ab = sqrt(||z_a - z_b||^2 + eps)
 //     L = 1/R sum_a softplus( max_{p != a, g_p = g_a} D_ap - min_{n: g_n != g_a} D_an )
