@@ -47,6 +47,7 @@ method_entry& pirl_entry();
 method_entry& exemplar_entry();
 method_entry& colorization_entry();
 method_entry& split_brain_entry();
+method_entry& s4l_entry();
 
 namespace {
 
@@ -61,8 +62,7 @@ const std::vector<method_entry*>& methods() {
         &simclr_entry(),      &byol_entry(),        &rotnet_entry(),           &jigsaw_entry(),
         &moco_entry(),        &instdisc_entry(),    &instdisc_softmax_entry(), &pirl_entry(),
         &deepcluster_entry(), &sela_entry(),        &deepercluster_entry(),    &instance_cls_entry(),
-        &exemplar_entry(),    &colorization_entry(),
-        &split_brain_entry()};
+        &exemplar_entry(),    &colorization_entry(), &split_brain_entry(),      &s4l_entry()};
     return all;
 }
 

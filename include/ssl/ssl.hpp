@@ -54,6 +54,7 @@
 #include "jigsaw.hpp"
 #include "pirl.hpp"
 #include "rotnet.hpp"
+#include "s4l.hpp"
 #include "sela.hpp"
 #include "simclr.hpp"
 #include "testing/gradcheck.hpp"
