@@ -4,9 +4,15 @@
 // /usr/bin/time -v for the peak RSS (bench/README.md, "Data larger than
 // memory"): it stays at the buffer's size whatever the set's.
 //   bench_shards DIR [BUFFER=10000] [BATCH=256] [EPOCHS=1] [RANKS=1]
+//   bench_shards --write DIR N [SAMPLES_PER_SHARD=10000]
+//       writes N synthetic 28 x 28 images (ssl::data::synthetic, seed 1, as
+//       `ssl shards --data synthetic:N`) one at a time
 // With RANKS > 1 each rank's epoch is read in turn (as P processes would),
 // padding the tails, and the epoch must cover every sample exactly once.
 #include <ssl/data/shards.hpp>
+#include <ssl/data/synthetic.hpp>
+
+#include <algorithm>
 
 #include <chrono>
 #include <cstdio>
@@ -20,6 +26,23 @@ int main(int argc, char** argv) {
         return 2;
     }
     auto arg = [&](int i, std::size_t def) { return argc > i ? std::stoul(argv[i]) : def; };
+    if (std::string(argv[1]) == "--write" && argc >= 4) {
+        const std::size_t n = std::stoul(argv[3]);
+        const ssl::data::synthetic gen({.size = n, .classes = 10, .height = 28, .width = 28, .seed = 1});
+        ssl::data::shard_writer w(argv[2], {.samples_per_shard = arg(4, 10000), .channels = 1, .height = 28,
+                                            .width = 28, .classes = 10, .name = "synthetic"});
+        std::vector<float> f(28 * 28);
+        std::vector<std::uint8_t> px(f.size());
+        for (std::size_t i = 0; i < n; ++i) {
+            gen.image(i, f.data());
+            for (std::size_t j = 0; j < f.size(); ++j)
+                px[j] = static_cast<std::uint8_t>(std::clamp((f[j] + 1.5f) / 3.0f, 0.0f, 1.0f) * 255.0f + 0.5f);
+            w.add(px.data(), gen.label(i));
+        }
+        const auto m = w.finish();
+        std::printf("wrote %zu images in %zu shards to %s\n", m.samples, m.shards.size(), argv[2]);
+        return 0;
+    }
     const std::size_t buffer = arg(2, 10000), batch = arg(3, 256), epochs = arg(4, 1), ranks = arg(5, 1);
     try {
         const auto set = ssl::data::shard_set::open(argv[1]);

@@ -16,6 +16,13 @@
 // optimizer's step, the reported loss and metrics are means over the ranks,
 // Ctrl-C and a non-finite loss stop every rank at the same step, and only
 // rank 0 has the progress line, the log, the plot and the checkpoints.
+//
+// Streaming (data/shards.hpp): built from a shard_set instead of an
+// image_dataset, the trainer reads each epoch's batches from tar shards on
+// disk (shard order and shuffle buffer seeded by `seed` and the epoch, the
+// tails dropped so every rank takes the same steps); the loop, resuming and
+// the chores are the same. Methods that need the whole set in memory
+// (needs_whole_data_set below) are refused.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -162,7 +169,6 @@ private:
     }
 
 public:
-
     /// Trains from tar shards streamed from disk (data/shards.hpp): each rank
     /// reads its share of the shards (the shard count divisible by the ranks)
     /// in batches of batch / ranks, the tails dropped so that every rank takes
