@@ -3,6 +3,7 @@
 // build-fuzz/corpus/<harness>/). Every file starts with the byte the harness
 // reads first (format or mode choice) where the harness has one.
 //   make_seeds OUT_DIR
+#include <ssl/data/tar.hpp>
 #include <ssl/io/config_json.hpp>
 #include <ssl/io/safetensors.hpp>
 #include <ssl/moco.hpp>
@@ -18,6 +19,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -135,5 +137,25 @@ int main(int argc, char** argv) {
     auto wrong = simclr;
     wrong["head"]["out"] = "128";
     put("config_json", "wrong_type.json", as_bytes(doc("simclr", wrong)));
+
+    // tar: a shard of two samples (image + label), one cut short, one with a
+    // damaged checksum, one without its end blocks.
+    std::ostringstream tar_out;
+    ssl::data::tar_writer tw(tar_out, "seed.tar");
+    const bytes png_like = {0x89, 'P', 'N', 'G', 1, 2, 3};
+    const bytes cls = {'3', '\n'};
+    tw.add("000000000.png", png_like);
+    tw.add("000000000.cls", cls);
+    tw.add("000000001.png", bytes(600, 7));
+    tw.add("000000001.cls", cls);
+    tw.finish();
+    const std::string t = tar_out.str();
+    const bytes tb(t.begin(), t.end());
+    put("tar", "two_samples.tar", tb);
+    put("tar", "truncated.tar", bytes(tb.begin(), tb.begin() + 1700));
+    put("tar", "no_end_blocks.tar", bytes(tb.begin(), tb.end() - 1024));
+    bytes bad = tb;
+    bad[5] ^= 1;
+    put("tar", "bad_checksum.tar", bad);
     return 0;
 }

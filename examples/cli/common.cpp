@@ -285,7 +285,7 @@ struct spec_sets {
 };
 
 const char* const spec_forms =
-    "fashion-mnist[:DIR], cifar10:DIR, cifar100:DIR, folder:DIR, idx:IMAGES[,LABELS], synthetic";
+    "fashion-mnist[:DIR], cifar10:DIR, cifar100:DIR, folder:DIR, idx:IMAGES[,LABELS], shards:DIR, synthetic";
 
 /// "fashion-mnist" when its files are installed, else "synthetic".
 std::string default_spec() {
@@ -347,6 +347,21 @@ spec_sets read_spec(const std::string& spec, const spec_read& how) {
         s.train = comma == std::string::npos
                       ? ssl::data::read_idx(arg, idx)
                       : ssl::data::read_idx(arg.substr(0, comma), arg.substr(comma + 1), 0, {}, idx);
+    } else if (kind == "shards") {
+        // tar shards (`ssl shards`): the first train_limit samples (0: all)
+        // decoded into memory; `ssl train` streams the rest (load_data)
+        ssl::require(!arg.empty(), how.option, " shards:DIR needs the directory of the shards and their manifest.json");
+        const auto set = ssl::data::shard_set::open(arg);
+        const auto& m = set.manifest;
+        const std::size_t n = how.train_limit ? std::min(how.train_limit, m.samples) : m.samples;
+        const std::uint64_t bytes = std::uint64_t(n) * m.channels * m.height * m.width;
+        if (bytes > max_bytes)
+            throw ssl::value_error(how.option + " " + spec + ": " + std::to_string(n) + " samples of " +
+                                   std::to_string(m.channels) + "x" + std::to_string(m.height) + "x" +
+                                   std::to_string(m.width) + " take " + std::to_string(bytes >> 20) +
+                                   " MiB decoded, more than " + max_name + " (training streams shards; reading them "
+                                   "whole into memory is refused above --max-data-mb)");
+        s.train = ssl::data::load_shards(set, n);
     } else if (kind == "synthetic") {
         s.train = ssl::data::synthetic({.size = 4096, .classes = 10, .height = 28, .width = 28, .seed = 1}).to_dataset();
         s.test = ssl::data::synthetic({.size = 1000, .classes = 10, .height = 28, .width = 28, .seed = 2}).to_dataset();
@@ -432,6 +447,17 @@ data_sets load_data(const data_request& r) {
         else if (!r.evaluation || kind == "idx") how.train_limit = r.limit;  // idx: no test split to evaluate on
     }
     if (kind == "folder") resolve_folder(spec, r, how, d.notes);
+    if (kind == "shards") {  // README "Data larger than memory"
+        if (r.limit)
+            throw ssl::value_error("--train-limit does not apply to --data " + spec + ": training streams every shard "
+                                   "(write a smaller set with `ssl shards` instead)");
+        if (r.evaluation && split_data)
+            throw ssl::value_error("--holdout with --data " + spec + ": training streams every shard, so it would "
+                                   "train on the held-out images; give --eval-data SPEC (with --holdout to split it)");
+        // in memory: the first --eval-limit samples (default 10000) for the
+        // kNN / linear probe and the model's shape; embed reads them all
+        if (r.evaluation) how.train_limit = r.eval_limit ? r.eval_limit : 10000;
+    }
     auto primary = read_spec(spec, how);
     d.train = std::move(primary.train);
     d.test = std::move(primary.test);
@@ -516,6 +542,12 @@ data_sets load_data(const data_request& r) {
             d.evaluation = "none: --data " + spec + " is unlabelled (give --eval-data SPEC)";
     }
     if (r.limit && r.limit < d.train.size()) d.train = d.train.subset(iota(r.limit));
+    if (kind == "shards" && r.evaluation) {
+        d.shards = ssl::data::shard_set::open(spec.substr(spec.find(':') + 1));
+        d.notes.push_back("--data " + spec + ": " + std::to_string(d.shards->size()) + " images in " +
+                          std::to_string(d.shards->shards()) + " shards, streamed from disk (the first " +
+                          std::to_string(d.train.size()) + " held in memory for the kNN / linear probe)");
+    }
     return d;
 }
 

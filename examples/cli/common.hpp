@@ -33,6 +33,7 @@
 #include <ssl/backbone/channel_split.hpp>
 #include <ssl/core/cpu_check.hpp>
 #include <ssl/data/dataset.hpp>
+#include <ssl/data/shards.hpp>
 #include <ssl/eval/knn.hpp>
 #include <ssl/eval/layers.hpp>
 #include <ssl/eval/linear_probe.hpp>
@@ -77,6 +78,7 @@ struct common_options {
     std::string stem = "auto";
     std::size_t batch = 256, epochs = 5, threads = 0, workers = 1, max_steps = 0, train_limit = 0, eval_limit = 0;
     std::size_t max_data_mb = 1024;  // the most data read from one IDX or CIFAR file, or decoded from a folder
+    std::size_t shuffle_buffer = 10000;  // --data shards:DIR: samples in the shuffle buffer (README "Data larger than memory")
     // folder:DIR data: the side and channels the images are brought to (0: from the data)
     std::size_t image_size = 0, channels = 0;
     std::string eval_data;  // --eval-data SPEC: the labelled set evaluation uses
@@ -120,6 +122,9 @@ struct data_sets {
     std::vector<std::string> notes;
     /// --holdout: the images of the set that was split (eval checks it is the same set).
     std::size_t holdout_from = 0;
+    /// --data shards:DIR: the shards training streams (train then holds only
+    /// the first images, for the evaluation and the model's shape).
+    std::optional<ssl::data::shard_set> shards;
 };
 
 /// What load_data reads, from the command line (and a checkpoint's record).
@@ -331,6 +336,9 @@ std::vector<std::size_t> iota(std::size_t n);
 /// to read, and folders of more decoded, are refused.
 data_sets load_data(const data_request& r);
 std::string fmt(const std::optional<double>& v);
+/// `ssl shards` (shards.cpp): registers the subcommand, and runs it once parsed.
+CLI::App* add_shards_command(CLI::App& app);
+int run_shards_command();
 std::string fmt_g(double v);
 
 struct eval_numbers {
@@ -539,13 +547,17 @@ int run_method(M& m, const common_options& o, const data_sets& d, const run_docu
                    {"train_images", std::to_string(d.train.size())},
                    {"seed", std::to_string(o.seed)},
                    {run_document::key, run.dump()}};
-    ssl::trainer<M> t(m, d.train, tc);
+    tc.shuffle_buffer = o.shuffle_buffer;
+    // --data shards:DIR streams the shards; d.train is then their first images
+    const std::size_t train_images = d.shards ? d.shards->size() : d.train.size();
+    tc.metadata["train_images"] = std::to_string(train_images);
+    ssl::trainer<M> t = d.shards ? ssl::trainer<M>(m, *d.shards, tc) : ssl::trainer<M>(m, d.train, tc);
     if (!o.json)
         std::printf("training %s, %s width %zu%s, on %s (%zu images %zux%zux%zu), batch %zu, %zu epochs, lr %.4g, "
                     "weight decay %s, %s schedule, %zu threads\n",
                     method_name.c_str(), bb.arch.c_str(), bb.width,
                     bb.arch == "convnet" ? "" : bb.stem == ssl::stem::cifar ? " (CIFAR stem)" : " (ImageNet stem)",
-                    d.name.c_str(), d.train.size(),
+                    d.name.c_str(), train_images,
                     d.train.channels(), d.train.height(), d.train.width(), o.batch, o.epochs, tc.lr,
                     fmt_g(tc.weight_decay).c_str(), tc.schedule.c_str(), ssl::num_threads());
     if (comm && !o.json)
@@ -604,7 +616,7 @@ int run_method(M& m, const common_options& o, const data_sets& d, const run_docu
     if (!o.json) {
         std::printf("\n== %s summary ==\n", method_name.c_str());
         std::printf("data          %s (%zu train images %zux%zux%zu; evaluation %zu train / %zu test)\n",
-                    d.name.c_str(), d.train.size(), d.train.channels(), d.train.height(), d.train.width(),
+                    d.name.c_str(), train_images, d.train.channels(), d.train.height(), d.train.width(),
                     d.eval_train.size(), d.test ? d.test->size() : 0);
         std::printf("evaluation    %s\n", d.evaluation.c_str());
         std::printf("backbone      %s width %zu (%zu parameters)\n", bb.arch.c_str(), bb.width,
@@ -768,6 +780,9 @@ public:
         const config_type c = read(run.config, std::string("the config of --method ") + Spec::name);
         method_type m(c);
         if constexpr (requires { spec_.training_set(c, d.train); }) {
+            if (d.shards)
+                throw ssl::value_error(std::string("--method ") + Spec::name + " trains on a set derived from images "
+                                       "held in memory, so it cannot stream --data " + d.name + "; give an in-memory --data");
             // the method trains on a set derived from the images (Exemplar's
             // seed patches); evaluation stays on the images
             data_sets own = d;

@@ -396,6 +396,7 @@ int main(int argc, char** argv) {
     tr->add_option("--workers", o.workers, "loader threads")->check(thread_count());
     tr->add_option("--max-steps", o.max_steps, "stop after this many steps");
     tr->add_option("--train-limit", o.train_limit, "use only the first N training images");
+    tr->add_option("--shuffle-buffer", o.shuffle_buffer, "--data shards:DIR: samples in the shuffle buffer")->check(CLI::Range(std::size_t(1), std::size_t(1) << 30));
     tr->add_option("--eval-every", o.eval_every, "evaluate every N epochs (0: at the end only)");
     tr->add_flag("--resume", o.resume,
                  "continue from OUT/last.safetensors, with the method, config and trainer settings stored in it");
@@ -425,6 +426,7 @@ int main(int argc, char** argv) {
                    "safetensors (default: parameters and buffers, torchvision names) or onnx (the eval-mode network: "
                    "raw images in [0, 1] at the trained size -> features, as `ssl embed`; README.md)")
         ->check(CLI::IsMember({"safetensors", "onnx"}));
+    auto* sh = add_shards_command(app);  // ssl shards (shards.cpp)
     CLI11_PARSE(app, argc, argv);
     try {
         if (o.threads) ssl::set_num_threads(o.threads);
@@ -441,6 +443,7 @@ int main(int argc, char** argv) {
             note_given(*em, o);
             return with_checkpoint(o, checkpoint_action::embed);
         }
+        if (sh->parsed()) return run_shards_command();
         return with_checkpoint(o, checkpoint_action::export_backbone);
     } catch (const ssl::error& e) {
         std::fprintf(stderr, "ssl: error: %s\n", e.what());

@@ -16,6 +16,13 @@
 // optimizer's step, the reported loss and metrics are means over the ranks,
 // Ctrl-C and a non-finite loss stop every rank at the same step, and only
 // rank 0 has the progress line, the log, the plot and the checkpoints.
+//
+// Streaming (data/shards.hpp): built from a shard_set instead of an
+// image_dataset, the trainer reads each epoch's batches from tar shards on
+// disk (shard order and shuffle buffer seeded by `seed` and the epoch, the
+// tails dropped so every rank takes the same steps); the loop, resuming and
+// the chores are the same. Methods that need the whole set in memory
+// (needs_whole_data_set below) are refused.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -23,6 +30,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <variant>
@@ -31,6 +39,7 @@
 #include "core/cpu_check.hpp"
 #include "data/dataset.hpp"
 #include "data/loader.hpp"
+#include "data/shards.hpp"
 #include "dist/data_parallel.hpp"
 #include "io/checkpoint.hpp"
 #include "method.hpp"
@@ -59,7 +68,23 @@ struct trainer_config {
     // data parallel (dist/): null or one rank: one process, as before
     dist::communicator* comm = nullptr;  ///< the ranks sharing every batch (not owned)
     bool sync_batch_norm = true;         ///< batch norm statistics over the global batch
+    // streaming data (data/shards.hpp): samples in each rank's shuffle buffer
+    std::size_t shuffle_buffer = 10000;
 };
+
+/// Whether a method's target update or loss needs the whole training set in
+/// memory (a pass over it per epoch or on request: memory banks sized by it,
+/// cluster and Sinkhorn labels, instance classifiers initialised from it):
+/// such methods cannot train from streamed shards.
+template <class Method>
+inline constexpr bool needs_whole_data_set = [] {
+    using B = typename Method::backbone_type;
+    using H = typename Method::head_type;
+    using S = typename Method::target_type::template state<B, H>;
+    return requires(S& t, epoch_context<B, H>& c, const target_step& s) { t.begin_epoch(c); } ||
+           requires(S& t, epoch_context<B, H>& c, const target_step& s) { t.data_pass(c, s); } ||
+           requires(typename Method::loss_type& l, epoch_context<B, H>& c) { l.begin_epoch(c); };
+}();
 
 struct train_summary {
     std::size_t epochs_done = 0;
@@ -79,6 +104,11 @@ class trainer {
 
 public:
     trainer(Method& m, const data::image_dataset& train, const trainer_config& c)
+        : trainer(m, train, c, std::nullopt) {}
+
+private:
+    trainer(Method& m, const data::image_dataset& train, const trainer_config& c,
+            std::optional<data::shard_set> shards)
         : m_(m), data_(train), cfg_(c), opt_(make_optimizer(m, c)), comm_(c.comm ? c.comm : &dist::single()) {
         check_cpu();  // a CPU without the instruction sets this program was compiled for: an error, not SIGILL
         if constexpr (!dist::data_parallel_ready<Method>) {  // a policy with batch-built state: refused, not wrong
@@ -97,16 +127,55 @@ public:
         dist::check_global_batch(c.batch, *comm_);  // before any collective
         require(c.epochs > 0, "trainer: epochs must be positive");
         require(c.batch >= 2, "trainer: batch must be at least 2, got ", c.batch);
-        require(train.size() >= c.batch, "trainer: the data set has ", train.size(),
-                " images, fewer than one batch of ", c.batch);
+        if (shards) {
+            if constexpr (needs_whole_data_set<Method>) {
+                std::string what = "target update";
+                if constexpr (requires { std::string(Method::target_type::name); })
+                    what += std::string(" '") + Method::target_type::name + "'";
+                throw value_error(detail::cat(shards->describe(), ": this method's ", what, " or loss needs the whole "
+                                  "training set in memory (a pass over it, or state sized by it), which streamed shards "
+                                  "do not give; train it on an in-memory data set, or stream a method without one "
+                                  "(SimCLR, BYOL, RotNet, Jigsaw, MoCo, colorization)"));
+            }
+            stream_.emplace(std::move(*shards),
+                            data::shard_options{.batch_size = c.batch / static_cast<std::size_t>(comm_->size()),
+                                                .buffer = c.shuffle_buffer, .shuffle = true,
+                                                .tail = data::shard_tail::drop, .seed = c.seed,
+                                                .rank = static_cast<std::size_t>(comm_->rank()),
+                                                .ranks = static_cast<std::size_t>(comm_->size())});
+        } else {
+            require(train.size() >= c.batch, "trainer: the data set has ", train.size(),
+                    " images, fewer than one batch of ", c.batch);
+        }
         require(c.lr > 0 && std::isfinite(c.lr), "trainer: lr must be positive, got ", c.lr);
         require(c.schedule == "cosine" || c.schedule == "constant", "trainer: unknown schedule '", c.schedule,
                 "' (choose cosine or constant)");
-        steps_per_epoch_ = train.size() / c.batch;  // drop_last
+        steps_per_epoch_ = stream_ ? stream_->batches_per_epoch() : train.size() / c.batch;  // drop_last
         total_steps_ = steps_per_epoch_ * c.epochs;  // the schedules span the whole run
         stop_at_ = c.max_steps ? std::min(total_steps_, c.max_steps) : total_steps_;
         chores_ = standard_chores(c);
     }
+
+    /// The training set of a streaming trainer (begin_epoch of the methods it
+    /// accepts does not read it).
+    static const data::image_dataset& empty_set() {
+        static const data::image_dataset e = [] {
+            data::image_dataset d;
+            d.images = tensor<std::uint8_t>({0, 1, 1, 1});
+            d.name = "streamed shards";
+            return d;
+        }();
+        return e;
+    }
+
+public:
+    /// Trains from tar shards streamed from disk (data/shards.hpp): each rank
+    /// reads its share of the shards (the shard count divisible by the ranks)
+    /// in batches of batch / ranks, the tails dropped so that every rank takes
+    /// the same number of steps; memory holds c.shuffle_buffer encoded samples,
+    /// not the set. Methods that need the whole set in memory are refused.
+    trainer(Method& m, const data::shard_set& shards, const trainer_config& c)
+        : trainer(m, empty_set(), c, shards) {}
 
     std::size_t steps_per_epoch() const noexcept { return steps_per_epoch_; }
     std::size_t total_steps() const noexcept { return total_steps_; }
@@ -220,10 +289,6 @@ private:
         const auto t_run = clock::now();
         std::size_t images = 0, skip = start.step_in_epoch;  // resuming inside an epoch starts at batch `skip`
         for (std::size_t epoch = start.epoch; epoch < cfg_.epochs && step_ < stop_at_; ++epoch) {
-            data::loader<> ld(data_, {.batch_size = cfg_.batch, .shuffle = true, .drop_last = true,
-                                      .seed = cfg_.seed, .workers = cfg_.workers, .prefetch = 2,
-                                      .rank = static_cast<std::size_t>(comm_->rank()),
-                                      .ranks = static_cast<std::size_t>(comm_->size())});
             // The target update may recompute pseudo-labels, re-initialise
             // parameters and choose this epoch's order (DeepCluster, SeLa, ...).
             epoch_plan plan = m_.begin_epoch(data_, epoch, cfg_.seed, skip > 0);
@@ -231,7 +296,10 @@ private:
             double epoch_loss = 0;
             std::size_t epoch_steps = 0, in_epoch = skip;
             const auto t_epoch = clock::now();
-            for (auto& b : plan.order ? ld.epoch(epoch, skip, std::move(*plan.order)) : ld.epoch(epoch, skip)) {
+            // the epoch's batches: from the in-memory loader or the shard stream;
+            // true when a Ctrl-C stopped the run
+            const auto train_epoch = [&](auto&& batches) -> bool {
+            for (auto& b : batches) {
                 if (step_ >= stop_at_) break;
                 ++in_epoch;
                 const step_context ctx{cfg_.seed, epoch, step_, total_steps_};
@@ -270,9 +338,23 @@ private:
                     chores_.interrupted({epoch, in_epoch, step_});
                     s.interrupted = true;
                     finish(s, images, t_run);
-                    return s;
+                    return true;
                 }
             }
+            return false;
+            };
+            bool stopped = false;
+            if (stream_) {
+                stopped = train_epoch(stream_->epoch(epoch, skip));
+            } else {
+                data::loader<> ld(data_, {.batch_size = cfg_.batch, .shuffle = true, .drop_last = true,
+                                          .seed = cfg_.seed, .workers = cfg_.workers, .prefetch = 2,
+                                          .rank = static_cast<std::size_t>(comm_->rank()),
+                                          .ranks = static_cast<std::size_t>(comm_->size())});
+                stopped = plan.order ? train_epoch(ld.epoch(epoch, skip, std::move(*plan.order)))
+                                     : train_epoch(ld.epoch(epoch, skip));
+            }
+            if (stopped) return s;
             skip = 0;
             // max_steps may end the run inside this epoch: the checkpoint then
             // records the position, so --resume continues with the next batch.
@@ -378,6 +460,7 @@ private:
     train::chore_list chores_;
     dist::communicator* comm_;
     dist::gradient_averager<float> averager_{*comm_};
+    std::optional<data::shard_stream> stream_;  // streaming: the shards, else data_ in memory
 };
 
 }  // namespace ssl
