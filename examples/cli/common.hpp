@@ -416,6 +416,14 @@ void report_suite(const suite_results& r, const protocol_set& p, const fs::path&
 /// top-level taps (none: a value_error listing the taps).
 std::vector<std::string> probe_layers(const std::vector<std::string>& taps, const std::string& arch);
 
+/// The architecture options in a method's backbone config: its own, or a
+/// channel-split backbone's (split-brain: the whole network its halves halve).
+inline const ssl::any_backbone_options& arch_options(const ssl::any_backbone_options& o) { return o; }
+inline const ssl::any_backbone_options& arch_options(const ssl::channel_split_options<ssl::any_backbone_options>& o) {
+    return o.backbone;
+}
+
+
 /// The protocols `p` asks for on m's backbone (labelled eval sets needed:
 /// nothing runs otherwise). knn and linear come from evaluate().
 template <class M>
@@ -458,7 +466,7 @@ suite_results run_suite(M& m, const data_sets& d, const protocol_set& p, const s
         }
     }
     if (p.layers) {
-        const auto names = probe_layers(m.backbone().tap_names(), m.cfg().backbone.arch);
+        const auto names = probe_layers(m.backbone().tap_names(), arch_options(m.cfg().backbone).arch);
         const std::size_t n = std::min(d.eval_train.size(), layer_probe_max_train);
         r.layer_train_images = n;
         const auto train_images = d.eval_train.batch(iota(n));
@@ -485,13 +493,6 @@ inline ssl::any_backbone_options backbone_options(const common_options& o, const
     const bool cifar = o.stem == "cifar" || (o.stem == "auto" && d.height() <= 64);
     return {.arch = o.backbone, .in_channels = d.channels(), .width = o.width,
             .stem = cifar ? ssl::stem::cifar : ssl::stem::imagenet, .seed = o.seed};
-}
-
-/// The architecture options in a method's backbone config: its own, or a
-/// channel-split backbone's (split-brain: the whole network its halves halve).
-inline const ssl::any_backbone_options& arch_options(const ssl::any_backbone_options& o) { return o; }
-inline const ssl::any_backbone_options& arch_options(const ssl::channel_split_options<ssl::any_backbone_options>& o) {
-    return o.backbone;
 }
 
 /// Trains m with the settings in o (resolved: lr, weight decay, schedule and
