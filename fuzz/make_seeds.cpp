@@ -154,8 +154,8 @@ int main(int argc, char** argv) {
     put("tar", "two_samples.tar", tb);
     put("tar", "truncated.tar", bytes(tb.begin(), tb.begin() + 1700));
     put("tar", "no_end_blocks.tar", bytes(tb.begin(), tb.end() - 1024));
-    bytes bad = tb;
-    bad[5] ^= 1;
-    put("tar", "bad_checksum.tar", bad);
+    bytes bad_sum = tb;
+    bad_sum[5] ^= 1;
+    put("tar", "bad_checksum.tar", bad_sum);
     return 0;
 }
