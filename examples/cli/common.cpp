@@ -171,6 +171,27 @@ CLI::Validator whole_number(const std::string& desc, std::size_t lo, std::size_t
 }  // namespace
 
 CLI::Validator image_side() { return whole_number("8..4096", 8, 4096, "a side in pixels from 8 to 4096"); }
+CLI::Validator pixel_count() {
+    return CLI::Validator(
+        [](std::string& v) {
+            // a whole number in [1, hi], or 0 when it is not one
+            auto number = [](const std::string& s, unsigned long long hi) -> unsigned long long {
+                if (s.empty() || s.size() > 15 || s.find_first_not_of("0123456789") != std::string::npos) return 0;
+                const unsigned long long n = std::stoull(s);
+                return n <= hi ? n : 0;
+            };
+            const auto x = v.find_first_of("xX");  // W x H (4096x4096) becomes its product
+            const unsigned long long n =
+                x == std::string::npos ? number(v, 1ull << 40)
+                                       : number(v.substr(0, x), 1ull << 20) * number(v.substr(x + 1), 1ull << 20);
+            if (n == 0)
+                return "must be a pixel count from 1 to 2^40, or WIDTHxHEIGHT with sides from 1 to 2^20 (e.g. "
+                       "4096x4096), got " + v;
+            v = std::to_string(n);
+            return std::string();
+        },
+        "N|WxH");
+}
 CLI::Validator channel_count() {
     return CLI::Validator(
         [](std::string& v) { return v == "1" || v == "3" ? std::string() : "must be 1 (grey) or 3 (RGB), got " + v; },
@@ -304,6 +325,7 @@ struct spec_read {
     std::size_t max_data_mb = 1024;
     std::size_t image_size = 0, channels = 0;  ///< folder: resolved (non-zero)
     ssl::data::resize_mode resize = ssl::data::resize_mode::center_crop;
+    std::uint64_t max_image_pixels = ssl::data::default_max_image_pixels;  ///< folder: --max-image-pixels
 };
 
 spec_sets read_spec(const std::string& spec, const spec_read& how) {
@@ -340,7 +362,8 @@ spec_sets read_spec(const std::string& spec, const spec_read& how) {
         ssl::require(!arg.empty(), how.option, " folder:DIR needs a directory");
         s.train = ssl::data::load_image_folder(
             arg, {.height = how.image_size, .width = how.image_size, .channels = how.channels, .resize = how.resize,
-                  .max_bytes = max_bytes, .max_bytes_name = max_name});
+                  .max_bytes = max_bytes, .max_bytes_name = max_name, .max_pixels = how.max_image_pixels,
+                  .max_pixels_name = "--max-image-pixels " + std::to_string(how.max_image_pixels)});
     } else if (kind == "idx") {
         ssl::require(!arg.empty(), how.option, " idx:IMAGES[,LABELS] needs the IDX images file");
         const auto comma = arg.find(',');
@@ -438,7 +461,7 @@ data_sets load_data(const data_request& r) {
                                " applies to --data folder:DIR (images of any size and colour), not to --data " + spec +
                                ", whose images have one size and channel count");
     const bool split_data = r.holdout > 0 && r.eval_data.empty();  // --holdout splits --data
-    spec_read how{.option = "--data", .max_data_mb = r.max_data_mb};
+    spec_read how{.option = "--data", .max_data_mb = r.max_data_mb, .max_image_pixels = r.max_image_pixels};
     // IDX and CIFAR: the first --train-limit images are all that is read when
     // nothing else needs the rest: the evaluation's train set is the train
     // split, limited by --eval-limit (else whole), unless --eval-data has one
@@ -465,7 +488,7 @@ data_sets load_data(const data_request& r) {
     if (r.evaluation && !r.eval_data.empty()) {
         // the evaluation's set: read at --data's size and channels when it is a folder
         spec_read ehow{.option = "--eval-data", .max_data_mb = r.max_data_mb, .image_size = d.train.height(),
-                       .channels = d.train.channels()};
+                       .channels = d.train.channels(), .max_image_pixels = r.max_image_pixels};
         const std::string ekind = kind_of(r.eval_data);
         auto ev = read_spec(r.eval_data, ehow);
         if (image_shape(ev.train) != image_shape(d.train))

@@ -78,6 +78,7 @@ struct common_options {
     std::string stem = "auto";
     std::size_t batch = 256, epochs = 5, threads = 0, workers = 1, max_steps = 0, train_limit = 0, eval_limit = 0;
     std::size_t max_data_mb = 1024;  // the most data read from one IDX or CIFAR file, or decoded from a folder
+    std::uint64_t max_image_pixels = ssl::data::default_max_image_pixels;  // --max-image-pixels: one image's, folder data
     std::size_t shuffle_buffer = 10000;  // --data shards:DIR: samples in the shuffle buffer (README "Data larger than memory")
     // folder:DIR data: the side and channels the images are brought to (0: from the data)
     std::size_t image_size = 0, channels = 0;
@@ -131,6 +132,8 @@ struct data_sets {
 struct data_request {
     std::string data;  ///< --data (empty: fashion-mnist when installed, else synthetic)
     std::size_t limit = 0, eval_limit = 0, max_data_mb = 1024;
+    /// folder:DIR data: the most pixels one image may declare (--max-image-pixels)
+    std::uint64_t max_image_pixels = ssl::data::default_max_image_pixels;
     /// folder:DIR data: side and channels (0: from the images' headers, see load_data)
     std::size_t image_size = 0, channels = 0;
     /// Whether image_size / channels are the user's (--image-size / --channels),
@@ -200,6 +203,8 @@ CLI::Validator non_negative_number();  ///< finite and >= 0
 CLI::Validator fraction_below_one();
 /// --image-size: a side in pixels, 8 to 4096 ("must be a side in pixels from 8 to 4096, got 0").
 CLI::Validator image_side();
+/// --max-image-pixels: N (1 to 2^40) or WxH (sides 1 to 2^20), stored as the pixel count.
+CLI::Validator pixel_count();
 /// --channels: 1 or 3 ("must be 1 (grey) or 3 (RGB), got 2").
 CLI::Validator channel_count();
 

@@ -114,6 +114,7 @@ void refuse_other_run(const common_options& o, const train_record& t, const fs::
 /// load_data's request for the command line's options.
 data_request request_of(const common_options& o) {
     return {.data = o.data, .limit = o.train_limit, .eval_limit = o.eval_limit, .max_data_mb = o.max_data_mb,
+            .max_image_pixels = o.max_image_pixels,
             .image_size = o.image_size, .channels = o.channels, .size_given = o.was_given("--image-size"),
             .channels_given = o.was_given("--channels"), .eval_data = o.eval_data, .holdout = o.holdout,
             .seed = o.seed};
@@ -337,6 +338,11 @@ int main(int argc, char** argv) {
                       "the most data read from one IDX or CIFAR file, or decoded from a folder, in MiB (more is "
                       "refused before it is read; with --train-limit only the images used are read)")
             ->check(CLI::Range(std::size_t(1), std::size_t(1) << 40));
+        c->add_option("--max-image-pixels", o.max_image_pixels,
+                      "folder:DIR data: the most pixels one image file may declare, N or WxH (default 8192x8192); a "
+                      "file over it is refused from its header before anything is decoded (a small corrupt or "
+                      "hostile file can declare gigapixels): set it near your images' size")
+            ->transform(pixel_count());
         c->add_option("--eval-data", o.eval_data,
                       "the labelled set the kNN / linear probe evaluate on (same forms as --data; a folder is read at "
                       "--data's size and channels): with a test split of its own (fashion-mnist, cifar10:DIR, ...) "

@@ -3,7 +3,7 @@
 // streams from disk (README "Data larger than memory").
 //
 //   ssl shards --data SPEC --output DIR [--samples-per-shard 10000]
-//              [--image-size N] [--channels 1|3] [--max-data-mb 1024]
+//              [--image-size N] [--channels 1|3] [--max-data-mb 1024] [--max-image-pixels N|WxH]
 //
 // SPEC is any form --data takes (its train split is written); synthetic:N
 // writes N images of the synthetic set one at a time (memory: one image),
@@ -21,6 +21,7 @@ namespace {
 struct shards_options {
     std::string data, output;
     std::size_t samples_per_shard = 10000, image_size = 0, channels = 0, max_data_mb = 1024;
+    std::uint64_t max_image_pixels = ssl::data::default_max_image_pixels;
     bool size_given = false, channels_given = false;
 };
 
@@ -69,6 +70,9 @@ CLI::App* add_shards_command(CLI::App& app) {
     c->add_option("--channels", o.channels, "folder:DIR data: 1 (grey) or 3 (RGB)")->check(channel_count());
     c->add_option("--max-data-mb", o.max_data_mb, "the most data read into memory, in MiB (as ssl train's)")
         ->check(CLI::Range(std::size_t(1), std::size_t(1) << 40));
+    c->add_option("--max-image-pixels", o.max_image_pixels,
+                  "folder:DIR data: the most pixels one image file may declare, N or WxH (as ssl train's)")
+        ->transform(pixel_count());
     command() = c;
     return c;
 }
@@ -81,7 +85,8 @@ int run_shards_command() {
     if (o.data.rfind("synthetic:", 0) == 0) {
         m = write_synthetic(o.data.substr(10), o);
     } else {
-        data_request req{.data = o.data, .max_data_mb = o.max_data_mb, .image_size = o.image_size,
+        data_request req{.data = o.data, .max_data_mb = o.max_data_mb, .max_image_pixels = o.max_image_pixels,
+                         .image_size = o.image_size,
                          .channels = o.channels, .size_given = o.size_given, .channels_given = o.channels_given,
                          .evaluation = false};
         const auto d = load_data(req);

@@ -393,7 +393,44 @@ TEST_CASE("image folder: decoding from memory; inputs found by fuzz/fuzz_image")
     CHECK(contains(error_of([&] { ssl::data::read_image_bytes(tga, 3); }), "stb_image cannot decode it"));
     // Over 2^26 pixels: refused before stb allocates anything.
     bmp = bmp_header(10000, 10000);
-    CHECK(contains(error_of([&] { ssl::data::read_image_bytes(bmp, 3); }), "10000x10000 pixels, more than the 67108864"));
+    CHECK(contains(error_of([&] { ssl::data::read_image_bytes(bmp, 3); }),
+                   "10000x10000 pixels (100000000), more than the 67108864 of image_folder_options::max_pixels"));
+}
+
+TEST_CASE("image folder: max_pixels refuses an image from its header, and names the option") {
+    temp_dir d;
+    for (int i = 0; i < 3; ++i) write_png(d / "f" / (std::to_string(i) + ".png"), 64, 32, 3, i);
+    write_png(d / "g" / "small.png", 16, 16, 1, 0);
+    write_png(d / "g" / "wide.png", 80, 40, 1, 1);  // 3200 pixels
+    ssl::data::image_folder_options o{.channels = 3, .max_pixels = 64 * 32};
+    CHECK(ssl::data::load_image_folder(d / "f", o).size() == 3);  // exactly at the limit: read
+    o.max_pixels = 64 * 32 - 1;
+    o.max_pixels_name = "--max-image-pixels 2047";
+    // at their own size the first image is decoded first (it sets the size)
+    auto msg = error_of([&] { ssl::data::load_image_folder(d / "f", o); });
+    CHECK(contains(msg, "image file '" + (d / "f" / "0.png").string() +
+                            "': 64x32 pixels (2048), more than the 2047 of --max-image-pixels 2047"));
+    // resizing does not lift it: the file's own pixels count, not the output's
+    o.height = o.width = 8;
+    msg = error_of([&] { ssl::data::load_image_folder(d / "f", o); });
+    CHECK(contains(msg, "0.png': 64x32 pixels (2048), more than the 2047 of --max-image-pixels 2047"));
+    CHECK(contains(msg, "(and 2 more unreadable images in"));
+    // only the image over the limit is named
+    o = {.height = 8, .width = 8, .channels = 1, .max_pixels = 3000};
+    msg = error_of([&] { ssl::data::load_image_folder(d / "g", o); });
+    CHECK(contains(msg, "wide.png': 80x40 pixels (3200), more than the 3000 of image_folder_options::max_pixels"));
+    CHECK_FALSE(contains(msg, "more unreadable"));
+    // one file, from disk and from memory
+    CHECK(contains(error_of([&] { ssl::data::read_image(d / "g" / "wide.png", o); }), "80x40 pixels (3200)"));
+    std::ifstream in(d / "g" / "wide.png", std::ios::binary);
+    const std::string file((std::istreambuf_iterator<char>(in)), {});
+    const std::vector<std::uint8_t> bytes(file.begin(), file.end());
+    CHECK(contains(error_of([&] { ssl::data::read_image_bytes(bytes, o, "w.png"); }), "'w.png': 80x40 pixels"));
+    o.max_pixels = 3200;
+    CHECK(ssl::data::read_image_bytes(bytes, o).shape() == ssl::shape_t{1, 8, 8});
+    o.max_pixels = 0;
+    CHECK(contains(error_of<ssl::value_error>([&] { ssl::data::read_image_bytes(bytes, o); }),
+                   "read_image_bytes: image_folder_options::max_pixels must be at least 1 pixel, got 0"));
 }
 
 TEST_CASE("image folder: a PNG with damaged IDAT data, and PNG bombs") {
@@ -425,7 +462,7 @@ TEST_CASE("image folder: a PNG with damaged IDAT data, and PNG bombs") {
     // would allocate 625 MB per channel) is refused from its header.
     std::vector<std::uint8_t> rows(25001, 0);
     msg = error_of([&] { ssl::data::read_image_bytes(png_of(25000, 25000, zlib_stored(rows)), 3); });
-    CHECK(contains(msg, "25000x25000 pixels, more than the 67108864"));
+    CHECK(contains(msg, "25000x25000 pixels (625000000), more than the 67108864"));
 
     // A PNG of 1 x 1 pixels whose IDAT inflates to 8 MB: stb inflated all of
     // it (512 MB for a 520 KB file); refused once past the 2 bytes it needs

@@ -320,6 +320,10 @@ TEST_CASE("shards: a damaged shard is refused with the shard, the member and the
     // an image of another size than the manifest's
     hand_set(d.path / "size", {{"a.png", png_of(1, 9, 6)}, {"a.cls", "1"}, {"b.png", p1}, {"b.cls", "2"}});
     CHECK(read_error(d.path / "size").find("image 'a.png' is 6x9 pixels, the manifest says 6x8") != std::string::npos);
+    // an image declaring 4x the manifest's pixels or more is refused from its header, undecoded
+    hand_set(d.path / "huge", {{"a.png", png_of(1, 40, 6)}, {"a.cls", "1"}, {"b.png", p1}, {"b.cls", "2"}});
+    CHECK(read_error(d.path / "huge").find("image 'a.png': 6x40 pixels (240), more than the 192 of 4x the "
+                                           "manifest's height x width") != std::string::npos);
     // an image that does not decode
     hand_set(d.path / "junk", {{"a.png", "not an image"}, {"a.cls", "1"}, {"b.png", p1}, {"b.cls", "2"}});
     CHECK(read_error(d.path / "junk").find("image 'a.png': ") != std::string::npos);

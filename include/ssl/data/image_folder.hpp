@@ -30,7 +30,7 @@
 //
 // read_image decodes one file; read_image_bytes one file's bytes in memory.
 // Refused before stb decodes them (stb 2.27 would misbehave): images of no
-// pixels or over 2^26 pixels, BMPs shorter than their header says, JPEG
+// pixels or over .max_pixels (default 2^26), BMPs shorter than their header says, JPEG
 // Huffman tables of more than 256 codes, PNGs whose chunks fail their CRC
 // (stb checks none: damaged IDAT data decoded to other pixels), that end
 // before IEND, or whose IDAT data is not a valid zlib stream or inflates to
@@ -58,6 +58,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <utility>
 #include <vector>
@@ -78,6 +79,9 @@ enum class resize_mode {
     stretch,      ///< resample the whole image to height x width
 };
 
+/// The default of image_folder_options::max_pixels: 2^26, e.g. 8192 x 8192.
+inline constexpr std::uint64_t default_max_image_pixels = std::uint64_t(1) << 26;
+
 struct image_folder_options {
     std::size_t height = 0;    ///< output height; 0 (with width 0): keep the images' own size
     std::size_t width = 0;     ///< output width; 0 (with height 0): keep the images' own size
@@ -89,6 +93,13 @@ struct image_folder_options {
     std::uint64_t max_bytes = 0;
     /// How messages name max_bytes (the `ssl` program: "--max-data-mb").
     std::string max_bytes_name = "image_folder_options::max_bytes";
+    /// The most pixels (width x height) one image may declare; a file over it
+    /// is refused from its header, before stb allocates or decodes anything
+    /// (a 600 KB PNG can declare 25000 x 25000). Lower it to what your images
+    /// are: each decode costs up to 4 bytes per pixel per decoding thread.
+    std::uint64_t max_pixels = default_max_image_pixels;
+    /// How messages name max_pixels (the `ssl` program: "--max-image-pixels").
+    std::string max_pixels_name = "image_folder_options::max_pixels";
 };
 
 /// What scan_image_folder learns from the images' headers.
@@ -187,10 +198,6 @@ struct decoded_image {
     explicit operator bool() const noexcept { return px != nullptr; }
 };
 
-/// Images of more pixels are refused before decoding, so that a small corrupt
-/// header cannot make stb allocate gigabytes: 2^26, e.g. 8192 x 8192.
-inline constexpr std::uint64_t max_image_pixels = std::uint64_t(1) << 26;
-
 /// stb_image 2.27 (Debian 12's libstb-dev) writes past a Huffman table when a
 /// JPEG's DHT segment declares more than 256 codes (later stb versions refuse it).
 /// Every DHT stb reads starts at an FF C4 byte pair, so every such pair of a
@@ -282,7 +289,7 @@ inline std::string png_idat_overflow(const unsigned char* d, const std::vector<s
 /// and pass its CRC (zlib's crc32), up to IEND, and its IDAT data must be a
 /// valid zlib stream of no more bytes than its IHDR's size needs. Returns
 /// the reason to refuse, or "" (also for a file that is not a PNG).
-inline std::string png_damaged(const unsigned char* d, std::size_t n) {
+inline std::string png_damaged(const unsigned char* d, std::size_t n, std::uint64_t max_pixels) {
     static constexpr unsigned char signature[8] = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A};
     if (n < 8 || std::memcmp(d, signature, 8) != 0) return {};
     auto be32 = [&](std::size_t i) {
@@ -316,16 +323,24 @@ inline std::string png_damaged(const unsigned char* d, std::size_t n) {
         if (type == "IEND") break;
         p += 12 + len;
     }
-    if (w == 0 || h == 0 || bits_per_pixel == 0 || w * h > max_image_pixels) return {};  // refused later, or by stb
+    if (w == 0 || h == 0 || bits_per_pixel == 0 || w * h > max_pixels) return {};  // refused later, or by stb
     // rows of ceil(w * bits / 8) bytes, each after its filter byte; Adam7's
     // seven passes add at most 15/8 h + 7 rows of a filter byte and a partial byte
     const std::uint64_t bound = h * (1 + (w * bits_per_pixel + 7) / 8) + (interlaced ? 4 * h + 14 : 0) + 1024;
     return png_idat_overflow(d, idat, bound, w, h);
 }
 
-/// Decodes the `n` bytes of an image file at `data` to `channels` channels.
+/// The most pixels one image may declare, and how messages name that limit.
+struct pixel_limit {
+    std::uint64_t max = default_max_image_pixels;
+    std::string_view name = "image_folder_options::max_pixels";
+};
+
+/// Decodes the `n` bytes of an image file at `data` to `channels` channels;
+/// an image declaring more than `limit.max` pixels is refused from its header.
 /// Never throws except bad_alloc.
-inline void decode_image_bytes(const unsigned char* data, std::size_t n, std::size_t channels, decoded_image& img) {
+inline void decode_image_bytes(const unsigned char* data, std::size_t n, std::size_t channels, decoded_image& img,
+                               const pixel_limit& limit = {}) {
     if (n == 0) {
         img.error = "the file is empty";
         return;
@@ -338,7 +353,7 @@ inline void decode_image_bytes(const unsigned char* data, std::size_t n, std::si
         img.error = why;
         return;
     }
-    if (std::string why = png_damaged(data, n); !why.empty()) {
+    if (std::string why = png_damaged(data, n, limit.max); !why.empty()) {
         img.error = std::move(why);
         return;
     }
@@ -349,9 +364,9 @@ inline void decode_image_bytes(const unsigned char* data, std::size_t n, std::si
             return;
         }
         const auto px = static_cast<std::uint64_t>(w) * static_cast<std::uint64_t>(h);
-        if (px > max_image_pixels) {
-            img.error = ssl::detail::cat(w, "x", h, " pixels, more than the ", max_image_pixels,
-                                         " ssl decodes (8192 x 8192; a corrupt header?)");
+        if (px > limit.max) {
+            img.error = ssl::detail::cat(w, "x", h, " pixels (", px, "), more than the ", limit.max, " of ", limit.name,
+                                         " (a corrupt header? raise the limit for images this large)");
             return;
         }
         img.error = bmp_truncated(data, n, static_cast<std::uint64_t>(w), static_cast<std::uint64_t>(h));
@@ -375,11 +390,14 @@ inline void decode_image_bytes(const unsigned char* data, std::size_t n, std::si
 }
 
 /// Reads and decodes `p` to `channels` channels. Never throws except bad_alloc.
-inline void decode_image(const std::filesystem::path& p, std::size_t channels, decoded_image& img) {
+inline void decode_image(const std::filesystem::path& p, std::size_t channels, decoded_image& img,
+                         const pixel_limit& limit = {}) {
     std::vector<unsigned char> file;
     img.error = read_bytes(p, file);
-    if (img.error.empty()) decode_image_bytes(file.data(), file.size(), channels, img);
+    if (img.error.empty()) decode_image_bytes(file.data(), file.size(), channels, img, limit);
 }
+
+inline pixel_limit limit_of(const image_folder_options& o) { return {o.max_pixels, o.max_pixels_name}; }
 
 /// Writes `img` as (C, H, W) bytes to `out`: at its own size when H = W = 0,
 /// else brought to H x W by `mode`. Returns an error text (empty on success).
@@ -430,6 +448,7 @@ inline void check_folder_options(const image_folder_options& o, const char* who)
             "to keep the images' own size), got height ", o.height, " and width ", o.width);
     require(o.height <= 65536 && o.width <= 65536, who, ": output size ", o.height, "x", o.width,
             " is too large (at most 65536 per side)");
+    require(o.max_pixels > 0, who, ": ", o.max_pixels_name, " must be at least 1 pixel, got 0");
 }
 
 /// `img` (or its error, an io_error naming `name`) as a (C, H, W) tensor, brought to H x W unless 0.
@@ -443,29 +462,42 @@ inline tensor<std::uint8_t> image_tensor(const decoded_image& img, std::size_t h
 
 }  // namespace detail
 
-/// Decodes one image file as a (channels, H, W) byte tensor; height and
-/// width 0 keep its own size. Throws io_error naming the file and stb's reason.
-inline tensor<std::uint8_t> read_image(const std::filesystem::path& path, std::size_t channels = 3,
-                                       std::size_t height = 0, std::size_t width = 0,
-                                       resize_mode mode = resize_mode::center_crop) {
-    detail::check_folder_options({.height = height, .width = width, .channels = channels}, "read_image");
+/// Decodes one image file as a (channels, H, W) byte tensor, with the size
+/// (height and width 0: its own), channels, resize mode and pixel limit of
+/// `opt` (`labelled` and `max_bytes` do not apply). Throws io_error naming
+/// the file and the reason (stb's, or the limit's).
+inline tensor<std::uint8_t> read_image(const std::filesystem::path& path, const image_folder_options& opt) {
+    detail::check_folder_options(opt, "read_image");
     std::error_code ec;
     if (!std::filesystem::is_regular_file(path, ec)) detail::file_fail("image file", path, "no such file");
     detail::decoded_image img;
-    detail::decode_image(path, channels, img);
-    return detail::image_tensor(img, height, width, mode, path);
+    detail::decode_image(path, opt.channels, img, detail::limit_of(opt));
+    return detail::image_tensor(img, opt.height, opt.width, opt.resize, path);
+}
+
+/// read_image with the default pixel limit.
+inline tensor<std::uint8_t> read_image(const std::filesystem::path& path, std::size_t channels = 3,
+                                       std::size_t height = 0, std::size_t width = 0,
+                                       resize_mode mode = resize_mode::center_crop) {
+    return read_image(path, {.height = height, .width = width, .channels = channels, .resize = mode});
 }
 
 /// Decodes an image file held in memory (`bytes`: a whole PNG, JPEG or BMP
 /// file) like read_image; `name` stands for the file in error messages.
+inline tensor<std::uint8_t> read_image_bytes(std::span<const std::uint8_t> bytes, const image_folder_options& opt,
+                                             const std::filesystem::path& name = "<memory>") {
+    detail::check_folder_options(opt, "read_image_bytes");
+    detail::decoded_image img;
+    detail::decode_image_bytes(bytes.data(), bytes.size(), opt.channels, img, detail::limit_of(opt));
+    return detail::image_tensor(img, opt.height, opt.width, opt.resize, name);
+}
+
+/// read_image_bytes with the default pixel limit.
 inline tensor<std::uint8_t> read_image_bytes(std::span<const std::uint8_t> bytes, std::size_t channels = 3,
                                              std::size_t height = 0, std::size_t width = 0,
                                              resize_mode mode = resize_mode::center_crop,
                                              const std::filesystem::path& name = "<memory>") {
-    detail::check_folder_options({.height = height, .width = width, .channels = channels}, "read_image_bytes");
-    detail::decoded_image img;
-    detail::decode_image_bytes(bytes.data(), bytes.size(), channels, img);
-    return detail::image_tensor(img, height, width, mode, name);
+    return read_image_bytes(bytes, {.height = height, .width = width, .channels = channels, .resize = mode}, name);
 }
 
 namespace detail {
@@ -604,7 +636,7 @@ inline image_dataset load_image_folder(const std::filesystem::path& dir, const i
     const bool native = H == 0;
     if (native) {
         detail::decoded_image img;
-        detail::decode_image(files[0], opt.channels, img);
+        detail::decode_image(files[0], opt.channels, img, detail::limit_of(opt));
         if (!img) detail::file_fail("image file", files[0], img.error);
         H = img.height;
         W = img.width;
@@ -624,7 +656,7 @@ inline image_dataset load_image_folder(const std::filesystem::path& dir, const i
     parallel_for(n, [&](std::size_t i, std::size_t) {
         try {
             detail::decoded_image img;
-            detail::decode_image(files[i], C, img);
+            detail::decode_image(files[i], C, img, detail::limit_of(opt));
             if (!img) {
                 errors[i] = img.error;
             } else if (native && (img.height != H || img.width != W)) {

@@ -535,7 +535,10 @@ inline void decode_shard_sample(const shard_set& set, const shard_sample& s, flo
     const auto& m = set.manifest;
     const auto path = set.dir / m.shards[s.shard].file;
     detail::decoded_image img;
-    detail::decode_image_bytes(s.image.data(), s.image.size(), m.channels, img);
+    // a member must be the manifest's size: one declaring 4x its pixels or
+    // more (a damaged header, a bomb) is refused before stb decodes it
+    detail::decode_image_bytes(s.image.data(), s.image.size(), m.channels, img,
+                               {4 * std::uint64_t(m.height) * m.width, "4x the manifest's height x width"});
     if (!img) detail::file_fail("shard", path, "image '", s.member, "': ", img.error);
     if (img.height != m.height || img.width != m.width)
         detail::file_fail("shard", path, "image '", s.member, "' is ", img.width, "x", img.height,
