@@ -46,6 +46,7 @@ method_entry& instance_cls_entry();
 method_entry& pirl_entry();
 method_entry& exemplar_entry();
 method_entry& colorization_entry();
+method_entry& cpc_entry();
 
 namespace {
 
@@ -60,7 +61,7 @@ const std::vector<method_entry*>& methods() {
         &simclr_entry(),      &byol_entry(),        &rotnet_entry(),           &jigsaw_entry(),
         &moco_entry(),        &instdisc_entry(),    &instdisc_softmax_entry(), &pirl_entry(),
         &deepcluster_entry(), &sela_entry(),        &deepercluster_entry(),    &instance_cls_entry(),
-        &exemplar_entry(),    &colorization_entry()};
+        &exemplar_entry(),    &colorization_entry(),    &cpc_entry()};
     return all;
 }
 

@@ -30,6 +30,7 @@
 #include "color/histogram.hpp"
 #include "color/lab.hpp"
 #include "colorization.hpp"
+#include "cpc.hpp"
 #include "data/cifar.hpp"
 #include "data/dataset.hpp"
 #include "data/fashion_mnist.hpp"
