@@ -613,7 +613,7 @@ void export_onnx(backbone_t& b, const std::function<ssl::tensor<float>(const ssl
                                "; e.g. jigsaw's per-image standardisation): not exported");
     ssl::io::onnx_options opt{.height = size, .width = size, .mean = norm.mean, .stddev = norm.stddev};
     const auto& bo = b.options();
-    const std::string stem = bo.arch == "convnet" ? "" : bo.stem == ssl::stem::cifar ? "cifar" : "imagenet";
+    const std::string stem = bo.arch.starts_with("convnet") ? "" : bo.stem == ssl::stem::cifar ? "cifar" : "imagenet";
     opt.metadata = {{"arch", bo.arch},
                     {"width", std::to_string(bo.width)},
                     {"method", get("method")},

@@ -106,10 +106,13 @@ struct common_options {
 
 /// A method's training recipe: the defaults of --lr (per 256 images),
 /// --weight-decay and --schedule.
+/// A method's paper defaults, used where the command line gives none.
 struct recipe {
-    double base_lr = 0.1;
+    double base_lr = 0.1;  ///< per 256 images: the run's lr is base_lr x batch / 256
     double weight_decay = 5e-4;
     const char* schedule = "cosine";
+    const char* optimizer = "sgd";
+    std::size_t batch = 0;  ///< 0: the program's (256)
 };
 
 struct data_sets {

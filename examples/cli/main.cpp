@@ -48,6 +48,7 @@ method_entry& exemplar_entry();
 method_entry& colorization_entry();
 method_entry& split_brain_entry();
 method_entry& s4l_entry();
+method_entry& cpc_entry();
 
 namespace {
 
@@ -62,7 +63,8 @@ const std::vector<method_entry*>& methods() {
         &simclr_entry(),      &byol_entry(),        &rotnet_entry(),           &jigsaw_entry(),
         &moco_entry(),        &instdisc_entry(),    &instdisc_softmax_entry(), &pirl_entry(),
         &deepcluster_entry(), &sela_entry(),        &deepercluster_entry(),    &instance_cls_entry(),
-        &exemplar_entry(),    &colorization_entry(), &split_brain_entry(),      &s4l_entry()};
+        &exemplar_entry(),    &colorization_entry(), &split_brain_entry(),      &s4l_entry(),
+        &cpc_entry()};
     return all;
 }
 
@@ -75,8 +77,9 @@ const method_entry& find_method(const std::string& name) {
 }
 
 std::string recipe_text(const recipe& r) {
-    return "lr " + fmt_g(r.base_lr) + " x batch/256, weight decay " + fmt_g(r.weight_decay) + ", " + r.schedule +
-           " schedule";
+    return std::string(r.optimizer) + ", lr " + fmt_g(r.base_lr) + " x batch/256, weight decay " +
+           fmt_g(r.weight_decay) + ", " + r.schedule + " schedule" +
+           (r.batch ? ", batch " + std::to_string(r.batch) : std::string());
 }
 
 /// Options whose value goes into the method's config (besides the method's
@@ -176,6 +179,7 @@ int train(common_options o, const option_registry& reg) {
     }
     const auto& m = find_method(o.method);
     reg.reject_foreign(o.method);
+    if (!resumed && !o.was_given("--batch") && m.defaults().batch) o.batch = m.defaults().batch;
     phase() = "loading --data " + (o.data.empty() ? std::string("(the default)") : o.data);
     data_request req = request_of(o);
     if (resumed) {
@@ -209,7 +213,7 @@ int train(common_options o, const option_registry& reg) {
     if (o.lr <= 0) o.lr = r.base_lr * static_cast<double>(o.batch) / 256.0;
     if (o.weight_decay < 0) o.weight_decay = r.weight_decay;
     if (o.schedule.empty()) o.schedule = r.schedule;
-    if (o.optimizer.empty()) o.optimizer = "sgd";
+    if (o.optimizer.empty()) o.optimizer = r.optimizer;
     run.train = {.lr = o.lr, .weight_decay = o.weight_decay, .schedule = o.schedule, .optimizer = o.optimizer,
                  .batch = o.batch, .epochs = o.epochs, .seed = o.seed, .data = d.name, .train_limit = o.train_limit,
                  .image_size = d.train.height(), .channels = d.train.channels(), .eval_data = o.eval_data,

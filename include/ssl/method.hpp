@@ -249,20 +249,49 @@ public:
         return plan;
     }
 
+    /// Rows per image of the augmentation's eval_transform: 1, or its
+    /// eval_copies() when it evaluates each image as several copies (CPC's
+    /// patch grid; row r * N + i is copy r of image i, as in a view).
+    std::size_t eval_copies() const {
+        if constexpr (requires { augment_.eval_copies(); }) {
+            const std::size_t c = augment_.eval_copies();
+            require(c >= 1, "method: the augmentation evaluates each image as 0 copies");
+            return c;
+        } else {
+            return 1;
+        }
+    }
+
     /// Backbone features of images (N, C, H, W) in [0, 1], in eval mode, in
-    /// chunks of `chunk` images: (N, output_dim()).
+    /// chunks of `chunk` images: (N, output_dim()). With an augmentation that
+    /// evaluates each image as c copies (eval_copies()), an image's features
+    /// are the mean of its copies' (chunks of about chunk * 4 / c images).
     tensor<float> embed(const tensor<float>& images, std::size_t chunk = 512) {
         check_rank(images, 4, "method::embed", "(N, C, H, W)");
         require(chunk > 0, "method::embed: chunk must be positive");
+        const std::size_t copies = eval_copies();
+        if (copies > 1) chunk = std::max<std::size_t>(1, chunk * 4 / copies);
         const bool was = backbone_.training();
         backbone_.train(false);
         const std::size_t n = images.dim(0), d = backbone_.output_dim();
         tensor<float> out({n, d});
         for (std::size_t b = 0; b < n; b += chunk) {
-            const std::size_t e = std::min(n, b + chunk);
+            const std::size_t e = std::min(n, b + chunk), m = e - b;
             auto x = augment_.eval_transform(images.slice(b, e));
             auto f = backbone_.forward(x).out;
-            std::copy(f.begin(), f.end(), out.data() + b * d);
+            require<shape_error>(f.rank() == 2 && f.dim(0) == copies * m && f.dim(1) == d, "method::embed: ", m,
+                                 " images as ", copies, " copies each gave features of shape ", f.shape().str());
+            if (copies == 1) {
+                std::copy(f.begin(), f.end(), out.data() + b * d);
+                continue;
+            }
+            const double inv = 1.0 / static_cast<double>(copies);
+            for (std::size_t i = 0; i < m; ++i)
+                for (std::size_t k = 0; k < d; ++k) {
+                    double s = 0;
+                    for (std::size_t r = 0; r < copies; ++r) s += static_cast<double>(f.data()[(r * m + i) * d + k]);
+                    out.data()[(b + i) * d + k] = static_cast<float>(s * inv);
+                }
         }
         backbone_.train(was);
         return out;
@@ -312,7 +341,13 @@ private:
     epoch_context<Backbone, Head> context(const data::image_dataset& data, std::size_t epoch, std::uint64_t seed,
                                           bool resumed_mid_epoch) {
         return {backbone_, head_, backbone_.output_dim(), data, epoch, seed, resumed_mid_epoch,
-                [this](const tensor<float>& x) { return augment_.eval_transform(x); }};
+                [this](const tensor<float>& x) {
+                    // passes over the data set read one row per image
+                    require(eval_copies() == 1, "method: a pass over the data set (target update, loss) needs one "
+                            "row per image, but the augmentation evaluates each image as ", eval_copies(),
+                            " copies (method::embed averages them)");
+                    return augment_.eval_transform(x);
+                }};
     }
 
     config cfg_;

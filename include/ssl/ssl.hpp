@@ -31,6 +31,8 @@
 #include "color/lab.hpp"
 #include "colorization.hpp"
 #include "split_brain.hpp"
+
+#include "cpc.hpp"
 #include "data/cifar.hpp"
 #include "data/dataset.hpp"
 #include "data/fashion_mnist.hpp"

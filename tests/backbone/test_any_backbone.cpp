@@ -126,6 +126,10 @@ TEST_CASE("any_backbone: the same network, names and gradients as the concrete b
         check_same_as<ssl::convnet<float>>({.arch = "convnet", .in_channels = 2, .width = 4, .seed = 5},
                                            {.in_channels = 2, .width = 4, .seed = 5}, 12);
     }
+    SUBCASE("convnet-ln") {
+        check_same_as<ssl::convnet_ln<float>>({.arch = "convnet-ln", .in_channels = 2, .width = 4, .seed = 5},
+                                              {.in_channels = 2, .width = 4, .seed = 5}, 12);
+    }
 }
 
 TEST_CASE("any_backbone: copies share storage like layer copies, deep_copy clones") {
@@ -159,12 +163,14 @@ TEST_CASE("any_backbone: bad options and misuse say what is wrong") {
     CHECK_THROWS_WITH_AS(ssl::any_backbone<float>({.arch = "vgg17"}),
                          doctest::Contains("unknown architecture 'vgg17' (resnet18, resnet34, resnet50, convnet, "
                                            "resnet18v2, resnet34v2, resnet50v2, vgg11, vgg13, vgg16, vgg19, revnet18, "
-                                           "revnet50)"),
+                                           "revnet50, convnet-ln)"),
                          ssl::value_error);
     CHECK_THROWS_WITH_AS(ssl::any_backbone<float>({.arch = "vgg16", .num_classes = 10}),
                          doctest::Contains("vgg16 has no classifier"), ssl::value_error);
     CHECK_THROWS_WITH_AS(ssl::any_backbone<float>({.arch = "convnet", .num_classes = 10}),
                          doctest::Contains("convnet has no classifier"), ssl::value_error);
+    CHECK_THROWS_WITH_AS(ssl::any_backbone<float>({.arch = "convnet-ln", .num_classes = 10}),
+                         doctest::Contains("convnet-ln has no classifier"), ssl::value_error);
     ssl::any_backbone<float> empty;
     CHECK_THROWS_WITH(empty.output_dim(), doctest::Contains("used before a backbone was built"));
     CHECK(empty.as<ssl::resnet18<float>>() == nullptr);

@@ -1,5 +1,6 @@
 #pragma once
-// A backbone chosen at run time: resnet18, resnet34, resnet50, convnet, the
+// A backbone chosen at run time: resnet18, resnet34, resnet50, convnet (and
+// convnet-ln, the convnet with layer norm: CPC's patch encoder), the
 // pre-activation resnet18v2 / resnet34v2 / resnet50v2 (resnet_v2.hpp), the
 // batch-norm VGGs vgg11 / vgg13 / vgg16 / vgg19 (vgg.hpp) or the reversible
 // revnet18 / revnet50 (revnet.hpp) behind one type, so a program that lets its user pick the architecture
@@ -55,7 +56,7 @@ struct any_backbone_options {
 inline const std::vector<std::string>& any_backbone_archs() {
     static const std::vector<std::string> v{"resnet18",   "resnet34",   "resnet50", "convnet", "resnet18v2",
                                             "resnet34v2", "resnet50v2", "vgg11",    "vgg13",   "vgg16",
-                                            "vgg19",      "revnet18",   "revnet50"};
+                                            "vgg19",      "revnet18",   "revnet50", "convnet-ln"};
     return v;
 }
 
@@ -148,12 +149,15 @@ std::unique_ptr<any_backbone_impl<T>> make_any_backbone_impl(const any_backbone_
     if (o.arch == "resnet50v2") return std::make_unique<any_backbone_model<T, resnet50v2<T>>>(resnet50v2<T>(r));
     if (o.arch == "revnet18") return std::make_unique<any_backbone_model<T, revnet18<T>>>(revnet18<T>(r));
     if (o.arch == "revnet50") return std::make_unique<any_backbone_model<T, revnet50<T>>>(revnet50<T>(r));
-    if (o.arch == "convnet" || o.arch.starts_with("vgg"))
+    if (o.arch == "convnet" || o.arch == "convnet-ln" || o.arch.starts_with("vgg"))
         require(o.num_classes == 0, "any_backbone: ", o.arch, " has no classifier (num_classes must be 0, got ",
                 o.num_classes, ")");
     if (o.arch == "convnet")
         return std::make_unique<any_backbone_model<T, convnet<T>>>(
             convnet<T>({.in_channels = o.in_channels, .width = o.width, .seed = o.seed}));
+    if (o.arch == "convnet-ln")
+        return std::make_unique<any_backbone_model<T, convnet_ln<T>>>(
+            convnet_ln<T>({.in_channels = o.in_channels, .width = o.width, .seed = o.seed}));
     const vgg_options v{.in_channels = o.in_channels, .width = o.width, .stem = o.stem, .seed = o.seed};
     if (o.arch == "vgg11") return std::make_unique<any_backbone_model<T, vgg11<T>>>(vgg11<T>(v));
     if (o.arch == "vgg13") return std::make_unique<any_backbone_model<T, vgg13<T>>>(vgg13<T>(v));

@@ -9,6 +9,13 @@
 // Written as one compile-time nn::sequential, so parameters are named
 // "features.0.weight", "features.1.running_mean", ... like torchvision's AlexNet.
 //
+// convnet_ln<T> is the same network with layer norm (nn/layer_norm.hpp: per
+// sample over (C, H, W), per-channel affine) in place of every batch norm:
+// no statistic crosses samples, as CPC v2's patch encoder needs (Hénaff et
+// al. 2019: batch norm shares statistics between the patches of one image,
+// which the InfoNCE task can exploit; cpc.hpp). Its parameters have the same
+// names ("features.1.weight" / ".bias"), without running statistics.
+//
 // Taps (backbone/taps.hpp): the output of every module, by the same names:
 //   features.0  conv1   features.1  bn1   features.2  relu   features.3  max pool
 //   features.4  conv2   features.5  bn2   features.6  relu   features.7  max pool
@@ -19,12 +26,14 @@
 // (tap_names() lists them). Here batch norm and relu are separate modules,
 // so every map, the pre-relu ones included, is on forward's path.
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "../nn/activation.hpp"
 #include "../nn/batch_norm.hpp"
 #include "../nn/conv2d.hpp"
+#include "../nn/layer_norm.hpp"
 #include "../nn/pool.hpp"
 #include "../nn/sequential.hpp"
 #include "taps.hpp"
@@ -37,10 +46,12 @@ struct convnet_options {
     std::uint64_t seed = 0;
 };
 
-template <class T = float>
+/// Norm: nn::batch_norm2d<T> (convnet) or nn::layer_norm<T> (convnet_ln),
+/// built from {channels}.
+template <class T = float, class Norm = nn::batch_norm2d<T>>
 class convnet {
     using conv = nn::conv2d<T>;
-    using bn = nn::batch_norm2d<T>;
+    using bn = Norm;
     using act = nn::relu<T>;
     using pool = nn::max_pool2d<T>;
     using stack = nn::sequential<conv, bn, act, pool, conv, bn, act, pool, conv, bn, act, conv, bn, act, conv, bn, act,
@@ -58,7 +69,7 @@ public:
     };
 
     explicit convnet(const convnet_options& o = {}) : opt_(o), features_(make(o)) {
-        require(o.in_channels > 0 && o.width > 0, "convnet: in_channels and width must be positive");
+        require(o.in_channels > 0 && o.width > 0, name(), ": in_channels and width must be positive");
     }
     const convnet_options& options() const noexcept { return opt_; }
     std::size_t feature_dim() const noexcept { return 4 * opt_.width; }
@@ -82,7 +93,7 @@ public:
     /// that order (shared storage, no copies); out is forward(x).out bitwise.
     tap_result<T, tap_cache_type> forward_taps(const tensor<T>& x, const std::vector<std::string>& names) {
         tap_cache_type tc;
-        tc.taps = detail::resolve_taps("convnet", names, tap_table());
+        tc.taps = detail::resolve_taps(name(), names, tap_table());
         check_input(x);
         std::vector<tensor<T>> outs(stack::size);  // every module's output, shared with the next one's cache
         tensor<T> h = x;
@@ -106,7 +117,7 @@ public:
     tensor<T> backward_taps(const tap_cache_type& c, const tensor<T>& d_out, const std::vector<tensor<T>>& d_taps,
                             bool need_input_grad = true) {
         (void)need_input_grad;
-        detail::check_tap_grads("convnet", c.taps, d_taps);
+        detail::check_tap_grads(name(), c.taps, d_taps);
         tensor<T> g = d_out;
         [&]<std::size_t... I>(std::index_sequence<I...>) {
             // modules from the last to the first: I runs up, module stack::size - 1 - I
@@ -127,12 +138,17 @@ public:
     void train(bool on) { features_.train(on); }
     bool training() const noexcept { return features_.training(); }
 
+    /// "convnet" or "convnet_ln" (in messages).
+    static constexpr const char* name() noexcept {
+        return std::is_same_v<Norm, nn::layer_norm<T>> ? "convnet_ln" : "convnet";
+    }
+
 private:
     void check_input(const tensor<T>& x) const {
-        check_rank(x, 4, "convnet", "(N, C, H, W)");
-        require<shape_error>(x.dim(1) == opt_.in_channels, "convnet: input has ", x.dim(1),
+        check_rank(x, 4, name(), "(N, C, H, W)");
+        require<shape_error>(x.dim(1) == opt_.in_channels, name(), ": input has ", x.dim(1),
                              " channels, the backbone was built for ", opt_.in_channels);
-        require<shape_error>(x.dim(2) >= 8 && x.dim(3) >= 8, "convnet: images must be at least 8x8, got ",
+        require<shape_error>(x.dim(2) >= 8 && x.dim(3) >= 8, name(), ": images must be at least 8x8, got ",
                              x.shape().str());
     }
     // Tap point I is the output of module I (the stack's position).
@@ -167,5 +183,9 @@ private:
     convnet_options opt_;
     stack features_;
 };
+
+/// The convnet with layer norm instead of batch norm (see the file comment).
+template <class T = float>
+using convnet_ln = convnet<T, nn::layer_norm<T>>;
 
 }  // namespace ssl

@@ -103,6 +103,9 @@ struct view_batch {
 /// An augmentation policy: config_type, and
 ///   make_views(images (N,C,H,W) in [0,1], sample ids, seed, epoch) -> view_batch<float>
 ///   eval_transform(images) -> images as the backbone sees them at evaluation
+/// Optional: eval_copies() -> c > 1 when eval_transform gives c rows per image
+/// (row r * N + i is copy r of image i: CPC's patch grid); method::embed then
+/// averages the c copies' features.
 template <class A>
 concept augmentation_policy = requires(const A& a, const tensor<float>& x, std::span<const std::size_t> ids) {
     typename A::config_type;
