@@ -19,7 +19,10 @@
 # on an otherwise idle machine, e.g. under nohup, and keep the log.
 #
 # Methods without a PyTorch peer (instdisc-softmax pirl exemplar deepcluster
-# sela deepercluster instance-cls) run ours only; SSL_QUALITY_NO_PEER=1 skips the peer for all.
+# sela deepercluster instance-cls cpc s4l) run ours only; SSL_QUALITY_NO_PEER=1 skips the peer for all.
+# cpc trains at its own recipe's batch (64, Adam) for the same epochs: --batch does not apply to it.
+# s4l runs at its default labelled fraction (10 % of the labels); colorization
+# and split_brain need colour images and are not run here.
 # The peer's instdisc mirrors ours (m 4096, T 0.1, lambda 30, Z until filled);
 # its log also has head_knn_top1 (kNN on the 128-d head embedding) and Z.
 #
@@ -67,7 +70,7 @@ while [[ $# -gt 0 ]]; do
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
-all_methods="simclr byol rotnet moco instdisc instdisc-softmax jigsaw pirl exemplar deepcluster sela deepercluster instance-cls"
+all_methods="simclr byol rotnet moco instdisc instdisc-softmax jigsaw pirl exemplar deepcluster sela deepercluster instance-cls cpc s4l"
 peer_methods=" simclr byol moco rotnet instdisc jigsaw "  # the PyTorch peer implements these; the others get n/a in its columns
 for m in $methods; do
   case " $all_methods " in *" $m "*) ;; *) echo "unknown method $m ($all_methods)" >&2; exit 2 ;; esac
@@ -103,7 +106,9 @@ declare -A ours torch_line
 for m in $methods; do
   echo "# $m: ours ($(date -u +%H:%M))" >&2
   rc=0
-  "$ssl" train --method "$m" "${ours_data[@]}" --width "$width" --batch "$batch" --epochs "$epochs" \
+  batch_args=(--batch "$batch")
+  [[ $m == cpc ]] && batch_args=()
+  "$ssl" train --method "$m" "${ours_data[@]}" --width "$width" "${batch_args[@]}" --epochs "$epochs" \
     --seed "$seed" --threads "$threads" --no-progress --json --baseline --out "$outdir/$m" "${limits[@]}" \
     >"$outdir/$m.ours.log" 2>&1 || rc=$?
   [[ $rc == 0 ]] || echo "# $m: ours exited with $rc (see $outdir/$m.ours.log)" >&2

@@ -5,6 +5,8 @@
 // Launched by an MPI launcher with more than one rank but built without MPI,
 // the program refuses to start (P copies would each train alone and write
 // over each other's checkpoints).
+#include <algorithm>
+#include <cstddef>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -26,6 +28,28 @@ inline int launcher_ranks() {
             if (n > 0) return n;
         }
     return 1;
+}
+
+/// Ranks of this run on this machine, from the launcher's environment (Open
+/// MPI's, MPICH's and PMIx's local size; Slurm's tasks per node when it is one
+/// number), or launcher_ranks() when it names none (as if all ran here).
+inline int launcher_local_ranks() {
+    for (const char* v : {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "PMIX_LOCAL_SIZE", "SLURM_NTASKS_PER_NODE"})
+        if (const char* s = std::getenv(v)) {
+            const int n = std::atoi(s);
+            if (n > 0) return n;
+        }
+    return launcher_ranks();
+}
+
+/// Host threads per rank when --threads is not given: the machine's
+/// hardware threads shared by the ranks on it (at least 1), so that P ranks
+/// do not each start a thread per core and oversubscribe it P times; 0 (the
+/// thread pool's own default, every core) for one process.
+inline std::size_t default_threads_per_rank(std::size_t hardware) {
+    const int local = launcher_local_ranks();
+    if (local <= 1) return 0;
+    return std::max<std::size_t>(1, hardware / static_cast<std::size_t>(local));
 }
 
 /// The communicator of this run: MPI over all ranks when launched with more

@@ -331,7 +331,9 @@ int main(int argc, char** argv) {
     auto add_common = [&](CLI::App* c) {
         c->add_option("--data", o.data,
                       "fashion-mnist[:DIR] | cifar10:DIR | cifar100:DIR | folder:DIR | idx:IMAGES[,LABELS] | synthetic");
-        c->add_option("--threads", o.threads, "host threads (0: all cores)")->check(thread_count());
+        c->add_option("--threads", o.threads,
+                      "host threads (0: all cores; under mpirun, the cores shared by the ranks on each machine)")
+            ->check(thread_count());
         c->add_option("--winograd", o.winograd,
                       "3x3 stride-1 convolutions: 2 = Winograd F(2x2, 3x3) (default: exact on constant regions), "
                       "4 = F(4x4, 3x3) (~12% faster steps, but its float rounding hurts training on mostly-black "
@@ -439,6 +441,8 @@ int main(int argc, char** argv) {
     auto* sh = add_shards_command(app);  // ssl shards (shards.cpp)
     CLI11_PARSE(app, argc, argv);
     try {
+        // under mpirun, P ranks on a machine share its cores unless --threads says otherwise
+        if (!o.threads) o.threads = default_threads_per_rank(max_threads());
         if (o.threads) ssl::set_num_threads(o.threads);
         ssl::backend::host::winograd::select(o.winograd);
         if (tr->parsed()) {

@@ -29,4 +29,9 @@ if "$mpiexec" -n 4 "$@" "$ssl" train --method rotnet --data synthetic --width 4 
   echo "a batch of 30 on 4 ranks was accepted"; exit 1
 fi
 grep -q "global batch 30 is not divisible by the 4 ranks" "$work/bad.log" || { cat "$work/bad.log"; exit 1; }
+# without --threads, 2 ranks on this machine share its cores (hardware / 2 each, at least 1)
+"$mpiexec" -n 2 "$@" "$ssl" train --method rotnet --data synthetic --width 4 --batch 32 --epochs 1 --train-limit 64 \
+  --eval-limit 64 --no-progress --out "$work/threads" > "$work/threads.log" 2>&1 || { cat "$work/threads.log"; exit 1; }
+want=$(( $(nproc) / 2 )); [ "$want" -ge 1 ] || want=1
+grep -q ", $want threads\$" "$work/threads.log" || { echo "expected $want threads per rank"; cat "$work/threads.log"; exit 1; }
 echo "mpirun ssl train: ok"
