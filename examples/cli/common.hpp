@@ -474,6 +474,10 @@ suite_results run_suite(M& m, const data_sets& d, const protocol_set& p, const s
         }
     }
     if (p.layers) {
+        if (m.eval_copies() > 1)  // cpc's patch grid, jigsaw --eval-tiles: rows of a tap are copies, not images
+            throw ssl::value_error("--protocol layers: this method evaluates an image as " +
+                                   std::to_string(m.eval_copies()) + " copies (patches or tiles) whose features it "
+                                   "averages; the layer probes read one map per image: use knn, linear, svm, lowshot");
         const auto names = probe_layers(m.backbone().tap_names(), arch_options(m.cfg().backbone).arch);
         const std::size_t n = std::min(d.eval_train.size(), layer_probe_max_train);
         r.layer_train_images = n;

@@ -124,4 +124,34 @@ TEST_CASE("jigsaw_tiles: tiles are normalised per tile and channel; the gap offs
                     ssl::shape_error);
 }
 
+TEST_CASE("jigsaw_tiles: eval_tiles evaluates an image as its 9 centred, unshuffled tiles") {
+    const std::size_t n = 3;
+    ssl::tensor<float> img({n, 1, 48, 48});  // already at the grid side: the resize is the identity
+    for (std::size_t k = 0; k < img.numel(); ++k) img[k] = float((k * 2654435761u) % 1000) / 1000.0f;
+    ssl::augment::jigsaw_tiles whole({.size = 48, .channels = 1, .grid = 48, .permutations = 10, .tile_normalize = false});
+    ssl::augment::jigsaw_tiles tiles(
+        {.size = 48, .channels = 1, .grid = 48, .permutations = 10, .tile_normalize = false, .eval_tiles = true});
+    CHECK(whole.eval_copies() == 1);
+    CHECK(tiles.eval_copies() == 9);
+    const auto sq = whole.eval_transform(img);  // the normalised grid the tiles are cut from
+    const auto e = tiles.eval_transform(img);
+    REQUIRE(e.shape() == ssl::shape_t{9 * n, 1, 14, 14});
+    // row r * N + i: cell r (row-major) of image i, the tile centred in its 16-px cell (offset 1)
+    for (std::size_t r = 0; r < 9; ++r)
+        for (std::size_t i = 0; i < n; ++i)
+            for (std::size_t y = 0; y < 14; ++y)
+                for (std::size_t x = 0; x < 14; ++x)
+                    REQUIRE(e.data()[((r * n + i) * 14 + y) * 14 + x] ==
+                            sq.data()[(i * 48 + (r / 3) * 16 + 1 + y) * 48 + (r % 3) * 16 + 1 + x]);
+    // with tile_normalize each tile is standardised on its own, as in training
+    ssl::augment::jigsaw_tiles norm({.size = 48, .channels = 1, .grid = 48, .permutations = 10, .eval_tiles = true});
+    const auto en = norm.eval_transform(img);
+    for (std::size_t t = 0; t < 9 * n; ++t) {
+        double s = 0, ss = 0;
+        for (std::size_t k = 0; k < 196; ++k) s += en.data()[t * 196 + k], ss += double(en.data()[t * 196 + k]) * en.data()[t * 196 + k];
+        CHECK(s / 196 == doctest::Approx(0).epsilon(1e-4).scale(1));
+        CHECK(ss / 196 == doctest::Approx(1).epsilon(1e-3));
+    }
+}
+
 }  // namespace test_jigsaw

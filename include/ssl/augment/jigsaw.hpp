@@ -35,7 +35,10 @@
 //   resolution, as the paper's 64-px tiles are crops of its 225-px image) and,
 //   with tile_normalize, standardises each image per channel as the tiles
 //   were (the batch-norm statistics the network learned are those of
-//   standardised inputs).
+//   standardised inputs). With eval_tiles, an image is instead seen as the
+//   network trained on it: its 9 unshuffled tiles (the centred tile of each
+//   cell, normalised as in training; eval_copies() = 9, row r * N + i is
+//   cell r of image i), and method::embed averages their features.
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -125,6 +128,7 @@ struct jigsaw_config {
     std::uint64_t permutation_seed = 0;
     double jitter = 0.4;              ///< per-tile brightness / contrast (/ saturation) jitter strength; 0: none
     bool tile_normalize = true;       ///< each tile to zero mean, unit variance per channel
+    bool eval_tiles = false;          ///< evaluate on the 9 centred tiles (features averaged), not the whole image
 };
 
 class jigsaw_tiles {
@@ -206,6 +210,7 @@ public:
         std::vector<std::size_t> ids(images.dim(0));
         for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = i;
         tensor<float> x = eval_.apply(images, ids, 0, 0, 0);
+        if (cfg_.eval_tiles) return centred_tiles(x);
         if (cfg_.tile_normalize) {
             const std::size_t hw = grid_ * grid_, per = cfg_.channels * hw;
             parallel_for(x.dim(0), [&](std::size_t i, std::size_t) { normalize_tile(x.data() + i * per, cfg_.channels, hw); });
@@ -213,7 +218,28 @@ public:
         return x;
     }
 
+    /// Rows per image of eval_transform: 9 with eval_tiles, else 1.
+    std::size_t eval_copies() const noexcept { return cfg_.eval_tiles ? cells : 1; }
+
 private:
+    /// (9 N, C, t, t): cell r's centred tile of image i at row r * N + i, normalised like the training tiles.
+    tensor<float> centred_tiles(const tensor<float>& sq) const {
+        const std::size_t n = sq.dim(0), C = cfg_.channels, t = tile_, off = (cell_ - t) / 2;
+        const std::size_t per_sq = C * grid_ * grid_, per_tile = C * t * t;
+        tensor<float> out({cells * n, C, t, t});
+        parallel_for(n, [&](std::size_t i, std::size_t) {
+            for (std::size_t r = 0; r < cells; ++r) {
+                const std::size_t oy = (r / 3) * cell_ + off, ox = (r % 3) * cell_ + off;
+                float* dst = out.data() + (r * n + i) * per_tile;
+                for (std::size_t c = 0; c < C; ++c)
+                    for (std::size_t y = 0; y < t; ++y)
+                        std::copy_n(sq.data() + i * per_sq + (c * grid_ + oy + y) * grid_ + ox, t, dst + (c * t + y) * t);
+                if (cfg_.tile_normalize) normalize_tile(dst, C, t * t);
+            }
+        });
+        return out;
+    }
+
     static void normalize_tile(float* x, std::size_t channels, std::size_t hw) {
         for (std::size_t c = 0; c < channels; ++c) {
             float* v = x + c * hw;

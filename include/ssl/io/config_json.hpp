@@ -364,7 +364,8 @@ struct config_fields<augment::jigsaw_config> {
                                             field("permutations", &S::permutations),
                                             field("permutation_seed", &S::permutation_seed),
                                             field("jitter", &S::jitter),
-                                            field("tile_normalize", &S::tile_normalize)};
+                                            field("tile_normalize", &S::tile_normalize),
+                                            optional_field("eval_tiles", &S::eval_tiles)};  // since issue 17
 };
 
 template <>
