@@ -5,6 +5,8 @@
 #   CASE=no_metrics  a copy without metrics.csv (the run's error is printed)
 #   CASE=bad_json    a copy with a corrupt eval_bad.json
 #   CASE=wrong_json  a copy with an eval_wrong.json of the wrong shape
+#   CASE=escape      a copy with markup in an eval JSON (escaped on the page)
+#                    and a script in a figure (not inlined)
 #   COPY=DIR         where the copies go
 function(run_report dir)
   execute_process(COMMAND ${SSL} report ${dir} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
@@ -58,6 +60,29 @@ else()
     file(WRITE ${COPY}/eval_bad.json "{\"encoder\": \"trained\", ")
   elseif(CASE STREQUAL "wrong_json")
     file(WRITE ${COPY}/eval_wrong.json "{\"encoder\": \"trained\", \"knn\": 3}")
+  elseif(CASE STREQUAL "escape")
+    file(WRITE ${COPY}/eval_x.json "{\"encoder\": \"<script>alert(1)</script>\", \"protocols\": \"knn & <b>\", "
+         "\"eval_train_images\": 3, \"eval_test_images\": 2, \"knn\": {\"top1\": 0.5, \"k\": 200, \"temperature\": 0.1}}")
+    file(WRITE ${COPY}/eval_x_map.svg "<svg xmlns=\"http://www.w3.org/2000/svg\"><script>alert(2)</script></svg>")
+    file(WRITE ${COPY}/eval_x_retrieval.svg "<svg xmlns=\"http://www.w3.org/2000/svg\"><rect onload =\"alert(3)\"/></svg>")
   endif()
   run_report(${COPY})
+  if(CASE STREQUAL "escape")
+    file(READ ${COPY}/report.html page)
+    foreach(want "&lt;script&gt;alert(1)&lt;/script&gt; encoder" "protocols knn &amp; &lt;b&gt;" "<td>50.00</td>"
+            "eval_x_map.svg is not inlined: it contains &#39;&lt;script&#39;"
+            "eval_x_retrieval.svg is not inlined: it has an event handler attribute")
+      string(FIND "${page}" "${want}" at)
+      if(at EQUAL -1)
+        message(FATAL_ERROR "report.html lacks '${want}'")
+      endif()
+    endforeach()
+    foreach(bad "<script" "alert(2)" "alert(3)")
+      string(FIND "${page}" "${bad}" at)
+      if(NOT at EQUAL -1)
+        message(FATAL_ERROR "report.html holds '${bad}'")
+      endif()
+    endforeach()
+    message("report: escaping checks passed")
+  endif()
 endif()

@@ -84,6 +84,7 @@ TEST_CASE("line_chart: one point and error bar per value, round ticks, log-2 axi
         CHECK(v > 0);
         CHECK((v & (v - 1)) == 0);
     }
+    CHECK(count(s, "class=\"xtick\"") == 8);  // 1, 2, 4, ..., 128 (96 is log2 6.58; the axis reaches 7.08)
     std::size_t yticks = 0;
     for (std::size_t p = s.find("class=\"ytick\""); p != std::string::npos; p = s.find("class=\"ytick\"", p + 1)) {
         const auto a = s.find('>', p) + 1;

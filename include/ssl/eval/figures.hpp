@@ -23,7 +23,8 @@
 // negative labels are value_errors naming the offending entry.
 // Design choices:
 //   - axis ticks at round values from ssl::io::detail::round_ticks (the run
-//     plot's), on log-2 axes at whole exponents (labelled 1, 2, 4, ...);
+//     plot's), the axis widened to the ticks around the data; on log-2 axes
+//     at whole exponents (every power of two up to 9 of them: 1, 2, 4, ...);
 //   - small images are drawn scaled up with image-rendering: pixelated;
 //   - class colours: ten fixed distinct colours, then hues spaced by the
 //     golden angle (any class count gets a colour);
@@ -293,7 +294,13 @@ inline std::string line_chart(const std::vector<chart_point>& pts, const chart_o
     if (!o.x_names.empty()) {
         for (std::size_t i = 0; i < o.x_names.size(); ++i) xticks.emplace_back(double(i), o.x_names[i]);
     } else if (o.log2_x) {
-        for (const double e : round_ticks(xlo, xhi, 1)) xticks.emplace_back(e, plot_number(std::exp2(e)));
+        // every power of two when at most 9 are in range (1, 2, 4, ..., 256), else round_ticks' whole exponents
+        std::vector<double> es = round_ticks(xlo, xhi, 1);
+        if (std::floor(xhi) - std::ceil(xlo) <= 8) {
+            es.clear();
+            for (double e = std::ceil(xlo); e <= xhi; ++e) es.push_back(e);
+        }
+        for (const double e : es) xticks.emplace_back(e, plot_number(std::exp2(e)));
     } else {
         for (const double x : round_ticks(xlo, xhi)) xticks.emplace_back(x, plot_number(x));
     }
