@@ -189,4 +189,30 @@ TEST_CASE("nearest_neighbours: cosine order, k clamped; seeded_choice; pca_2d") 
     CHECK(std::abs(p1[2].first - p1[0].first) == doctest::Approx(3.0));
 }
 
+TEST_CASE("pca_2d: above exact_pca_max_dim, subspace iteration finds the components exact PCA finds") {
+    // 300 rows of 300 dims: two strong directions (scales 10 and 5), noise 0.1
+    const std::size_t n = 300, d = 300;
+    ssl::tensor<float> x({n, d});
+    std::uint64_t st = 1;
+    auto u = [&st] {  // splitmix64 in [-1, 1)
+        std::uint64_t z = (st += 0x9E3779B97F4A7C15ull);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        return static_cast<double>((z ^ (z >> 31)) >> 11) / 4503599627370496.0 - 1.0;
+    };
+    for (std::size_t i = 0; i < n; ++i) {
+        const double a = 10 * u(), b = 5 * u();
+        for (std::size_t j = 0; j < d; ++j)
+            x.data()[i * d + j] = static_cast<float>((j == 3 ? a : 0) + (j == 7 ? b : 0) + 0.1 * u());
+    }
+    REQUIRE(d > fig::exact_pca_max_dim);
+    const auto fast = fig::pca_2d(x);
+    ssl::cluster::pca<float> exact({.dims = 2, .whiten = false});
+    const auto y = exact.fit_transform(x);
+    for (std::size_t i = 0; i < n; ++i) {
+        CHECK(fast[i].first == doctest::Approx(y.data()[i * 2]).epsilon(1e-3).scale(10));
+        CHECK(fast[i].second == doctest::Approx(y.data()[i * 2 + 1]).epsilon(1e-3).scale(10));
+    }
+}
+
 }  // namespace test_figures

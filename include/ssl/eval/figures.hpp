@@ -42,6 +42,10 @@
 #include <utility>
 #include <vector>
 
+#include <Eigen/Core>
+#include <Eigen/Eigenvalues>
+#include <Eigen/QR>
+
 #include "../cluster/pca.hpp"
 #include "../core/error.hpp"
 #include "../core/tensor.hpp"
@@ -153,13 +157,60 @@ inline std::vector<std::vector<std::pair<std::size_t, double>>> nearest_neighbou
 }
 
 /// The first two principal components of the rows of `features` (N, d),
-/// N >= 2 (not whitened; with d = 1 the second coordinate is 0).
+/// N >= 2 (not whitened; with d = 1 the second coordinate is 0). Up to
+/// exact_pca_max_dim dimensions by ssl::cluster::pca (the d x d covariance
+/// and its eigendecomposition); above, by subspace iteration on the centred
+/// rows (8 directions, 8 rounds, a fixed start: O(N d) per round instead of
+/// O(N d^2 + d^3)), each component signed
+/// as cluster::pca signs its (largest-magnitude entry positive).
+inline constexpr std::size_t exact_pca_max_dim = 256;
 inline std::vector<std::pair<double, double>> pca_2d(const tensor<float>& features) {
-    cluster::pca<float> p({.dims = 2, .whiten = false});
-    const auto y = p.fit_transform(features);
-    const std::size_t n = y.dim(0), m = y.dim(1);
+    require<shape_error>(features.rank() == 2, "pca_2d: features must be (N, d), got ", features.shape().str());
+    const std::size_t n = features.dim(0), d = features.dim(1);
     std::vector<std::pair<double, double>> out(n);
-    for (std::size_t i = 0; i < n; ++i) out[i] = {y.data()[i * m], m > 1 ? y.data()[i * m + 1] : 0.0};
+    if (d <= exact_pca_max_dim) {
+        cluster::pca<float> p({.dims = 2, .whiten = false});
+        const auto y = p.fit_transform(features);
+        const std::size_t m = y.dim(1);
+        for (std::size_t i = 0; i < n; ++i) out[i] = {y.data()[i * m], m > 1 ? y.data()[i * m + 1] : 0.0};
+        return out;
+    }
+    require<value_error>(n >= 2, "pca_2d: need at least 2 rows, got shape ", features.shape().str());
+    using mat = Eigen::MatrixXd;
+    const auto N = static_cast<Eigen::Index>(n), D = static_cast<Eigen::Index>(d);
+    mat x(N, D);
+    for (Eigen::Index i = 0; i < N; ++i)
+        for (Eigen::Index j = 0; j < D; ++j) {
+            const double v = features.data()[static_cast<std::size_t>(i) * d + static_cast<std::size_t>(j)];
+            require<value_error>(std::isfinite(v), "pca_2d: non-finite feature in row ", i);
+            x(i, j) = v;
+        }
+    x.rowwise() -= x.colwise().mean();
+    const Eigen::Index k = 8;
+    mat q(D, k);
+    std::uint64_t st = 0x5eed;
+    for (Eigen::Index j = 0; j < D; ++j)
+        for (Eigen::Index c = 0; c < k; ++c) {  // splitmix64 values in [-1, 1)
+            std::uint64_t z = (st += 0x9E3779B97F4A7C15ull);
+            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+            z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+            q(j, c) = static_cast<double>((z ^ (z >> 31)) >> 11) / 4503599627370496.0 - 1.0;
+        }
+    for (int round = 0; round < 8; ++round) {
+        const mat z = x.transpose() * (x * q);
+        q = Eigen::HouseholderQR<mat>(z).householderQ() * mat::Identity(D, k);
+    }
+    const mat b = x * q;                                         // (N, k)
+    Eigen::SelfAdjointEigenSolver<mat> eig(b.transpose() * b);   // increasing eigenvalues
+    mat comps = q * eig.eigenvectors().rightCols(2).rowwise().reverse();  // (D, 2), largest first
+    for (Eigen::Index c = 0; c < 2; ++c) {
+        Eigen::Index arg = 0;
+        for (Eigen::Index j = 1; j < D; ++j)
+            if (std::abs(comps(j, c)) > std::abs(comps(arg, c))) arg = j;
+        if (comps(arg, c) < 0) comps.col(c) *= -1;
+    }
+    const mat y = x * comps;
+    for (std::size_t i = 0; i < n; ++i) out[i] = {y(static_cast<Eigen::Index>(i), 0), y(static_cast<Eigen::Index>(i), 1)};
     return out;
 }
 
