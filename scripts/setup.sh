@@ -2,13 +2,14 @@
 # Installs the Debian packages ssl needs to build and test (only the missing
 # ones; apt-get runs only when something is missing). Run as root or with sudo.
 #   SSL_WITH_PEERS=1 also installs python3-torch, python3-torchvision and python3-faiss, the peers for benchmarks and
-#   the optional PyTorch checks, and .peer-venv with lightly, onnx and onnxruntime (never a dependency of the library).
+#   the optional PyTorch checks, and .peer-venv with lightly, onnx and onnxruntime (never a dependency of the library),
+#   and chromium, which the test cli/report_chromium opens `ssl report`'s page in (it skips without it).
 #   SSL_WITH_SANITIZERS=1 also installs what scripts/sanitize.sh and scripts/fuzz.sh need: Ninja,
 #   clang-14 and its sanitizer and libFuzzer runtimes.
 set -euo pipefail
 pkgs=(build-essential cmake libeigen3-dev libxtensor-dev xtl-dev doctest-dev libbenchmark-dev
       libstb-dev nlohmann-json3-dev libcli11-dev zlib1g-dev dataset-fashion-mnist)
-if [ "${SSL_WITH_PEERS:-0}" = 1 ]; then pkgs+=(python3-torch python3-torchvision python3-faiss python3-venv python3-pip); fi
+if [ "${SSL_WITH_PEERS:-0}" = 1 ]; then pkgs+=(python3-torch python3-torchvision python3-faiss python3-venv python3-pip chromium); fi
 if [ "${SSL_WITH_SANITIZERS:-0}" = 1 ]; then pkgs+=(ninja-build clang-14 libclang-rt-14-dev); fi
 # SSL_WITH_QEMU=1 (scripts/build_dispatch.sh): qemu-user, whose qemu-x86_64 emulates older x86-64 CPUs for the
 # tests of label cpu_levels (they skip without it).

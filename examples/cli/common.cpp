@@ -718,6 +718,50 @@ std::string shape_text(const ssl::shape_t& s) {
 }
 }  // namespace
 
+suite_results::figure_inputs figure_inputs(const ssl::tensor<float>& ftr, const ssl::tensor<float>& fte,
+                                           const data_sets& d, std::uint64_t seed) {
+    namespace fig = ssl::eval::figures;
+    suite_results::figure_inputs f;
+    const auto& train = d.eval_train;
+    const auto& test = *d.test;
+    f.class_names = !test.class_names.empty() ? test.class_names : train.class_names;
+    auto image = [](const ssl::data::image_dataset& s, std::size_t i) {
+        const std::uint8_t* p = s.images.data() + i * s.image_bytes();
+        return fig::labelled_image{std::vector<std::uint8_t>(p, p + s.image_bytes()), s.channels(), s.height(),
+                                   s.width(), s.labels[i]};
+    };
+    const auto queries = fig::seeded_choice(test.size(), retrieval_queries, seed);
+    ssl::tensor<float> q({queries.size(), fte.dim(1)});
+    for (std::size_t i = 0; i < queries.size(); ++i)
+        std::copy_n(fte.data() + queries[i] * fte.dim(1), fte.dim(1), q.data() + i * fte.dim(1));
+    const auto nn = fig::nearest_neighbours(ftr, q, retrieval_neighbours);
+    for (std::size_t i = 0; i < queries.size(); ++i) {
+        fig::retrieval_row row{image(test, queries[i]), {}, {}};
+        for (const auto& [j, sim] : nn[i]) {
+            row.neighbours.push_back(image(train, j));
+            row.similarity.push_back(sim);
+        }
+        f.retrieval.push_back(std::move(row));
+    }
+    if (test.size() >= 2) {
+        const auto xy = fig::pca_2d(fte);
+        f.map_of = test.size();
+        for (std::size_t i : fig::seeded_choice(test.size(), map_max_points, seed + 1))
+            f.map.push_back({xy[i].first, xy[i].second, test.labels[i]});
+    }
+    return f;
+}
+
+namespace {
+/// Writes one figure and says so.
+void write_figure(const fs::path& stem, const char* suffix, const std::string& svg, bool print) {
+    fs::path path = stem;
+    path += suffix;
+    ssl::io::write_text_atomic(path, svg, "figure");
+    if (print) std::printf("wrote %s\n", path.string().c_str());
+}
+}  // namespace
+
 void report_suite(const suite_results& r, const protocol_set& p, const fs::path& stem, bool print) {
     struct row {
         std::string protocol, setting, top1, spread;
@@ -808,6 +852,43 @@ void report_suite(const suite_results& r, const protocol_set& p, const fs::path&
         if (!f) throw ssl::io_error("cannot write '" + csv_path.string() + "'");
     }
     if (print) std::printf("wrote %s and %s\n", json_path.string().c_str(), csv_path.string().c_str());
+    // the figures (ssl/eval/figures.hpp), next to the table
+    namespace fig = ssl::eval::figures;
+    const std::string who = " (" + r.encoder + " encoder)";
+    if (p.lowshot && r.lowshot && !r.lowshot->rows.empty()) {
+        std::vector<fig::chart_point> pts;
+        for (const auto& lr : r.lowshot->rows)
+            pts.push_back({static_cast<double>(lr.shots), 100.0 * lr.mean, 100.0 * lr.std});
+        write_figure(stem, "_lowshot.svg",
+                     fig::line_chart(pts, {.title = "low-shot linear SVM" + who + ", mean +- std over draws",
+                                           .xlabel = "k (training images per class)", .ylabel = "test top-1 %",
+                                           .log2_x = true}),
+                     print);
+    }
+    if (p.layers && !r.layers.empty()) {
+        std::vector<fig::chart_point> pts;
+        std::vector<std::string> names;
+        for (const auto& l : r.layers) {
+            pts.push_back({0, 100.0 * l.test_top1, 0});
+            names.push_back(l.name);
+        }
+        write_figure(stem, "_layers.svg",
+                     fig::line_chart(pts, {.title = "linear probe per layer" + who, .xlabel = "layer",
+                                           .ylabel = "test top-1 %", .x_names = names}),
+                     print);
+    }
+    if (r.figures && !r.figures->retrieval.empty())
+        write_figure(stem, "_retrieval.svg",
+                     fig::retrieval_grid(r.figures->retrieval, r.figures->class_names,
+                                         "nearest training images of test images" + who),
+                     print);
+    if (r.figures && !r.figures->map.empty())
+        write_figure(stem, "_map.svg",
+                     fig::class_map(r.figures->map, r.figures->class_names,
+                                    "test features, first two principal components" + who + ", " +
+                                        std::to_string(r.figures->map.size()) + " of " +
+                                        std::to_string(r.figures->map_of) + " images"),
+                     print);
 }
 
 }  // namespace cli

@@ -34,6 +34,7 @@
 #include <ssl/core/cpu_check.hpp>
 #include <ssl/data/dataset.hpp>
 #include <ssl/data/shards.hpp>
+#include <ssl/eval/figures.hpp>
 #include <ssl/eval/knn.hpp>
 #include <ssl/eval/layers.hpp>
 #include <ssl/eval/linear_probe.hpp>
@@ -347,6 +348,9 @@ std::string fmt(const std::optional<double>& v);
 /// `ssl shards` (shards.cpp): registers the subcommand, and runs it once parsed.
 CLI::App* add_shards_command(CLI::App& app);
 int run_shards_command();
+/// `ssl report RUN_DIR` (report.cpp): registers the subcommand, and runs it once parsed.
+CLI::App* add_report_command(CLI::App& app);
+int run_report_command();
 std::string fmt_g(double v);
 
 struct eval_numbers {
@@ -415,8 +419,25 @@ struct suite_results {
     std::vector<std::size_t> lowshot_skipped;  ///< k above the smallest class
     std::vector<ssl::eval::layer_probe_row> layers;
     std::size_t layer_train_images = 0, train_images = 0, test_images = 0;
+    /// What the retrieval grid and the class map show (labelled sets only).
+    struct figure_inputs {
+        std::vector<ssl::eval::figures::retrieval_row> retrieval;
+        std::vector<ssl::eval::figures::map_point> map;
+        std::size_t map_of = 0;  ///< test images the map's PCA was fitted on
+        std::vector<std::string> class_names;
+    };
+    std::optional<figure_inputs> figures;
 };
-/// Prints the table (stdout) and writes it to `stem`.json and `stem`.csv.
+/// Test images in the retrieval grid, neighbours each, most points on the map.
+inline constexpr std::size_t retrieval_queries = 8, retrieval_neighbours = 5, map_max_points = 2000;
+/// The retrieval grid's rows (retrieval_queries test images, a seeded choice,
+/// each with its nearest eval-train images by cosine similarity of the kNN
+/// features) and the class map's points (PCA of the test features, at most
+/// map_max_points of them, a seeded choice).
+suite_results::figure_inputs figure_inputs(const ssl::tensor<float>& ftr, const ssl::tensor<float>& fte,
+                                           const data_sets& d, std::uint64_t seed);
+/// Prints the table (stdout) and writes it to `stem`.json and `stem`.csv, and
+/// the figures there are as `stem`_lowshot.svg, _layers.svg, _retrieval.svg, _map.svg.
 void report_suite(const suite_results& r, const protocol_set& p, const fs::path& stem, bool print);
 
 /// The stage taps a multi-layer probe reads: conv1 (its output after bn1 and
@@ -444,9 +465,11 @@ suite_results run_suite(M& m, const data_sets& d, const protocol_set& p, const s
     auto note = [&](const char* what) {
         if (verbose) std::fprintf(stderr, "evaluating (%s): %s\n", encoder.c_str(), what);
     };
-    if (p.knn || p.linear || p.svm || p.lowshot) {
+    {  // the features: every protocol but layers, and the retrieval grid and class map
         note("features");
         const auto ftr = embed_set(m, d.eval_train), fte = embed_set(m, *d.test);
+        note("figures");
+        r.figures = figure_inputs(ftr, fte, d, m.cfg().backbone.seed);
         const auto& ytr = d.eval_train.labels;
         const auto& yte = d.test->labels;
         if (p.knn) {

@@ -439,6 +439,7 @@ int main(int argc, char** argv) {
                    "raw images in [0, 1] at the trained size -> features, as `ssl embed`; README.md)")
         ->check(CLI::IsMember({"safetensors", "onnx"}));
     auto* sh = add_shards_command(app);  // ssl shards (shards.cpp)
+    auto* rp = add_report_command(app);  // ssl report (report.cpp)
     CLI11_PARSE(app, argc, argv);
     try {
         // under mpirun, P ranks on a machine share its cores unless --threads says otherwise
@@ -458,6 +459,7 @@ int main(int argc, char** argv) {
             return with_checkpoint(o, checkpoint_action::embed);
         }
         if (sh->parsed()) return run_shards_command();
+        if (rp->parsed()) return run_report_command();
         return with_checkpoint(o, checkpoint_action::export_backbone);
     } catch (const ssl::error& e) {
         std::fprintf(stderr, "ssl: error: %s\n", e.what());
