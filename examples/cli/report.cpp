@@ -18,6 +18,7 @@
 // says why it is left out.
 #include "common.hpp"
 
+#include <ssl/io/metrics_log.hpp>
 #include <ssl/io/temp_files.hpp>
 
 #include <algorithm>
@@ -41,21 +42,8 @@ report_options& opts() {
     return o;
 }
 
-std::string html(const std::string& s) {
-    std::string r;
-    r.reserve(s.size());
-    for (const char c : s) {
-        switch (c) {
-            case '&': r += "&amp;"; break;
-            case '<': r += "&lt;"; break;
-            case '>': r += "&gt;"; break;
-            case '"': r += "&quot;"; break;
-            case '\'': r += "&#39;"; break;
-            default: r += c;
-        }
-    }
-    return r;
-}
+/// Text from files, escaped for HTML (the run plot's XML escaping: & < > ' ").
+std::string html(const std::string& s) { return ssl::io::detail::xml_text(s); }
 
 std::string read_text(const fs::path& p) {
     std::ifstream f(p, std::ios::binary);

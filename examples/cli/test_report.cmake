@@ -70,7 +70,7 @@ else()
   if(CASE STREQUAL "escape")
     file(READ ${COPY}/report.html page)
     foreach(want "&lt;script&gt;alert(1)&lt;/script&gt; encoder" "protocols knn &amp; &lt;b&gt;" "<td>50.00</td>"
-            "eval_x_map.svg is not inlined: it contains &#39;&lt;script&#39;"
+            "eval_x_map.svg is not inlined: it contains &apos;&lt;script&apos;"
             "eval_x_retrieval.svg is not inlined: it has an event handler attribute")
       string(FIND "${page}" "${want}" at)
       if(at EQUAL -1)
