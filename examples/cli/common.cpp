@@ -5,6 +5,7 @@
 #include "common.hpp"
 
 #include <ssl/data/cifar.hpp>
+#include <ssl/data/clips.hpp>
 #include <ssl/data/fashion_mnist.hpp>
 #include <ssl/data/holdout.hpp>
 #include <ssl/data/idx.hpp>
@@ -306,7 +307,7 @@ struct spec_sets {
 };
 
 const char* const spec_forms =
-    "fashion-mnist[:DIR], cifar10:DIR, cifar100:DIR, folder:DIR, idx:IMAGES[,LABELS], shards:DIR, synthetic";
+    "fashion-mnist[:DIR], cifar10:DIR, cifar100:DIR, folder:DIR, clips:DIR, idx:IMAGES[,LABELS], shards:DIR, synthetic";
 
 /// "fashion-mnist" when its files are installed, else "synthetic".
 std::string default_spec() {
@@ -364,6 +365,14 @@ spec_sets read_spec(const std::string& spec, const spec_read& how) {
             arg, {.height = how.image_size, .width = how.image_size, .channels = how.channels, .resize = how.resize,
                   .max_bytes = max_bytes, .max_bytes_name = max_name, .max_pixels = how.max_image_pixels,
                   .max_pixels_name = "--max-image-pixels " + std::to_string(how.max_image_pixels)});
+    } else if (kind == "clips") {
+        // a folder per clip of numbered frames (ssl/data/clips.hpp); the clip is the label
+        ssl::require(!arg.empty(), how.option, " clips:DIR needs a directory (a folder per clip of numbered frames)");
+        s.train = ssl::data::load_clip_folder(
+            arg, {.image = {.height = how.image_size, .width = how.image_size, .channels = how.channels,
+                            .resize = how.resize, .max_bytes = max_bytes, .max_bytes_name = max_name,
+                            .max_pixels = how.max_image_pixels,
+                            .max_pixels_name = "--max-image-pixels " + std::to_string(how.max_image_pixels)}});
     } else if (kind == "idx") {
         ssl::require(!arg.empty(), how.option, " idx:IMAGES[,LABELS] needs the IDX images file");
         const auto comma = arg.find(',');
@@ -408,7 +417,7 @@ void resolve_folder(const std::string& spec, const data_request& r, spec_read& h
     how.channels = r.channels;
     if (how.image_size && how.channels) return;
     const std::string dir = spec.substr(spec.find(':') + 1);
-    ssl::require(!dir.empty(), "--data folder:DIR needs a directory");
+    ssl::require(!dir.empty(), "--data " + kind_of(spec) + ":DIR needs a directory");
     const auto info = ssl::data::scan_image_folder(dir);
     std::string size_why, channels_why;
     if (!how.image_size) {
@@ -434,8 +443,10 @@ void resolve_folder(const std::string& spec, const data_request& r, spec_read& h
     } else {
         channels_why = "--channels";
     }
-    notes.push_back("--data " + spec + ": " + std::to_string(info.images) + " images" +
-                    (info.classes ? " in " + std::to_string(info.classes) + " classes" : std::string(", unlabelled")) +
+    const bool clips = kind_of(spec) == "clips";
+    notes.push_back("--data " + spec + ": " + std::to_string(info.images) + (clips ? " frames" : " images") +
+                    (info.classes ? " in " + std::to_string(info.classes) + (clips ? " clips" : " classes")
+                     : std::string(clips ? " in 1 clip" : ", unlabelled")) +
                     ", read at " + std::to_string(how.image_size) + "x" + std::to_string(how.image_size) + " (" +
                     size_why + "), " + std::to_string(how.channels) + " channel" + (how.channels == 1 ? "" : "s") +
                     " (" + channels_why + ")");
@@ -456,9 +467,9 @@ data_sets load_data(const data_request& r) {
     d.name = spec;
     // --image-size and --channels bring a folder's images to one size; the
     // other data sets have theirs (a checkpoint's record is not the user's)
-    if (kind != "folder" && (r.size_given || r.channels_given))
+    if (kind != "folder" && kind != "clips" && (r.size_given || r.channels_given))
         throw ssl::value_error(std::string(r.size_given ? "--image-size" : "--channels") +
-                               " applies to --data folder:DIR (images of any size and colour), not to --data " + spec +
+                               " applies to --data folder:DIR or clips:DIR (images of any size and colour), not to --data " + spec +
                                ", whose images have one size and channel count");
     const bool split_data = r.holdout > 0 && r.eval_data.empty();  // --holdout splits --data
     spec_read how{.option = "--data", .max_data_mb = r.max_data_mb, .max_image_pixels = r.max_image_pixels};
@@ -469,7 +480,7 @@ data_sets load_data(const data_request& r) {
         if (r.eval_limit) how.train_limit = std::max(r.limit, r.eval_limit);
         else if (!r.evaluation || kind == "idx") how.train_limit = r.limit;  // idx: no test split to evaluate on
     }
-    if (kind == "folder") resolve_folder(spec, r, how, d.notes);
+    if (kind == "folder" || kind == "clips") resolve_folder(spec, r, how, d.notes);
     if (kind == "shards") {  // README "Data larger than memory"
         if (r.limit)
             throw ssl::value_error("--train-limit does not apply to --data " + spec + ": training streams every shard "

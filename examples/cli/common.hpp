@@ -351,6 +351,9 @@ int run_shards_command();
 /// `ssl report RUN_DIR` (report.cpp): registers the subcommand, and runs it once parsed.
 CLI::App* add_report_command(CLI::App& app);
 int run_report_command();
+/// `ssl clips` (clips.cpp): synthetic clips of objects in motion.
+CLI::App* add_clips_command(CLI::App& app);
+int run_clips_command();
 std::string fmt_g(double v);
 
 struct eval_numbers {

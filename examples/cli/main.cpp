@@ -49,6 +49,7 @@ method_entry& colorization_entry();
 method_entry& split_brain_entry();
 method_entry& s4l_entry();
 method_entry& cpc_entry();
+method_entry& motion_entry();
 
 namespace {
 
@@ -64,7 +65,7 @@ const std::vector<method_entry*>& methods() {
         &moco_entry(),        &instdisc_entry(),    &instdisc_softmax_entry(), &pirl_entry(),
         &deepcluster_entry(), &sela_entry(),        &deepercluster_entry(),    &instance_cls_entry(),
         &exemplar_entry(),    &colorization_entry(), &split_brain_entry(),      &s4l_entry(),
-        &cpc_entry()};
+        &cpc_entry(),         &motion_entry()};
     return all;
 }
 
@@ -440,6 +441,7 @@ int main(int argc, char** argv) {
         ->check(CLI::IsMember({"safetensors", "onnx"}));
     auto* sh = add_shards_command(app);  // ssl shards (shards.cpp)
     auto* rp = add_report_command(app);  // ssl report (report.cpp)
+    auto* cl = add_clips_command(app);   // ssl clips (clips.cpp)
     CLI11_PARSE(app, argc, argv);
     try {
         // under mpirun, P ranks on a machine share its cores unless --threads says otherwise
@@ -460,6 +462,7 @@ int main(int argc, char** argv) {
         }
         if (sh->parsed()) return run_shards_command();
         if (rp->parsed()) return run_report_command();
+        if (cl->parsed()) return run_clips_command();
         return with_checkpoint(o, checkpoint_action::export_backbone);
     } catch (const ssl::error& e) {
         std::fprintf(stderr, "ssl: error: %s\n", e.what());
