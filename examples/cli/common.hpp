@@ -527,6 +527,14 @@ suite_results run_suite(M& m, const data_sets& d, const protocol_set& p, const s
 /// (--backbone): the architectures are compiled once, in common.cpp.
 using backbone_t = ssl::any_backbone<float>;
 
+/// The dense pretexts' target grid (colorization, split-brain, motion): the
+/// largest of 8, 7, 4, 2 cells per side that divides the crop side, else 1.
+inline std::size_t dense_grid(std::size_t size) {
+    for (std::size_t g : {8, 7, 4, 2})
+        if (size % g == 0) return g;
+    return 1;
+}
+
 inline ssl::any_backbone_options backbone_options(const common_options& o, const ssl::data::image_dataset& d) {
     const bool cifar = o.stem == "cifar" || (o.stem == "auto" && d.height() <= 64);
     return {.arch = o.backbone, .in_channels = d.channels(), .width = o.width,

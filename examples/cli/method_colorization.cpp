@@ -27,14 +27,9 @@ struct colorization_spec {
     // images, weight decay 5e-4, cosine.
     recipe defaults() const { return {.base_lr = 0.1, .weight_decay = 5e-4}; }
     auto config(const common_options& o, const ssl::data::image_dataset& d, std::size_t) const {
-        // crops at the data's size; the largest grid of 8, 7, 4, 2, 1 cells per side that divides it
+        // crops at the data's size, the grid of dense_grid
         const std::size_t size = std::min(d.height(), d.width());
-        std::size_t grid = 1;
-        for (std::size_t g : {8, 7, 4, 2})
-            if (size % g == 0) {
-                grid = g;
-                break;
-            }
+        const std::size_t grid = dense_grid(size);
         ssl::colorization_options c{.size = size, .grid = grid};
         c.hidden = hidden ? *hidden : 256;
         if (bins) c.bins = *bins;

@@ -47,14 +47,9 @@ struct motion_spec {
     auto config(const common_options& o, const ssl::data::image_dataset& d, std::size_t) const {
         if (masks && *masks != "pseudo" && !truth)
             throw ssl::value_error("--motion-masks " + *masks + " needs --motion-truth DIR (the true masks)");
-        // crops at the data's size; the largest grid of 8, 7, 4, 2, 1 cells per side that divides it
+        // crops at the data's size, the grid of dense_grid
         const std::size_t size = std::min(d.height(), d.width());
-        std::size_t grid = 1;
-        for (std::size_t g : {8, 7, 4, 2})
-            if (size % g == 0) {
-                grid = g;
-                break;
-            }
+        const std::size_t grid = dense_grid(size);
         ssl::motion_options m{.size = size, .grid = grid};
         if (hidden) m.hidden = *hidden;
         if (pos_weight) m.pos_weight = *pos_weight;

@@ -30,14 +30,9 @@ struct split_brain_spec {
                                    "-channel (grey) images: they have no colour (a = b = 0), so there is nothing for "
                                    "either half to predict; train on colour images (a folder with --channels 3, "
                                    "cifar10:DIR, ...)");
-        // crops at the data's size; the largest grid of 8, 7, 4, 2, 1 cells per side that divides it
+        // crops at the data's size, the grid of dense_grid
         const std::size_t size = std::min(d.height(), d.width());
-        std::size_t grid = 1;
-        for (std::size_t g : {8, 7, 4, 2})
-            if (size % g == 0) {
-                grid = g;
-                break;
-            }
+        const std::size_t grid = dense_grid(size);
         ssl::split_brain_options c{.size = size, .grid = grid};
         c.hidden = hidden ? *hidden : 256;
         if (l_bins) c.l_bins = *l_bins;

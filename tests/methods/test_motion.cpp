@@ -10,24 +10,13 @@
 #include <ssl/trainer.hpp>
 #include <ssl/video/synthetic_clips.hpp>
 
+#include "video/discs.hpp"
+
 namespace test_motion_method {
 
 using ssl::tensor;
 
-/// Sprites: bright textured discs on black, 28 x 28.
-ssl::data::image_dataset discs(std::size_t n) {
-    ssl::data::image_dataset d;
-    d.images = tensor<std::uint8_t>({n, 1, 28, 28});
-    d.name = "discs";
-    ssl::philox g(5, 1);
-    for (std::size_t i = 0; i < n; ++i)
-        for (std::size_t y = 0; y < 28; ++y)
-            for (std::size_t x = 0; x < 28; ++x) {
-                const double r = std::hypot(double(y) - 13.5, double(x) - 13.5);
-                d.images[(i * 28 + y) * 28 + x] = r < 12 ? static_cast<std::uint8_t>(120 + g.below(130)) : 0;
-            }
-    return d;
-}
+using ssl_test::discs;
 
 /// `clips` synthetic clips as load_clip_folder returns them, and their truth masks.
 std::pair<ssl::data::image_dataset, std::vector<tensor<std::uint8_t>>> clip_set(std::size_t clips, std::uint64_t seed) {
