@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `mpirun -np 2 ssl train` (cli/dist.hpp): trains data parallel, rank 0 alone
 # prints the summary and writes the run; its first loss equals the one-process
-# run's; a global batch the ranks cannot share is refused with a sentence.
+# run's; a run saved on 2 ranks resumes on 1 or 4 and continues the same run; a global batch the ranks
+# cannot share is refused with a sentence.
 # Usage: test_mpirun.sh SSL_PROGRAM MPIEXEC WORK_DIR [mpiexec flags...]
 set -euo pipefail
 ssl=$1 mpiexec=$2 work=$3
@@ -22,6 +23,20 @@ awk -v a="$one" -v b="$two" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 1
   || { echo "the first loss differs: $one vs $two"; exit 1; }
 for f in last.safetensors backbone.safetensors metrics.csv; do
   [ -f "$work/two/$f" ] || { echo "rank 0 did not write $f"; exit 1; }
+done
+# a run saved on 2 ranks mid-epoch (step 3 of 4 per epoch) resumes on 1 and on 4: the next step's loss is the
+# uninterrupted 2-rank run's (the replicated state is rank-independent; the batch is the global one)
+"$mpiexec" -n 2 "$@" "$ssl" "${args[@]}" --epochs 2 --out "$work/straight" > /dev/null
+step4() { awk -F, '$2 == 4 { print $3 }' "$1/metrics.csv" | tail -1; }
+want=$(step4 "$work/straight")
+for p in 1 4; do
+  "$mpiexec" -n 2 "$@" "$ssl" "${args[@]}" --epochs 2 --max-steps 3 --out "$work/resume$p" > /dev/null
+  "$mpiexec" -n $p "$@" "$ssl" train --resume --max-steps 4 --threads 1 --no-progress --out "$work/resume$p" \
+    > "$work/resume$p.log" 2>&1 || { cat "$work/resume$p.log"; exit 1; }
+  got=$(step4 "$work/resume$p")
+  echo "step 4 after resuming a 2-rank run on $p: $got (uninterrupted: $want)"
+  awk -v a="$want" -v b="$got" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(b != "" && d <= 1e-4 * (1 + (a < 0 ? -a : a))) }' \
+    || { echo "resuming on $p ranks changed the run: $got vs $want"; exit 1; }
 done
 # 30 images per step cannot be shared by 4 ranks
 if "$mpiexec" -n 4 "$@" "$ssl" train --method rotnet --data synthetic --width 4 --batch 30 --epochs 1 \
