@@ -114,8 +114,8 @@ struct motion_spec {
             for (std::size_t i = true_masks.size(); i > 1; --i) std::swap(true_masks[i - 1], true_masks[g.below(i)]);
         }
         auto set = ssl::motion_training_set(frames, {}, &rep, &true_masks);
-        std::printf("motion: training on the %s true masks of %zu clips (%zu frames, %.1f %% of the pixels moving)\n",
-                    mode == "true" ? "" : "shuffled", rep.clips, rep.frames, 100.0 * rep.foreground);
+        std::printf("motion: training on the %strue masks of %zu clips (%zu frames, %.1f %% of the pixels moving)\n",
+                    mode == "true" ? "" : "shuffled ", rep.clips, rep.frames, 100.0 * rep.foreground);
         return set;
     }
 };
