@@ -31,6 +31,11 @@ namespace ssl::data {
 /// The Philox stream of labelled_subset's shuffles ("labl").
 inline constexpr std::uint64_t labelled_subset_stream = 0x6c61626c;
 
+/// Images labelled of a class of n images: round(fraction * n), halves up.
+inline std::size_t labelled_count(double fraction, std::size_t n) {
+    return static_cast<std::size_t>(std::floor(fraction * static_cast<double>(n) + 0.5));
+}
+
 /// The indices (increasing) of the round(fraction * n_c) labelled images of
 /// every class c (see the top of the file). `what` names the option in
 /// messages ("--labelled-fraction").
@@ -53,7 +58,7 @@ inline std::vector<std::size_t> labelled_subset(const image_dataset& d, double f
         auto& idx = by_class[c];
         const std::size_t n = idx.size();
         if (n == 0) continue;
-        const auto k = static_cast<std::size_t>(std::floor(fraction * static_cast<double>(n) + 0.5));
+        const std::size_t k = labelled_count(fraction, n);
         require(k > 0, what, " ", fraction, ": class ", detail::class_label(d, c), " of ", d.describe(), " has ", n,
                 " images, and ", fraction, " of them rounds to none labelled, which leaves the class without a "
                 "label; raise the fraction (at least ", 0.5 / static_cast<double>(n), ") or use more images");
