@@ -662,10 +662,11 @@ protocol_set protocol_set::parse(const std::string& list) {
         else if (name == "svm") p.svm = true;
         else if (name == "lowshot") p.lowshot = true;
         else if (name == "layers") p.layers = true;
-        else if (name == "all") p.knn = p.linear = p.svm = p.lowshot = p.layers = true;
+        else if (name == "finetune") p.finetune = true;
+        else if (name == "all") p.knn = p.linear = p.svm = p.lowshot = p.layers = p.finetune = true;
         else
-            throw ssl::value_error("--protocol: unknown protocol '" + name +
-                                   "' in '" + list + "' (a comma list of knn, linear, svm, lowshot, layers, or all)");
+            throw ssl::value_error("--protocol: unknown protocol '" + name + "' in '" + list +
+                                   "' (a comma list of knn, linear, svm, lowshot, layers, finetune, or all)");
         any = true;
         if (comma == std::string::npos) break;
         start = comma + 1;
@@ -680,7 +681,58 @@ std::string protocol_set::str() const {
         if (on) s += (s.empty() ? "" : ",") + std::string(n);
     };
     add(knn, "knn"), add(linear, "linear"), add(svm, "svm"), add(lowshot, "lowshot"), add(layers, "layers");
+    add(finetune, "finetune");
     return s;
+}
+
+protocol_set protocol_set::from(const common_options& o) {
+    protocol_set p = parse(o.protocol);
+    p.finetune_fractions = parse_fractions(o.finetune_fractions);
+    p.finetune_epochs = o.finetune_epochs;
+    return p;
+}
+
+std::vector<double> parse_fractions(const std::string& list) {
+    std::vector<double> out;
+    std::size_t start = 0;
+    for (;;) {
+        const std::size_t comma = list.find(',', start);
+        const std::string v = list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        std::size_t used = 0;
+        double f = 0;
+        try {
+            f = std::stod(v, &used);
+        } catch (const std::exception&) {
+            used = 0;
+        }
+        if (used == 0 || used != v.size() || !(f > 0 && f <= 1))
+            throw ssl::value_error("--finetune-fractions: '" + v + "' in '" + list +
+                                   "' is not a fraction of the labels in (0, 1] (a comma list, e.g. 0.01,0.1)");
+        out.push_back(f);
+        if (comma == std::string::npos) break;
+        start = comma + 1;
+    }
+    return out;
+}
+
+void add_finetune_options(CLI::App* c, common_options& o) {
+    c->add_option("--finetune-fractions", o.finetune_fractions,
+                  "--protocol finetune: a comma list of the fractions of the eval train set's labels to fine-tune on, "
+                  "each in (0, 1] (default 0.01,0.1)")
+        ->check(CLI::Validator(
+            [](std::string& v) {
+                try {
+                    parse_fractions(v);
+                } catch (const ssl::value_error& e) {
+                    return std::string(e.what()).substr(std::string("--finetune-fractions: ").size());
+                }
+                return std::string();
+            },
+            "LIST"));
+    c->add_option("--finetune-epochs", o.finetune_epochs,
+                  "--protocol finetune: epochs over the labelled subset (default: 60 below 10 % of the labels, 30 "
+                  "from 10 %)")
+        ->check(CLI::Range(std::size_t(1), std::size_t(100000)));
 }
 
 CLI::Validator protocol_list() {
@@ -837,6 +889,35 @@ void report_suite(const suite_results& r, const protocol_set& p, const fs::path&
                           {"test_top1", l.test_top1}, {"converged", l.converged}});
         }
         j["layers"] = {{"rows", ls}, {"train_images", r.layer_train_images}, {"dim_budget", ssl::eval::layer_dim_budget}};
+    }
+    if (p.finetune) {
+        nlohmann::json ls = nlohmann::json::array();
+        if (r.finetune)
+            for (const auto& f : r.finetune->rows) {
+                rows.push_back({"finetune", fmt_g(100.0 * f.fraction) + "% labels (" + std::to_string(f.images) +
+                                                " images), " + std::to_string(f.epochs) +
+                                                (f.epochs == 1 ? " epoch" : " epochs"),
+                                pct(f.test_top1), ""});
+                ls.push_back({{"fraction", f.fraction},     {"images", f.images},         {"epochs", f.epochs},
+                              {"steps", f.steps},           {"batch", f.batch},           {"lr", f.lr},
+                              {"train_loss", f.train_loss}, {"train_top1", f.train_top1}, {"test_top1", f.test_top1},
+                              {"seconds", f.seconds}});
+            }
+        const auto& c = r.finetune_settings;
+        j["finetune"] = {{"rows", ls},
+                         {"skipped_fractions", r.finetune_skipped},
+                         {"optimizer", c.nesterov ? "sgd, nesterov momentum" : "sgd, momentum"},
+                         {"momentum", c.momentum},
+                         {"weight_decay", c.weight_decay},
+                         {"schedule", c.schedule == ssl::eval::finetune_schedule::cosine ? "cosine" : "constant"},
+                         {"augmentation", c.augment ? "padded random crop + horizontal flip" : "none"},
+                         {"seed", c.seed}};
+        if (!r.finetune_skipped.empty() && print) {
+            std::string fs;
+            for (double f : r.finetune_skipped) fs += (fs.empty() ? "" : ", ") + fmt_g(100.0 * f) + " %";
+            std::printf("fine-tuning: %s of the labels skipped (it leaves a class of the eval train set without a "
+                        "labelled image)\n", fs.c_str());
+        }
     }
     if (print && !rows.empty()) {
         std::size_t w0 = 8, w1 = 7;

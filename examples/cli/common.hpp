@@ -40,6 +40,7 @@
 #include <ssl/eval/linear_probe.hpp>
 #include <ssl/eval/linear_svm.hpp>
 #include <ssl/eval/lowshot.hpp>
+#include <ssl/eval/finetune.hpp>
 #include <ssl/io/checkpoint.hpp>
 #include <ssl/io/config_json.hpp>
 #include <ssl/io/safetensors.hpp>
@@ -97,6 +98,8 @@ struct common_options {
     std::size_t winograd = 2;  ///< --winograd: 3x3 convolutions by F(2x2, 3x3), F(4x4, 3x3) or 0 (off) (backend/host/winograd.hpp)
     std::size_t eval_every = 0;
     std::string protocol = "knn,linear";  ///< --protocol: the evaluation protocols (eval suite, issue 21)
+    std::string finetune_fractions = "0.01,0.1";  ///< --finetune-fractions: --protocol finetune's fractions of the labels
+    std::size_t finetune_epochs = 0;              ///< --finetune-epochs (0: 60 below 10 % of the labels, 30 from 10 %)
     // eval / embed / export
     std::string checkpoint, output;
     std::string format = "safetensors";  ///< export --format: safetensors or onnx
@@ -397,16 +400,24 @@ eval_numbers evaluate(M& m, const data_sets& d, bool knn = true, bool linear = t
 
 // ---- the evaluation suite (--protocol; issue 21) -------------------------
 
-/// --protocol knn,linear,svm,lowshot,layers (or all): which protocols run.
+/// --protocol knn,linear,svm,lowshot,layers,finetune (or all): which protocols run.
 struct protocol_set {
-    bool knn = true, linear = true, svm = false, lowshot = false, layers = false;
-    bool extra() const { return svm || lowshot || layers; }
+    bool knn = true, linear = true, svm = false, lowshot = false, layers = false, finetune = false;
+    std::vector<double> finetune_fractions{0.01, 0.1};  ///< finetune: the fractions of the labels
+    std::size_t finetune_epochs = 0;                    ///< finetune: 0 = eval/finetune.hpp's default
+    bool extra() const { return svm || lowshot || layers || finetune; }
     /// Parses a comma list; an unknown name is a value_error naming it and the known ones.
     static protocol_set parse(const std::string& list);
+    /// parse(o.protocol) with o's fine-tuning settings.
+    static protocol_set from(const common_options& o);
     std::string str() const;
 };
 /// --protocol's check, with parse's message.
 CLI::Validator protocol_list();
+/// --finetune-fractions' comma list of numbers in (0, 1]; a value_error naming a bad one.
+std::vector<double> parse_fractions(const std::string& list);
+/// --finetune-fractions and --finetune-epochs on a subcommand.
+void add_finetune_options(CLI::App* c, common_options& o);
 
 /// The multi-layer probe trains on at most this many eval-train images
 /// (5 layers of ~9k dimensions: 10k images hold 5 x 370 MB of floats, and the
@@ -421,6 +432,9 @@ struct suite_results {
     std::optional<ssl::eval::lowshot_result> lowshot;
     std::vector<std::size_t> lowshot_skipped;  ///< k above the smallest class
     std::vector<ssl::eval::layer_probe_row> layers;
+    std::optional<ssl::eval::finetune_result> finetune;
+    ssl::eval::finetune_config finetune_settings;
+    std::vector<double> finetune_skipped;  ///< fractions that leave a class of the eval train set without a label
     std::size_t layer_train_images = 0, train_images = 0, test_images = 0;
     /// What the retrieval grid and the class map show (labelled sets only).
     struct figure_inputs {
@@ -499,11 +513,13 @@ suite_results run_suite(M& m, const data_sets& d, const protocol_set& p, const s
             if (!ks.empty()) r.lowshot = ssl::eval::lowshot_evaluate(ftr, ytr, fte, yte, lc);
         }
     }
+    const auto transform = [&](const ssl::tensor<float>& x) { return m.augmentation().eval_transform(x); };
     if (p.layers) {
         if (m.eval_copies() > 1)  // cpc's patch grid, jigsaw --eval-tiles: rows of a tap are copies, not images
             throw ssl::value_error("--protocol layers: this method evaluates an image as " +
                                    std::to_string(m.eval_copies()) + " copies (patches or tiles) whose features it "
-                                   "averages; the layer probes read one map per image: use knn, linear, svm, lowshot");
+                                   "averages; the layer probes read one map per image: use knn, linear, svm, lowshot, "
+                                   "finetune");
         const auto names = probe_layers(m.backbone().tap_names(), arch_options(m.cfg().backbone).arch);
         const std::size_t n = std::min(d.eval_train.size(), layer_probe_max_train);
         r.layer_train_images = n;
@@ -511,13 +527,27 @@ suite_results run_suite(M& m, const data_sets& d, const protocol_set& p, const s
         const auto test_images = d.test->batch(iota(d.test->size()));
         const std::vector<std::int64_t> ytr(d.eval_train.labels.begin(),
                                             d.eval_train.labels.begin() + static_cast<std::ptrdiff_t>(n));
-        const auto transform = [&](const ssl::tensor<float>& x) { return m.augmentation().eval_transform(x); };
         for (const auto& name : names) {  // one layer at a time: only its features are held
             note(("layer " + name).c_str());
             const auto tr = ssl::eval::layer_features(m.backbone(), train_images, {name}, transform);
             const auto te = ssl::eval::layer_features(m.backbone(), test_images, {name}, transform);
             auto rows = ssl::eval::multilayer_probe(tr, ytr, te, d.test->labels);
             r.layers.push_back(rows.front());
+        }
+    }
+    if (p.finetune) {  // the whole network, a copy of m's backbone, on each fraction of the labels
+        auto& fc = r.finetune_settings;
+        fc.epochs = p.finetune_epochs;
+        fc.seed = m.cfg().backbone.seed;
+        r.finetune.emplace();
+        for (double f : p.finetune_fractions) {
+            if (!ssl::eval::labels_every_class(d.eval_train, f)) {
+                r.finetune_skipped.push_back(f);
+                continue;
+            }
+            note(("fine-tuning on " + fmt_g(100.0 * f) + " % of the labels").c_str());
+            r.finetune->rows.push_back(
+                ssl::eval::finetune(m.backbone(), d.eval_train, *d.test, f, fc, transform, m.eval_copies()).row);
         }
     }
     return r;
@@ -554,7 +584,7 @@ int run_method(M& m, const common_options& o, const data_sets& d, const run_docu
     const bool lead = lead_rank(comm);
     if (!lead && !std::freopen("/dev/null", "w", stdout)) std::fclose(stdout);
     eval_numbers base;
-    const protocol_set protocols = protocol_set::parse(o.protocol);
+    const protocol_set protocols = protocol_set::from(o);
     const fs::path out_dir = o.out.empty() ? fs::path("runs") / method_name : fs::path(o.out);
     if (o.baseline && lead) {
         M fresh(m.cfg());
@@ -751,7 +781,7 @@ int checkpoint_action_on(M& m, const common_options& o, const ssl::io::safetenso
                             " it");
     switch (action) {
         case checkpoint_action::eval: {
-            const protocol_set p = protocol_set::parse(o.protocol);
+            const protocol_set p = protocol_set::from(o);
             if (!p.extra()) {
                 auto e = evaluate(m, *d, p.knn, p.linear);
                 std::printf("kNN top-1 %s %%, linear probe top-1 %s %%\n", fmt(e.knn).c_str(), fmt(e.linear).c_str());

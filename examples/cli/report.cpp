@@ -141,6 +141,11 @@ std::string eval_table(const nlohmann::json& j) {
             rows.push_back({"layers", r.at("layer").get<std::string>() + " " + r.at("map").get<std::string>() + " -> " +
                                           r.at("dim").dump() + " dims",
                             percent(r.at("test_top1")), ""});
+    if (j.contains("finetune"))
+        for (const auto& r : j["finetune"].at("rows"))
+            rows.push_back({"finetune", r.at("fraction").dump() + " of the labels (" + r.at("images").dump() +
+                                            " images), " + r.at("epochs").dump() + " epochs",
+                            percent(r.at("test_top1")), ""});
     std::string s = "<p>" + html(j.at("encoder").get<std::string>()) + " encoder; " + j.at("eval_train_images").dump() +
                     " train / " + j.at("eval_test_images").dump() + " test images; protocols " +
                     html(j.at("protocols").get<std::string>()) + "</p>\n";

@@ -21,7 +21,7 @@ if(CASE STREQUAL "ok")
   endif()
   file(READ ${RUN}/report.html page)
   foreach(want "<!DOCTYPE html>" "<td>method</td>" "<td>train.batch</td>" "<h3>eval_last.json</h3>"
-          "<td>lowshot</td>" "<td>layers</td>" "id=\"fig-plot\"" "id=\"fig-eval_last-lowshot\""
+          "<td>lowshot</td>" "<td>layers</td>" "<td>finetune</td>" "id=\"fig-plot\"" "id=\"fig-eval_last-lowshot\""
           "id=\"fig-eval_last-layers\"" "id=\"fig-eval_last-retrieval\"" "id=\"fig-eval_last-map\"")
     string(FIND "${page}" "${want}" at)
     if(at EQUAL -1)
