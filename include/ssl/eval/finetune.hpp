@@ -26,12 +26,14 @@
 //
 // Choices (the defaults are SimCLR's fine-tuning recipe scaled to small sets):
 //  - Optimizer: SGD, Nesterov momentum 0.9, lr 0.05 x batch / 256 (SimCLR's
-//    rule), no weight decay (SimCLR uses no regularization), a cosine decay
-//    to 0 over the run without warmup (SimCLR names no decay; ours).
+//    rule, with the batch actually used), no weight decay (SimCLR uses no
+//    regularization), a cosine decay to 0 over the run without warmup
+//    (SimCLR names no decay; ours).
 //  - Length: 60 epochs on subsets under 10 % of the labels, 30 from 10 % up
-//    (SimCLR's 1 % / 10 % settings); batch 256 (SimCLR's 4096 would be one
-//    step per epoch on a 1 % subset of a small set). An epoch is ceil(n / 256)
-//    near-equal batches of a fresh seeded permutation, none under 2 images.
+//    (SimCLR's 1 % / 10 % settings); batch 256, or the whole subset when it
+//    is smaller (SimCLR's 4096 would be one step per epoch on a 1 % subset
+//    of a small set). An epoch is ceil(n / batch) near-equal batches of a
+//    fresh seeded permutation of the n labelled images, none under 2 images.
 //  - Augmentation: a random crop of the image zero-padded by H / 8 px (4 at
 //    32 px) and a horizontal flip, drawn per (seed, epoch, image): SimCLR
 //    fine-tunes with crops and flips only; padding keeps the small images'
