@@ -178,14 +178,14 @@ int run() {
     std::size_t figures = 0, tables = 0;
     std::string body;
     // settings
-    const auto ck = ssl::io::read_safetensors(last);
+    const auto meta = ssl::io::read_safetensors_metadata(last);  // the header only
     body += "<h2>Settings</h2>\n";
     std::vector<std::vector<std::string>> settings;
     for (const char* k : {"epoch", "global_step"})
-        if (auto it = ck.metadata.find(k); it != ck.metadata.end()) settings.push_back({k, it->second});
-    if (run_document::from_metadata(ck.metadata, last.string())) {  // validates: a damaged document is an error
+        if (auto it = meta.find(k); it != meta.end()) settings.push_back({k, it->second});
+    if (run_document::from_metadata(meta, last.string())) {  // validates: a damaged document is an error
         std::vector<std::pair<std::string, std::string>> kv;
-        flatten(nlohmann::json::parse(ck.metadata.at(run_document::key)), "", kv);
+        flatten(nlohmann::json::parse(meta.at(run_document::key)), "", kv);
         for (auto& [k, v] : kv) settings.push_back({k, v});
     } else {
         body += "<p class=\"note\">" + html(last.filename().string()) + " has no '" + run_document::key +

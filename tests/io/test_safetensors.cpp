@@ -90,6 +90,9 @@ void check_rejected(const std::string& bytes, const std::string& needle) {
     INFO("message: ", msg);
     CHECK(msg.find(p.string()) != std::string::npos);
     CHECK(msg.find(needle) != std::string::npos);
+    // The header-only reader refuses the same file with the same words.
+    const std::string meta_msg = io_error_of([&] { (void)ssl::io::read_safetensors_metadata(p); });
+    CHECK(meta_msg.find(needle) != std::string::npos);
     // The same bytes from memory: the same check, naming "<memory>".
     const std::span<const std::byte> mem(reinterpret_cast<const std::byte*>(bytes.data()), bytes.size());
     const std::string mem_msg = io_error_of([&] { (void)ssl::io::read_safetensors(mem); });
@@ -359,6 +362,18 @@ TEST_CASE("bad input: header JSON nested a million levels deep (found by fuzz/fu
                                 R"(,"data_offsets":[0,0]}})",
                             ""),
                    "has an entry that is not a non-negative integer");
+}
+
+TEST_CASE("read_safetensors_metadata: the metadata alone, as the whole read gives it") {
+    temp_dir d;
+    safetensors_file f;
+    f.tensors["w"] = make(dtype::F32, {64, 64}, 1);
+    f.metadata["format"] = "ssl";
+    f.metadata["ssl.config"] = R"({"method":"simclr"})";
+    ssl::io::write_safetensors(d / "m.safetensors", f);
+    CHECK(ssl::io::read_safetensors_metadata(d / "m.safetensors") == f.metadata);
+    CHECK(io_error_of([&] { (void)ssl::io::read_safetensors_metadata(d / "none.safetensors"); }).find("no such file") !=
+          std::string::npos);
 }
 
 TEST_CASE("reading from memory gives what reading the file gives") {

@@ -393,37 +393,61 @@ inline safetensors_file read_safetensors(std::span<const std::byte> bytes,
     return file;
 }
 
-/// Reads and validates a whole safetensors file. Throws io_error naming the
-/// file and the problem.
-inline safetensors_file read_safetensors(const std::filesystem::path& path) {
+namespace detail {
+
+/// A safetensors file opened and its header read: `in` is at the data section.
+struct opened_file {
+    std::ifstream in;
+    std::string header;
+    std::uint64_t data_size = 0;
+};
+
+inline opened_file open_safetensors(const std::filesystem::path& path) {
     namespace fs = std::filesystem;
     std::error_code ec;
     const auto st = fs::status(path, ec);
-    if (!fs::exists(st)) detail::fail(path, "no such file");
-    if (!fs::is_regular_file(st)) detail::fail(path, "not a regular file");
+    if (!fs::exists(st)) fail(path, "no such file");
+    if (!fs::is_regular_file(st)) fail(path, "not a regular file");
     const std::uint64_t size = fs::file_size(path, ec);
-    if (ec) detail::fail(path, "cannot get the size: ", ec.message());
-    std::ifstream in(path, std::ios::binary);
-    if (!in) detail::fail(path, "cannot open for reading: ", std::strerror(errno));
-    if (size < 8) detail::fail(path, "only ", size, " bytes, shorter than the 8-byte header length (empty or truncated)");
-
+    if (ec) fail(path, "cannot get the size: ", ec.message());
+    opened_file f;
+    f.in.open(path, std::ios::binary);
+    if (!f.in) fail(path, "cannot open for reading: ", std::strerror(errno));
+    if (size < 8) fail(path, "only ", size, " bytes, shorter than the 8-byte header length (empty or truncated)");
     unsigned char len[8];
-    detail::read_exact(in, len, 8, path, "the header length");
-    const std::uint64_t n = detail::header_length(path, len, size);
+    read_exact(f.in, len, 8, path, "the header length");
+    const std::uint64_t n = header_length(path, len, size);
+    f.header.assign(static_cast<std::size_t>(n), '\0');
+    read_exact(f.in, f.header.data(), f.header.size(), path, "the header");
+    f.data_size = size - 8 - n;
+    return f;
+}
 
-    std::string text(static_cast<std::size_t>(n), '\0');
-    detail::read_exact(in, text.data(), text.size(), path, "the header");
-    const std::uint64_t data_size = size - 8 - n;
+}  // namespace detail
 
+/// Reads and validates a whole safetensors file. Throws io_error naming the
+/// file and the problem.
+inline safetensors_file read_safetensors(const std::filesystem::path& path) {
+    auto f = detail::open_safetensors(path);
     safetensors_file file;
-    auto entries = detail::parse_header(path, text, data_size, file.metadata);
+    auto entries = detail::parse_header(path, f.header, f.data_size, file.metadata);
     // Entries are sorted by offset and contiguous: read them in one pass.
     for (auto& e : entries) {
         e.meta.data.resize(static_cast<std::size_t>(e.end - e.begin));
-        detail::read_exact(in, e.meta.data.data(), e.meta.data.size(), path, ("tensor '" + e.name + "'").c_str());
+        detail::read_exact(f.in, e.meta.data.data(), e.meta.data.size(), path, ("tensor '" + e.name + "'").c_str());
         file.tensors.emplace(std::move(e.name), std::move(e.meta));
     }
     return file;
+}
+
+/// The metadata of a safetensors file, reading its header only (the header
+/// is validated as read_safetensors validates it, the tensors' bytes are not
+/// read): what a tool that reports on a checkpoint needs.
+inline std::map<std::string, std::string> read_safetensors_metadata(const std::filesystem::path& path) {
+    auto f = detail::open_safetensors(path);
+    std::map<std::string, std::string> metadata;
+    detail::parse_header(path, f.header, f.data_size, metadata);
+    return metadata;
 }
 
 /// The exact bytes write_safetensors puts in a file.
