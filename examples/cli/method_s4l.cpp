@@ -10,7 +10,7 @@ namespace cli {
 namespace {
 struct s4l_options {
     std::optional<std::string> variant;
-    std::optional<double> labelled_fraction, self_weight;
+    std::optional<double> labelled_fraction, self_weight, labelled_share;
     std::optional<std::size_t> embedding_dim, copies;
 };
 s4l_options& s4l_opts() {
@@ -28,6 +28,7 @@ void s4l_common_loss(Config& c, const common_options& o, double fraction) {
     c.loss.labelled_fraction = fraction;
     c.loss.subset_seed = o.seed;
     if (s4l_opts().self_weight) c.loss.self_weight = *s4l_opts().self_weight;
+    if (s4l_opts().labelled_share) c.target.share = *s4l_opts().labelled_share;
 }
 
 struct s4l_rotation_spec {
@@ -110,6 +111,10 @@ public:
               "s4l: w, the self-supervised loss's weight (default 1; 0: the supervised-only baseline on the same "
               "labelled subset)",
               non_negative_number());
+        o.add("--labelled-share", v.labelled_share,
+              "s4l: the share of every batch drawn from the labelled subset (default 0.5, the paper's equal labelled "
+              "and unlabelled minibatches; 0: the plain permutation, each labelled image once per epoch)",
+              CLI::Range(0.0, 0.99));
         o.add("--embedding-dim", v.embedding_dim, "s4l exemplar: the normalised embedding's width (default 1000)",
               CLI::Range(std::size_t{2}, std::size_t{1} << 16));
         o.add("--copies", v.copies, "s4l exemplar: augmented copies per image (default 8)",

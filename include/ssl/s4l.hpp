@@ -28,7 +28,10 @@
 //           [self outputs | K class logits] on every row; both linear, as the
 //           paper's heads on the ResNet's pooled features (the exemplar
 //           embedding is head::embedding: linear then L2 normalisation)
-//   target  target::none
+//   target  target::labelled_share: each epoch's order puts the labelled
+//           subset in a fixed share of every batch (0.5: the paper's equal
+//           labelled and unlabelled minibatches); share 0 is the loader's
+//           permutation (labelled images as often as the others)
 #include "augment/copies.hpp"
 #include "augment/policies.hpp"
 #include "backbone/resnet.hpp"
@@ -39,19 +42,19 @@
 #include "io/config_json.hpp"
 #include "loss/s4l.hpp"
 #include "method.hpp"
-#include "target_update/none.hpp"
+#include "target_update/labelled_share.hpp"
 
 namespace ssl {
 
 template <class Backbone = resnet18<float>>
 using s4l_rotation =
     method<Backbone, augment::rotations, head::concat<head::linear_classifier<float>, head::linear_classifier<float>>,
-           loss::s4l<loss::rotation_self>, target::none>;
+           loss::s4l<loss::rotation_self>, target::labelled_share>;
 
 template <class Backbone = resnet18<float>>
 using s4l_exemplar =
     method<Backbone, augment::augmented_copies, head::concat<head::embedding<float>, head::linear_classifier<float>>,
-           loss::s4l<loss::triplet_self>, target::none>;
+           loss::s4l<loss::triplet_self>, target::labelled_share>;
 
 /// S4L-Rotation's settings for images of `size` pixels and `channels`
 /// channels, `classes` classes and the labelled subset `labelled` (sorted ids).
@@ -65,6 +68,7 @@ typename s4l_rotation<Backbone>::config s4l_rotation_config(const typename Backb
     c.head = {{4}, {classes}};
     c.loss.self_outputs = 4;
     c.loss.classes = classes;
+    c.target = {.share = 0.5, .labelled = labelled};
     c.loss.labelled = std::move(labelled);
     return c;
 }
@@ -82,6 +86,7 @@ typename s4l_exemplar<Backbone>::config s4l_exemplar_config(const typename Backb
     c.head = {{embedding}, {classes}};
     c.loss.self_outputs = embedding;
     c.loss.classes = classes;
+    c.target = {.share = 0.5, .labelled = labelled};
     c.loss.labelled = std::move(labelled);
     return c;
 }
@@ -95,6 +100,13 @@ struct config_fields<augment::copies_config> {
     using S = augment::copies_config;
     static constexpr auto list = std::tuple{field("size", &S::size), field("channels", &S::channels),
                                             field("copies", &S::copies), field("crop_min_scale", &S::crop_min_scale)};
+};
+// Checkpoints written before the labelled share read as share 0 (the
+// loader's permutation they trained with).
+template <>
+struct config_fields<target::labelled_share_config> {
+    using S = target::labelled_share_config;
+    static constexpr auto list = std::tuple{optional_field("share", &S::share), optional_field("labelled", &S::labelled)};
 };
 template <>
 struct config_fields<loss::s4l_config> {

@@ -41,7 +41,22 @@ TEST_CASE("s4l_rotation: a step on 10 % labels; the config and its labelled subs
     CHECK(c.loss.self_weight == 1);
     const auto back = ssl::io::config_from_json<decltype(c)>(ssl::io::config_to_json(c), "test");
     CHECK(back.loss.labelled == labelled);
+    CHECK(back.target.labelled == labelled);
+    CHECK(back.target.share == 0.5);
+    // a checkpoint written before the share: share 0, the loader's permutation
+    auto old = ssl::io::config_to_json(c);
+    old["target"] = nlohmann::json::object();
+    CHECK(ssl::io::config_from_json<decltype(c)>(old, "test").target.share == 0);
     ssl::s4l_rotation<> m(c);
+    // the epoch's order: half of every batch from the 8 labelled images
+    const auto plan = m.begin_epoch(d, 0, 5);
+    REQUIRE(plan.order);
+    REQUIRE(plan.order->size() == 80);
+    for (std::size_t k = 0; k < 80; k += 16) {
+        std::size_t lab = 0;
+        for (std::size_t q = k; q < k + 16; ++q) lab += std::binary_search(labelled.begin(), labelled.end(), (*plan.order)[q]);
+        CHECK(lab == 8);
+    }
     std::vector<std::size_t> ids(16);
     std::iota(ids.begin(), ids.end(), 0);
     const auto r = m.train_step(d.batch(ids), ids, {.seed = 1}, d.labels_of(ids));
