@@ -689,6 +689,7 @@ protocol_set protocol_set::from(const common_options& o) {
     protocol_set p = parse(o.protocol);
     p.finetune_fractions = parse_fractions(o.finetune_fractions);
     p.finetune_epochs = o.finetune_epochs;
+    p.figures = !o.no_figures;
     return p;
 }
 
@@ -945,6 +946,7 @@ void report_suite(const suite_results& r, const protocol_set& p, const fs::path&
     }
     if (print) std::printf("wrote %s and %s\n", json_path.string().c_str(), csv_path.string().c_str());
     // the figures (ssl/eval/figures.hpp), next to the table
+    if (!p.figures) return;
     namespace fig = ssl::eval::figures;
     const std::string who = " (" + r.encoder + " encoder)";
     if (p.lowshot && r.lowshot && !r.lowshot->rows.empty()) {

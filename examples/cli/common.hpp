@@ -100,6 +100,7 @@ struct common_options {
     std::string protocol = "knn,linear";  ///< --protocol: the evaluation protocols (eval suite, issue 21)
     std::string finetune_fractions = "0.01,0.1";  ///< --finetune-fractions: --protocol finetune's fractions of the labels
     std::size_t finetune_epochs = 0;              ///< --finetune-epochs (0: 60 below 10 % of the labels, 30 from 10 %)
+    bool no_figures = false;                      ///< --no-figures: the evaluation suite writes no SVG figures
     // eval / embed / export
     std::string checkpoint, output;
     std::string format = "safetensors";  ///< export --format: safetensors or onnx
@@ -405,6 +406,7 @@ struct protocol_set {
     bool knn = true, linear = true, svm = false, lowshot = false, layers = false, finetune = false;
     std::vector<double> finetune_fractions{0.01, 0.1};  ///< finetune: the fractions of the labels
     std::size_t finetune_epochs = 0;                    ///< finetune: 0 = eval/finetune.hpp's default
+    bool figures = true;  ///< --no-figures: the table and files only, no SVG figures (nor their inputs)
     bool extra() const { return svm || lowshot || layers || finetune; }
     /// Parses a comma list; an unknown name is a value_error naming it and the known ones.
     static protocol_set parse(const std::string& list);
@@ -485,8 +487,10 @@ suite_results run_suite(M& m, const data_sets& d, const protocol_set& p, const s
     {  // the features: every protocol but layers, and the retrieval grid and class map
         note("features");
         const auto ftr = embed_set(m, d.eval_train), fte = embed_set(m, *d.test);
-        note("figures");
-        r.figures = figure_inputs(ftr, fte, d, m.cfg().backbone.seed);
+        if (p.figures) {
+            note("figures");
+            r.figures = figure_inputs(ftr, fte, d, m.cfg().backbone.seed);
+        }
         const auto& ytr = d.eval_train.labels;
         const auto& yte = d.test->labels;
         if (p.knn) {

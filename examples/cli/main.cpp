@@ -416,6 +416,7 @@ int main(int argc, char** argv) {
     tr->add_flag("--json", o.json, "print the summary as one JSON object on the last line");
     tr->add_flag("--baseline", o.baseline, "also evaluate a random-init encoder");
     tr->add_option("--protocol", o.protocol, "evaluation protocols at the end of the run, a comma list of knn, linear, svm, lowshot, layers, finetune (or all); beyond knn,linear: a table and OUT/eval.json, eval.csv")->check(protocol_list());
+    tr->add_flag("--no-figures", o.no_figures, "--protocol beyond knn,linear: write the table and files only, no SVG figures");
     add_finetune_options(tr, o);
     tr->add_flag("--no-progress", o.no_progress, "no progress line");
     // each method's own options
@@ -429,6 +430,7 @@ int main(int argc, char** argv) {
     add_common(ev);
     ev->add_option("--checkpoint", o.checkpoint, "a checkpoint written by ssl train")->required()->check(CLI::ExistingFile);
     ev->add_option("--protocol", o.protocol, "a comma list of knn, linear, svm, lowshot, layers, finetune (or all); beyond knn,linear: a table and eval_CHECKPOINT.json, .csv next to the checkpoint")->check(protocol_list());
+    ev->add_flag("--no-figures", o.no_figures, "--protocol beyond knn,linear: write the table and files only, no SVG figures");
     add_finetune_options(ev, o);
     auto* em = app.add_subcommand("embed", "write a checkpoint's features of a data set to a safetensors file");
     add_common(em);
