@@ -45,6 +45,14 @@ TEST_CASE("clip folders: written and read back frame for frame; the clip is the 
     const auto one = ssl::data::load_clip_folder(d.path / "walk", {.image = {.channels = 3}});
     CHECK(one.images.shape() == ssl::shape_t{3, 3, 6, 8});
     CHECK(one.num_classes == 1);
+    // a clip whose frames are not together, and a clip index out of range, are refused
+    auto split = s;
+    split.labels = {0, 0, 1, 1, 0, 1, 1};
+    CHECK_THROWS_WITH_AS(ssl::data::clip_ranges(split, "test"), doctest::Contains("clip 0 are not contiguous (frame 4)"),
+                         ssl::value_error);
+    split.labels = {0, 0, 0, 0, 2, 2, 2};
+    CHECK_THROWS_WITH_AS(ssl::data::clip_ranges(split, "test"), doctest::Contains("not one of the 2 clips"),
+                         ssl::value_error);
     // a labelled image folder is not a clip set
     auto other = s;
     other.name = "folder";

@@ -56,11 +56,15 @@ inline std::vector<std::pair<std::size_t, std::size_t>> clip_ranges(const image_
     require(d.name == clip_set_name && d.labelled(), who, ": needs clips, a set read by load_clip_folder "
             "(--data clips:DIR: a folder per clip of numbered frames), got ", d.describe());
     std::vector<std::pair<std::size_t, std::size_t>> r;
+    std::vector<char> seen(d.num_classes, 0);  // clips already begun: a second start is a split clip
     for (std::size_t i = 0; i < d.size(); ++i) {
         if (i == 0 || d.labels[i] != d.labels[i - 1]) {
-            for (const auto& [a, b] : r)
-                require(d.labels[a] != d.labels[i], who, ": the frames of clip ", d.labels[i],
-                        " are not contiguous (frame ", i, ")");
+            const auto c = d.labels[i];
+            require(c >= 0 && static_cast<std::size_t>(c) < d.num_classes, who, ": frame ", i, " has clip ", c,
+                    ", not one of the ", d.num_classes, " clips");
+            require(!seen[static_cast<std::size_t>(c)], who, ": the frames of clip ", c, " are not contiguous (frame ",
+                    i, ")");
+            seen[static_cast<std::size_t>(c)] = 1;
             r.push_back({i, i + 1});
         } else {
             r.back().second = i + 1;
