@@ -162,18 +162,20 @@ inline void weight_tile(const T* DY, const T* Z, std::size_t k0, const conv_geom
     for (auto& a : acc) a = nreg<T>{};
     std::size_t off[NK];
     for (std::size_t j = 0; j < NK; ++j) off[j] = tap_offset(k0 + j, q, lo) * L;
-    std::size_t p = 0;
-    for (std::size_t oh = 0; oh < q.ho; ++oh)
-        for (std::size_t ow = 0; ow < q.wo; ++ow, ++p) {
-            const T* z = Z + (oh * q.stride * lo.wp + ow * q.stride) * L;
-            for (std::size_t h = 0; h < L; h += NL) {
+    // the native slices outermost: GCC unrolls an inner slice loop and then
+    // spills the second slice's loads
+    for (std::size_t h = 0; h < L; h += NL) {
+        std::size_t p = 0;
+        for (std::size_t oh = 0; oh < q.ho; ++oh)
+            for (std::size_t ow = 0; ow < q.wo; ++ow, ++p) {
+                const T* z = Z + (oh * q.stride * lo.wp + ow * q.stride) * L + h;
                 nreg<T> a[MB], b[NK];
                 for (std::size_t i = 0; i < MB; ++i) vload<T>(a[i], DY + (i * lo.P + p) * L + h);
-                for (std::size_t j = 0; j < NK; ++j) vload<T>(b[j], z + off[j] + h);
+                for (std::size_t j = 0; j < NK; ++j) vload<T>(b[j], z + off[j]);
                 for (std::size_t i = 0; i < MB; ++i)
                     for (std::size_t j = 0; j < NK; ++j) acc[i * NK + j] += a[i] * b[j];
             }
-        }
+    }
     T s[MB * NK];
     host::detail::lane_sums<T>(acc, MB * NK, s);
     for (std::size_t i = 0; i < MB; ++i)

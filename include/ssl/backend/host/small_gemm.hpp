@@ -50,14 +50,22 @@ template <class T>
 inline constexpr std::size_t nreg_lanes = SSL_NATIVE_VECTOR_BYTES / sizeof(T);
 
 // through references, not by value: returning a 64-byte vector changes the
-// ABI on targets without AVX-512 (GCC's -Wpsabi); V: vreg<T> or nreg<T>
+// ABI on targets without AVX-512 (GCC's -Wpsabi); V: vreg<T> or nreg<T>.
+// An unaligned, may_alias vector type, not std::memcpy: GCC turned a loop
+// of memcpy loads (a tile's NP input vectors) into a copy loop through a
+// stack array, and the tile's accumulators then lived on the stack too
+// (the AVX2 direct convolution at 15-20 GFLOP/s; issue 18).
 template <class T, class V>
-inline void vload(V& v, const T* p) {
-    std::memcpy(&v, p, sizeof(v));
+struct unaligned_of {
+    typedef T type __attribute__((vector_size(sizeof(V)), aligned(alignof(T)), may_alias));
+};
+template <class T, class V>
+[[gnu::always_inline]] inline void vload(V& v, const T* p) {
+    v = *reinterpret_cast<const typename unaligned_of<T, V>::type*>(p);
 }
 template <class T, class V>
-inline void vstore(T* p, const V& v) {
-    std::memcpy(p, &v, sizeof(v));
+[[gnu::always_inline]] inline void vstore(T* p, const V& v) {
+    *reinterpret_cast<typename unaligned_of<T, V>::type*>(p) = v;
 }
 
 /// The integer vector of the same shape as vreg<T> (shuffle masks).

@@ -272,47 +272,43 @@ void weight_adjoint_add(const T* dU, std::size_t co, std::size_t ci, std::size_t
 }
 
 namespace detail {
-/// L values of T processed together; the element-wise operators compile to
-/// SIMD instructions, so every 1-d transform above runs on L tiles at once.
+/// L values of T processed together, one GCC vector (a native register
+/// when L is slice_lanes<T>): every 1-d transform above runs on L tiles at
+/// once. (An array T[L] with element loops, as before, left the tile's
+/// values in stack memory on AVX2; issue 18.)
 template <class T, std::size_t L>
 struct lanes {
-    T v[L];
+    typedef T vec_t __attribute__((vector_size(L * sizeof(T))));
+    vec_t v;
     lanes() = default;
-    lanes(T s) {  // broadcast (implicit: the transforms write T(4) * d)
-        for (std::size_t i = 0; i < L; ++i) v[i] = s;
-    }
-    friend lanes operator+(const lanes& a, const lanes& b) {
+    lanes(T s) : v(vec_t{} + s) {}  // broadcast (implicit: the transforms write T(4) * d)
+    static lanes of(vec_t x) {
         lanes r;
-        for (std::size_t i = 0; i < L; ++i) r.v[i] = a.v[i] + b.v[i];
+        r.v = x;
         return r;
     }
-    friend lanes operator-(const lanes& a, const lanes& b) {
-        lanes r;
-        for (std::size_t i = 0; i < L; ++i) r.v[i] = a.v[i] - b.v[i];
-        return r;
-    }
-    friend lanes operator*(const lanes& a, const lanes& b) {
-        lanes r;
-        for (std::size_t i = 0; i < L; ++i) r.v[i] = a.v[i] * b.v[i];
-        return r;
-    }
-    friend lanes operator-(const lanes& a) {
-        lanes r;
-        for (std::size_t i = 0; i < L; ++i) r.v[i] = -a.v[i];
-        return r;
-    }
+    friend lanes operator+(const lanes& a, const lanes& b) { return of(a.v + b.v); }
+    friend lanes operator-(const lanes& a, const lanes& b) { return of(a.v - b.v); }
+    friend lanes operator*(const lanes& a, const lanes& b) { return of(a.v * b.v); }
+    friend lanes operator-(const lanes& a) { return of(-a.v); }
 };
 template <class T>
 inline constexpr std::size_t lane_count = 64 / sizeof(T);
+/// Lanes the tile transforms work on at a time: the target's own vector
+/// (all 16 floats with AVX-512; 8 with AVX2, twice per block). On 64-byte
+/// lanes an AVX2 build kept a tile's 16-48 values in pairs of registers
+/// and spilled most of them (issue 18).
+template <class T>
+inline constexpr std::size_t slice_lanes = host::detail::nreg_lanes<T>;
 
 /// A full vector of lanes from / to memory (one fixed-size copy).
 template <class T, std::size_t L>
-inline void load(lanes<T, L>& v, const T* src) {
-    std::memcpy(v.v, src, sizeof(v.v));
+[[gnu::always_inline]] inline void load(lanes<T, L>& v, const T* src) {
+    host::detail::vload(v.v, src);
 }
 template <class T, std::size_t L>
-inline void store(T* dst, const lanes<T, L>& v) {
-    std::memcpy(dst, v.v, sizeof(v.v));
+[[gnu::always_inline]] inline void store(T* dst, const lanes<T, L>& v) {
+    host::detail::vstore(dst, v.v);
 }
 // Eigen's packet types carry alignment attributes that GCC drops (and warns
 // about) when they are template arguments; harmless here (unaligned loads).
@@ -503,8 +499,8 @@ void transform_input(const T* x, std::size_t n_img, std::size_t C, const tiling&
                      T* V, std::size_t ldv, T* Z /* scratch_size(tl, a1 - a0) */) {
     constexpr std::size_t m = M, A = variant<M>::a, npos = A * A;
     assert(tl.m == M);
-    constexpr std::size_t L = detail::lane_count<T>;
-    using vec = detail::lanes<T, L>;
+    constexpr std::size_t L = detail::lane_count<T>, NL = detail::slice_lanes<T>;
+    using vec = detail::lanes<T, NL>;
     const std::size_t pw = m * tl.tw + 2, rows = m * (a1 - a0) + 2, plane = C * ldv, hw = tl.h * tl.w;
     const std::size_t r_lo = m * a0;  // padded row of Z's first row; image row = padded row - 1
     vec d[A * A], t[A * A], o[A * A];
@@ -523,12 +519,14 @@ void transform_input(const T* x, std::size_t n_img, std::size_t C, const tiling&
         T* out = V + c * ldv;
         for (std::size_t a = a0; a < a1; ++a)
             for (std::size_t b = 0; b < tl.tw; ++b, out += L) {
-                const T* z = Z + ((a - a0) * m * pw + b * m) * L;
-                for (std::size_t i = 0; i < A; ++i)
-                    for (std::size_t j = 0; j < A; ++j) detail::load(d[i * A + j], z + (i * pw + j) * L);
-                for (std::size_t j = 0; j < A; ++j) variant<M>::bt(d + j, A, t + j, A);          // t = B^T d
-                for (std::size_t i = 0; i < A; ++i) variant<M>::bt(t + i * A, 1, o + i * A, 1);  // o = t B
-                for (std::size_t p = 0; p < npos; ++p) detail::store(out + p * plane, o[p]);
+                for (std::size_t h = 0; h < L; h += NL) {  // native slices of the lanes
+                    const T* z = Z + ((a - a0) * m * pw + b * m) * L + h;
+                    for (std::size_t i = 0; i < A; ++i)
+                        for (std::size_t j = 0; j < A; ++j) detail::load(d[i * A + j], z + (i * pw + j) * L);
+                    for (std::size_t j = 0; j < A; ++j) variant<M>::bt(d + j, A, t + j, A);          // t = B^T d
+                    for (std::size_t i = 0; i < A; ++i) variant<M>::bt(t + i * A, 1, o + i * A, 1);  // o = t B
+                    for (std::size_t p = 0; p < npos; ++p) detail::store(out + p * plane + h, o[p]);
+                }
             }
     }
 }
@@ -539,8 +537,8 @@ void transform_output(const T* Mt, std::size_t n_img, std::size_t C, const tilin
                       std::size_t ldm, T* y, T* Z /* scratch_size(tl, a1 - a0) */) {
     constexpr std::size_t m = M, A = variant<M>::a, npos = A * A;
     assert(tl.m == M);
-    constexpr std::size_t L = detail::lane_count<T>;
-    using vec = detail::lanes<T, L>;
+    constexpr std::size_t L = detail::lane_count<T>, NL = detail::slice_lanes<T>;
+    using vec = detail::lanes<T, NL>;
     const std::size_t zw = m * tl.tw, plane = C * ldm, hw = tl.h * tl.w;
     const std::size_t r0 = m * a0, r1 = std::min(m * a1, tl.h);
     vec in[A * A], t[m * A], o[m * m];
@@ -548,12 +546,14 @@ void transform_output(const T* Mt, std::size_t n_img, std::size_t C, const tilin
         const T* src = Mt + c * ldm;
         for (std::size_t a = a0; a < a1; ++a)
             for (std::size_t b = 0; b < tl.tw; ++b, src += L) {
-                for (std::size_t p = 0; p < npos; ++p) detail::load(in[p], src + p * plane);
-                for (std::size_t j = 0; j < A; ++j) variant<M>::at(in + j, A, t + j, A);        // t (m x a) = A^T M
-                for (std::size_t i = 0; i < m; ++i) variant<M>::at(t + i * A, 1, o + i * m, 1);  // o = t A
-                T* z = Z + ((a - a0) * m * zw + b * m) * L;
-                for (std::size_t i = 0; i < m; ++i)
-                    for (std::size_t j = 0; j < m; ++j) detail::store(z + (i * zw + j) * L, o[i * m + j]);
+                for (std::size_t h = 0; h < L; h += NL) {  // native slices of the lanes
+                    for (std::size_t p = 0; p < npos; ++p) detail::load(in[p], src + p * plane + h);
+                    for (std::size_t j = 0; j < A; ++j) variant<M>::at(in + j, A, t + j, A);        // t (m x a) = A^T M
+                    for (std::size_t i = 0; i < m; ++i) variant<M>::at(t + i * A, 1, o + i * m, 1);  // o = t A
+                    T* z = Z + ((a - a0) * m * zw + b * m) * L + h;
+                    for (std::size_t i = 0; i < m; ++i)
+                        for (std::size_t j = 0; j < m; ++j) detail::store(z + (i * zw + j) * L, o[i * m + j]);
+                }
             }
         if (r1 > r0) {
             T* F = Z + m * (a1 - a0) * zw * L;
@@ -573,8 +573,8 @@ void output_adjoint(const T* dy, std::size_t n_img, std::size_t C, const tiling&
                     std::size_t ldm, T* dM, T* Z /* scratch_size(tl, a1 - a0) */) {
     constexpr std::size_t m = M, A = variant<M>::a, npos = A * A;
     assert(tl.m == M);
-    constexpr std::size_t L = detail::lane_count<T>;
-    using vec = detail::lanes<T, L>;
+    constexpr std::size_t L = detail::lane_count<T>, NL = detail::slice_lanes<T>;
+    using vec = detail::lanes<T, NL>;
     const std::size_t zw = m * tl.tw, plane = C * ldm, hw = tl.h * tl.w;
     const std::size_t r0 = m * a0, r1 = std::min(m * a1, tl.h), zrows = m * (a1 - a0);
     vec gt[m * m], t[m * A], o[A * A];
@@ -591,12 +591,14 @@ void output_adjoint(const T* dy, std::size_t n_img, std::size_t C, const tiling&
         T* out = dM + c * ldm;
         for (std::size_t a = a0; a < a1; ++a)
             for (std::size_t b = 0; b < tl.tw; ++b, out += L) {
-                const T* z = Z + ((a - a0) * m * zw + b * m) * L;
-                for (std::size_t i = 0; i < m; ++i)
-                    for (std::size_t j = 0; j < m; ++j) detail::load(gt[i * m + j], z + (i * zw + j) * L);
-                for (std::size_t j = 0; j < m; ++j) variant<M>::a_(gt + j, m, t + j, m);        // t (a x m) = A g
-                for (std::size_t i = 0; i < A; ++i) variant<M>::a_(t + i * m, 1, o + i * A, 1);  // o = t A^T
-                for (std::size_t p = 0; p < npos; ++p) detail::store(out + p * plane, o[p]);
+                for (std::size_t h = 0; h < L; h += NL) {  // native slices of the lanes
+                    const T* z = Z + ((a - a0) * m * zw + b * m) * L + h;
+                    for (std::size_t i = 0; i < m; ++i)
+                        for (std::size_t j = 0; j < m; ++j) detail::load(gt[i * m + j], z + (i * zw + j) * L);
+                    for (std::size_t j = 0; j < m; ++j) variant<M>::a_(gt + j, m, t + j, m);        // t (a x m) = A g
+                    for (std::size_t i = 0; i < A; ++i) variant<M>::a_(t + i * m, 1, o + i * A, 1);  // o = t A^T
+                    for (std::size_t p = 0; p < npos; ++p) detail::store(out + p * plane + h, o[p]);
+                }
             }
     }
 }
@@ -611,8 +613,8 @@ void input_adjoint(const T* dV, std::size_t C, const tiling& tl, std::size_t a0,
                    T* acc /* accumulator_size(tl, C) */) {
     constexpr std::size_t m = M, A = variant<M>::a, npos = A * A;
     assert(tl.m == M);
-    constexpr std::size_t L = detail::lane_count<T>;
-    using vec = detail::lanes<T, L>;
+    constexpr std::size_t L = detail::lane_count<T>, NL = detail::slice_lanes<T>;
+    using vec = detail::lanes<T, NL>;
     const std::size_t ph = m * tl.th + 2, pw = m * tl.tw + 2, plane = C * ldv;
     vec v[A * A], t[A * A], o[A * A];
     for (std::size_t c = 0; c < C; ++c) {
@@ -620,19 +622,21 @@ void input_adjoint(const T* dV, std::size_t C, const tiling& tl, std::size_t a0,
         T* accc = acc + c * ph * pw * L;
         for (std::size_t a = a0; a < a1; ++a)
             for (std::size_t b = 0; b < tl.tw; ++b, src += L) {
-                for (std::size_t p = 0; p < npos; ++p) detail::load(v[p], src + p * plane);
-                for (std::size_t j = 0; j < A; ++j) variant<M>::b(v + j, A, t + j, A);          // t = B v
-                for (std::size_t i = 0; i < A; ++i) variant<M>::b(t + i * A, 1, o + i * A, 1);  // o = t B^T
-                T* z = accc + (a * m * pw + b * m) * L;
-                // rows 0-1 were written by tile row a - 1, columns 0-1 by tile column b - 1
-                for (std::size_t i = 0; i < A; ++i)
-                    for (std::size_t j = 0; j < A; ++j) {
-                        T* zz = z + (i * pw + j) * L;
-                        if ((i >= 2 || a == 0) && (j >= 2 || b == 0))
-                            detail::store(zz, o[i * A + j]);
-                        else
-                            detail::add_to(zz, o[i * A + j]);
-                    }
+                for (std::size_t h = 0; h < L; h += NL) {  // native slices of the lanes
+                    for (std::size_t p = 0; p < npos; ++p) detail::load(v[p], src + p * plane + h);
+                    for (std::size_t j = 0; j < A; ++j) variant<M>::b(v + j, A, t + j, A);          // t = B v
+                    for (std::size_t i = 0; i < A; ++i) variant<M>::b(t + i * A, 1, o + i * A, 1);  // o = t B^T
+                    T* z = accc + (a * m * pw + b * m) * L + h;
+                    // rows 0-1 were written by tile row a - 1, columns 0-1 by tile column b - 1
+                    for (std::size_t i = 0; i < A; ++i)
+                        for (std::size_t j = 0; j < A; ++j) {
+                            T* zz = z + (i * pw + j) * L;
+                            if ((i >= 2 || a == 0) && (j >= 2 || b == 0))
+                                detail::store(zz, o[i * A + j]);
+                            else
+                                detail::add_to(zz, o[i * A + j]);
+                        }
+                }
             }
     }
 }
