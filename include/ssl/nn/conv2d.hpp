@@ -497,13 +497,15 @@ private:
         // Z's padding ring must be zero; blocks rewrite only its interior
         tensor<T> work({num_threads(), per_worker});
         ssl::detail::parallel_fill(work.data(), work.numel(), T(0));
+        tensor<T> Wp({co, q.rows()});
+        dc::pack_rows(weight_.value.data(), co, q.rows(), Wp.data());
         parallel_for(blocks, [&](std::size_t b, std::size_t w) {
             T* Z = work.data() + w * per_worker;
             T* F = Z + zsz;
             T* Y = F + fsz;
             const std::size_t nb = std::min(L, n - b * L);
             dc::pad_interleave(x.data() + b * L * q.c * q.hw_in(), nb, q, Z, F);
-            dc::forward(weight_.value.data(), co, Z, q, nb, y.data() + b * L * co * q.hw_out(), Y);
+            dc::forward(Wp.data(), co, Z, q, nb, y.data() + b * L * co * q.hw_out(), Y);
         });
         add_bias_planes(y);
         return y;
@@ -519,10 +521,12 @@ private:
         const std::size_t per_worker = zsz + fsz + dsz + (need_input_grad ? zsz : 0) + co * k;
         tensor<T> dx;
         if (need_input_grad) dx = acc ? *acc : tensor<T>(x.shape());
-        tensor<T> Wt;
+        tensor<T> Wtp;  // W^T packed by row blocks of the kernel rows
         if (need_input_grad) {
-            Wt = tensor<T>({k, co});
+            tensor<T> Wt({k, co});
             as_matrix(Wt, k, co) = as_matrix(std::as_const(weight_.value), co, k).transpose();
+            Wtp = tensor<T>({k, co});
+            dc::pack_rows(Wt.data(), k, co, Wtp.data());
         }
         // Z's padding ring and the per-worker weight gradients start at zero
         tensor<T> work({workers, per_worker});
@@ -539,7 +543,7 @@ private:
             dc::weight_grad(DY, co, Z, q, dW);
             if (need_input_grad) {
                 std::fill(dZ, dZ + zsz, T(0));
-                dc::input_grad(Wt.data(), co, DY, q, dZ);
+                dc::input_grad(Wtp.data(), co, DY, q, dZ);
                 dc::finish_input_grad(dZ, nb, q, dx.data() + b * L * q.c * q.hw_in(), acc != nullptr, F);
             }
         });

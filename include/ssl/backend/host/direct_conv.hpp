@@ -41,14 +41,17 @@ inline constexpr std::size_t block_images = winograd::detail::lane_count<T>;
 
 /// Register blocking: MB output channels (or kernel rows) x NP pixels of
 /// native-vector accumulators. AVX-512 has 32 vector registers: 8 x 3
-/// accumulators plus the NP loads; 16 registers (AVX2, SSE): 4 x 3. On
-/// narrower targets a tile runs once per native slice of the block's lanes
-/// (two 8-float halves with AVX2) instead of on 64-byte vectors, which GCC
-/// would spill (issue 18).
+/// accumulators plus the NP loads; 16 registers (AVX2, SSE): 6 x 2 (12
+/// accumulators, 2 loads, 1 broadcast; measured against 4 x 3 on an AVX2
+/// EPYC, bench/README.md). The weight gradient's tiles are
+/// weight_rows_block output channels x 2 kernel rows (AVX-512 8 x 3). On narrower targets a
+/// tile runs once per native slice of the block's lanes (two 8-float halves
+/// with AVX2) instead of on 64-byte vectors, which GCC would spill (issue
+/// 18).
 #if defined(__AVX512F__)
-inline constexpr std::size_t rows_block = 8, pixels_block = 3;
+inline constexpr std::size_t rows_block = 8, pixels_block = 3, weight_rows_block = 8;
 #else
-inline constexpr std::size_t rows_block = 4, pixels_block = 3;
+inline constexpr std::size_t rows_block = 6, pixels_block = 2, weight_rows_block = 6;
 #endif
 
 /// The padded, interleaved geometry of a block.
@@ -91,12 +94,13 @@ inline std::size_t tap_offset(std::size_t k, const conv_geometry& q, const layou
     return (c * lo.hp + ki) * lo.wp + kj;
 }
 
-/// Y[i][j] (i < MB output channels from W's row block, j < NP pixels of
-/// one row) = sum over k of W[i][k] * Z[k at pixel j]; z: Z at the window
-/// origin of pixel 0; pixel j's origin is j * stride columns further; ldy:
-/// Y's pixels per channel.
+/// Y[i][j] (i < MB output channels of a row block, j < NP pixels of one
+/// row) = sum over k of W[i][k] * Z[k at pixel j]; Wp: the block's packed
+/// panel (Wp[k * MB + i] = W[i][k], pack_rows); z: Z at the window origin of
+/// pixel 0; pixel j's origin is j * stride columns further; ldy: Y's pixels
+/// per channel.
 template <class T, std::size_t MB, std::size_t NP>
-inline void forward_tile(const T* W, const T* z, const conv_geometry& q, const layout& lo, T* y, std::size_t ldy) {
+inline void forward_tile(const T* Wp, const T* z, const conv_geometry& q, const layout& lo, T* y, std::size_t ldy) {
     constexpr std::size_t L = host::detail::vreg_lanes<T>, NL = host::detail::nreg_lanes<T>;
     const std::size_t step = q.stride * L, plane = lo.hp * lo.wp * L;
     for (std::size_t h = 0; h < L; h += NL) {  // native slices of the lanes (one with AVX-512)
@@ -111,7 +115,7 @@ inline void forward_tile(const T* W, const T* z, const conv_geometry& q, const l
                     nreg<T> b[NP];
                     for (std::size_t j = 0; j < NP; ++j) vload<T>(b[j], zr + kj * L + j * step);
                     for (std::size_t i = 0; i < MB; ++i) {
-                        const T a = W[i * lo.K + k];
+                        const T a = Wp[k * MB + i];
                         for (std::size_t j = 0; j < NP; ++j) acc[i][j] += a * b[j];
                     }
                 }
@@ -122,13 +126,15 @@ inline void forward_tile(const T* W, const T* z, const conv_geometry& q, const l
 }
 
 /// dZ[k0 + i at pixel j] += sum over co of Wt[k0 + i][co] * DY[co][pixel j]
-/// for i < MB kernel rows, j < NP pixels of one row; dz: dZ at the window
+/// for i < MB kernel rows, j < NP pixels of one row; Wtp: W^T packed by
+/// pack_rows (the panel of rows k0.. at Wtp + k0 * co); dz: dZ at the window
 /// origin of pixel 0, dy: DY at pixel 0.
 template <class T, std::size_t MB, std::size_t NP>
-inline void input_tile(const T* Wt, std::size_t co, const T* dy, std::size_t k0, const conv_geometry& q,
+inline void input_tile(const T* Wtp, std::size_t co, const T* dy, std::size_t k0, const conv_geometry& q,
                        const layout& lo, T* dz) {
     constexpr std::size_t L = host::detail::vreg_lanes<T>, NL = host::detail::nreg_lanes<T>;
     const std::size_t step = q.stride * L;
+    const T* panel = Wtp + k0 * co;
     for (std::size_t h = 0; h < L; h += NL) {  // native slices of the lanes (one with AVX-512)
         nreg<T> acc[MB][NP];
         for (std::size_t i = 0; i < MB; ++i)
@@ -137,7 +143,7 @@ inline void input_tile(const T* Wt, std::size_t co, const T* dy, std::size_t k0,
             nreg<T> b[NP];
             for (std::size_t j = 0; j < NP; ++j) vload<T>(b[j], dy + (o * lo.P + j) * L + h);
             for (std::size_t i = 0; i < MB; ++i) {
-                const T a = Wt[(k0 + i) * co + o];
+                const T a = panel[o * MB + i];
                 for (std::size_t j = 0; j < NP; ++j) acc[i][j] += a * b[j];
             }
         }
@@ -169,11 +175,13 @@ inline void weight_tile(const T* DY, const T* Z, std::size_t k0, const conv_geom
         for (std::size_t oh = 0; oh < q.ho; ++oh)
             for (std::size_t ow = 0; ow < q.wo; ++ow, ++p) {
                 const T* z = Z + (oh * q.stride * lo.wp + ow * q.stride) * L + h;
-                nreg<T> a[MB], b[NK];
-                for (std::size_t i = 0; i < MB; ++i) vload<T>(a[i], DY + (i * lo.P + p) * L + h);
+                nreg<T> b[NK];  // the NK input vectors held, the MB gradient rows one at a time
                 for (std::size_t j = 0; j < NK; ++j) vload<T>(b[j], z + off[j]);
-                for (std::size_t i = 0; i < MB; ++i)
-                    for (std::size_t j = 0; j < NK; ++j) acc[i * NK + j] += a[i] * b[j];
+                for (std::size_t i = 0; i < MB; ++i) {
+                    nreg<T> a;
+                    vload<T>(a, DY + (i * lo.P + p) * L + h);
+                    for (std::size_t j = 0; j < NK; ++j) acc[i * NK + j] += a * b[j];
+                }
             }
     }
     T s[MB * NK];
@@ -192,16 +200,31 @@ inline void for_pixel_runs(std::size_t wo, F&& f) {
     for (; ow < wo; ++ow) f(std::integral_constant<std::size_t, 1>{}, ow);
 }
 /// Calls f(std::integral_constant<std::size_t, MB>, r0) over rows [0, m):
-/// rows_block at a time, then 4, then 1.
-template <class F>
+/// RB (rows_block by default) at a time, then 4, then 1.
+template <std::size_t RB = rows_block, class F>
 inline void for_row_blocks(std::size_t m, F&& f) {
     std::size_t r = 0;
-    for (; r + rows_block <= m; r += rows_block) f(std::integral_constant<std::size_t, rows_block>{}, r);
-    if constexpr (rows_block > 4)
+    for (; r + RB <= m; r += RB) f(std::integral_constant<std::size_t, RB>{}, r);
+    if constexpr (RB > 4)
         for (; r + 4 <= m; r += 4) f(std::integral_constant<std::size_t, 4>{}, r);
     for (; r < m; ++r) f(std::integral_constant<std::size_t, 1>{}, r);
 }
 }  // namespace detail
+
+/// Wp (rows x cols) = A (rows x cols, row-major) repacked by the row blocks
+/// the tiles use (for_row_blocks): the block of MB rows at r0 becomes a
+/// cols x MB panel at Wp + r0 * cols, so a tile's MB broadcasts per column
+/// come from one place (one pointer, not MB row pointers: the AVX2 tiles
+/// ran out of general registers and reloaded them from the stack).
+template <class T>
+void pack_rows(const T* A, std::size_t rows, std::size_t cols, T* Wp) {
+    detail::for_row_blocks(rows, [&](auto mb, std::size_t r0) {
+        constexpr std::size_t MB = decltype(mb)::value;
+        T* panel = Wp + r0 * cols;
+        for (std::size_t c = 0; c < cols; ++c)
+            for (std::size_t i = 0; i < MB; ++i) panel[c * MB + i] = A[(r0 + i) * cols + c];
+    });
+}
 
 /// Z (padded_size) = the block's n_img <= L images (each C x H x W at x),
 /// interleaved, with their padding. Z's padding ring must already be zero
@@ -249,9 +272,10 @@ inline std::size_t chunk_size(const conv_geometry& q, std::size_t co) {
 }
 
 /// y (the block's n_img images, co x HO x WO) = W (co x K, row-major)
-/// applied to Z, a chunk of output rows at a time through Y (chunk_size).
+/// applied to Z, a chunk of output rows at a time through Y (chunk_size);
+/// Wp: W packed by pack_rows(W, co, K).
 template <class T>
-void forward(const T* W, std::size_t co, const T* Z, const conv_geometry& q, std::size_t n_img, T* y, T* Y) {
+void forward(const T* Wp, std::size_t co, const T* Z, const conv_geometry& q, std::size_t n_img, T* y, T* Y) {
     constexpr std::size_t L = block_images<T>;
     const auto lo = make_layout(q);
     const std::size_t rows = chunk_rows<T>(q, co);
@@ -263,7 +287,7 @@ void forward(const T* W, std::size_t co, const T* Z, const conv_geometry& q, std
                 const T* z = Z + (oh * q.stride * lo.wp + ow * q.stride) * L;
                 T* yc = Y + ((oh - r0) * q.wo + ow) * L;
                 detail::for_row_blocks(co, [&](auto mb, std::size_t o0) {
-                    detail::forward_tile<T, decltype(mb)::value, decltype(np)::value>(W + o0 * lo.K, z, q, lo,
+                    detail::forward_tile<T, decltype(mb)::value, decltype(np)::value>(Wp + o0 * lo.K, z, q, lo,
                                                                                         yc + o0 * pc * L, pc);
                 });
             });
@@ -275,9 +299,10 @@ void forward(const T* W, std::size_t co, const T* Z, const conv_geometry& q, std
 }
 
 /// dZ (padded_size, zeroed by the caller) += the input gradient of DY
-/// (output_size, interleaved); Wt = W^T (K x co, row-major).
+/// (output_size, interleaved); Wtp: W^T (K x co) packed by
+/// pack_rows(W^T, K, co).
 template <class T>
-void input_grad(const T* Wt, std::size_t co, const T* DY, const conv_geometry& q, T* dZ) {
+void input_grad(const T* Wtp, std::size_t co, const T* DY, const conv_geometry& q, T* dZ) {
     constexpr std::size_t L = block_images<T>;
     const auto lo = make_layout(q);
     for (std::size_t oh = 0; oh < q.ho; ++oh)
@@ -285,7 +310,7 @@ void input_grad(const T* Wt, std::size_t co, const T* DY, const conv_geometry& q
             T* dz = dZ + (oh * q.stride * lo.wp + ow * q.stride) * L;
             const T* dy = DY + (oh * q.wo + ow) * L;
             detail::for_row_blocks(lo.K, [&](auto mb, std::size_t k0) {
-                detail::input_tile<T, decltype(mb)::value, decltype(np)::value>(Wt, co, dy, k0, q, lo, dz);
+                detail::input_tile<T, decltype(mb)::value, decltype(np)::value>(Wtp, co, dy, k0, q, lo, dz);
             });
         });
 }
@@ -294,8 +319,8 @@ void input_grad(const T* Wt, std::size_t co, const T* DY, const conv_geometry& q
 template <class T>
 void weight_grad(const T* DY, std::size_t co, const T* Z, const conv_geometry& q, T* dW) {
     const auto lo = make_layout(q);
-    constexpr std::size_t NK = rows_block > 4 ? 3 : 2;  // kernel rows per tile (MB = 8: 24 accumulators; 4: 8)
-    detail::for_row_blocks(co, [&](auto mb, std::size_t o0) {
+    constexpr std::size_t NK = weight_rows_block > 6 ? 3 : 2;  // kernel rows per tile (MB = 8: 24 accumulators; 6: 12)
+    detail::for_row_blocks<weight_rows_block>(co, [&](auto mb, std::size_t o0) {
         constexpr std::size_t MB = decltype(mb)::value;
         const T* dy = DY + o0 * lo.P * block_images<T>;
         T* dw = dW + o0 * lo.K;
