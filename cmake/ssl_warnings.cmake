@@ -13,3 +13,21 @@ target_link_libraries(ssl_dev_flags INTERFACE ssl_warning_flags)
 if(SSL_NATIVE)
   target_compile_options(ssl_dev_flags INTERFACE -march=native)
 endif()
+
+# SSL_EXTERN_TEMPLATES: conv2d and batch norm (with the Winograd, direct and
+# GEMM kernels under them) for float and double are compiled once, in
+# cmake/instances/, and every test, example and benchmark that links
+# ssl_dev_flags declares them extern instead of compiling them again (they
+# were a third of a test area's compile time). Users of the header-only
+# ssl::ssl are not affected.
+option(SSL_EXTERN_TEMPLATES "Compile ssl's heaviest layers once for its own tests and programs" ON)
+if(SSL_EXTERN_TEMPLATES)
+  add_library(ssl_instances STATIC ${PROJECT_SOURCE_DIR}/cmake/instances/float.cpp
+                                   ${PROJECT_SOURCE_DIR}/cmake/instances/double.cpp)
+  target_link_libraries(ssl_instances PUBLIC ssl::ssl PRIVATE ssl_warning_flags)
+  if(SSL_NATIVE)
+    target_compile_options(ssl_instances PRIVATE -march=native)
+  endif()
+  target_compile_definitions(ssl_instances INTERFACE SSL_EXTERN_TEMPLATES)
+  target_link_libraries(ssl_dev_flags INTERFACE ssl_instances)
+endif()

@@ -123,55 +123,7 @@ private:
     using vec = backend::host::detail::nreg<T>;
     static constexpr std::size_t lanes = backend::host::detail::nreg_lanes<T>;
 
-    forward_result<T, cache_type> forward_impl(const tensor<T>& x, const T* shortcut, bool relu) {
-        check_input(x);
-        const std::size_t n = x.dim(0), C = cfg_.channels, S = spatial(x), M = n * S;
-        cache_type c{x, tensor<T>({C}), tensor<T>({C}), training_ || !cfg_.track_running_stats};
-        if (c.batch_stats)
-            if (dist::communicator* g = dist::batch_norm_group()) return forward_sync(std::move(c), *g, shortcut, relu);
-        if (c.batch_stats)
-            require<shape_error>(M > 1, "batch_norm: training needs more than one value per channel, got input ",
-                                 x.shape().str());
-        tensor<T> y(x.shape());
-        if (S == 1) {
-            forward_rows(x, c, shortcut, relu, y);
-            if (training_ && cfg_.track_running_stats) num_batches_[0] += 1;
-            return {std::move(y), std::move(c)};
-        }
-        // scale and shift per channel: y = x * scale + shift (+ shortcut, relu)
-        tensor<T> coef({2, C});
-        if (c.batch_stats)
-            plane_statistics(x, c, coef);
-        else
-            for (std::size_t ch = 0; ch < C; ++ch) set_channel(c, coef, ch, running_mean_[ch], running_var_[ch]);
-        if (training_ && cfg_.track_running_stats) num_batches_[0] += 1;
-        // image-major, like the statistics: long sequential streams per thread
-        const std::size_t tasks = std::min(n, 4 * num_threads());
-        parallel_for(tasks, [&](std::size_t t, std::size_t) {
-            for (std::size_t b = t * n / tasks; b < (t + 1) * n / tasks; ++b)
-                for (std::size_t ch = 0; ch < C; ++ch) {
-                    const std::size_t off = (b * C + ch) * S;
-                    const T* p = x.data() + off;
-                    T* q = y.data() + off;
-                    const T scale = coef[ch], shift = coef[C + ch];
-                    if (shortcut) {
-                        const T* r = shortcut + off;
-                        for (std::size_t i = 0; i < S; ++i) {
-                            const T v = p[i] * scale + shift + r[i];
-                            q[i] = v > T(0) ? v : T(0);
-                        }
-                    } else if (relu) {
-                        for (std::size_t i = 0; i < S; ++i) {
-                            const T v = p[i] * scale + shift;
-                            q[i] = v > T(0) ? v : T(0);
-                        }
-                    } else {
-                        for (std::size_t i = 0; i < S; ++i) q[i] = p[i] * scale + shift;
-                    }
-                }
-        });
-        return {std::move(y), std::move(c)};
-    }
+    forward_result<T, cache_type> forward_impl(const tensor<T>& x, const T* shortcut, bool relu);
 
     /// running_mean / running_var (unbiased) moved towards this batch's.
     void update_running(std::size_t ch, double mean, double var, std::size_t M) {
@@ -421,12 +373,7 @@ private:
     }
     /// mask: the relu output (the gradient passes where mask > 0) or null;
     /// masked_out (with a mask): where the masked gradient goes, or null.
-    tensor<T> backward_impl(const cache_type& c, const tensor<T>& dy, const T* mask, T* masked_out) {
-        check_same_shape(dy, c.x, "batch_norm backward (gradient vs input)");
-        if (c.group) return backward_sync(c, dy, mask, masked_out);
-        if (spatial(c.x) > 1) return backward_planes(c, dy, mask, masked_out);
-        return backward_rows(c, dy, mask, masked_out);
-    }
+    tensor<T> backward_impl(const cache_type& c, const tensor<T>& dy, const T* mask, T* masked_out);
 
     /// Per channel, from sum(dy) and sum(dy (x - mean)): the affine
     /// parameters' gradients, and k, a, bc of dx = k (g - a - (x - mean) bc).
@@ -686,6 +633,73 @@ private:
     tensor<std::int64_t> num_batches_{};
     bool training_ = true;
 };
+
+template <class T, std::size_t Rank>
+auto batch_norm_impl<T, Rank>::forward_impl(const tensor<T>& x, const T* shortcut, bool relu) -> forward_result<T, cache_type> {
+    check_input(x);
+    const std::size_t n = x.dim(0), C = cfg_.channels, S = spatial(x), M = n * S;
+    cache_type c{x, tensor<T>({C}), tensor<T>({C}), training_ || !cfg_.track_running_stats};
+    if (c.batch_stats)
+        if (dist::communicator* g = dist::batch_norm_group()) return forward_sync(std::move(c), *g, shortcut, relu);
+    if (c.batch_stats)
+        require<shape_error>(M > 1, "batch_norm: training needs more than one value per channel, got input ",
+                             x.shape().str());
+    tensor<T> y(x.shape());
+    if (S == 1) {
+        forward_rows(x, c, shortcut, relu, y);
+        if (training_ && cfg_.track_running_stats) num_batches_[0] += 1;
+        return {std::move(y), std::move(c)};
+    }
+    // scale and shift per channel: y = x * scale + shift (+ shortcut, relu)
+    tensor<T> coef({2, C});
+    if (c.batch_stats)
+        plane_statistics(x, c, coef);
+    else
+        for (std::size_t ch = 0; ch < C; ++ch) set_channel(c, coef, ch, running_mean_[ch], running_var_[ch]);
+    if (training_ && cfg_.track_running_stats) num_batches_[0] += 1;
+    // image-major, like the statistics: long sequential streams per thread
+    const std::size_t tasks = std::min(n, 4 * num_threads());
+    parallel_for(tasks, [&](std::size_t t, std::size_t) {
+        for (std::size_t b = t * n / tasks; b < (t + 1) * n / tasks; ++b)
+            for (std::size_t ch = 0; ch < C; ++ch) {
+                const std::size_t off = (b * C + ch) * S;
+                const T* p = x.data() + off;
+                T* q = y.data() + off;
+                const T scale = coef[ch], shift = coef[C + ch];
+                if (shortcut) {
+                    const T* r = shortcut + off;
+                    for (std::size_t i = 0; i < S; ++i) {
+                        const T v = p[i] * scale + shift + r[i];
+                        q[i] = v > T(0) ? v : T(0);
+                    }
+                } else if (relu) {
+                    for (std::size_t i = 0; i < S; ++i) {
+                        const T v = p[i] * scale + shift;
+                        q[i] = v > T(0) ? v : T(0);
+                    }
+                } else {
+                    for (std::size_t i = 0; i < S; ++i) q[i] = p[i] * scale + shift;
+                }
+            }
+    });
+    return {std::move(y), std::move(c)};
+}
+
+template <class T, std::size_t Rank>
+auto batch_norm_impl<T, Rank>::backward_impl(const cache_type& c, const tensor<T>& dy, const T* mask, T* masked_out) -> tensor<T> {
+    check_same_shape(dy, c.x, "batch_norm backward (gradient vs input)");
+    if (c.group) return backward_sync(c, dy, mask, masked_out);
+    if (spatial(c.x) > 1) return backward_planes(c, dy, mask, masked_out);
+    return backward_rows(c, dy, mask, masked_out);
+}
+
+// SSL_EXTERN_TEMPLATES: compiled once in cmake/instances/ (as conv2d).
+#ifdef SSL_EXTERN_TEMPLATES
+extern template class batch_norm_impl<float, 4>;
+extern template class batch_norm_impl<float, 2>;
+extern template class batch_norm_impl<double, 4>;
+extern template class batch_norm_impl<double, 2>;
+#endif
 
 }  // namespace detail
 

@@ -67,48 +67,7 @@ public:
         return (in + 2 * cfg_.padding - cfg_.kernel) / cfg_.stride + 1;
     }
 
-    forward_result<T, cache_type> forward(const tensor<T>& x) const {
-        const auto q = geometry(x);
-        if (use_winograd(q, x.dim(0)))
-            return {backend::host::winograd::output_tile == 4 ? forward_winograd<4>(x, q) : forward_winograd<2>(x, q),
-                    cache_type{x}};
-        if (use_direct(q, x.dim(0), true)) return {forward_direct(x, q), cache_type{x}};
-        const std::size_t n = x.dim(0), co = cfg_.out_channels, hwo = q.hw_out(), k = q.rows();
-        tensor<T> y({n, co, q.ho, q.wo});
-        const std::size_t g = group_size(q, n);
-        const std::size_t tasks = (n + g - 1) / g;
-        const bool direct = is_pointwise(q);
-        auto W = as_matrix(weight_.value, co, k);
-        // per-worker scratch (col, then the group's output), taken before the
-        // parallel loop so the pool sees the same requests every step
-        const std::size_t per_worker = (k + co) * g * hwo;
-        tensor<T> work({num_threads(), per_worker});
-        parallel_for(tasks, [&](std::size_t t, std::size_t w) {
-            const std::size_t b0 = t * g, gc = std::min(g, n - b0);
-            const std::size_t ncols = gc * hwo;
-            T* col = work.data() + w * per_worker;
-            T* yg = col + k * ncols;
-            const T* xb = x.data() + b0 * q.c * q.hw_in();
-            if (gc == 1) {
-                Eigen::Map<matrix<T>> Y(y.data() + b0 * co * hwo, co, hwo);
-                if (direct) {
-                    Y.noalias() = W * Eigen::Map<const matrix<T>>(xb, k, hwo);
-                } else {
-                    backend::host::im2col(xb, 1, q, col);
-                    Y.noalias() = W * Eigen::Map<const matrix<T>>(col, k, ncols);
-                }
-                add_bias(Y);
-            } else {
-                backend::host::im2col(xb, gc, q, col);
-                Eigen::Map<matrix<T>> Yg(yg, co, ncols);
-                Yg.noalias() = W * Eigen::Map<const matrix<T>>(col, k, ncols);
-                add_bias(Yg);
-                for (std::size_t i = 0; i < gc; ++i)
-                    Eigen::Map<matrix<T>>(y.data() + (b0 + i) * co * hwo, co, hwo) = Yg.middleCols(i * hwo, hwo);
-            }
-        });
-        return {std::move(y), cache_type{x}};
-    }
+    forward_result<T, cache_type> forward(const tensor<T>& x) const;
 
     /// Accumulates dL/dweight (and dL/dbias) and returns dL/dx. With
     /// need_input_grad = false (the first layer of a network) dx is skipped
@@ -140,82 +99,7 @@ public:
 
 private:
     /// acc: null (dx is a new tensor) or the tensor dx is added into.
-    tensor<T> backward_impl(const cache_type& c, const tensor<T>& dy, bool need_input_grad, const tensor<T>* acc) {
-        const tensor<T>& x = c.x;
-        const auto q = geometry(x);
-        const std::size_t n = x.dim(0), co = cfg_.out_channels, hwo = q.hw_out(), k = q.rows();
-        require<shape_error>(dy.shape() == shape_t{n, co, q.ho, q.wo}, "conv2d backward: gradient shape ",
-                             dy.shape().str(), " does not match output shape ",
-                             shape_t{n, co, q.ho, q.wo}.str());
-        if (use_winograd(q, n))
-            return backend::host::winograd::output_tile == 4 ? backward_winograd<4>(x, q, dy, need_input_grad, acc)
-                                                             : backward_winograd<2>(x, q, dy, need_input_grad, acc);
-        if (use_direct(q, n, false)) return backward_direct(x, q, dy, need_input_grad, acc);
-        const std::size_t g = group_size(q, n);
-        const std::size_t tasks = (n + g - 1) / g;
-        const std::size_t workers = num_threads();  // worker ids go up to num_threads() - 1
-        const bool direct = is_pointwise(q);
-        tensor<T> dx;
-        if (need_input_grad) {
-            // a pointwise conv writes each image's dx whole; col2im adds
-            dx = acc ? *acc : tensor<T>(x.shape());
-            if (!acc && !(direct && g == 1)) ssl::detail::parallel_fill(dx.data(), dx.numel(), T(0));
-        }
-        // Per-worker partial weight/bias gradients, summed at the end.
-        tensor<T> dw_parts = tensor<T>::zeros({workers, co * k});
-        tensor<T> db_parts = tensor<T>::zeros({workers, co});
-        auto W = as_matrix(weight_.value, co, k);
-        const std::size_t per_worker = (co + k) * g * hwo;  // grouped dy, then col
-        tensor<T> work({workers, per_worker});
-        parallel_for(tasks, [&](std::size_t t, std::size_t w) {
-            const std::size_t b0 = t * g, gc = std::min(g, n - b0);
-            const std::size_t ncols = gc * hwo;
-            const T* xb = x.data() + b0 * q.c * q.hw_in();
-            T* dyg = work.data() + w * per_worker;
-            T* col = dyg + co * ncols;
-            Eigen::Map<matrix<T>> dW(dw_parts.data() + w * co * k, co, k);
-            Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, 1>> db(db_parts.data() + w * co, co);
-            const T* dyg_ptr;
-            if (gc == 1) {
-                dyg_ptr = dy.data() + b0 * co * hwo;
-            } else {
-                Eigen::Map<matrix<T>> G(dyg, co, ncols);
-                for (std::size_t i = 0; i < gc; ++i)
-                    G.middleCols(i * hwo, hwo) = Eigen::Map<const matrix<T>>(dy.data() + (b0 + i) * co * hwo, co, hwo);
-                dyg_ptr = dyg;
-            }
-            Eigen::Map<const matrix<T>> dY(dyg_ptr, co, ncols);
-            if (cfg_.bias) db += dY.rowwise().sum();
-            if (direct && gc == 1) {
-                Eigen::Map<const matrix<T>> X(xb, k, hwo);
-                dW.noalias() += dY * X.transpose();
-                if (need_input_grad) {
-                    Eigen::Map<matrix<T>> dX(dx.data() + b0 * q.c * q.hw_in(), k, hwo);
-                    if (acc)
-                        dX.noalias() += W.transpose() * dY;
-                    else
-                        dX.noalias() = W.transpose() * dY;
-                }
-                return;
-            }
-            backend::host::im2col(xb, gc, q, col);
-            Eigen::Map<matrix<T>> C(col, k, ncols);
-            dW.noalias() += dY * C.transpose();
-            if (need_input_grad) {
-                C.noalias() = W.transpose() * dY;
-                backend::host::col2im_add(col, gc, q, dx.data() + b0 * q.c * q.hw_in());
-            }
-        });
-        auto gW = as_vector(weight_.grad);
-        for (std::size_t w = 0; w < workers; ++w)
-            gW += Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, 1>>(dw_parts.data() + w * co * k, co * k);
-        if (cfg_.bias) {
-            auto gb = as_vector(bias_.grad);
-            for (std::size_t w = 0; w < workers; ++w)
-                gb += Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, 1>>(db_parts.data() + w * co, co);
-        }
-        return dx;
-    }
+    tensor<T> backward_impl(const cache_type& c, const tensor<T>& dy, bool need_input_grad, const tensor<T>* acc);
 
     /// Winograd for 3x3 / stride 1 / padding 1 with >= 8 input channels and
     /// at least half a block of images (the transforms run on block_images
@@ -640,5 +524,137 @@ private:
     parameter<T> weight_{}, bias_{};
     bool training_ = true;
 };
+
+template <class T>
+auto conv2d<T>::forward(const tensor<T>& x) const -> forward_result<T, cache_type> {
+    const auto q = geometry(x);
+    if (use_winograd(q, x.dim(0)))
+        return {backend::host::winograd::output_tile == 4 ? forward_winograd<4>(x, q) : forward_winograd<2>(x, q),
+                cache_type{x}};
+    if (use_direct(q, x.dim(0), true)) return {forward_direct(x, q), cache_type{x}};
+    const std::size_t n = x.dim(0), co = cfg_.out_channels, hwo = q.hw_out(), k = q.rows();
+    tensor<T> y({n, co, q.ho, q.wo});
+    const std::size_t g = group_size(q, n);
+    const std::size_t tasks = (n + g - 1) / g;
+    const bool direct = is_pointwise(q);
+    auto W = as_matrix(weight_.value, co, k);
+    // per-worker scratch (col, then the group's output), taken before the
+    // parallel loop so the pool sees the same requests every step
+    const std::size_t per_worker = (k + co) * g * hwo;
+    tensor<T> work({num_threads(), per_worker});
+    parallel_for(tasks, [&](std::size_t t, std::size_t w) {
+        const std::size_t b0 = t * g, gc = std::min(g, n - b0);
+        const std::size_t ncols = gc * hwo;
+        T* col = work.data() + w * per_worker;
+        T* yg = col + k * ncols;
+        const T* xb = x.data() + b0 * q.c * q.hw_in();
+        if (gc == 1) {
+            Eigen::Map<matrix<T>> Y(y.data() + b0 * co * hwo, co, hwo);
+            if (direct) {
+                Y.noalias() = W * Eigen::Map<const matrix<T>>(xb, k, hwo);
+            } else {
+                backend::host::im2col(xb, 1, q, col);
+                Y.noalias() = W * Eigen::Map<const matrix<T>>(col, k, ncols);
+            }
+            add_bias(Y);
+        } else {
+            backend::host::im2col(xb, gc, q, col);
+            Eigen::Map<matrix<T>> Yg(yg, co, ncols);
+            Yg.noalias() = W * Eigen::Map<const matrix<T>>(col, k, ncols);
+            add_bias(Yg);
+            for (std::size_t i = 0; i < gc; ++i)
+                Eigen::Map<matrix<T>>(y.data() + (b0 + i) * co * hwo, co, hwo) = Yg.middleCols(i * hwo, hwo);
+        }
+    });
+    return {std::move(y), cache_type{x}};
+}
+
+template <class T>
+auto conv2d<T>::backward_impl(const cache_type& c, const tensor<T>& dy, bool need_input_grad, const tensor<T>* acc) -> tensor<T> {
+    const tensor<T>& x = c.x;
+    const auto q = geometry(x);
+    const std::size_t n = x.dim(0), co = cfg_.out_channels, hwo = q.hw_out(), k = q.rows();
+    require<shape_error>(dy.shape() == shape_t{n, co, q.ho, q.wo}, "conv2d backward: gradient shape ",
+                         dy.shape().str(), " does not match output shape ",
+                         shape_t{n, co, q.ho, q.wo}.str());
+    if (use_winograd(q, n))
+        return backend::host::winograd::output_tile == 4 ? backward_winograd<4>(x, q, dy, need_input_grad, acc)
+                                                         : backward_winograd<2>(x, q, dy, need_input_grad, acc);
+    if (use_direct(q, n, false)) return backward_direct(x, q, dy, need_input_grad, acc);
+    const std::size_t g = group_size(q, n);
+    const std::size_t tasks = (n + g - 1) / g;
+    const std::size_t workers = num_threads();  // worker ids go up to num_threads() - 1
+    const bool direct = is_pointwise(q);
+    tensor<T> dx;
+    if (need_input_grad) {
+        // a pointwise conv writes each image's dx whole; col2im adds
+        dx = acc ? *acc : tensor<T>(x.shape());
+        if (!acc && !(direct && g == 1)) ssl::detail::parallel_fill(dx.data(), dx.numel(), T(0));
+    }
+    // Per-worker partial weight/bias gradients, summed at the end.
+    tensor<T> dw_parts = tensor<T>::zeros({workers, co * k});
+    tensor<T> db_parts = tensor<T>::zeros({workers, co});
+    auto W = as_matrix(weight_.value, co, k);
+    const std::size_t per_worker = (co + k) * g * hwo;  // grouped dy, then col
+    tensor<T> work({workers, per_worker});
+    parallel_for(tasks, [&](std::size_t t, std::size_t w) {
+        const std::size_t b0 = t * g, gc = std::min(g, n - b0);
+        const std::size_t ncols = gc * hwo;
+        const T* xb = x.data() + b0 * q.c * q.hw_in();
+        T* dyg = work.data() + w * per_worker;
+        T* col = dyg + co * ncols;
+        Eigen::Map<matrix<T>> dW(dw_parts.data() + w * co * k, co, k);
+        Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, 1>> db(db_parts.data() + w * co, co);
+        const T* dyg_ptr;
+        if (gc == 1) {
+            dyg_ptr = dy.data() + b0 * co * hwo;
+        } else {
+            Eigen::Map<matrix<T>> G(dyg, co, ncols);
+            for (std::size_t i = 0; i < gc; ++i)
+                G.middleCols(i * hwo, hwo) = Eigen::Map<const matrix<T>>(dy.data() + (b0 + i) * co * hwo, co, hwo);
+            dyg_ptr = dyg;
+        }
+        Eigen::Map<const matrix<T>> dY(dyg_ptr, co, ncols);
+        if (cfg_.bias) db += dY.rowwise().sum();
+        if (direct && gc == 1) {
+            Eigen::Map<const matrix<T>> X(xb, k, hwo);
+            dW.noalias() += dY * X.transpose();
+            if (need_input_grad) {
+                Eigen::Map<matrix<T>> dX(dx.data() + b0 * q.c * q.hw_in(), k, hwo);
+                if (acc)
+                    dX.noalias() += W.transpose() * dY;
+                else
+                    dX.noalias() = W.transpose() * dY;
+            }
+            return;
+        }
+        backend::host::im2col(xb, gc, q, col);
+        Eigen::Map<matrix<T>> C(col, k, ncols);
+        dW.noalias() += dY * C.transpose();
+        if (need_input_grad) {
+            C.noalias() = W.transpose() * dY;
+            backend::host::col2im_add(col, gc, q, dx.data() + b0 * q.c * q.hw_in());
+        }
+    });
+    auto gW = as_vector(weight_.grad);
+    for (std::size_t w = 0; w < workers; ++w)
+        gW += Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, 1>>(dw_parts.data() + w * co * k, co * k);
+    if (cfg_.bias) {
+        auto gb = as_vector(bias_.grad);
+        for (std::size_t w = 0; w < workers; ++w)
+            gb += Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, 1>>(db_parts.data() + w * co, co);
+    }
+    return dx;
+}
+
+// ssl's own tests and programs build with SSL_EXTERN_TEMPLATES: conv2d<float>
+// and <double> (with their kernels) are compiled once, in
+// cmake/instances/{float,double}.cpp, instead of in each translation unit.
+// forward and backward_impl are defined outside the class for this: members
+// defined inside it are inline, which an extern template does not suppress.
+#ifdef SSL_EXTERN_TEMPLATES
+extern template class conv2d<float>;
+extern template class conv2d<double>;
+#endif
 
 }  // namespace ssl::nn
