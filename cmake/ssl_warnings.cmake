@@ -17,9 +17,9 @@ endif()
 # SSL_EXTERN_TEMPLATES: conv2d and batch norm (with the Winograd, direct and
 # GEMM kernels under them) for float and double are compiled once, in
 # cmake/instances/, and every test, example and benchmark that links
-# ssl_dev_flags declares them extern instead of compiling them again (they
-# were a third of a test area's compile time). Users of the header-only
-# ssl::ssl are not affected.
+# ssl_dev_flags declares them extern instead of compiling them again (a
+# sixth of the backbone tests' compile time; bench/README "Build time").
+# Users of the header-only ssl::ssl are not affected.
 option(SSL_EXTERN_TEMPLATES "Compile ssl's heaviest layers once for its own tests and programs" ON)
 if(SSL_EXTERN_TEMPLATES)
   add_library(ssl_instances STATIC ${PROJECT_SOURCE_DIR}/cmake/instances/float.cpp

@@ -72,9 +72,14 @@ namespace detail {
 inline std::vector<permutation9> compute_maximal_hamming(std::size_t count, std::uint64_t seed) {
     std::vector<permutation9> all;
     all.reserve(362880);
-    permutation9 p{0, 1, 2, 3, 4, 5, 6, 7, 8};
-    do all.push_back(p);
-    while (std::next_permutation(p.begin(), p.end()));
+    // lexicographic order; permuted as ints (GCC 12 -O3 warns, falsely, of
+    // a 16-byte write when it vectorizes next_permutation's reverse on bytes)
+    std::array<int, 9> q{0, 1, 2, 3, 4, 5, 6, 7, 8};
+    do {
+        permutation9 p;
+        for (std::size_t k = 0; k < 9; ++k) p[k] = static_cast<std::uint8_t>(q[k]);
+        all.push_back(p);
+    } while (std::next_permutation(q.begin(), q.end()));
     std::vector<std::uint8_t> mind(all.size(), 10);  // minimal distance to the chosen set
     std::vector<permutation9> chosen;
     chosen.reserve(count);
