@@ -81,6 +81,7 @@ struct common_options {
     std::size_t batch = 256, epochs = 5, threads = 0, workers = 1, max_steps = 0, train_limit = 0, eval_limit = 0;
     std::size_t max_data_mb = 1024;  // the most data read from one IDX or CIFAR file, or decoded from a folder
     std::uint64_t max_image_pixels = ssl::data::default_max_image_pixels;  // --max-image-pixels: one image's, folder data
+    std::size_t sync_bn_group = 0;  // under mpirun: batch norm within groups of this many ranks (0: all)
     std::size_t shuffle_buffer = 10000;  // --data shards:DIR: samples in the shuffle buffer (README "Data larger than memory")
     // folder:DIR data: the side and channels the images are brought to (0: from the data)
     std::size_t image_size = 0, channels = 0;
@@ -618,6 +619,7 @@ int run_method(M& m, const common_options& o, const data_sets& d, const run_docu
     tc.progress = !o.no_progress;
     tc.max_steps = o.max_steps;
     tc.comm = comm;
+    tc.sync_batch_norm_group = o.sync_bn_group;
     tc.metadata = {{"method", method_name},
                    {"backbone", bb.arch},
                    {"width", std::to_string(bb.width)},
@@ -642,8 +644,14 @@ int run_method(M& m, const common_options& o, const data_sets& d, const run_docu
                     d.train.channels(), d.train.height(), d.train.width(), o.batch, o.epochs, tc.lr,
                     fmt_g(tc.weight_decay).c_str(), tc.schedule.c_str(), ssl::num_threads());
     if (comm && !o.json)
-        std::printf("data parallel: %d ranks (%s), %zu images per rank and step, synchronized batch norm\n",
-                    comm->size(), comm->name().c_str(), o.batch / static_cast<std::size_t>(comm->size()));
+        std::printf("data parallel: %d ranks (%s), %zu images per rank and step, %s\n", comm->size(),
+                    comm->name().c_str(), o.batch / static_cast<std::size_t>(comm->size()),
+                    o.sync_bn_group == 0 || o.sync_bn_group == static_cast<std::size_t>(comm->size())
+                        ? "synchronized batch norm"
+                    : o.sync_bn_group == 1
+                        ? "batch norm per rank"
+                        : ("batch norm synchronized within groups of " + std::to_string(o.sync_bn_group) + " ranks")
+                              .c_str());
     // the instructions this program was compiled for (SSL_CPU_LEVELS: the
     // level the launcher chose; -march=native: at least this level)
     if (!o.json && ssl::cpu::compiled_level() >= 0)

@@ -409,6 +409,10 @@ int main(int argc, char** argv) {
     tr->add_option("--workers", o.workers, "loader threads")->check(thread_count());
     tr->add_option("--max-steps", o.max_steps, "stop after this many steps");
     tr->add_option("--train-limit", o.train_limit, "use only the first N training images");
+    tr->add_option("--sync-bn-group", o.sync_bn_group,
+                   "under mpirun: batch norm statistics within groups of G consecutive ranks (a divisor of the "
+                   "ranks; 1: each rank's own images); 0: all ranks (the global batch)")
+        ->check(CLI::Range(std::size_t(0), std::size_t(1) << 20));
     tr->add_option("--shuffle-buffer", o.shuffle_buffer, "--data shards:DIR: samples in the shuffle buffer")->check(CLI::Range(std::size_t(1), std::size_t(1) << 30));
     tr->add_option("--eval-every", o.eval_every, "evaluate every N epochs (0: at the end only)");
     tr->add_flag("--resume", o.resume,

@@ -68,6 +68,9 @@ struct trainer_config {
     // data parallel (dist/): null or one rank: one process, as before
     dist::communicator* comm = nullptr;  ///< the ranks sharing every batch (not owned)
     bool sync_batch_norm = true;         ///< batch norm statistics over the global batch
+    /// With sync_batch_norm on P ranks: statistics within groups of this many
+    /// consecutive ranks (a divisor of P; 1: each rank's own slice); 0: all P.
+    std::size_t sync_batch_norm_group = 0;
     // streaming data (data/shards.hpp): samples in each rank's shuffle buffer
     std::size_t shuffle_buffer = 10000;
 };
@@ -125,6 +128,14 @@ private:
                                  "process (data parallel today: SimCLR, BYOL, MoCo v2, InstDisc, RotNet, Jigsaw)");
         }
         dist::check_global_batch(c.batch, *comm_);  // before any collective
+        if (c.sync_batch_norm && c.sync_batch_norm_group > 0 && comm_->size() > 1) {
+            const auto P = static_cast<std::size_t>(comm_->size());
+            require<value_error>(c.sync_batch_norm_group <= P && P % c.sync_batch_norm_group == 0,
+                                 "data parallel: batch norm groups of ", c.sync_batch_norm_group,
+                                 " ranks do not divide the ", P, " ranks");
+            // the same on every rank, so every rank reaches the split
+            if (c.sync_batch_norm_group < P) bn_group_ = dist::consecutive_groups(*comm_, c.sync_batch_norm_group);
+        }
         require(c.epochs > 0, "trainer: epochs must be positive");
         require(c.batch >= 2, "trainer: batch must be at least 2, got ", c.batch);
         if (shards) {
@@ -309,7 +320,8 @@ private:
                     o.zero_grad();
                 }, opt_);
                 auto r = [&] {
-                    dist::step_scope scope(*comm_, {.sync_batch_norm = cfg_.sync_batch_norm});
+                    dist::step_scope scope(*comm_,
+                                           {.sync_batch_norm = cfg_.sync_batch_norm, .batch_norm_group = bn_group_.get()});
                     return m_.train_step(b.images, b.indices, ctx, b.labels);
                 }();
                 if (comm_->size() > 1) {  // the global batch's loss and metrics: means over the ranks
@@ -459,6 +471,7 @@ private:
     std::size_t steps_per_epoch_ = 0, total_steps_ = 0, stop_at_ = 0, step_ = 0;
     train::chore_list chores_;
     dist::communicator* comm_;
+    std::unique_ptr<dist::communicator> bn_group_;  // sync_batch_norm_group < P: this rank's group
     dist::gradient_averager<float> averager_{*comm_};
     std::optional<data::shard_stream> stream_;  // streaming: the shards, else data_ in memory
 };

@@ -106,6 +106,41 @@ TEST_CASE("counting: calls and payload bytes of the wrapped communicator") {
     CHECK(c.name() == "counting(single process)");
 }
 
+TEST_CASE("split: one process is its own group; counting counts the group apart; no split is a sentence") {
+    auto g = ssl::dist::single().split(3, 0);
+    CHECK(g->size() == 1);
+    CHECK(g->rank() == 0);
+    ssl::dist::counting c(ssl::dist::single());
+    auto cg = ssl::dist::consecutive_groups(c, 1);
+    CHECK(c.calls == 1);
+    std::vector<float> a(5);
+    cg->allreduce_sum(std::span<float>(a));
+    CHECK(c.calls == 1);  // the group's traffic is the group's
+    CHECK(static_cast<ssl::dist::counting&>(*cg).bytes == 5 * 4);
+    CHECK_THROWS_WITH_AS(ssl::dist::consecutive_groups(c, 2), "dist: groups of 2 ranks do not divide the 1 ranks "
+                         "(the group size must be a divisor of the rank count)", ssl::dist_error);
+    mirror two(2);
+    CHECK_THROWS_WITH_AS(two.split(0, 0), "dist: the communicator 'mirror' cannot form groups of ranks (split)",
+                         ssl::dist_error);
+}
+
+TEST_CASE("step_scope: a batch-norm group replaces all ranks; a group of one is local") {
+    mirror four(4), two(2), one(1);
+    {
+        ssl::dist::step_scope s(four, {.batch_norm_group = &two});
+        CHECK(ssl::dist::active() == &four);
+        CHECK(ssl::dist::batch_norm_group() == &two);
+    }
+    {
+        ssl::dist::step_scope s(four, {.batch_norm_group = &one});
+        CHECK(ssl::dist::batch_norm_group() == nullptr);
+    }
+    {
+        ssl::dist::step_scope s(four, {.sync_batch_norm = false, .batch_norm_group = &two});
+        CHECK(ssl::dist::batch_norm_group() == nullptr);
+    }
+}
+
 TEST_CASE("step_scope: nothing is active in one process, scopes nest and restore") {
     CHECK(ssl::dist::active() == nullptr);
     mirror two(2);

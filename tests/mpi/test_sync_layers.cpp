@@ -10,6 +10,7 @@
 #include <ssl/nn/batch_norm.hpp>
 
 #include <cmath>
+#include <memory>
 #include <vector>
 
 namespace test_mpi_sync_layers {
@@ -53,11 +54,23 @@ void check_close(const ssl::tensor<T>& a, const ssl::tensor<T>& b, double tol, c
 
 enum class variant { plain, relu, add_relu };
 
+/// group: batch norm within groups of that many consecutive ranks (0: all),
+/// each group against one process on the group's rows.
 template <class BN>
-void sync_bn_equals_one_process(ssl::shape_t global_shape, variant v) {
+void sync_bn_equals_one_process(ssl::shape_t global_shape, variant v, std::size_t group = 0) {
     using T = float;
     ssl::dist::mpi c;
-    const std::size_t C = global_shape[1];
+    const std::size_t C = global_shape[1], P = static_cast<std::size_t>(c.size()), G = group ? group : P;
+    const std::size_t per = global_shape[0] / P, first = static_cast<std::size_t>(c.rank()) / G * G;
+    std::unique_ptr<ssl::dist::communicator> g;  // this rank's group when G < P
+    if (G < P) g = ssl::dist::consecutive_groups(c, G);
+    ssl::dist::communicator& within = g ? *g : static_cast<ssl::dist::communicator&>(c);
+    const auto group_rows = [&](const ssl::tensor<T>& t) { return t.slice(first * per, (first + G) * per).clone(); };
+    const auto own_rows = [&](const ssl::tensor<T>& t) {
+        const std::size_t r = static_cast<std::size_t>(c.rank()) - first;
+        return t.slice(r * per, (r + 1) * per).clone();
+    };
+    CAPTURE(G);
     CAPTURE(c.size());
     CAPTURE(static_cast<int>(v));
     CAPTURE(global_shape.str());
@@ -84,17 +97,17 @@ void sync_bn_equals_one_process(ssl::shape_t global_shape, variant v) {
         }
         return r;
     };
-    auto [yg, dxg] = run(one, xg, sg, wg);
+    auto [yg, dxg] = run(one, group_rows(xg), group_rows(sg), group_rows(wg));
     std::pair<ssl::tensor<T>, ssl::tensor<T>> local;
     {
-        ssl::dist::step_scope scope(c);
+        ssl::dist::step_scope scope(c, {.batch_norm_group = g.get()});
         local = run(many, rows_of(xg, c), rows_of(sg, c), rows_of(wg, c));
     }
-    check_close(local.first, rows_of(yg, c), 2e-5, "forward");
-    check_close(local.second, rows_of(dxg, c), 2e-5, "input gradient");
-    // the affine gradients are each rank's share; their sum is one process's
-    c.allreduce_sum(many.weight().grad.span());
-    c.allreduce_sum(many.bias().grad.span());
+    check_close(local.first, own_rows(yg), 2e-5, "forward");
+    check_close(local.second, own_rows(dxg), 2e-5, "input gradient");
+    // the affine gradients are each rank's share; their sum over the group is one process's
+    within.allreduce_sum(many.weight().grad.span());
+    within.allreduce_sum(many.bias().grad.span());
     check_close(many.weight().grad, one.weight().grad, 2e-5, "weight gradient");
     check_close(many.bias().grad, one.bias().grad, 2e-5, "bias gradient");
     check_close(many.running_mean(), one.running_mean(), 1e-6, "running mean");
@@ -113,6 +126,21 @@ TEST_CASE("sync batch norm: P ranks normalize as one process on the global batch
     }
     // one row per rank: (N, C) statistics need the other ranks' rows
     if (P >= 2) sync_bn_equals_one_process<ssl::nn::batch_norm1d<float>>({P, 7}, variant::plain);
+}
+
+TEST_CASE("sync batch norm in groups of ranks: each group normalizes as one process on its rows") {
+    ssl::dist::mpi c;
+    const std::size_t P = static_cast<std::size_t>(c.size());
+    for (std::size_t G = 1; G <= P; ++G) {
+        if (P % G) continue;
+        for (variant v : {variant::plain, variant::add_relu}) {
+            sync_bn_equals_one_process<ssl::nn::batch_norm2d<float>>({3 * P, 5, 4, 3}, v, G);
+            sync_bn_equals_one_process<ssl::nn::batch_norm1d<float>>({2 * P, 11}, v, G);
+        }
+    }
+    // a size that does not divide the ranks: refused on every rank, before the split
+    CHECK_THROWS_WITH_AS(ssl::dist::consecutive_groups(c, P + 1), doctest::Contains("do not divide the"),
+                         ssl::dist_error);
 }
 
 TEST_CASE("sync batch norm: eval mode and no scope are local, as before") {

@@ -27,6 +27,8 @@
 //     all-to-all covers shuffle-BN and sharded classifiers.
 //   - the single-process communicator is the default everywhere, so code that
 //     never heard of MPI behaves exactly as before.
+//   - groups of ranks by split(color, key), as MPI_Comm_split (and NCCL's
+//     ncclCommSplit): synchronized batch norm within groups of ranks.
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -95,6 +97,13 @@ public:
     /// In place: every rank's buf = root's buf.
     virtual void broadcast(void* buf, std::size_t count, dtype t, int root) = 0;
     virtual void barrier() = 0;
+    /// Collective: the ranks that pass the same `color` form a communicator
+    /// of their own, ranked by `key` (then by rank here). Every rank gets its
+    /// group's communicator; the groups' collectives are independent.
+    virtual std::unique_ptr<communicator> split(int color, int key) {
+        (void)color, (void)key;
+        throw dist_error("dist: the communicator '" + name() + "' cannot form groups of ranks (split)");
+    }
 
     // --- typed helpers -------------------------------------------------------
     template <class T>
@@ -163,6 +172,7 @@ public:
         require<dist_error>(root == 0, "dist::broadcast: root ", root, " in a single process (only rank 0)");
     }
     void barrier() override {}
+    std::unique_ptr<communicator> split(int, int) override { return std::make_unique<single_process>(); }
     using communicator::allgather;
     using communicator::allreduce_max;
     using communicator::allreduce_sum;
@@ -189,6 +199,8 @@ inline communicator& single() {
 class counting final : public communicator {
 public:
     explicit counting(communicator& inner) : c_(inner) {}
+    /// Owns its inner communicator (a group made by split).
+    explicit counting(std::unique_ptr<communicator> inner) : owned_(std::move(inner)), c_(*owned_) {}
     int rank() const noexcept override { return c_.rank(); }
     int size() const noexcept override { return c_.size(); }
     std::string name() const override { return "counting(" + c_.name() + ")"; }
@@ -206,6 +218,11 @@ public:
         ++calls;
         c_.barrier();
     }
+    /// The group counts its own traffic (one counting communicator per group).
+    std::unique_ptr<communicator> split(int color, int key) override {
+        ++calls;
+        return std::make_unique<counting>(c_.split(color, key));
+    }
     using communicator::allgather;
     using communicator::allreduce_max;
     using communicator::allreduce_sum;
@@ -220,6 +237,7 @@ private:
         ++calls;
         bytes += n * size_of(t);
     }
+    std::unique_ptr<communicator> owned_;
     communicator& c_;
 };
 
@@ -233,6 +251,9 @@ private:
 
 struct step_options {
     bool sync_batch_norm = true;  ///< batch norm statistics over all ranks of the scope
+    /// With sync_batch_norm: statistics within this group of ranks (a
+    /// communicator from split) instead of all ranks; null: all ranks.
+    communicator* batch_norm_group = nullptr;
 };
 
 namespace detail {
@@ -251,9 +272,23 @@ inline communicator* active() noexcept {
     auto* c = detail::active_slot().comm;
     return c && c->size() > 1 ? c : nullptr;
 }
-/// The communicator batch norm synchronizes over, or null (local statistics).
+/// The communicator batch norm synchronizes over (all ranks of the step, or
+/// its batch-norm group), or null (local statistics: no sync, or a group of one).
 inline communicator* batch_norm_group() noexcept {
-    return detail::active_slot().opt.sync_batch_norm ? active() : nullptr;
+    const auto& s = detail::active_slot();
+    if (!s.opt.sync_batch_norm || !active()) return nullptr;
+    if (communicator* g = s.opt.batch_norm_group) return g->size() > 1 ? g : nullptr;
+    return active();
+}
+
+/// Groups of `group_size` consecutive ranks of c (ranks [g G, (g + 1) G)), by
+/// split; collective. Refuses a size that does not divide c's ranks.
+inline std::unique_ptr<communicator> consecutive_groups(communicator& c, std::size_t group_size) {
+    const auto P = static_cast<std::size_t>(c.size());
+    require<dist_error>(group_size >= 1 && group_size <= P && P % group_size == 0, "dist: groups of ", group_size,
+                        " ranks do not divide the ", P, " ranks (the group size must be a divisor of the rank count)");
+    const int g = static_cast<int>(group_size);
+    return c.split(c.rank() / g, c.rank());
 }
 
 /// Makes `c` the active communicator until the scope ends (nesting restores).

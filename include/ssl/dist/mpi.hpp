@@ -143,6 +143,16 @@ public:
                           "MPI_Bcast", n, t);
     }
     void barrier() override { detail::mpi_check(MPI_Barrier(comm_), "MPI_Barrier", 0, dtype::i32); }
+    /// MPI_Comm_split; the group is a communicator of its own (a duplicate
+    /// of the split, as every ssl::dist::mpi).
+    std::unique_ptr<communicator> split(int color, int key) override {
+        require<dist_error>(color >= 0, "dist::mpi: split color ", color, " must be >= 0");
+        MPI_Comm part = MPI_COMM_NULL;
+        detail::mpi_check(MPI_Comm_split(comm_, color, key, &part), "MPI_Comm_split", 0, dtype::i32);
+        std::unique_ptr<communicator> g = std::make_unique<mpi>(part);
+        MPI_Comm_free(&part);
+        return g;
+    }
     using communicator::allgather;
     using communicator::allreduce_max;
     using communicator::allreduce_sum;
