@@ -620,6 +620,9 @@ int run_method(M& m, const common_options& o, const data_sets& d, const run_docu
     tc.max_steps = o.max_steps;
     tc.comm = comm;
     tc.sync_batch_norm_group = o.sync_bn_group;
+    // the program always writes checkpoints, which a classifier split over the
+    // ranks does not have yet: under mpirun it stays replicated (data parallel)
+    tc.shard_over_ranks = false;
     tc.metadata = {{"method", method_name},
                    {"backbone", bb.arch},
                    {"width", std::to_string(bb.width)},

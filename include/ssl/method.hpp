@@ -224,6 +224,20 @@ public:
         }
     }
 
+    /// Model parallelism inside a data-parallel run: a loss or target update
+    /// holding a layer too large to replicate (the instance classifier's
+    /// shards) keeps only this rank's part of it and computes over c's ranks.
+    /// The trainer calls it on P > 1 ranks before the optimizer attaches the
+    /// parameters.
+    void distribute(dist::communicator& c) {
+        if constexpr (requires { loss_.distribute(c); }) loss_.distribute(c);
+        if constexpr (requires { target_.distribute(c); }) target_.distribute(c);
+    }
+    /// Whether distribute() splits anything (a policy has a distribute()).
+    static constexpr bool splits_over_ranks =
+        requires(Loss& l, dist::communicator& c) { l.distribute(c); } ||
+        requires(target_state& t, dist::communicator& c) { t.distribute(c); };
+
     /// Called by the trainer before the first batch of every epoch: the
     /// target update may recompute pseudo-labels, choose the sample order and
     /// ask for the head to be re-initialised; a loss with per-instance

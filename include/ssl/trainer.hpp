@@ -71,6 +71,11 @@ struct trainer_config {
     /// With sync_batch_norm on P ranks: statistics within groups of this many
     /// consecutive ranks (a divisor of P; 1: each rank's own slice); 0: all P.
     std::size_t sync_batch_norm_group = 0;
+    /// On P > 1 ranks, layers too large to replicate (the instance classifier)
+    /// are split over the ranks (method::distribute: hybrid parallel); false:
+    /// replicated like the network. Checkpoints of a split layer are not
+    /// written yet: with out_dir set, a split run is refused before training.
+    bool shard_over_ranks = true;
     // streaming data (data/shards.hpp): samples in each rank's shuffle buffer
     std::size_t shuffle_buffer = 10000;
 };
@@ -112,7 +117,8 @@ public:
 private:
     trainer(Method& m, const data::image_dataset& train, const trainer_config& c,
             std::optional<data::shard_set> shards)
-        : m_(m), data_(train), cfg_(c), opt_(make_optimizer(m, c)), comm_(c.comm ? c.comm : &dist::single()) {
+        : m_(m), data_(train), cfg_(c), opt_(make_optimizer(split_over_ranks(m, c), c)),
+          comm_(c.comm ? c.comm : &dist::single()) {
         check_cpu();  // a CPU without the instruction sets this program was compiled for: an error, not SIGILL
         if constexpr (!dist::data_parallel_ready<Method>) {  // a policy with batch-built state: refused, not wrong
             using target_type = typename Method::target_type;
@@ -125,7 +131,8 @@ private:
             require<value_error>(comm_->size() == 1, "data parallel: this method's ", what,
                                  " keeps state built from the batch that is not shared between ranks yet, so ",
                                  comm_->size(), " ranks would not train what one process trains; run it in one "
-                                 "process (data parallel today: SimCLR, BYOL, MoCo v2, InstDisc, RotNet, Jigsaw)");
+                                 "process (data parallel today: SimCLR, BYOL, MoCo v2, InstDisc, RotNet, Jigsaw, "
+                                 "the instance classifier)");
         }
         dist::check_global_batch(c.batch, *comm_);  // before any collective
         if (c.sync_batch_norm && c.sync_batch_norm_group > 0 && comm_->size() > 1) {
@@ -241,7 +248,7 @@ public:
     train_summary fit() {
         const train::run_position start = cfg_.resume ? resume() : train::run_position{};
         {  // every rank starts from rank 0's parameters, buffers and optimizer state
-            state_view v{m_, opt_};
+            state_view v{m_, opt_, true};
             dist::broadcast_state(v, *comm_);
         }
         chores_.run_start({.epochs = cfg_.epochs, .steps_per_epoch = steps_per_epoch_, .total_steps = total_steps_,
@@ -267,6 +274,7 @@ private:
     struct state_view {
         Method& m;
         optimizer_variant& o;
+        bool replicated_only = false;  // without a split layer's optimizer state (what rank 0 broadcasts)
         template <class F>
         void for_each_parameter(F&& f, const std::string& p) {
             m.for_each_parameter(f, p);
@@ -275,7 +283,11 @@ private:
         void for_each_buffer(F&& f, const std::string& p) {
             m.for_each_buffer(f, p);
             std::visit([&](auto& opt) {
-                opt.for_each_state([&](const std::string& n, auto& t) { f(join_name(join_name(p, "optim"), n), t); });
+                const auto g = [&](const std::string& n, auto& t) { f(join_name(join_name(p, "optim"), n), t); };
+                if (replicated_only)
+                    opt.for_each_replicated_state(g);
+                else
+                    opt.for_each_state(g);
             }, o);
         }
     };
@@ -451,6 +463,18 @@ private:
         train::metadata meta = c.metadata;
         meta["optimizer"] = c.optimizer;
         return meta;
+    }
+
+    /// Before the optimizer attaches: on P > 1 ranks, the policies that split a
+    /// layer over the ranks do so (method::distribute).
+    static Method& split_over_ranks(Method& m, const trainer_config& c) {
+        if (!Method::splits_over_ranks || !c.comm || c.comm->size() == 1 || !c.shard_over_ranks) return m;
+        require<value_error>(c.out_dir.empty() && !c.resume, "data parallel: this method's classifier would be "
+                             "split over the ", c.comm->size(), " ranks (hybrid parallel), whose checkpoints are not "
+                             "written yet; train without an output directory, or keep it replicated on every rank "
+                             "(trainer_config::shard_over_ranks = false, as the ssl program does)");
+        m.distribute(*c.comm);
+        return m;
     }
 
     static optimizer_variant make_optimizer(Method& m, const trainer_config& c) {

@@ -5,6 +5,7 @@
 // behaviour itself is tested under mpirun (tests/mpi, label dist).
 #include <doctest/doctest.h>
 #include <ssl/loss/info_nce.hpp>
+#include <ssl/loss/instance_classifier.hpp>
 #include <ssl/loss/nce.hpp>
 #include <ssl/loss/pirl_nce.hpp>
 #include <ssl/loss/policies.hpp>
@@ -20,7 +21,9 @@
 #include <ssl/loss/nt_xent.hpp>
 #include <ssl/nn/linear.hpp>
 
+#include <cmath>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -64,6 +67,8 @@ struct two_layers {
         a.for_each_parameter(f, p);
         b.for_each_parameter(f, p);
     }
+    template <class F>
+    void for_each_buffer(F&&, const std::string&) {}
 };
 
 }  // namespace
@@ -218,6 +223,121 @@ TEST_CASE("gradient_averager: buckets in a fixed order, whole parameters or chun
     CHECK_THROWS_WITH(ssl::dist::gradient_averager<float>(three, 0), doctest::Contains("bucket_elements must be positive"));
 }
 
+TEST_CASE("data parallel leaves parameters that are not replicated (a rank's shards) alone") {
+    ssl::nn::linear<float> a({5, 3}, 1), b({40, 2}, 2);
+    two_layers m{a, b};
+    std::size_t own = 0;
+    b.for_each_parameter([&](const std::string&, ssl::parameter<float>& p) {
+        p.replicated = false;
+        p.grad.fill(2.0f);
+        own += p.value.numel();
+    }, "");
+    mirror three(3);
+    ssl::dist::counting c(three);
+    ssl::dist::gradient_averager<float> avg(c, 1000);
+    avg(m);
+    CHECK(c.bytes == (15 + 3) * sizeof(float));  // a's gradient only
+    b.for_each_parameter([&](const std::string&, ssl::parameter<float>& p) {
+        for (float g : p.grad) CHECK(g == 2.0f);
+    }, "");
+    c.bytes = 0;
+    ssl::dist::broadcast_state(m, c);
+    CHECK(c.bytes == (15 + 3) * sizeof(float));
+    CHECK(own == 82);
+}
+
+namespace {
+/// Rank `r` of `p` ranks that never communicates (distribute() needs none).
+class silent_rank final : public ssl::dist::communicator {
+public:
+    silent_rank(int r, int p) : r_(r), p_(p) {}
+    int rank() const noexcept override { return r_; }
+    int size() const noexcept override { return p_; }
+    std::string name() const override { return "silent"; }
+    void allreduce_sum(void*, std::size_t, ssl::dist::dtype) override { FAIL("no collective expected"); }
+    void allreduce_max(void*, std::size_t, ssl::dist::dtype) override { FAIL("no collective expected"); }
+    void allgather(const void*, void*, std::size_t, ssl::dist::dtype) override { FAIL("no collective expected"); }
+    void reduce_scatter_sum(const void*, void*, std::size_t, ssl::dist::dtype) override { FAIL("no collective expected"); }
+    void all_to_all(const void*, void*, std::size_t, ssl::dist::dtype) override { FAIL("no collective expected"); }
+    void broadcast(void*, std::size_t, ssl::dist::dtype, int) override { FAIL("no collective expected"); }
+    void barrier() override {}
+
+private:
+    int r_, p_;
+};
+}  // namespace
+
+TEST_CASE("instance_classifier::distribute: rank r keeps global shards r, r + P, ... under their global names") {
+    const ssl::loss::instance_classifier_config cfg{.instances = 23, .shard_rows = 4, .raw_feature_init = false, .seed = 9};
+    ssl::loss::instance_classifier whole(cfg, 6);
+    REQUIRE(whole.shard_count() == 6);
+    ssl::loss::instance_classifier part(cfg, 6);
+    silent_rank r1(1, 4);
+    part.distribute(r1);
+    REQUIRE(part.shard_count() == 2);  // shards 1 and 5 (classes 4-7 and 20-22)
+    CHECK(part.shard_index(0) == 1);
+    CHECK(part.shard_index(1) == 5);
+    std::vector<std::string> names;
+    part.for_each_parameter([&](const std::string& n, ssl::parameter<float>& p) {
+        names.push_back(n);
+        CHECK_FALSE(p.replicated);
+    }, "loss");
+    CHECK(names == std::vector<std::string>{"loss.classifier.shard_001", "loss.classifier.shard_005"});
+    // the same random rows as the whole classifier (one stream per global shard)
+    for (std::size_t j : {std::size_t(4), std::size_t(7), std::size_t(20), std::size_t(22)}) {
+        CHECK(part.holds(j));
+        CHECK(std::memcmp(part.row(j), whole.row(j), 6 * sizeof(float)) == 0);
+    }
+    CHECK_FALSE(part.holds(0));
+    CHECK_THROWS_WITH(part.row(8), doctest::Contains("held by another rank"));
+    CHECK_THROWS_WITH(part.distribute(r1), doctest::Contains("already"));
+    // set_rows writes only the rows held here
+    ssl::tensor<float> f({23, 6});
+    f.fill(1.0f);
+    part.set_rows(f, 0);
+    CHECK(part.row(21)[0] == doctest::Approx(1.0 / std::sqrt(6.0)));
+    // one rank: nothing changes
+    ssl::loss::instance_classifier same(cfg, 6);
+    same.distribute(ssl::dist::single());
+    CHECK(same.shard_count() == 6);
+}
+
+TEST_CASE("instance_ce: shards given with their first classes, in any order, give the contiguous result") {
+    const std::size_t N = 13, D = 4, R = 5, B = 6;
+    std::vector<std::unique_ptr<ssl::parameter<double>>> w, v;
+    for (std::size_t f = 0; f < N; f += R) {
+        const std::size_t r = std::min(R, N - f);
+        w.push_back(std::make_unique<ssl::parameter<double>>(ssl::shape_t{r, D}, ssl::param_role::weight));
+        for (std::size_t i = 0; i < r * D; ++i) w.back()->value[i] = std::sin(static_cast<double>(f * D + i) * 1.3);
+    }
+    for (std::size_t s : {std::size_t(2), std::size_t(0), std::size_t(1)}) {
+        v.push_back(std::make_unique<ssl::parameter<double>>(w[s]->value.shape(), ssl::param_role::weight));
+        v.back()->value.assign(w[s]->value);
+    }
+    ssl::tensor<double> F({B, D});
+    for (std::size_t i = 0; i < F.numel(); ++i) F[i] = std::cos(static_cast<double>(i) * 0.7);
+    const std::vector<std::int64_t> y{0, 12, 5, 7, 3, 10};
+    const ssl::loss::instance_ce<double> ce({.temperature = 0.4, .top_k = 3, .block_columns = 2});
+    const auto a = ce(F, std::vector<ssl::parameter<double>*>{w[0].get(), w[1].get(), w[2].get()}, y);
+    const std::vector<std::size_t> first{10, 0, 5};
+    const ssl::loss::instance_ce_ranks layout{.comm = nullptr, .first = first, .instances = N};
+    const auto b = ce(F, std::vector<ssl::parameter<double>*>{v[0].get(), v[1].get(), v[2].get()}, y, {.ranks = &layout});
+    CHECK(b.value == doctest::Approx(a.value).epsilon(1e-13));
+    CHECK(b.hardest == a.hardest);
+    CHECK(b.correct == a.correct);
+    for (std::size_t i = 0; i < a.grad_features.numel(); ++i)
+        CHECK(b.grad_features[i] == doctest::Approx(a.grad_features[i]).epsilon(1e-12));
+    for (std::size_t q = 0; q < 3; ++q) {
+        const std::size_t s = std::vector<std::size_t>{2, 0, 1}[q];
+        for (std::size_t i = 0; i < w[s]->grad.numel(); ++i)
+            CHECK(v[q]->grad[i] == doctest::Approx(w[s]->grad[i]).epsilon(1e-12));
+    }
+    const std::vector<std::size_t> bad{10, 0, 9};  // shard 2 would hold classes 9-13 of 13
+    const ssl::loss::instance_ce_ranks wrong{.comm = nullptr, .first = bad, .instances = N};
+    CHECK_THROWS_WITH_AS(ce(F, std::vector<ssl::parameter<double>*>{v[0].get(), v[1].get(), v[2].get()}, y, {.ranks = &wrong}),
+                         doctest::Contains("holds classes [9, 14) of only 13"), ssl::shape_error);
+}
+
 TEST_CASE("nt_xent: no communicator or one rank is the one-process loss, bit for bit") {
     ssl::tensor<float> z1({6, 4}), z2({6, 4});
     for (std::size_t i = 0; i < z1.numel(); ++i) {
@@ -243,5 +363,6 @@ static_assert(ssl::dist::declares_data_parallel<ssl::target::ema>);
 static_assert(ssl::dist::declares_data_parallel<ssl::target::queue>);  // global shuffle BN, replicated queue
 static_assert(ssl::dist::declares_data_parallel<ssl::loss::info_nce_queue>);
 static_assert(ssl::dist::declares_data_parallel<ssl::target::memory_bank>);  // replicated bank
+static_assert(ssl::dist::declares_data_parallel<ssl::loss::instance_classifier>);  // replicated or split over ranks
 static_assert(ssl::dist::declares_data_parallel<ssl::loss::instance_nce>);
 static_assert(!ssl::dist::declares_data_parallel<ssl::loss::pirl_nce>);

@@ -4,6 +4,8 @@
 // finite differences of the global loss.
 #include <doctest/doctest.h>
 
+#include "reproducible.hpp"
+
 #include <ssl/dist/data_parallel.hpp>
 #include <ssl/dist/mpi.hpp>
 #include <ssl/loss/nt_xent.hpp>
@@ -17,15 +19,7 @@ namespace test_mpi_sync_layers {
 
 namespace {
 
-/// A reproducible value in [-1, 1) for element i of stream s (every rank
-/// makes the same global tensors).
-double value_at(std::size_t i, std::uint64_t s) {
-    std::uint64_t z = (i + 1) * 0x9E3779B97F4A7C15ull ^ (s * 0xBF58476D1CE4E5B9ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    z ^= z >> 31;
-    return static_cast<double>(z >> 11) / static_cast<double>(1ull << 53) * 2.0 - 1.0;
-}
+using test_mpi::value_at;
 
 template <class T>
 ssl::tensor<T> global_tensor(ssl::shape_t s, std::uint64_t stream, double scale = 1.0, double shift = 0.0) {

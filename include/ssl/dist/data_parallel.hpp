@@ -67,11 +67,16 @@ inline std::pair<std::size_t, std::size_t> rank_slice(std::size_t global_batch, 
 }
 
 /// Rank `root`'s parameter values and buffers to every rank, in the module's
-/// for_each_parameter / for_each_buffer order.
+/// for_each_parameter / for_each_buffer order; parameters that are not
+/// replicated (shards of a model-parallel layer) are left alone.
 template <class M>
 void broadcast_state(M& m, communicator& c, int root = 0) {
     if (c.size() == 1) return;
-    m.for_each_parameter([&](const std::string&, auto& p) { c.broadcast(p.value.span(), root); }, "");
+    m.for_each_parameter(
+        [&](const std::string&, auto& p) {
+            if (p.replicated) c.broadcast(p.value.span(), root);  // a shard stays on its rank
+        },
+        "");
     m.for_each_buffer(
         [&](const std::string&, auto& t) {
             using U = typename std::remove_cvref_t<decltype(t)>::value_type;
@@ -82,7 +87,8 @@ void broadcast_state(M& m, communicator& c, int root = 0) {
         "");
 }
 
-/// Averages the parameter gradients of a module over the ranks, in buckets.
+/// Averages the parameter gradients of a module over the ranks, in buckets
+/// (the replicated parameters only: a shard's gradient is its rank's own).
 template <class T = float>
 class gradient_averager {
 public:
@@ -98,7 +104,11 @@ public:
     void operator()(M& m) {
         if (c_.size() == 1) return;
         std::vector<tensor<T>*> grads;
-        m.for_each_parameter([&](const std::string&, parameter<T>& p) { grads.push_back(&p.grad); }, "");
+        m.for_each_parameter(
+            [&](const std::string&, parameter<T>& p) {
+                if (p.replicated) grads.push_back(&p.grad);  // a shard's gradient is complete on its rank
+            },
+            "");
         const T inv = T(1) / static_cast<T>(c_.size());
         std::size_t i = 0;
         buckets_ = 0;

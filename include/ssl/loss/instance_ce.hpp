@@ -47,6 +47,7 @@
 #include "../core/tensor.hpp"
 #include "../core/thread_pool.hpp"
 #include "../core/views.hpp"
+#include "../dist/communicator.hpp"
 #include "../nn/parameter.hpp"
 
 namespace ssl::loss {
@@ -59,10 +60,31 @@ struct instance_ce_config {
     std::size_t block_columns = 256;   ///< classes per logits tile (one GEMM); memory only, not the result's value
 };
 
+/// The classifier sharded over the ranks of a communicator (hybrid parallel,
+/// the paper's section 3.1): each rank holds some shards only (shard q of the
+/// call holds classes [first[q], first[q] + rows_q) of `instances` in all,
+/// possibly none), the features and labels are the rank's rows of the global
+/// batch (rank r: rows [r b, (r + 1) b)). Every rank then computes, for ITS
+/// classes and EVERY row: pass 1, merged by an allreduce of the row maxima and
+/// of the rescaled exp-sums, an allreduce of the true logits and an allgather
+/// of each rank's k hardest; pass 2, whose weight gradient stays on the rank
+/// (scaled to the global batch's mean: grad_scale / P) and whose feature
+/// gradient is reduce-scattered back to the rows' ranks (scaled as P x the
+/// global mean, as every data-parallel loss: the replicated parameters'
+/// gradients are averaged over the ranks). value, correct and hardest are of
+/// this rank's rows. Bytes each rank sends per call (payload):
+///   16 + 4 b D + 8 b + 24 B + 16 B kh + 4 B D   (B = P b, kh = max(k, 1), float).
+struct instance_ce_ranks {
+    dist::communicator* comm = nullptr;  ///< the P ranks (null or one rank: one process with this layout)
+    std::span<const std::size_t> first;  ///< the first class of each of this rank's shards
+    std::size_t instances = 0;           ///< N: classes over all ranks
+};
+
 /// Per-call options.
 struct instance_ce_options {
     double grad_scale = 0;   ///< dL/dz = grad_scale (p - q); 0: 1/B (the gradient of the mean)
     bool weight_grad = true; ///< add dL/dW into the shards' grad
+    const instance_ce_ranks* ranks = nullptr;  ///< hybrid parallel: the shards over ranks; null: all shards here
 };
 
 template <class T = float>
@@ -98,45 +120,86 @@ public:
 
     /// features (B, D); shards: the classifier, shard s of shape (R_s, D);
     /// labels: B class indices in [0, N). Adds dL/dW into shards[s]->grad
-    /// unless o.weight_grad is false.
+    /// unless o.weight_grad is false. With o.ranks (hybrid parallel): the
+    /// features and labels are this rank's b rows of the global batch, the
+    /// shards this rank's part of the classifier (see instance_ce_ranks).
     instance_ce_result<T> operator()(const tensor<T>& features, std::span<parameter<T>* const> shards,
                                      std::span<const std::int64_t> labels, const instance_ce_options& o = {}) const {
         check_rank(features, 2, "instance_ce", "(B, D) features");
-        const std::size_t B = features.dim(0), D = features.dim(1);
-        require<shape_error>(B >= 1 && D >= 1, "instance_ce: empty features ", features.shape().str());
-        require<shape_error>(labels.size() == B, "instance_ce: ", labels.size(), " labels for features of shape ",
+        const std::size_t nb = features.dim(0), D = features.dim(1);
+        require<shape_error>(nb >= 1 && D >= 1, "instance_ce: empty features ", features.shape().str());
+        require<shape_error>(labels.size() == nb, "instance_ce: ", labels.size(), " labels for features of shape ",
                              features.shape().str());
-        require<shape_error>(!shards.empty(), "instance_ce: the classifier has no shards");
+        const instance_ce_ranks* layout = o.ranks;
+        dist::communicator* comm = layout && layout->comm && layout->comm->size() > 1 ? layout->comm : nullptr;
+        const std::size_t P = comm ? static_cast<std::size_t>(comm->size()) : 1;
+        const std::size_t me = comm ? static_cast<std::size_t>(comm->rank()) : 0;
         const std::size_t S = shards.size();
-        require<shape_error>(shards[0] != nullptr && shards[0]->value.rank() == 2,
-                             "instance_ce: shard 0 must be a (rows, D) parameter");
-        const std::size_t R = shards[0]->value.dim(0);
+        require<shape_error>(layout || S > 0, "instance_ce: the classifier has no shards");
+        require<shape_error>(!layout || layout->first.size() == S, "instance_ce: ",
+                             layout ? layout->first.size() : 0, " first classes for ", S, " shards (instance_ce_ranks)");
+        // shard_first[s]: the global class of shard s's row 0; one process: s R, R = shard 0's rows
+        std::vector<std::size_t> shard_first(S);
         std::size_t N = 0;
+        const std::size_t R = S > 0 && shards[0] && shards[0]->value.rank() == 2 ? shards[0]->value.dim(0) : 0;
         for (std::size_t s = 0; s < S; ++s) {
             const parameter<T>* p = shards[s];
-            require<shape_error>(p != nullptr && p->value.rank() == 2 && p->value.dim(1) == D,
+            require<shape_error>(p != nullptr && p->value.rank() == 2 && p->value.dim(1) == D && p->value.dim(0) >= 1,
                                  "instance_ce: shard ", s, " has shape ",
                                  p ? p->value.shape().str() : std::string("(null)"), ", expected (rows, ", D, ")");
             const std::size_t r = p->value.dim(0);
-            require<shape_error>(r >= 1 && (s + 1 == S ? r <= R : r == R), "instance_ce: shard ", s, " has ", r,
-                                 " rows; every shard but the last must have ", R, " rows (the last at most ", R, ")");
+            if (layout) {
+                shard_first[s] = layout->first[s];
+                require<shape_error>(shard_first[s] + r <= layout->instances, "instance_ce: shard ", s, " holds classes [",
+                                     shard_first[s], ", ", shard_first[s] + r, ") of only ", layout->instances);
+            } else {
+                require<shape_error>(s + 1 == S ? r <= R : r == R, "instance_ce: shard ", s, " has ", r,
+                                     " rows; every shard but the last must have ", R, " rows (the last at most ", R, ")");
+                shard_first[s] = s * R;
+                N += r;
+            }
             if (o.weight_grad)
                 require<shape_error>(p->grad.shape() == p->value.shape(), "instance_ce: shard ", s,
                                      " has a gradient of shape ", p->grad.shape().str(), " for weights of shape ",
                                      p->value.shape().str());
-            N += r;
         }
-        for (std::size_t i = 0; i < B; ++i)
-            require(labels[i] >= 0 && static_cast<std::size_t>(labels[i]) < N, "instance_ce: label ", labels[i],
-                    " of sample ", i, " is outside [0, ", N, ") (the classifier has ", N, " instance classes)");
+        if (layout) N = layout->instances;
+        require<shape_error>(N >= 1, "instance_ce: the classifier has no classes");
+
+        // The global batch: every rank's rows, rank-major (one process: the features themselves).
+        const std::size_t B = nb * P;
+        tensor<T> gathered;
+        const T* fdata = features.data();
+        std::vector<std::int64_t> yall(labels.begin(), labels.end());
+        if (comm) {
+            const std::int64_t here[2] = {static_cast<std::int64_t>(nb), static_cast<std::int64_t>(D)};
+            std::vector<std::int64_t> shapes(2 * P);
+            comm->allgather(std::span<const std::int64_t>(here, 2), std::span<std::int64_t>(shapes));
+            for (std::size_t r = 0; r < P; ++r)
+                require<shape_error>(shapes[2 * r] == shapes[0] && shapes[2 * r + 1] == shapes[1], "instance_ce over ",
+                                     P, " ranks: rank ", r, " has ", shapes[2 * r], " rows of dimension ",
+                                     shapes[2 * r + 1], ", rank 0 ", shapes[0], " of ", shapes[1],
+                                     "; every rank needs the same local batch");
+            gathered = tensor<T>({B, D});
+            comm->allgather(std::span<const T>(features.data(), nb * D), std::span<T>(gathered.data(), B * D));
+            fdata = gathered.data();
+            yall.resize(B);
+            comm->allgather(labels, std::span<std::int64_t>(yall));
+        }
+        for (std::size_t i = 0; i < B; ++i)  // the same labels, hence the same verdict, on every rank
+            require(yall[i] >= 0 && static_cast<std::size_t>(yall[i]) < N, "instance_ce: label ", yall[i], " of sample ",
+                    i % nb, comm ? ssl::detail::cat(" of rank ", i / nb) : std::string(), " is outside [0, ", N,
+                    ") (the classifier has ", N, " instance classes)");
 
         const double tau = cfg_.temperature;
         const std::size_t k = std::min<std::size_t>(cfg_.top_k, N - 1);
         const std::size_t kh = std::max<std::size_t>(k, 1);  // kept per row (also gives the best wrong class)
         const double eps_s = k > 0 ? cfg_.smoothing : 0.0;
-        const double scale = o.grad_scale != 0 ? o.grad_scale : 1.0 / static_cast<double>(B);
-        const std::size_t tile = std::min(cfg_.block_columns, R);
-        const std::size_t G = std::min(groups, (R + tile - 1) / tile);
+        const double scale = o.grad_scale != 0 ? o.grad_scale : 1.0 / static_cast<double>(nb);
+        std::size_t maxrows = 1;
+        for (std::size_t s = 0; s < S; ++s) maxrows = std::max(maxrows, shards[s]->value.dim(0));
+        const std::size_t tile = std::min(cfg_.block_columns, maxrows);
+        const std::size_t G = std::min(groups, (maxrows + tile - 1) / tile);
         const std::size_t W = num_threads();
         const auto EB = static_cast<Eigen::Index>(B), ED = static_cast<Eigen::Index>(D);
 
@@ -149,7 +212,7 @@ public:
         std::vector<double> fnorm(B);
         std::vector<unsigned char> fclamped(B);
         for (std::size_t i = 0; i < B; ++i) {
-            const T* src = features.data() + i * D;
+            const T* src = fdata + i * D;
             double ss = 0;
             for (std::size_t d = 0; d < D; ++d) ss += static_cast<double>(src[d]) * src[d];
             double nr = std::sqrt(ss);
@@ -224,7 +287,7 @@ public:
             parallel_for(G, [&](std::size_t g, std::size_t w) {
                 for (std::size_t t = g * nt / G; t < (g + 1) * nt / G; ++t) {
                     const std::size_t c0 = t * tile;
-                    fn(*shards[s], s * R, c0, std::min(tile, rows - c0), g, ready(wb[w]));
+                    fn(*shards[s], shard_first[s], c0, std::min(tile, rows - c0), g, ready(wb[w]));
                 }
             });
         };
@@ -249,7 +312,7 @@ public:
                     } else {
                         sm += st * std::exp(static_cast<double>(mx) - m);
                     }
-                    const std::int64_t y = labels[i];
+                    const std::int64_t y = yall[i];
                     if (y >= first && y < last) ztrue[i] = static_cast<double>(z[y - first]);
                     entry* h = gheap.data() + (g * B + i) * kh;
                     std::size_t& cnt = gcount[g * B + i];
@@ -287,40 +350,89 @@ public:
             });
         }
 
-        // Merge the groups, in order: lse, the hardest classes, the loss.
-        std::vector<double> lse(B);
-        res.hardest.assign(B * k, 0);
-        std::vector<entry> cand;
-        double total = 0;
-        for (std::size_t i = 0; i < B; ++i) {
-            double m = -std::numeric_limits<double>::infinity(), sm = 0;
-            cand.clear();
-            for (std::size_t g = 0; g < G; ++g) {
-                const double gm = gmax[g * B + i], gs = gsum[g * B + i];
-                if (gs > 0 || !std::isinf(gm)) {
-                    if (gm > m) {
-                        sm = sm * std::exp(m - gm) + gs;
-                        m = gm;
-                    } else {
-                        sm += gs * std::exp(gm - m);
+        // Merge the groups, in order: each row's (max, sum exp) and k best wrong classes here.
+        const double ninf = -std::numeric_limits<double>::infinity();
+        std::vector<double> rmax(B, ninf), rsum(B, 0.0), cval(B * kh, ninf);
+        std::vector<std::int64_t> cidx(B * kh, -1);  // -1: no candidate (fewer than kh classes here)
+        {
+            std::vector<entry> cand;
+            for (std::size_t i = 0; i < B; ++i) {
+                double m = ninf, sm = 0;
+                cand.clear();
+                for (std::size_t g = 0; g < G; ++g) {
+                    const double gm = gmax[g * B + i], gs = gsum[g * B + i];
+                    if (gs > 0 || !std::isinf(gm)) {
+                        if (gm > m) {
+                            sm = sm * std::exp(m - gm) + gs;
+                            m = gm;
+                        } else {
+                            sm += gs * std::exp(gm - m);
+                        }
                     }
+                    const entry* h = gheap.data() + (g * B + i) * kh;
+                    cand.insert(cand.end(), h, h + gcount[g * B + i]);
                 }
-                const entry* h = gheap.data() + (g * B + i) * kh;
-                cand.insert(cand.end(), h, h + gcount[g * B + i]);
+                rmax[i] = m;
+                rsum[i] = sm;
+                const std::size_t keep = std::min(kh, cand.size());
+                std::partial_sort(cand.begin(), cand.begin() + static_cast<std::ptrdiff_t>(keep), cand.end(), better);
+                for (std::size_t r = 0; r < keep; ++r) cval[i * kh + r] = cand[r].v, cidx[i * kh + r] = cand[r].j;
             }
-            lse[i] = m + std::log(sm);
-            const std::size_t keep = std::min(kh, cand.size());
-            std::partial_sort(cand.begin(), cand.begin() + static_cast<std::ptrdiff_t>(keep), cand.end(), better);
+        }
+        // Over the ranks (hybrid parallel): the global row max, the sums of exp
+        // rescaled to it, the true logit (one rank holds it, the others add 0),
+        // and each rank's k best merged: a strict order (value, then the smaller
+        // class) makes the global k best a subset of the ranks' k best.
+        if (comm) {
+            std::vector<double> gmx = rmax;
+            comm->allreduce_max(std::span<double>(gmx));
+            for (std::size_t i = 0; i < B; ++i) rsum[i] = rsum[i] > 0 ? rsum[i] * std::exp(rmax[i] - gmx[i]) : 0.0;
+            rmax = std::move(gmx);
+            comm->allreduce_sum(std::span<double>(rsum));
+            comm->allreduce_sum(std::span<double>(ztrue));
+            std::vector<double> av(P * B * kh);
+            std::vector<std::int64_t> aj(P * B * kh);
+            comm->allgather(std::span<const double>(cval), std::span<double>(av));
+            comm->allgather(std::span<const std::int64_t>(cidx), std::span<std::int64_t>(aj));
+            res.scratch_bytes += (B * D + nb * D) * sizeof(T) + P * B * kh * 16;
+            std::vector<entry> cand;
+            for (std::size_t i = 0; i < B; ++i) {
+                cand.clear();
+                for (std::size_t q = 0; q < P; ++q)
+                    for (std::size_t r = 0; r < kh; ++r)
+                        if (const std::size_t at = (q * B + i) * kh + r; aj[at] >= 0) cand.push_back({av[at], aj[at]});
+                const std::size_t keep = std::min(kh, cand.size());
+                std::partial_sort(cand.begin(), cand.begin() + static_cast<std::ptrdiff_t>(keep), cand.end(), better);
+                for (std::size_t r = 0; r < kh; ++r) {
+                    cval[i * kh + r] = r < keep ? cand[r].v : ninf;
+                    cidx[i * kh + r] = r < keep ? cand[r].j : -1;
+                }
+            }
+        }
+        // lse, the hardest classes and the loss of every row of the global batch.
+        std::vector<double> lse(B);
+        std::vector<std::int64_t> hard(B * k, 0);
+        double total = 0, mine = 0;
+        const std::size_t lo = me * nb, hi = lo + nb;  // this rank's rows
+        for (std::size_t i = 0; i < B; ++i) {
+            lse[i] = rmax[i] + std::log(rsum[i]);
             double l = lse[i] - (1 - eps_s) * ztrue[i];
-            for (std::size_t r = 0; r < k && r < cand.size(); ++r) {
-                res.hardest[i * k + r] = cand[r].j;
-                l -= eps_s / static_cast<double>(k) * cand[r].v;
+            for (std::size_t r = 0; r < k && cidx[i * kh + r] >= 0; ++r) {
+                hard[i * k + r] = cidx[i * kh + r];
+                l -= eps_s / static_cast<double>(k) * cval[i * kh + r];
             }
             total += l;
-            res.correct += cand.empty() || ztrue[i] > cand[0].v;
+            if (i >= lo && i < hi) {
+                mine += l;
+                res.correct += cidx[i * kh] < 0 || ztrue[i] > cval[i * kh];
+            }
         }
-        res.value = total / static_cast<double>(B);
-        if (!std::isfinite(res.value)) {  // NaN/Inf inputs: report, do not backpropagate
+        res.hardest.assign(hard.begin() + static_cast<std::ptrdiff_t>(lo * k),
+                           hard.begin() + static_cast<std::ptrdiff_t>(hi * k));
+        res.value = mine / static_cast<double>(nb);
+        // the global total decides, so that every rank stops (or goes on) together
+        if (!std::isfinite(total)) {  // NaN/Inf inputs: report, do not backpropagate
+            res.value = std::numeric_limits<double>::quiet_NaN();
             res.grad_features = tensor<T>::zeros(features.shape());
             return res;
         }
@@ -340,10 +452,10 @@ public:
                     T* z = Z.data() + i * n;
                     Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>> row(z, static_cast<Eigen::Index>(n));
                     row = (row - static_cast<T>(lse[i])).exp() * static_cast<T>(scale);
-                    const std::int64_t y = labels[i];
+                    const std::int64_t y = yall[i];
                     if (y >= first && y < last) z[y - first] -= keep_true;
                     for (std::size_t r = 0; r < k; ++r) {
-                        const std::int64_t j = res.hardest[i * k + r];
+                        const std::int64_t j = hard[i * k + r];
                         if (j >= first && j < last) z[j - first] -= keep_hard;
                     }
                 }
@@ -358,7 +470,8 @@ public:
                         double dot = 0;
                         if (!b.clamped[r])
                             for (std::size_t d = 0; d < D; ++d) dot += static_cast<double>(v[d]) * dv[d];
-                        const double inv = 1.0 / b.norm[r];
+                        // hybrid parallel: the shards' gradient is of the global mean, never averaged
+                        const double inv = 1.0 / b.norm[r] / static_cast<double>(P);
                         for (std::size_t d = 0; d < D; ++d) gw[d] += static_cast<T>((dv[d] - v[d] * dot) * inv);
                     }
                 }
@@ -371,23 +484,42 @@ public:
             if (b.z.defined())
                 res.scratch_bytes += (b.z.numel() + b.v.numel() + b.dv.numel()) * sizeof(T) + b.norm.size() * 9;
 
-        // dL/dU = 1/tau sum_g dU_g (in group order), then through the normalisation.
-        res.grad_features = tensor<T>({B, D});
-        std::vector<double> du(D);
-        for (std::size_t i = 0; i < B; ++i) {
-            std::fill(du.begin(), du.end(), 0.0);
-            for (std::size_t g = 0; g < G; ++g) {
-                const T* src = dUg[g].data() + i * D;
-                for (std::size_t d = 0; d < D; ++d) du[d] += static_cast<double>(src[d]);
+        // dL/dU = 1/tau sum_g dU_g (in group order), then through the normalisation;
+        // hybrid parallel: every rank's classes contribute to every row, so the
+        // rows' sums are reduce-scattered (the adjoint of the features' gather).
+        tensor<T> du_here;
+        if (comm) {
+            tensor<T> du_all({B, D});
+            for (std::size_t i = 0; i < B * D; ++i) {
+                double acc = 0;
+                for (std::size_t g = 0; g < G; ++g) acc += static_cast<double>(dUg[g].data()[i]);
+                du_all.data()[i] = static_cast<T>(acc);
             }
-            const T* u = Ut.data() + i * D;
+            du_here = tensor<T>({nb, D});
+            comm->reduce_scatter_sum(std::span<const T>(du_all.data(), B * D), std::span<T>(du_here.data(), nb * D));
+            res.scratch_bytes += (B + nb) * D * sizeof(T);
+        }
+        res.grad_features = tensor<T>({nb, D});
+        std::vector<double> du(D);
+        for (std::size_t i = 0; i < nb; ++i) {
+            const std::size_t gi = lo + i;  // the row in the global batch
+            std::fill(du.begin(), du.end(), 0.0);
+            if (comm) {
+                for (std::size_t d = 0; d < D; ++d) du[d] = static_cast<double>(du_here.data()[i * D + d]);
+            } else {
+                for (std::size_t g = 0; g < G; ++g) {
+                    const T* src = dUg[g].data() + gi * D;
+                    for (std::size_t d = 0; d < D; ++d) du[d] += static_cast<double>(src[d]);
+                }
+            }
+            const T* u = Ut.data() + gi * D;
             double dot = 0;
             for (std::size_t d = 0; d < D; ++d) {
                 du[d] /= tau;
-                if (!fclamped[i]) dot += static_cast<double>(u[d]) * du[d];
+                if (!fclamped[gi]) dot += static_cast<double>(u[d]) * du[d];
             }
             T* out = res.grad_features.data() + i * D;
-            for (std::size_t d = 0; d < D; ++d) out[d] = static_cast<T>((du[d] - u[d] * dot) / fnorm[i]);
+            for (std::size_t d = 0; d < D; ++d) out[d] = static_cast<T>((du[d] - u[d] * dot) / fnorm[gi]);
         }
         return res;
     }

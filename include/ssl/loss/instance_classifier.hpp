@@ -30,8 +30,18 @@
 //  - The weights live in the loss, not a target update: they are trained by
 //    the optimizer like the network, nothing updates them after a step, so the
 //    method composes the loss with target::none.
-//  - Shards as the unit of every loop, so the paper's hybrid parallel training
-//    (shards over processes) will need no change to the loss.
+//  - Shards as the unit of every loop and of the paper's hybrid parallel
+//    training: distribute(comm) keeps shard s on rank s % P only (round robin:
+//    a shard count not divisible by P leaves the ranks at most one shard
+//    apart); the loss is then computed over the ranks (instance_ce_ranks:
+//    features and ids gathered, softmax merged by allreduce, top-k merged,
+//    feature gradient reduce-scattered), the shards' gradients stay on their
+//    ranks (parameter::replicated = false). The trainer calls it on P > 1
+//    ranks. Shard names stay global ("classifier.shard_007" on any rank).
+//  - Random rows from one Philox stream per global shard: the same initial
+//    classifier on any number of ranks. The raw-feature initialisation runs
+//    the whole data set through the network on every rank (the same
+//    features everywhere) and each rank keeps its rows.
 //  - Rows from the head output (the paper's "contrastive prior"; the space the
 //    classifier scores): step 0 is contrastive learning against raw features,
 //    which the paper reports converges much faster than random weights.
@@ -52,6 +62,7 @@
 #include "../core/concepts.hpp"
 #include "../core/rng.hpp"
 #include "../core/tensor.hpp"
+#include "../dist/communicator.hpp"
 #include "../core/thread_pool.hpp"
 #include "../nn/parameter.hpp"
 #include "../ops/rows.hpp"
@@ -93,6 +104,10 @@ class instance_classifier {
 public:
     using config_type = instance_classifier_config;
     using T = float;
+    /// P ranks compute what one process computes on the global batch: with the
+    /// shards replicated (their gradients averaged like the network's) or, after
+    /// distribute(), spread over the ranks.
+    static constexpr bool data_parallel = true;
 
     /// N x dim weights (dim: the head's output width).
     instance_classifier(const instance_classifier_config& c, std::size_t dim) : cfg_(c), dim_(dim), ce_(c.ce) {
@@ -102,6 +117,8 @@ public:
         const std::size_t S = instance_shard_count(c);
         shards_.reserve(S);
         for (std::size_t s = 0; s < S; ++s) {
+            global_.push_back(s);
+            local_.push_back(s);
             const std::size_t r = std::min(rows_, c.instances - s * rows_);
             shards_.push_back(std::make_unique<parameter<T>>(shape_t{r, dim_}, param_role::weight));
         }
@@ -124,16 +141,51 @@ public:
     std::size_t instances() const noexcept { return cfg_.instances; }
     std::size_t dim() const noexcept { return dim_; }
     std::size_t shard_rows() const noexcept { return rows_; }
+    /// The shards this process holds (all of them until distribute()).
     std::size_t shard_count() const noexcept { return shards_.size(); }
-    parameter<T>& shard(std::size_t s) {
-        require(s < shards_.size(), "instance_classifier: shard ", s, " of ", shards_.size());
-        return *shards_[s];
+    /// The global index of this process's q-th shard (q itself until distribute()).
+    std::size_t shard_index(std::size_t q) const {
+        require(q < shards_.size(), "instance_classifier: shard ", q, " of ", shards_.size(), " held here");
+        return global_[q];
     }
-    /// Weight row of class j (D values).
+    /// This process's q-th shard.
+    parameter<T>& shard(std::size_t q) {
+        require(q < shards_.size(), "instance_classifier: shard ", q, " of ", shards_.size(), " held here");
+        return *shards_[q];
+    }
+    /// Whether this process holds the row of class j.
+    bool holds(std::size_t j) const noexcept { return j < cfg_.instances && local_[j / rows_] != npos; }
+    /// Weight row of class j (D values), held by this process.
     const T* row(std::size_t j) const {
         require(j < cfg_.instances, "instance_classifier: class ", j, " of ", cfg_.instances);
-        return shards_[j / rows_]->value.data() + (j % rows_) * dim_;
+        require(holds(j), "instance_classifier: class ", j, " is in shard ", j / rows_, ", held by another rank");
+        return shards_[local_[j / rows_]]->value.data() + (j % rows_) * dim_;
     }
+
+    /// Hybrid parallel: keeps the shards of rank c.rank() (global shard s on
+    /// rank s % P) and frees the others; from now on the loss is computed over
+    /// c's ranks. Call once, on every rank, before an optimizer attaches the
+    /// parameters (trainer does so on P > 1 ranks). One rank: nothing changes.
+    void distribute(dist::communicator& c) {
+        if (c.size() == 1) return;
+        require<value_error>(comm_ == nullptr, "instance_classifier: distribute() was already called");
+        const auto P = static_cast<std::size_t>(c.size()), me = static_cast<std::size_t>(c.rank());
+        std::vector<std::unique_ptr<parameter<T>>> kept;
+        std::vector<std::size_t> global;
+        std::fill(local_.begin(), local_.end(), npos);
+        for (std::size_t q = 0; q < shards_.size(); ++q) {
+            if (global_[q] % P != me) continue;  // freed
+            local_[global_[q]] = kept.size();
+            shards_[q]->replicated = false;
+            kept.push_back(std::move(shards_[q]));
+            global.push_back(global_[q]);
+        }
+        shards_ = std::move(kept);
+        global_ = std::move(global);
+        comm_ = &c;
+    }
+    /// The communicator the shards are spread over (null: all here).
+    dist::communicator* ranks() const noexcept { return comm_; }
     /// True once the raw-feature initialisation has run (checkpointed).
     bool initialised() const noexcept { return init_flag_[0] != 0; }
 
@@ -153,6 +205,9 @@ public:
         std::vector<parameter<T>*> shards;
         shards.reserve(shards_.size());
         for (auto& p : shards_) shards.push_back(p.get());
+        std::vector<std::size_t> first;  // hybrid parallel: each held shard's first class
+        for (std::size_t g : global_) first.push_back(g * rows_);
+        const instance_ce_ranks layout{.comm = comm_, .first = first, .instances = cfg_.instances};
         const double views = static_cast<double>(online.size());
         loss_output<float> out;
         std::size_t correct = 0, rows = 0;
@@ -162,7 +217,7 @@ public:
                                  labels.size(), " sample ids (view_batch::ids)");
             const double b = static_cast<double>(o.dim(0));
             auto r = ce_(o, std::span<parameter<T>* const>(shards), labels,
-                         {.grad_scale = 1.0 / (b * views), .weight_grad = true});
+                         {.grad_scale = 1.0 / (b * views), .weight_grad = true, .ranks = comm_ ? &layout : nullptr});
             out.value += r.value / views;
             correct += r.correct;
             rows += o.dim(0);
@@ -195,7 +250,9 @@ public:
                              first, " do not fit ", cfg_.instances, " rows of width ", dim_);
         for (std::size_t i = 0; i < n; ++i) {
             const std::size_t j = first + i;
-            ops::normalize_row(features.data() + i * dim_, shards_[j / rows_]->value.data() + (j % rows_) * dim_, dim_);
+            if (!holds(j)) continue;  // hybrid parallel: another rank's row
+            ops::normalize_row(features.data() + i * dim_, shards_[local_[j / rows_]]->value.data() + (j % rows_) * dim_,
+                               dim_);
         }
     }
 
@@ -212,7 +269,7 @@ public:
     /// Trainable parameters: "classifier.shard_000", ... (the method prefixes "loss.").
     template <class F>
     void for_each_parameter(F&& f, const std::string& prefix) {
-        for (std::size_t s = 0; s < shards_.size(); ++s) f(join_name(prefix, shard_name(s)), *shards_[s]);
+        for (std::size_t q = 0; q < shards_.size(); ++q) f(join_name(prefix, shard_name(global_[q])), *shards_[q]);
     }
     /// Checkpointed state besides the shards: "classifier.initialised", an int64 scalar.
     template <class F>
@@ -230,7 +287,11 @@ private:
     instance_classifier_config cfg_{};
     std::size_t dim_ = 0, rows_ = 1;
     instance_ce<T> ce_;
-    std::vector<std::unique_ptr<parameter<T>>> shards_;
+    static constexpr std::size_t npos = static_cast<std::size_t>(-1);
+    std::vector<std::unique_ptr<parameter<T>>> shards_;  // the shards held here
+    std::vector<std::size_t> global_;                    // their global indices, increasing
+    std::vector<std::size_t> local_;                     // global shard -> index in shards_, or npos
+    dist::communicator* comm_ = nullptr;                 // distribute()'s ranks
     tensor<std::int64_t> init_flag_ = tensor<std::int64_t>::zeros(shape_t{});
 };
 

@@ -27,6 +27,11 @@ struct parameter {
     tensor<T> value;  ///< the weights
     tensor<T> grad;   ///< accumulated gradient (backward adds into it)
     param_role role = param_role::weight;
+    /// False for a part of a model-parallel layer held by one rank only (a
+    /// shard of the hybrid-parallel instance classifier): data parallelism
+    /// neither broadcasts nor averages it, and its gradient is complete on
+    /// its rank.
+    bool replicated = true;
 
     parameter() = default;
     parameter(shape_t s, param_role r) : value(tensor<T>::zeros(s)), grad(tensor<T>::zeros(s)), role(r) {}

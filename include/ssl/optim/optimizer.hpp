@@ -215,6 +215,18 @@ public:
             for (std::size_t k = 0; k < kinds_.size(); ++k) f(state_name(i, k), state_[i * kinds_.size() + k]);
     }
 
+    /// As for_each_state, without the state of parameters that are not
+    /// replicated (shards of a model-parallel layer, whose state stays on
+    /// their rank): what data parallelism broadcasts from rank 0.
+    template <class F>
+    void for_each_replicated_state(F&& f) {
+        ensure_state();
+        f(std::string("step"), step_);
+        for (std::size_t i = 0; i < slots_.size(); ++i)
+            if (slots_[i].param->replicated)
+                for (std::size_t k = 0; k < kinds_.size(); ++k) f(state_name(i, k), state_[i * kinds_.size() + k]);
+    }
+
     /// Zeroes the per-parameter state whose name starts with "<prefix>." for
     /// one of `prefixes` (the parameters were re-initialised); the step count
     /// stays. Creates the state first unless `prefixes` is empty.
