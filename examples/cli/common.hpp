@@ -620,9 +620,6 @@ int run_method(M& m, const common_options& o, const data_sets& d, const run_docu
     tc.max_steps = o.max_steps;
     tc.comm = comm;
     tc.sync_batch_norm_group = o.sync_bn_group;
-    // the program always writes checkpoints, which a classifier split over the
-    // ranks does not have yet: under mpirun it stays replicated (data parallel)
-    tc.shard_over_ranks = false;
     tc.metadata = {{"method", method_name},
                    {"backbone", bb.arch},
                    {"width", std::to_string(bb.width)},
@@ -780,6 +777,10 @@ int checkpoint_action_on(M& m, const common_options& o, const ssl::io::safetenso
         ssl::load_state_dict(m.backbone(), file, true, o.checkpoint);
     } else {
         auto rep = ssl::load_state_dict(m, file, false, o.checkpoint);
+        // a run whose classifier was split over ranks keeps it beside the file
+        // ("split_state"): eval, embed and export never need it
+        if (file.metadata.contains("split_state"))
+            std::erase_if(rep.missing, [](const std::string& n) { return n.starts_with("loss."); });
         if (!rep.missing.empty())
             throw ssl::io_error("checkpoint '" + o.checkpoint + "' lacks " + std::to_string(rep.missing.size()) +
                                 " tensors of this model, e.g. '" + rep.missing.front() +

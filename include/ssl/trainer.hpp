@@ -16,6 +16,11 @@
 // optimizer's step, the reported loss and metrics are means over the ranks,
 // Ctrl-C and a non-finite loss stop every rank at the same step, and only
 // rank 0 has the progress line, the log, the plot and the checkpoints.
+// Hybrid parallel: a layer too large to replicate (the instance classifier)
+// is split over the ranks (method::distribute, before the optimizer
+// attaches; shard_over_ranks); its parts are neither broadcast nor averaged,
+// every rank writes its parts beside rank 0's checkpoint (write_state), and
+// a run resumes on any number of ranks (resume).
 //
 // Streaming (data/shards.hpp): built from a shard_set instead of an
 // image_dataset, the trainer reads each epoch's batches from tar shards on
@@ -27,6 +32,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstddef>
+#include <exception>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -73,8 +79,8 @@ struct trainer_config {
     std::size_t sync_batch_norm_group = 0;
     /// On P > 1 ranks, layers too large to replicate (the instance classifier)
     /// are split over the ranks (method::distribute: hybrid parallel); false:
-    /// replicated like the network. Checkpoints of a split layer are not
-    /// written yet: with out_dir set, a split run is refused before training.
+    /// replicated like the network. Checkpoints of a split layer: each rank
+    /// writes its parts (write_state); they resume on any number of ranks.
     bool shard_over_ranks = true;
     // streaming data (data/shards.hpp): samples in each rank's shuffle buffer
     std::size_t shuffle_buffer = 10000;
@@ -171,7 +177,8 @@ private:
         steps_per_epoch_ = stream_ ? stream_->batches_per_epoch() : train.size() / c.batch;  // drop_last
         total_steps_ = steps_per_epoch_ * c.epochs;  // the schedules span the whole run
         stop_at_ = c.max_steps ? std::min(total_steps_, c.max_steps) : total_steps_;
-        chores_ = standard_chores(c);
+        m_.for_each_parameter([&](const std::string&, auto& p) { split_ = split_ || !p.replicated; }, "");
+        chores_ = standard_chores(c, split_);
     }
 
     /// The training set of a streaming trainer (begin_epoch of the methods it
@@ -210,11 +217,13 @@ public:
     /// the CSV log (metrics.csv); with `progress` the progress line; with an
     /// output directory the checkpoints; always Ctrl-C. The order matters on
     /// Ctrl-C: the progress line ends, the checkpoint is saved, then the
-    /// notice says so.
-    static train::chore_list standard_chores(const trainer_config& c) {
+    /// notice says so. `split`: a layer is split over the ranks (every rank
+    /// then has a checkpointer, as the writer is collective).
+    static train::chore_list standard_chores(const trainer_config& c, bool split = false) {
         train::chore_list l;
         const bool out = !c.out_dir.empty();
-        if (c.comm && c.comm->rank() != 0) {  // data parallel: rank 0 alone writes and prints
+        if (c.comm && c.comm->rank() != 0) {  // data parallel: rank 0 alone prints and writes the replicated state
+            if (out && split) l.add<train::checkpointer>(c.out_dir, checkpoint_metadata(c), stderr, false);
             l.add<train::interrupt_guard>(out);
             return l;
         }
@@ -246,9 +255,21 @@ public:
     }
 
     train_summary fit() {
-        const train::run_position start = cfg_.resume ? resume() : train::run_position{};
+        train::run_position start{};
+        if (cfg_.resume) {  // a rank that cannot resume stops them all (no rank waits in a collective)
+            std::exception_ptr failed;
+            try {
+                start = resume();
+            } catch (...) {
+                failed = std::current_exception();
+            }
+            if (dist::any_rank(*comm_, failed != nullptr)) {
+                if (failed) std::rethrow_exception(failed);
+                throw io_error("trainer: resuming failed on another rank (its message says why)");
+            }
+        }
         {  // every rank starts from rank 0's parameters, buffers and optimizer state
-            state_view v{m_, opt_, true};
+            state_view v{m_, opt_, part::replicated};
             dist::broadcast_state(v, *comm_);
         }
         chores_.run_start({.epochs = cfg_.epochs, .steps_per_epoch = steps_per_epoch_, .total_steps = total_steps_,
@@ -270,36 +291,114 @@ public:
     }
 
 private:
-    /// The model and the optimizer state seen as one module for checkpoints.
+    /// The model and the optimizer state seen as one module for checkpoints:
+    /// all of it, the replicated part (what rank 0 broadcasts and writes), or
+    /// this rank's part of a layer split over the ranks (with its optimizer state).
+    enum class part { all, replicated, split };
     struct state_view {
         Method& m;
         optimizer_variant& o;
-        bool replicated_only = false;  // without a split layer's optimizer state (what rank 0 broadcasts)
+        part which = part::all;
+        bool keeps(const parameter<float>& p) const noexcept {
+            return which == part::all || p.replicated == (which == part::replicated);
+        }
         template <class F>
         void for_each_parameter(F&& f, const std::string& p) {
-            m.for_each_parameter(f, p);
+            m.for_each_parameter([&](const std::string& n, parameter<float>& q) {
+                if (keeps(q)) f(n, q);
+            }, p);
         }
         template <class F>
         void for_each_buffer(F&& f, const std::string& p) {
-            m.for_each_buffer(f, p);
+            if (which != part::split) m.for_each_buffer(f, p);
             std::visit([&](auto& opt) {
                 const auto g = [&](const std::string& n, auto& t) { f(join_name(join_name(p, "optim"), n), t); };
-                if (replicated_only)
+                if (which == part::all)
+                    opt.for_each_state(g);
+                else if (which == part::replicated)
                     opt.for_each_replicated_state(g);
                 else
-                    opt.for_each_state(g);
+                    m.for_each_parameter([&](const std::string&, parameter<float>& q) {
+                        if (!q.replicated) opt.for_each_state_of(q, g);
+                    }, "");
             }, o);
         }
     };
+    /// One parameter of a split layer and its optimizer state: one file each.
+    struct one_parameter_view {
+        std::string name;
+        parameter<float>& p;
+        optimizer_variant& o;
+        template <class F>
+        void for_each_parameter(F&& f, const std::string&) {
+            f(name, p);
+        }
+        template <class F>
+        void for_each_buffer(F&& f, const std::string&) {
+            std::visit([&](auto& opt) {
+                opt.for_each_state_of(p, [&](const std::string& n, auto& t) { f(join_name("optim", n), t); });
+            }, o);
+        }
+    };
+    /// Calls f(name, parameter) for this rank's parameters of split layers.
+    template <class F>
+    void for_each_split_parameter(F&& f) {
+        m_.for_each_parameter([&](const std::string& n, parameter<float>& p) {
+            if (!p.replicated) f(n, p);
+        }, "");
+    }
 
     /// Model + optimizer (+ target) state with `meta` to `path`, atomically;
     /// a state with a nan or infinite tensor is not written (the run diverged).
+    /// With a layer split over the ranks every rank is here at once: each
+    /// writes its parameters of the split layer, one file each under their
+    /// global names, in "shards/step_NNNNNNNNN/" beside `path` (kept with the
+    /// epoch checkpoints that name it); after a barrier rank 0 writes the
+    /// replicated state to `path`, naming that folder ("split_state").
     void write_state(const std::filesystem::path& path, const train::metadata& meta) {
-        state_view v{m_, opt_};
-        if (const std::string bad = train::first_non_finite(v); !bad.empty())
-            throw error(detail::cat("training diverged: after step ", step_, ", ", bad, "; not writing '",
-                                    path.string(), "'; ", checkpoint_hint()));
-        save_checkpoint(path, v, meta);
+        if (!split_) {
+            state_view v{m_, opt_};
+            if (const std::string bad = train::first_non_finite(v); !bad.empty())
+                throw error(detail::cat("training diverged: after step ", step_, ", ", bad, "; not writing '",
+                                        path.string(), "'; ", checkpoint_hint()));
+            save_checkpoint(path, v, meta);
+            return;
+        }
+        state_view rep{m_, opt_, part::replicated}, mine{m_, opt_, part::split};
+        std::string bad = train::first_non_finite(rep);
+        if (bad.empty()) bad = train::first_non_finite(mine);
+        if (dist::any_rank(*comm_, !bad.empty()))  // every rank refuses together
+            throw error(detail::cat("training diverged: after step ", step_, ", ",
+                                    bad.empty() ? std::string("a tensor on another rank is not finite") : bad,
+                                    "; not writing '", path.string(), "'"));
+        const std::string rel = split_folder(step_);
+        std::string failed;
+        try {
+            std::filesystem::create_directories(path.parent_path() / rel);
+            train::metadata m = meta;
+            m["split_part"] = "1";
+            for_each_split_parameter([&](const std::string& n, parameter<float>& p) {
+                one_parameter_view one{n, p, opt_};
+                save_checkpoint(path.parent_path() / rel / (n + ".safetensors"), one, m);
+            });
+        } catch (const std::exception& e) {
+            failed = e.what();
+        }
+        if (dist::any_rank(*comm_, !failed.empty()))
+            throw io_error(detail::cat("checkpoint '", path.string(), "': writing the split layer's files failed",
+                                       failed.empty() ? std::string(" on another rank") : ": " + failed));
+        comm_->barrier();  // every part is on disk before the main file names the folder
+        if (comm_->rank() != 0) return;
+        train::metadata m = meta;
+        m["split_state"] = rel;
+        save_checkpoint(path, rep, m);
+    }
+
+    /// "shards/step_000000123": the folder of the split layer's files at a step.
+    static std::string split_folder(std::size_t step) {
+        char buf[48];
+        std::snprintf(buf, sizeof buf, "shards/step_%09zu", step);
+        return buf;
     }
 
     /// The loop, from `start` to the end of the run.
@@ -410,8 +509,46 @@ private:
         const auto last = train::checkpointer::last_in(cfg_.out_dir);
         require<io_error>(std::filesystem::exists(last), "trainer: cannot resume, '", last.string(),
                           "' does not exist");
+        const io::safetensors_file file = io::read_safetensors(last);
+        const auto split_at = file.metadata.find("split_state");
         state_view v{m_, opt_};
-        train::run_position pos = train::load_run(last, v);
+        train::run_position pos;
+        if (split_at == file.metadata.end() && !split_) {
+            load_state_dict(v, file, true, last.string());  // one file, all of it (any rank count)
+            pos = train::read_position(file, last);
+        } else {
+            pos = train::read_position(file, last);
+            // A layer split over the ranks when written, or now (any P to any
+            // P): what the main file lacks comes from the split layer's files,
+            // parameter by parameter; anything else missing is an error.
+            const load_report r = load_state_dict(v, file, false, last.string());
+            if (split_at == file.metadata.end()) {  // written whole, split now: this rank takes its part
+                require<io_error>(r.missing.empty(), "checkpoint '", last.string(), "' lacks ",
+                                  detail::name_list(r.missing));
+            } else {
+                const std::filesystem::path dir = cfg_.out_dir / split_at->second;
+                std::vector<std::string> loose;  // missing from the main file and not a split parameter's
+                for (const auto& n : r.missing) {
+                    bool found = false;
+                    m_.for_each_parameter([&](const std::string& pn, parameter<float>& p) {
+                        if (found || (n != pn && n.rfind("optim." + pn + ".", 0) != 0)) return;
+                        found = true;
+                        if (n != pn) return;  // its optimizer state is in the parameter's file
+                        const auto f = dir / (pn + ".safetensors");
+                        require<io_error>(std::filesystem::exists(f), "checkpoint '", last.string(),
+                                          "': the split layer's file '", f.string(), "' does not exist");
+                        const io::safetensors_file part = io::read_safetensors(f);
+                        require<io_error>(train::read_position(part, f).global_step == pos.global_step,
+                                          "checkpoint '", last.string(), "': '", f.string(),
+                                          "' is of another step than the main file");
+                        one_parameter_view one{pn, p, opt_};
+                        load_state_dict(one, part, true, f.string());
+                    }, "");
+                    if (!found) loose.push_back(n);
+                }
+                require<io_error>(loose.empty(), "checkpoint '", last.string(), "' lacks ", detail::name_list(loose));
+            }
+        }
         pos.global_step = step_ = pos.epoch * steps_per_epoch_ + pos.step_in_epoch;
         chores_.resumed(last, pos);
         return pos;
@@ -468,12 +605,7 @@ private:
     /// Before the optimizer attaches: on P > 1 ranks, the policies that split a
     /// layer over the ranks do so (method::distribute).
     static Method& split_over_ranks(Method& m, const trainer_config& c) {
-        if (!Method::splits_over_ranks || !c.comm || c.comm->size() == 1 || !c.shard_over_ranks) return m;
-        require<value_error>(c.out_dir.empty() && !c.resume, "data parallel: this method's classifier would be "
-                             "split over the ", c.comm->size(), " ranks (hybrid parallel), whose checkpoints are not "
-                             "written yet; train without an output directory, or keep it replicated on every rank "
-                             "(trainer_config::shard_over_ranks = false, as the ssl program does)");
-        m.distribute(*c.comm);
+        if (Method::splits_over_ranks && c.comm && c.comm->size() > 1 && c.shard_over_ranks) m.distribute(*c.comm);
         return m;
     }
 
@@ -496,6 +628,7 @@ private:
     train::chore_list chores_;
     dist::communicator* comm_;
     std::unique_ptr<dist::communicator> bn_group_;  // sync_batch_norm_group < P: this rank's group
+    bool split_ = false;  // a layer is split over the ranks (method::distribute)
     dist::gradient_averager<float> averager_{*comm_};
     std::optional<data::shard_stream> stream_;  // streaming: the shards, else data_ in memory
 };

@@ -19,6 +19,8 @@
 #include <ssl/trainer.hpp>
 
 #include <cmath>
+#include <filesystem>
+#include <unistd.h>
 #include <map>
 #include <memory>
 #include <string>
@@ -204,7 +206,9 @@ struct named_state {
 
 /// nudge != 0: every initial network parameter moved by about one float
 /// rounding (1e-7 relative), the yardstick of what rounding alone does.
-named_state fit(std::size_t steps, ssl::dist::communicator* comm, double nudge = 0) {
+/// out: checkpoints there (resume: continue from its last.safetensors).
+named_state fit(std::size_t steps, ssl::dist::communicator* comm, double nudge = 0,
+                const std::filesystem::path& out = {}, bool resume = false) {
     auto cfg = ssl::instance_cls_config(tiny, 16, 1, images().size());
     cfg.head = {32, 16, true};
     cfg.loss.shard_rows = 7;  // 40 classes: 6 shards, indivisible by 4
@@ -217,7 +221,8 @@ named_state fit(std::size_t steps, ssl::dist::communicator* comm, double nudge =
         }, "");
     }
     ssl::trainer_config tc{.epochs = 2, .batch = 8, .optimizer = "sgd", .lr = 0.05, .weight_decay = 1e-4,
-                           .warmup_epochs = 0, .seed = 3, .progress = false, .max_steps = steps, .comm = comm};
+                           .warmup_epochs = 0, .seed = 3, .out_dir = out, .resume = resume, .progress = false,
+                           .max_steps = steps, .comm = comm};
     ssl::trainer<method_t> t(m, images(), tc);
     named_state s;
     s.losses = t.fit().step_loss;
@@ -230,6 +235,26 @@ named_state fit(std::size_t steps, ssl::dist::communicator* comm, double nudge =
         },
         "");
     return s;
+}
+
+/// Largest |a - b| / (1 + |b|) over the tensors `a` holds (b holds them all).
+double largest_difference(const named_state& a, const named_state& b) {
+    double w = 0;
+    for (const auto& [name, v] : a.values) {
+        CAPTURE(name);
+        REQUIRE(b.values.contains(name));
+        const auto& ref = b.values.at(name);
+        REQUIRE(ref.size() == v.size());
+        for (std::size_t i = 0; i < v.size(); ++i)
+            w = std::max(w, std::abs(static_cast<double>(v[i]) - ref[i]) / (1 + std::abs(static_cast<double>(ref[i]))));
+    }
+    return w;
+}
+
+/// What rounding alone does to a one-process run of `steps` steps: the
+/// largest difference two 1e-7 nudges of the initial weights make.
+double rounding_noise(std::size_t steps, const named_state& one) {
+    return std::max(largest_difference(fit(steps, nullptr, 1.0), one), largest_difference(fit(steps, nullptr, 3.7), one));
 }
 
 }  // namespace
@@ -246,20 +271,7 @@ TEST_CASE("hybrid parallel instance_cls: P ranks train what one process trains; 
         for (std::size_t i = 0; i < steps; ++i)
             CHECK(std::abs(many.losses[i] - one.losses[i]) <= 1e-4 * (1 + std::abs(one.losses[i])));
         std::size_t shards = 0;
-        const auto worst = [&](const named_state& a) {  // over the tensors held here
-            double w = 0;
-            for (const auto& [name, v] : a.values) {
-                CAPTURE(name);
-                REQUIRE(one.values.contains(name));
-                const auto& ref = one.values.at(name);
-                REQUIRE(ref.size() == v.size());
-                for (std::size_t i = 0; i < v.size(); ++i)
-                    w = std::max(w, std::abs(static_cast<double>(v[i]) - ref[i]) /
-                                        (1 + std::abs(static_cast<double>(ref[i]))));
-            }
-            return w;
-        };
-        const double w = worst(many);
+        const double w = largest_difference(many, one);
         for (const auto& [name, v] : many.values) {
             if (name.find("classifier.shard_") != std::string::npos) {
                 ++shards;  // shard s lives on rank s % P
@@ -272,7 +284,7 @@ TEST_CASE("hybrid parallel instance_cls: P ranks train what one process trains; 
             CHECK(w <= 2e-5);
             if (c.rank() == 0) MESSAGE("instance_cls on ", P, " ranks, 1 step: largest state difference ", w);
         } else {  // against what rounding alone does in one process (two nudge patterns)
-            const double noise = std::max(worst(fit(steps, nullptr, 1.0)), worst(fit(steps, nullptr, 3.7)));
+            const double noise = rounding_noise(steps, one);
             if (c.rank() == 0)
                 MESSAGE("instance_cls on ", P, " ranks, ", steps, " steps: largest state difference ", w,
                         " (rounding noise ", noise, ")");
@@ -281,25 +293,124 @@ TEST_CASE("hybrid parallel instance_cls: P ranks train what one process trains; 
     }
 }
 
-TEST_CASE("hybrid parallel instance_cls: a split classifier with checkpoints is refused before training") {
+namespace {
+
+/// A folder of its own for this test and rank count, empty, the same path on every rank.
+std::filesystem::path fresh_dir(ssl::dist::communicator& c, const std::string& what) {
+    const std::int64_t id = c.rank() == 0 ? static_cast<std::int64_t>(::getpid()) : 0;
+    const std::int64_t run = c.sum(id);  // rank 0's pid on every rank
+    const auto d = std::filesystem::temp_directory_path() /
+                   ("ssl-hybrid-" + what + "-np" + std::to_string(c.size()) + "-" + std::to_string(run));
+    if (c.rank() == 0) {
+        std::filesystem::remove_all(d);
+        std::filesystem::create_directories(d);
+    }
+    c.barrier();
+    return d;
+}
+
+}  // namespace
+
+TEST_CASE("hybrid parallel instance_cls: checkpoints of the split classifier resume on the same and other rank counts") {
+    ssl::dist::mpi c;
+    const std::size_t P = static_cast<std::size_t>(c.size());
+    CAPTURE(P);
+    if (P == 1) return;
+    const auto dir = fresh_dir(c, "ckpt");
+    // two steps on P ranks (inside the first epoch of 5 steps), each rank writing its shards
+    fit(2, &c, 0, dir);
+    c.barrier();
+    namespace fs = std::filesystem;
+    REQUIRE(fs::exists(dir / "last.safetensors"));
+    const auto meta = ssl::io::read_safetensors_metadata(dir / "last.safetensors");
+    REQUIRE(meta.contains("split_state"));
+    CHECK(meta.at("split_state") == "shards/step_000000002");
+    std::size_t files = 0;
+    for (const auto& e : fs::directory_iterator(dir / meta.at("split_state"))) files += e.is_regular_file();
+    CHECK(files == 6);  // one per global shard, whoever held it
+    // the main file holds no shard
+    const auto main_file = ssl::io::read_safetensors(dir / "last.safetensors");
+    for (const auto& [name, t] : main_file.tensors) CHECK(name.find("classifier.shard_") == std::string::npos);
+
+    // resumed on P ranks: the uninterrupted P-rank run, exactly
+    const named_state straight = fit(3, &c);
+    const named_state resumed = fit(3, &c, 0, dir, true);
+    REQUIRE(resumed.losses.size() == 1);
+    CHECK(resumed.losses[0] == doctest::Approx(straight.losses[2]).epsilon(1e-6));
+    CHECK(largest_difference(resumed, straight) <= 1e-6);
+
+    // resumed in one process (each rank on its own copy): every shard read back
+    const auto mine = dir.string() + "-rank" + std::to_string(c.rank());
+    fs::remove_all(mine);
+    c.barrier();
+    // the copy is of step 2 (the resume above wrote step 3 into dir): write step 2 again
+    const auto two = fresh_dir(c, "ckpt2");
+    fit(2, &c, 0, two);
+    c.barrier();
+    fs::copy(two, mine, fs::copy_options::recursive);
+    const named_state alone = fit(3, nullptr, 0, mine, true);
+    const named_state one = fit(3, nullptr);
+    REQUIRE(alone.losses.size() == 1);
+    CHECK(alone.losses[0] == doctest::Approx(straight.losses[2]).epsilon(1e-4));
+    // one process from a P-rank checkpoint: within what rounding does to one process
+    const double noise = rounding_noise(3, one);
+    CHECK(largest_difference(alone, one) <= std::max(1e-5, 20 * noise));
+    fs::remove_all(mine);
+
+    if (P == 4) {  // written on 2 ranks (a group of the 4), resumed on 4
+        auto pair = c.split(c.rank() < 2 ? 0 : 1, c.rank());
+        const auto d2 = fresh_dir(c, "ckpt-2to4");
+        if (c.rank() < 2) fit(2, pair.get(), 0, d2);
+        c.barrier();
+        const named_state four = fit(3, &c, 0, d2, true);
+        REQUIRE(four.losses.size() == 1);
+        CHECK(four.losses[0] == doctest::Approx(straight.losses[2]).epsilon(1e-4));
+        CHECK(largest_difference(four, one) <= std::max(1e-5, 20 * noise));
+    }
+    // written whole by one process (no split), resumed split on P ranks
+    const auto whole = fresh_dir(c, "ckpt-whole");
+    if (c.rank() == 0) fit(2, nullptr, 0, whole);
+    c.barrier();
+    const named_state split = fit(3, &c, 0, whole, true);
+    REQUIRE(split.losses.size() == 1);
+    CHECK(split.losses[0] == doctest::Approx(one.losses[2]).epsilon(1e-4));
+    CHECK(largest_difference(split, one) <= std::max(1e-5, 20 * noise));
+
+    // a shard's file missing: every rank refuses to resume (none waits), the owner names the file
+    c.barrier();
+    if (c.rank() == 0) fs::remove(two / "shards" / "step_000000002" / "loss.classifier.shard_001.safetensors");
+    c.barrier();
+    try {
+        fit(3, &c, 0, two, true);
+        CHECK(false);
+    } catch (const ssl::io_error& e) {
+        const std::string m = e.what();
+        CAPTURE(m);
+        CHECK(m.find(c.rank() == 1 % c.size() ? "shard_001.safetensors' does not exist" : "another rank") !=
+              std::string::npos);
+    }
+    c.barrier();
+    if (c.rank() == 0) fs::remove_all(dir), fs::remove_all(two), fs::remove_all(whole);
+}
+
+TEST_CASE("hybrid parallel instance_cls: shard_over_ranks = false keeps the classifier replicated") {
     ssl::dist::mpi c;
     if (c.size() == 1) return;
     auto cfg = ssl::instance_cls_config(tiny, 16, 1, images().size());
     cfg.head = {32, 16, true};
-    method_t m(cfg);
-    ssl::trainer_config tc{.epochs = 1, .batch = 8, .out_dir = "unused-hybrid-run", .progress = false, .comm = &c};
-    CHECK_THROWS_WITH_AS(ssl::trainer<method_t>(m, images(), tc), doctest::Contains("shard_over_ranks = false"),
-                         ssl::value_error);
-    // replicated instead: every shard on every rank, gradients averaged like the network's
-    tc.out_dir.clear();
-    tc.shard_over_ranks = false;
-    tc.max_steps = 1;
     method_t r(cfg);
+    ssl::trainer_config tc{.epochs = 1, .batch = 8, .progress = false, .max_steps = 1, .comm = &c,
+                           .shard_over_ranks = false};
     ssl::trainer<method_t> t(r, images(), tc);
     t.fit();
-    std::size_t shards = 0;
-    r.for_each_parameter([&](const std::string&, auto& p) { shards += !p.replicated ? 100 : 1; }, "");
-    CHECK(shards > 6);
+    std::size_t shards = 0, split = 0;
+    r.for_each_parameter([&](const std::string& n, auto& p) {
+        shards += n.find("classifier.shard_") != std::string::npos;
+        split += !p.replicated;
+    }, "");
+    CHECK(shards == r.loss().shard_count());
+    CHECK(shards >= 1);
+    CHECK(split == 0);
 }
 
 }  // namespace test_mpi_instance_classifier

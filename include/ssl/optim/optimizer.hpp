@@ -226,6 +226,15 @@ public:
             if (slots_[i].param->replicated)
                 for (std::size_t k = 0; k < kinds_.size(); ++k) f(state_name(i, k), state_[i * kinds_.size() + k]);
     }
+    /// f("<name>.<kind>", tensor<T>&) for the state of the attached parameter
+    /// p only (nothing when p is not attached). Creates the state first.
+    template <class F>
+    void for_each_state_of(const parameter<T>& p, F&& f) {
+        ensure_state();
+        for (std::size_t i = 0; i < slots_.size(); ++i)
+            if (slots_[i].param == &p)
+                for (std::size_t k = 0; k < kinds_.size(); ++k) f(state_name(i, k), state_[i * kinds_.size() + k]);
+    }
 
     /// Zeroes the per-parameter state whose name starts with "<prefix>." for
     /// one of `prefixes` (the parameters were re-initialised); the step count

@@ -20,6 +20,11 @@
 //
 // When a run starts, the temporary files of atomic writes that a killed
 // process left in the directory are removed (io::remove_stale_temps).
+//
+// Data parallel with a layer split over the ranks (trainer.hpp): every rank
+// has a checkpointer, so that all of them call the writer at the same points
+// (the writer is collective there: each rank writes its shards, rank 0 the
+// rest); only rank 0's is `primary` (notices, stale temporary files).
 #include <cmath>
 #include <cstddef>
 #include <cstdio>
@@ -97,8 +102,9 @@ class checkpointer final : public chore {
 public:
     /// Writes into `dir` with `meta` (plus the position) in every file;
     /// notices ("resuming from ...") go to `notices`.
-    explicit checkpointer(std::filesystem::path dir, metadata meta = {}, std::FILE* notices = stderr)
-        : dir_(std::move(dir)), meta_(std::move(meta)), notices_(notices) {}
+    explicit checkpointer(std::filesystem::path dir, metadata meta = {}, std::FILE* notices = stderr,
+                          bool primary = true)
+        : dir_(std::move(dir)), meta_(std::move(meta)), notices_(notices), primary_(primary) {}
 
     static std::filesystem::path last_in(const std::filesystem::path& dir) { return dir / "last.safetensors"; }
     /// "epoch_003.safetensors" after 3 epochs.
@@ -112,15 +118,17 @@ public:
 
     void resumed(const std::filesystem::path& from, const run_position& at) override {
         saved_ = at;
-        std::fprintf(notices_, "resuming from %s at epoch %zu, step %zu\n", from.string().c_str(), at.epoch + 1,
-                     at.step_in_epoch);
+        if (primary_)
+            std::fprintf(notices_, "resuming from %s at epoch %zu, step %zu\n", from.string().c_str(), at.epoch + 1,
+                         at.step_in_epoch);
     }
     /// Creates the directory, and removes the temporary files a killed
     /// process left in it ("<file>.tmp.<pid>" of a pid that no longer runs),
     /// saying so on `notices`.
     void run_start(const run_info& i) override {
         std::filesystem::create_directories(dir_);
-        for (const auto& p : io::remove_stale_temps(dir_))
+        if (primary_)
+            for (const auto& p : io::remove_stale_temps(dir_))
             std::fprintf(notices_, "removed '%s', left by a process that no longer runs\n", p.string().c_str());
         write_ = i.write_state;
     }
@@ -147,6 +155,7 @@ private:
     std::filesystem::path dir_;
     metadata meta_;
     std::FILE* notices_;
+    bool primary_ = true;
     state_writer write_;
     double last_loss_ = 0;
     std::optional<run_position> saved_;
