@@ -243,9 +243,12 @@ public:
     /// ask for the head to be re-initialised; a loss with per-instance
     /// weights may initialise them (target_update/protocol.hpp). The plan's
     /// reset_optimizer_state names the parameters that were re-initialised.
+    /// `ranks` (data parallel): the passes over the data set that can be
+    /// split are split over these ranks (epoch_context::ranks).
     epoch_plan begin_epoch(const data::image_dataset& data, std::size_t epoch, std::uint64_t seed,
-                           bool resumed_mid_epoch = false) {
+                           bool resumed_mid_epoch = false, dist::communicator* ranks = nullptr) {
         auto c = context(data, epoch, seed, resumed_mid_epoch);
+        c.ranks = ranks;
         epoch_plan plan;
         if constexpr (requires { target_.begin_epoch(c); }) plan = target_.begin_epoch(c);
         plan.reset_optimizer_state.clear();

@@ -413,7 +413,7 @@ private:
         for (std::size_t epoch = start.epoch; epoch < cfg_.epochs && step_ < stop_at_; ++epoch) {
             // The target update may recompute pseudo-labels, re-initialise
             // parameters and choose this epoch's order (DeepCluster, SeLa, ...).
-            epoch_plan plan = m_.begin_epoch(data_, epoch, cfg_.seed, skip > 0);
+            epoch_plan plan = m_.begin_epoch(data_, epoch, cfg_.seed, skip > 0, comm_->size() > 1 ? comm_ : nullptr);
             std::visit([&](auto& o) { o.zero_state(plan.reset_optimizer_state); }, opt_);
             double epoch_loss = 0;
             std::size_t epoch_steps = 0, in_epoch = skip;

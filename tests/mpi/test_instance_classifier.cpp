@@ -19,6 +19,7 @@
 #include <ssl/trainer.hpp>
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <unistd.h>
 #include <map>
@@ -391,6 +392,26 @@ TEST_CASE("hybrid parallel instance_cls: checkpoints of the split classifier res
     }
     c.barrier();
     if (c.rank() == 0) fs::remove_all(dir), fs::remove_all(two), fs::remove_all(whole);
+}
+
+TEST_CASE("the raw-feature initialisation split over the ranks gives every rank the one-process rows, bit for bit") {
+    ssl::dist::mpi c;
+    for (bool batch_statistics : {true, false}) {
+        for (std::size_t chunk : {std::size_t(6), std::size_t(16), std::size_t(64)}) {  // 6 or 7, 2 or 3, 1 chunks
+            CAPTURE(batch_statistics);
+            CAPTURE(chunk);
+            auto cfg = ssl::instance_cls_config(tiny, 16, 1, images().size());
+            cfg.head = {32, 16, true};
+            cfg.loss.init_chunk = chunk;
+            cfg.loss.init_batch_statistics = batch_statistics;
+            method_t one(cfg), many(cfg);
+            one.begin_epoch(images(), 0, 3);
+            many.begin_epoch(images(), 0, 3, false, &c);
+            REQUIRE(many.loss().initialised());
+            for (std::size_t j = 0; j < images().size(); ++j)
+                CHECK(std::memcmp(one.loss().row(j), many.loss().row(j), 16 * sizeof(float)) == 0);
+        }
+    }
 }
 
 TEST_CASE("hybrid parallel instance_cls: shard_over_ranks = false keeps the classifier replicated") {

@@ -39,9 +39,9 @@
 //    ranks (parameter::replicated = false). The trainer calls it on P > 1
 //    ranks. Shard names stay global ("classifier.shard_007" on any rank).
 //  - Random rows from one Philox stream per global shard: the same initial
-//    classifier on any number of ranks. The raw-feature initialisation runs
-//    the whole data set through the network on every rank (the same
-//    features everywhere) and each rank keeps its rows.
+//    classifier on any number of ranks. The raw-feature initialisation is
+//    split over the ranks (epoch_context::ranks: each computes its chunks,
+//    all receive every row) and each rank keeps the rows of its shards.
 //  - Rows from the head output (the paper's "contrastive prior"; the space the
 //    classifier scores): step 0 is contrastive learning against raw features,
 //    which the paper reports converges much faster than random weights.

@@ -38,6 +38,7 @@
 #include <functional>
 #include <optional>
 #include <span>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,7 @@
 #include "../core/error.hpp"
 #include "../core/tensor.hpp"
 #include "../data/dataset.hpp"
+#include "../dist/communicator.hpp"
 
 namespace ssl {
 
@@ -86,6 +88,9 @@ struct epoch_context {
     /// Images (B, C, H, W) in [0, 1] as the backbone sees them at evaluation
     /// (the augmentation's eval_transform).
     std::function<tensor<float>(const tensor<float>&)> eval_transform;
+    /// Data parallel: the ranks the passes that can be split are split over
+    /// (each rank computes its share, every rank receives all); null: all here.
+    dist::communicator* ranks = nullptr;
 
     /// Runs fn(images as the backbone sees them, first index) over the whole
     /// data set in order, `chunk` images at a time, with the networks in eval
@@ -115,7 +120,11 @@ struct epoch_context {
     /// consecutive chunks of `chunk` .. 2 chunk - 1 images (no tiny last
     /// batch); otherwise eval mode, `chunk` images at a time. Either way the
     /// networks' buffers (running statistics) and modes are restored
-    /// afterwards: the pass has no side effect.
+    /// afterwards: the pass has no side effect. With `ranks` (P > 1) the
+    /// chunks are split over the ranks (rank q computes chunks q, q + P, ...,
+    /// each exactly as one process would) and all-gathered round by round:
+    /// every rank's fn sees every chunk, in order, with the same values;
+    /// compute / P, traffic N x D floats per rank.
     template <class F>
     void for_each_initial_output(F&& fn, bool batch_statistics, std::size_t chunk = 256) {
         const std::size_t n = data.size();
@@ -145,14 +154,49 @@ struct epoch_context {
         backbone.train(batch_statistics);
         head.train(batch_statistics);
         const std::size_t chunks = batch_statistics ? std::max<std::size_t>(1, n / chunk) : (n + chunk - 1) / chunk;
-        std::vector<std::size_t> idx;
-        for (std::size_t c = 0; c < chunks; ++c) {
+        const auto bounds = [&](std::size_t c) -> std::pair<std::size_t, std::size_t> {
             const std::size_t b = batch_statistics ? c * n / chunks : c * chunk;
-            const std::size_t e = batch_statistics ? (c + 1) * n / chunks : std::min(n, b + chunk);
+            return {b, batch_statistics ? (c + 1) * n / chunks : std::min(n, b + chunk)};
+        };
+        std::vector<std::size_t> idx;
+        const auto output = [&](std::size_t c) {
+            const auto [b, e] = bounds(c);
             idx.resize(e - b);
             for (std::size_t i = b; i < e; ++i) idx[i - b] = i;
-            const auto f = head.forward(backbone.forward(eval_transform(data.batch(idx))).out).out;
-            fn(f, b);
+            return head.forward(backbone.forward(eval_transform(data.batch(idx))).out).out;
+        };
+        if (!ranks || ranks->size() == 1) {
+            for (std::size_t c = 0; c < chunks; ++c) fn(output(c), bounds(c).first);
+            return;
+        }
+        // Split over the ranks: in round r rank q computes chunk r P + q (the
+        // very chunk one process computes, so the same values), then every
+        // rank receives the round's chunks (allgather, padded to the largest
+        // chunk) and fn sees all of them in order, as in one process.
+        const auto P = static_cast<std::size_t>(ranks->size()), me = static_cast<std::size_t>(ranks->rank());
+        std::size_t rows = 0;
+        for (std::size_t c = 0; c < chunks; ++c) rows = std::max(rows, bounds(c).second - bounds(c).first);
+        std::size_t D = 0;
+        for (std::size_t r = 0; r * P < chunks; ++r) {
+            tensor<float> mine;
+            if (r * P + me < chunks) mine = output(r * P + me);
+            if (r == 0) {  // the output width, from the ranks that computed a chunk
+                D = static_cast<std::size_t>(ranks->max(static_cast<std::int64_t>(mine.defined() ? mine.dim(1) : 0)));
+            }
+            std::vector<float> send(rows * D, 0.0f), all(P * rows * D);
+            if (mine.defined()) {
+                require<shape_error>(mine.dim(1) == D, "epoch_context: head outputs of width ", mine.dim(1),
+                                     " on this rank, ", D, " on another");
+                std::copy(mine.begin(), mine.end(), send.begin());
+            }
+            ranks->allgather(std::span<const float>(send), std::span<float>(all));
+            for (std::size_t q = 0; q < P && r * P + q < chunks; ++q) {
+                const auto [b, e] = bounds(r * P + q);
+                tensor<float> f({e - b, D});
+                std::copy(all.begin() + static_cast<std::ptrdiff_t>(q * rows * D),
+                          all.begin() + static_cast<std::ptrdiff_t>((q * rows + (e - b)) * D), f.begin());
+                fn(f, b);
+            }
         }
     }
     /// Backbone features of every image, (N, head_in_features), eval mode.
