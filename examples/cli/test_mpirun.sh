@@ -2,7 +2,8 @@
 # `mpirun -np 2 ssl train` (cli/dist.hpp): trains data parallel, rank 0 alone
 # prints the summary and writes the run; its first loss equals the one-process
 # run's; a run saved on 2 ranks resumes on 1 or 4 and continues the same run; a global batch the ranks
-# cannot share is refused with a sentence.
+# cannot share is refused with a sentence; the instance classifier split over the ranks checkpoints and resumes
+# on other rank counts.
 # Usage: test_mpirun.sh SSL_PROGRAM MPIEXEC WORK_DIR [mpiexec flags...]
 set -euo pipefail
 ssl=$1 mpiexec=$2 work=$3
@@ -38,6 +39,27 @@ for p in 1 4; do
   awk -v a="$want" -v b="$got" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(b != "" && d <= 1e-4 * (1 + (a < 0 ? -a : a))) }' \
     || { echo "resuming on $p ranks changed the run: $got vs $want"; exit 1; }
 done
+# the instance classifier split over the ranks (hybrid parallel): each rank writes its shards beside rank 0's
+# checkpoint; a 2-rank run stopped mid-epoch resumes on 1 and on 4 ranks and continues the same run; ssl eval
+# reads the split checkpoint
+iargs=(train --method instance-cls --data synthetic --width 4 --batch 32 --epochs 2 --train-limit 128
+       --eval-limit 256 --threads 1 --no-progress)
+"$mpiexec" -n 2 "$@" "$ssl" "${iargs[@]}" --out "$work/inst-straight" > /dev/null
+want=$(step4 "$work/inst-straight")
+for p in 1 4; do
+  "$mpiexec" -n 2 "$@" "$ssl" "${iargs[@]}" --max-steps 3 --out "$work/inst$p" > /dev/null
+  ls "$work/inst$p"/shards/step_000000003/loss.classifier.shard_000.safetensors > /dev/null \
+    || { echo "no shard files beside the 2-rank instance-cls checkpoint"; ls -R "$work/inst$p"; exit 1; }
+  "$mpiexec" -n $p "$@" "$ssl" train --resume --max-steps 4 --threads 1 --no-progress --out "$work/inst$p" \
+    > "$work/inst$p.log" 2>&1 || { cat "$work/inst$p.log"; exit 1; }
+  got=$(step4 "$work/inst$p")
+  echo "instance-cls: step 4 after resuming a 2-rank run on $p: $got (uninterrupted: $want)"
+  awk -v a="$want" -v b="$got" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(b != "" && d <= 1e-3 * (1 + (a < 0 ? -a : a))) }' \
+    || { echo "resuming instance-cls on $p ranks changed the run: $got vs $want"; exit 1; }
+done
+"$ssl" eval --checkpoint "$work/inst-straight/last.safetensors" --eval-limit 256 > "$work/inst-eval.log" 2>&1 \
+  || { cat "$work/inst-eval.log"; exit 1; }
+grep -q "kNN top-1" "$work/inst-eval.log" || { cat "$work/inst-eval.log"; exit 1; }
 # 30 images per step cannot be shared by 4 ranks
 if "$mpiexec" -n 4 "$@" "$ssl" train --method rotnet --data synthetic --width 4 --batch 30 --epochs 1 \
      --train-limit 64 --threads 1 --no-progress --out "$work/bad" > "$work/bad.log" 2>&1; then

@@ -177,7 +177,8 @@ private:
         steps_per_epoch_ = stream_ ? stream_->batches_per_epoch() : train.size() / c.batch;  // drop_last
         total_steps_ = steps_per_epoch_ * c.epochs;  // the schedules span the whole run
         stop_at_ = c.max_steps ? std::min(total_steps_, c.max_steps) : total_steps_;
-        m_.for_each_parameter([&](const std::string&, auto& p) { split_ = split_ || !p.replicated; }, "");
+        // the same on every rank (a rank may hold no part of the split layer)
+        split_ = Method::splits_over_ranks && comm_->size() > 1 && c.shard_over_ranks;
         chores_ = standard_chores(c, split_);
     }
 

@@ -209,10 +209,10 @@ struct named_state {
 /// rounding (1e-7 relative), the yardstick of what rounding alone does.
 /// out: checkpoints there (resume: continue from its last.safetensors).
 named_state fit(std::size_t steps, ssl::dist::communicator* comm, double nudge = 0,
-                const std::filesystem::path& out = {}, bool resume = false) {
+                const std::filesystem::path& out = {}, bool resume = false, std::size_t shard_rows = 7) {
     auto cfg = ssl::instance_cls_config(tiny, 16, 1, images().size());
     cfg.head = {32, 16, true};
-    cfg.loss.shard_rows = 7;  // 40 classes: 6 shards, indivisible by 4
+    cfg.loss.shard_rows = shard_rows;  // 7: 40 classes in 6 shards, indivisible by 4
     cfg.loss.init_chunk = 16;
     method_t m(cfg);
     if (nudge != 0) {
@@ -377,6 +377,16 @@ TEST_CASE("hybrid parallel instance_cls: checkpoints of the split classifier res
     CHECK(split.losses[0] == doctest::Approx(one.losses[2]).epsilon(1e-4));
     CHECK(largest_difference(split, one) <= std::max(1e-5, 20 * noise));
 
+    // fewer shards than ranks (2 of 40 classes each): the ranks without one take part in every write and read
+    const auto few = fresh_dir(c, "ckpt-few");
+    fit(2, &c, 0, few, false, 20);
+    c.barrier();
+    const named_state few_resumed = fit(3, &c, 0, few, true, 20);
+    const named_state few_straight = fit(3, &c, 0, {}, false, 20);
+    REQUIRE(few_resumed.losses.size() == 1);
+    CHECK(few_resumed.losses[0] == doctest::Approx(few_straight.losses[2]).epsilon(1e-6));
+    CHECK(largest_difference(few_resumed, few_straight) <= 1e-6);
+
     // a shard's file missing: every rank refuses to resume (none waits), the owner names the file
     c.barrier();
     if (c.rank() == 0) fs::remove(two / "shards" / "step_000000002" / "loss.classifier.shard_001.safetensors");
@@ -391,7 +401,7 @@ TEST_CASE("hybrid parallel instance_cls: checkpoints of the split classifier res
               std::string::npos);
     }
     c.barrier();
-    if (c.rank() == 0) fs::remove_all(dir), fs::remove_all(two), fs::remove_all(whole);
+    if (c.rank() == 0) fs::remove_all(dir), fs::remove_all(two), fs::remove_all(whole), fs::remove_all(few);
 }
 
 TEST_CASE("the raw-feature initialisation split over the ranks gives every rank the one-process rows, bit for bit") {
