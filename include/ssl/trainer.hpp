@@ -286,7 +286,8 @@ public:
         }
     }
 
-    /// Writes model + optimizer state + position to `path` (atomic).
+    /// Writes model + optimizer state + position to `path` (atomic). With a
+    /// layer split over the ranks it is collective: call it on every rank.
     void save_to(const std::filesystem::path& path, std::size_t epoch, std::size_t step_in_epoch) {
         write_state(path, train::with_position(checkpoint_metadata(cfg_), {epoch, step_in_epoch, step_}));
     }
@@ -373,26 +374,40 @@ private:
                                     bad.empty() ? std::string("a tensor on another rank is not finite") : bad,
                                     "; not writing '", path.string(), "'"));
         const std::string rel = split_folder(step_);
+        const std::filesystem::path folder = path.parent_path() / rel;
+        // all ranks, or none, throw: no rank is left waiting in a collective
+        const auto together = [&](const std::string& failed, const char* what) {
+            if (dist::any_rank(*comm_, !failed.empty()))
+                throw io_error(detail::cat("checkpoint '", path.string(), "': ", what, " failed",
+                                           failed.empty() ? std::string(" on another rank") : ": " + failed));
+        };
         std::string failed;
-        try {
-            std::filesystem::create_directories(path.parent_path() / rel);
-            train::metadata m = meta;
-            m["split_part"] = "1";
-            for_each_split_parameter([&](const std::string& n, parameter<float>& p) {
-                one_parameter_view one{n, p, opt_};
-                save_checkpoint(path.parent_path() / rel / (n + ".safetensors"), one, m);
-            });
-        } catch (const std::exception& e) {
-            failed = e.what();
+        if (folder != split_written_) {  // last and epoch_NNN at one step share the folder: written once
+            try {
+                std::filesystem::create_directories(folder);
+                train::metadata m = meta;
+                m["split_part"] = "1";
+                for_each_split_parameter([&](const std::string& n, parameter<float>& p) {
+                    one_parameter_view one{n, p, opt_};
+                    save_checkpoint(folder / (n + ".safetensors"), one, m);
+                });
+            } catch (const std::exception& e) {
+                failed = e.what();
+            }
+            together(failed, "writing the split layer's files");
+            split_written_ = folder;
         }
-        if (dist::any_rank(*comm_, !failed.empty()))
-            throw io_error(detail::cat("checkpoint '", path.string(), "': writing the split layer's files failed",
-                                       failed.empty() ? std::string(" on another rank") : ": " + failed));
         comm_->barrier();  // every part is on disk before the main file names the folder
-        if (comm_->rank() != 0) return;
-        train::metadata m = meta;
-        m["split_state"] = rel;
-        save_checkpoint(path, rep, m);
+        if (comm_->rank() == 0) {
+            try {
+                train::metadata m = meta;
+                m["split_state"] = rel;
+                save_checkpoint(path, rep, m);
+            } catch (const std::exception& e) {
+                failed = e.what();
+            }
+        }
+        together(failed, "writing the replicated state");
     }
 
     /// "shards/step_000000123": the folder of the split layer's files at a step.
@@ -528,14 +543,19 @@ private:
                                   detail::name_list(r.missing));
             } else {
                 const std::filesystem::path dir = cfg_.out_dir / split_at->second;
+                require<io_error>(r.unexpected.empty(), "checkpoint '", last.string(), "' holds ",
+                                  detail::name_list(r.unexpected), ", which this model does not have");
                 std::vector<std::string> loose;  // missing from the main file and not a split parameter's
                 for (const auto& n : r.missing) {
                     bool found = false;
                     m_.for_each_parameter([&](const std::string& pn, parameter<float>& p) {
                         if (found || (n != pn && n.rfind("optim." + pn + ".", 0) != 0)) return;
-                        found = true;
-                        if (n != pn) return;  // its optimizer state is in the parameter's file
                         const auto f = dir / (pn + ".safetensors");
+                        if (n != pn) {  // optimizer state: read with its parameter, from the parameter's file
+                            found = std::filesystem::exists(f);
+                            return;
+                        }
+                        found = true;
                         require<io_error>(std::filesystem::exists(f), "checkpoint '", last.string(),
                                           "': the split layer's file '", f.string(), "' does not exist");
                         const io::safetensors_file part = io::read_safetensors(f);
@@ -630,6 +650,7 @@ private:
     dist::communicator* comm_;
     std::unique_ptr<dist::communicator> bn_group_;  // sync_batch_norm_group < P: this rank's group
     bool split_ = false;  // a layer is split over the ranks (method::distribute)
+    std::filesystem::path split_written_;  // the split layer's folder this run wrote last
     dist::gradient_averager<float> averager_{*comm_};
     std::optional<data::shard_stream> stream_;  // streaming: the shards, else data_ in memory
 };

@@ -73,7 +73,7 @@ struct instance_ce_config {
 /// global mean, as every data-parallel loss: the replicated parameters'
 /// gradients are averaged over the ranks). value, correct and hardest are of
 /// this rank's rows. Bytes each rank sends per call (payload):
-///   16 + 4 b D + 8 b + 24 B + 16 B kh + 4 B D   (B = P b, kh = max(k, 1), float).
+///   20 + 4 b D + 8 b + 24 B + 16 B kh + 4 B D   (B = P b, kh = max(k, 1), float).
 struct instance_ce_ranks {
     dist::communicator* comm = nullptr;  ///< the P ranks (null or one rank: one process with this layout)
     std::span<const std::size_t> first;  ///< the first class of each of this rank's shards
@@ -386,7 +386,8 @@ public:
         if (comm) {
             std::vector<double> gmx = rmax;
             comm->allreduce_max(std::span<double>(gmx));
-            for (std::size_t i = 0; i < B; ++i) rsum[i] = rsum[i] > 0 ? rsum[i] * std::exp(rmax[i] - gmx[i]) : 0.0;
+            // a rank without classes adds 0; a NaN stays a NaN
+            for (std::size_t i = 0; i < B; ++i) rsum[i] = rsum[i] == 0 ? 0.0 : rsum[i] * std::exp(rmax[i] - gmx[i]);
             rmax = std::move(gmx);
             comm->allreduce_sum(std::span<double>(rsum));
             comm->allreduce_sum(std::span<double>(ztrue));
@@ -430,9 +431,12 @@ public:
         res.hardest.assign(hard.begin() + static_cast<std::ptrdiff_t>(lo * k),
                            hard.begin() + static_cast<std::ptrdiff_t>(hi * k));
         res.value = mine / static_cast<double>(nb);
-        // the global total decides, so that every rank stops (or goes on) together
-        if (!std::isfinite(total)) {  // NaN/Inf inputs: report, do not backpropagate
-            res.value = std::numeric_limits<double>::quiet_NaN();
+        // NaN/Inf inputs: report, do not backpropagate; over ranks one verdict
+        // for all (a rank's own rows may be finite, the step is not)
+        bool bad = !std::isfinite(total);
+        if (comm) bad = comm->max(static_cast<std::int32_t>(bad)) != 0;
+        if (bad) {
+            if (comm) res.value = std::numeric_limits<double>::quiet_NaN();
             res.grad_features = tensor<T>::zeros(features.shape());
             return res;
         }

@@ -35,6 +35,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <optional>
 #include <span>
@@ -179,7 +180,20 @@ struct epoch_context {
         std::size_t D = 0;
         for (std::size_t r = 0; r * P < chunks; ++r) {
             tensor<float> mine;
-            if (r * P + me < chunks) mine = output(r * P + me);
+            std::exception_ptr failed;  // a rank that fails stops every rank (none waits in the gather)
+            try {
+                if (r * P + me < chunks) {
+                    mine = output(r * P + me);
+                    require<shape_error>(mine.rank() == 2, "epoch_context: head outputs of shape ",
+                                         mine.shape().str(), ", expected (n, D)");
+                }
+            } catch (...) {
+                failed = std::current_exception();
+            }
+            if (ranks->max(static_cast<std::int32_t>(failed != nullptr)) != 0) {
+                if (failed) std::rethrow_exception(failed);
+                throw error("epoch_context: the pass over the data set failed on another rank");
+            }
             if (r == 0) {  // the output width, from the ranks that computed a chunk
                 D = static_cast<std::size_t>(ranks->max(static_cast<std::int64_t>(mine.defined() ? mine.dim(1) : 0)));
             }
