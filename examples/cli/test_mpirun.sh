@@ -30,14 +30,22 @@ done
 "$mpiexec" -n 2 "$@" "$ssl" "${args[@]}" --epochs 2 --out "$work/straight" > /dev/null
 step4() { awk -F, '$2 == 4 { print $3 }' "$1/metrics.csv" | tail -1; }
 want=$(step4 "$work/straight")
+mpi_flags=("$@")
+# resume_on P DIR WANT LABEL TOL: DIR holds a 2-rank run stopped after step 3; resumed on P ranks for step 4,
+# its loss must be WANT (the uninterrupted run's step 4) to TOL relative
+resume_on() {
+  local p=$1 dir=$2 want=$3 label=$4 tol=$5 got
+  "$mpiexec" -n "$p" "${mpi_flags[@]}" "$ssl" train --resume --max-steps 4 --threads 1 --no-progress --out "$dir" \
+    > "$dir.log" 2>&1 || { cat "$dir.log"; exit 1; }
+  got=$(step4 "$dir")
+  echo "$label: step 4 after resuming a 2-rank run on $p: $got (uninterrupted: $want)"
+  awk -v a="$want" -v b="$got" -v t="$tol" \
+    'BEGIN { d = a - b; if (d < 0) d = -d; exit !(b != "" && d <= t * (1 + (a < 0 ? -a : a))) }' \
+    || { echo "resuming $label on $p ranks changed the run: $got vs $want"; exit 1; }
+}
 for p in 1 4; do
   "$mpiexec" -n 2 "$@" "$ssl" "${args[@]}" --epochs 2 --max-steps 3 --out "$work/resume$p" > /dev/null
-  "$mpiexec" -n $p "$@" "$ssl" train --resume --max-steps 4 --threads 1 --no-progress --out "$work/resume$p" \
-    > "$work/resume$p.log" 2>&1 || { cat "$work/resume$p.log"; exit 1; }
-  got=$(step4 "$work/resume$p")
-  echo "step 4 after resuming a 2-rank run on $p: $got (uninterrupted: $want)"
-  awk -v a="$want" -v b="$got" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(b != "" && d <= 1e-4 * (1 + (a < 0 ? -a : a))) }' \
-    || { echo "resuming on $p ranks changed the run: $got vs $want"; exit 1; }
+  resume_on $p "$work/resume$p" "$want" simclr 1e-4
 done
 # the instance classifier split over the ranks (hybrid parallel): each rank writes its shards beside rank 0's
 # checkpoint; a 2-rank run stopped mid-epoch resumes on 1 and on 4 ranks and continues the same run; ssl eval
@@ -50,12 +58,7 @@ for p in 1 4; do
   "$mpiexec" -n 2 "$@" "$ssl" "${iargs[@]}" --max-steps 3 --out "$work/inst$p" > /dev/null
   ls "$work/inst$p"/shards/step_000000003/loss.classifier.shard_000.safetensors > /dev/null \
     || { echo "no shard files beside the 2-rank instance-cls checkpoint"; ls -R "$work/inst$p"; exit 1; }
-  "$mpiexec" -n $p "$@" "$ssl" train --resume --max-steps 4 --threads 1 --no-progress --out "$work/inst$p" \
-    > "$work/inst$p.log" 2>&1 || { cat "$work/inst$p.log"; exit 1; }
-  got=$(step4 "$work/inst$p")
-  echo "instance-cls: step 4 after resuming a 2-rank run on $p: $got (uninterrupted: $want)"
-  awk -v a="$want" -v b="$got" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(b != "" && d <= 1e-3 * (1 + (a < 0 ? -a : a))) }' \
-    || { echo "resuming instance-cls on $p ranks changed the run: $got vs $want"; exit 1; }
+  resume_on $p "$work/inst$p" "$want" instance-cls 1e-3
 done
 "$ssl" eval --checkpoint "$work/inst-straight/last.safetensors" --eval-limit 256 > "$work/inst-eval.log" 2>&1 \
   || { cat "$work/inst-eval.log"; exit 1; }
