@@ -156,7 +156,8 @@ public:
         hc.reserve(vb.views.size());
         for (std::size_t v = 0; v < vb.views.size(); ++v) {
             if constexpr (reads_taps) {
-                std::vector<std::string> names(head_.tap_names().begin(), head_.tap_names().end());
+                const auto& tn = head_.tap_names();  // once: a head may return its names by value
+                std::vector<std::string> names(tn.begin(), tn.end());
                 auto b = backbone_.forward_taps(vb.views[v], names);
                 auto h = head_.forward_taps(b.taps, vb.spec(v), ids.size());
                 bc.push_back(std::move(b.cache));
