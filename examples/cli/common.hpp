@@ -720,6 +720,8 @@ int run_method(M& m, const common_options& o, const data_sets& d, const run_docu
                     o.baseline ? ("   (random init " + fmt(base.linear) + " %)").c_str() : "");
         std::printf("output        %s (last.safetensors, %smetrics.csv, plot.svg)\n", tc.out_dir.string().c_str(),
                     interrupted ? "" : "backbone.safetensors, ");
+        // what a head learned that is worth reading (multitask's lasso mixture per task)
+        if constexpr (requires { m.head().summary(); }) std::printf("head          %s\n", m.head().summary().c_str());
     }
     nlohmann::json j{{"method", method_name},     {"backbone", bb.arch},
                      {"width", bb.width},         {"data", d.name},
@@ -742,6 +744,7 @@ int run_method(M& m, const common_options& o, const data_sets& d, const run_docu
         j["random_init_knn_top1"] = base.knn ? nlohmann::json(*base.knn) : nlohmann::json();
         j["random_init_linear_top1"] = base.linear ? nlohmann::json(*base.linear) : nlohmann::json();
     }
+    if constexpr (requires { m.head().summary(); }) j["head"] = m.head().summary();
     if (o.json) std::printf("%s\n", j.dump().c_str());
     return interrupted ? 130 : 0;
 }

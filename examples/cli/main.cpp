@@ -50,6 +50,7 @@ method_entry& split_brain_entry();
 method_entry& s4l_entry();
 method_entry& cpc_entry();
 method_entry& motion_entry();
+method_entry& multitask_entry();
 
 namespace {
 
@@ -65,7 +66,7 @@ const std::vector<method_entry*>& methods() {
         &moco_entry(),        &instdisc_entry(),    &instdisc_softmax_entry(), &pirl_entry(),
         &deepcluster_entry(), &sela_entry(),        &deepercluster_entry(),    &instance_cls_entry(),
         &exemplar_entry(),    &colorization_entry(), &split_brain_entry(),      &s4l_entry(),
-        &cpc_entry(),         &motion_entry()};
+        &cpc_entry(),         &motion_entry(),      &multitask_entry()};
     return all;
 }
 

@@ -125,6 +125,7 @@ TEST_CASE("multitask head: alpha starts at 1/M, the L1 subgradient is added, las
     CHECK(h.alphas(pretext::task::rotation) == std::vector<double>{0.5, 0.5});
     CHECK(h.alphas(pretext::task::jigsaw).empty());
     CHECK(h.penalty() == doctest::Approx(0.25 * 2.0));
+    CHECK(h.summary() == "lasso alpha rotation: a 0.5 b 0.5; exemplar: a 0.5 b 0.5");
     const auto x = ref::random<double>({8, 3, 2, 2}, 1), y = ref::random<double>({8, 3, 2, 2}, 2);
     const ssl::view_spec s{.copies = 4, .branch = 0};
     auto fwd = h.forward_taps({x, y}, s, 2);
@@ -147,6 +148,7 @@ TEST_CASE("multitask head: alpha starts at 1/M, the L1 subgradient is added, las
     ssl::head::multitask<double> off(small_head({"rotation"}, false), 3, 7);
     auto fo = off.forward_taps({x, y}, s, 2);
     const auto d = off.backward_taps(fo.cache, ref::random<double>(fo.out.shape(), 3));
+    CHECK(off.summary() == "lasso off: every task reads b");
     CHECK_FALSE(d[0].defined());
     CHECK(d[1].defined());
     // a view of a task the head does not have

@@ -31,6 +31,7 @@
 //                decay (LARS) leave it to the lasso
 //   lasso off    every task reads the last tap alone (no alpha): the ablation
 #include <cmath>
+#include <cstdio>
 #include <optional>
 #include <string>
 #include <vector>
@@ -129,6 +130,24 @@ public:
         if (!alpha_.value.defined() || r == npos) return a;
         for (std::size_t m = 0; m < cfg_.taps.size(); ++m) a.push_back(static_cast<double>(alpha_.value.at(r, m)));
         return a;
+    }
+    /// One line for people: each task's mixture ("rotation: layer4.0 0.31
+    /// layer4.1 0.69; ..."), or which tap every task reads with the lasso off.
+    std::string summary() const {
+        if (!alpha_.value.defined())
+            return cfg_.taps.empty() ? std::string("no lasso taps") : "lasso off: every task reads " + cfg_.taps.back();
+        std::string s = "lasso alpha";
+        for (pretext::task t : tasks_) {
+            const auto a = alphas(t);
+            if (a.empty()) continue;
+            s += (s.size() == 11 ? " " : "; ") + pretext::name(t) + ":";
+            for (std::size_t m = 0; m < a.size(); ++m) {
+                char buf[32];
+                std::snprintf(buf, sizeof buf, " %.3g", a[m]);
+                s += " " + cfg_.taps[m] + buf;
+            }
+        }
+        return s;
     }
     /// l1 * sum |alpha| (not part of the step's reported loss).
     double penalty() const {
