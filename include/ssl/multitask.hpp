@@ -15,13 +15,15 @@
 // task), loss::multitask_loss, target::none.
 //
 // Differences from the paper, each for a reason: a ResNet-18 (any backbone
-// with taps) instead of ResNet-101, the lasso over the blocks of the trunk's
-// last stage (ResNet-101's conv4 has 23 same-shape blocks, ResNet-18's
-// layer4 has 2: name other taps with lasso_taps); one synchronous step over
-// all tasks on one process instead of asynchronous workers per task;
-// exemplar as a batch-hard triplet loss over 4 copies per image (the paper's
-// exemplar used a triplet loss too); relative position is not a task here
-// (jigsaw is its 9-tile form).
+// with taps) instead of ResNet-101 truncated after its block 3; the lasso
+// over the blocks of the trunk's last stage, since evaluation reads the
+// trunk's output (the paper mixes the 23 units of block 3; ResNet-18's layer4
+// has 2; lasso_taps = {"layer3.0", "layer3.1"} reads the paper's depth); one
+// synchronous step over all tasks on one process instead of asynchronous
+// workers per task; exemplar as a batch-hard soft-margin triplet loss over 4
+// copies per image (S4L's form of it, loss/triplet.hpp); the paper's
+// relative position is not a task here (jigsaw is its 9-tile form), nor is
+// motion segmentation (ssl::motion needs clips, not images).
 #include <algorithm>
 #include <string>
 #include <vector>
