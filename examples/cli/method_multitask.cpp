@@ -49,7 +49,7 @@ struct multitask_spec {
         m.channels = d.channels();
         if (lasso) m.lasso = *lasso;
         if (l1) m.l1 = *l1;
-        if (lasso_taps) m.lasso_taps = ssl::pretext::split_task_list(*lasso_taps);
+        if (lasso_taps) m.lasso_taps = ssl::pretext::split_list(*lasso_taps, "tap name in --lasso-taps");
         if (permutations) m.permutations = *permutations;
         if (copies) m.exemplar_copies = *copies;
         m.colorization.grid = dense_grid(m.size);

@@ -18,7 +18,7 @@
 // with taps) instead of ResNet-101 truncated after its block 3; the lasso
 // over the blocks of the trunk's last stage, since evaluation reads the
 // trunk's output (the paper mixes the 23 units of block 3; ResNet-18's layer4
-// has 2; lasso_taps = {"layer3.0", "layer3.1"} reads the paper's depth); one
+// has 2; shallower taps are refused: the layers after them would not train); one
 // synchronous step over all tasks on one process instead of asynchronous
 // workers per task; exemplar as a batch-hard soft-margin triplet loss over 4
 // copies per image (S4L's form of it, loss/triplet.hpp); the paper's
@@ -58,11 +58,13 @@ struct multitask_options {
     colorization_options colorization{};  ///< its crop size is always the images' (size)
 };
 
-/// The same-shape blocks of a backbone's last stage, from its tap names and
-/// their shapes (shapes[i] of names[i]): the names "<stage>.<k>" that share
-/// the last such name's stage and its shape (resnet18: layer4.0, layer4.1).
+/// The lasso's default taps, from the backbone's tap names and the maps a
+/// probe image gives (maps[i] of names[i]): the blocks "<stage>.<k>" of the
+/// last stage that have 4-d maps of the shape of the trunk's last 4-d map,
+/// ending with that map (resnet18: layer4.0, layer4.1; a backbone with a
+/// final norm after its last block: layer4.0, ..., that norm's output).
 inline std::vector<std::string> default_lasso_taps(const std::vector<std::string>& names,
-                                                   const std::vector<shape_t>& shapes) {
+                                                   const std::vector<tensor<float>>& maps) {
     auto block = [](const std::string& n, std::string& stage) {
         const auto dot = n.rfind('.');
         if (dot == std::string::npos || dot + 1 == n.size()) return false;
@@ -71,20 +73,30 @@ inline std::vector<std::string> default_lasso_taps(const std::vector<std::string
         stage = n.substr(0, dot);
         return true;
     };
-    std::string last_stage;
-    std::size_t last = names.size();
+    std::size_t final_map = names.size();
     for (std::size_t i = names.size(); i-- > 0;)
-        if (block(names[i], last_stage)) {
+        if (maps[i].rank() == 4) {
+            final_map = i;
+            break;
+        }
+    require<value_error>(final_map < names.size(), "default_lasso_taps: the backbone has no 4-d maps among its taps");
+    std::string last_stage, st;
+    std::size_t last = names.size();
+    for (std::size_t i = final_map + 1; i-- > 0;)
+        if (maps[i].rank() == 4 && block(names[i], last_stage)) {
             last = i;
             break;
         }
     require<value_error>(last < names.size(), "default_lasso_taps: no block taps (\"stage.k\") among the backbone's; "
                          "name the lasso taps");
     std::vector<std::string> out;
-    for (std::size_t i = 0; i <= last; ++i) {
-        std::string s;
-        if (block(names[i], s) && s == last_stage && shapes[i] == shapes[last]) out.push_back(names[i]);
-    }
+    for (std::size_t i = 0; i <= last; ++i)
+        if (maps[i].rank() == 4 && block(names[i], st) && st == last_stage && maps[i].shape() == maps[final_map].shape())
+            out.push_back(names[i]);
+    const auto same = [](const tensor<float>& a, const tensor<float>& b) {
+        return a.shape() == b.shape() && std::equal(a.begin(), a.end(), b.begin());
+    };
+    if (out.empty() || !same(maps[last], maps[final_map])) out.push_back(names[final_map]);
     return out;
 }
 
@@ -123,18 +135,34 @@ typename multitask<Backbone>::config multitask_config(typename Backbone::options
         c.head.colorization = col.head;
         c.loss.colorization = col.loss;
     }
+    // a probe image (not zeros: equal maps must mean one point of the network)
     Backbone probe(backbone);
     probe.train(false);
+    tensor<float> x({1, in, o.size, o.size});
+    for (std::size_t k = 0; k < x.numel(); ++k) x[k] = static_cast<float>((k * 7919) % 101) / 101.0f - 0.5f;
     const std::vector<std::string> all = probe.tap_names();
-    const auto r = probe.forward_taps(tensor<float>::zeros({1, in, o.size, o.size}), all);
-    std::vector<shape_t> shapes;
-    for (const auto& t : r.taps) shapes.push_back(t.shape());
-    c.head.taps = o.lasso_taps.empty() ? default_lasso_taps(all, shapes) : o.lasso_taps;
-    const auto chosen = probe.forward_taps(tensor<float>::zeros({1, in, o.size, o.size}), c.head.taps);
+    const auto r = probe.forward_taps(x, all);
+    c.head.taps = o.lasso_taps.empty() ? default_lasso_taps(all, r.taps) : o.lasso_taps;
+    require<value_error>(!c.head.taps.empty(), "multitask: no lasso taps");
+    const auto chosen = probe.forward_taps(x, c.head.taps);
     for (std::size_t m = 0; m < c.head.taps.size(); ++m)
-        require<value_error>(chosen.taps[m].shape() == chosen.taps.back().shape(), "multitask: the lasso taps must have "
-                             "one shape; '", c.head.taps[m], "' is ", chosen.taps[m].shape().str(), ", '",
-                             c.head.taps.back(), "' ", chosen.taps.back().shape().str());
+        require<value_error>(chosen.taps[m].rank() == 4 && chosen.taps[m].shape() == chosen.taps.back().shape(),
+                             "multitask: the lasso taps must be 4-d maps of one shape; '", c.head.taps[m], "' is ",
+                             chosen.taps[m].shape().str(), ", '", c.head.taps.back(), "' ",
+                             chosen.taps.back().shape().str());
+    // The trunk's last 4-d map must be the last lasso tap: backward stops at
+    // the deepest tap with a gradient, and evaluation reads the layers after it.
+    std::size_t final_map = all.size();
+    for (std::size_t i = all.size(); i-- > 0;)
+        if (r.taps[i].rank() == 4) {
+            final_map = i;
+            break;
+        }
+    const auto& a = chosen.taps.back();
+    const auto& b = r.taps.at(final_map);
+    require<value_error>(a.shape() == b.shape() && std::equal(a.begin(), a.end(), b.begin()), "multitask: the last lasso "
+                         "tap '", c.head.taps.back(), "' is not the trunk's last map ('", all[final_map], "'): the layers "
+                         "after it would get no gradient, and evaluation reads them");
     c.head.channels = chosen.taps.back().dim(1);
     return c;
 }

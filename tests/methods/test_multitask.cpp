@@ -5,6 +5,7 @@
 // colorization.
 #include <doctest/doctest.h>
 
+#include <ssl/backbone/any_backbone.hpp>
 #include <ssl/data/synthetic.hpp>
 #include <ssl/multitask.hpp>
 #include <ssl/testing/gradcheck.hpp>
@@ -71,6 +72,26 @@ TEST_CASE("multitask: the default lasso taps are the last stage's blocks") {
                     ssl::value_error);  // colorization on 1 channel
     CHECK_THROWS_AS(ssl::multitask_config<ssl::resnet18<float>>(net, {.size = 16, .lasso_taps = {"layer3.1", "layer4.1"}}),
                     ssl::value_error);  // different shapes
+    // taps that end before the trunk's last map would leave layer4 untrained
+    CHECK_THROWS_WITH_AS(
+        ssl::multitask_config<ssl::resnet18<float>>(net, {.size = 16, .lasso_taps = {"layer3.0", "layer3.1"}}),
+        doctest::Contains("is not the trunk's last map ('layer4"), ssl::value_error);
+    CHECK_THROWS_WITH_AS(ssl::multitask_config<ssl::resnet18<float>>(net, {.size = 16, .lasso_taps = {"avgpool"}}),
+                         doctest::Contains("4-d maps"), ssl::value_error);
+}
+
+TEST_CASE("multitask: default lasso taps on other architectures end at the trunk's last map, and a step runs") {
+    const auto d = images(8);
+    const std::vector<std::size_t> ids{0, 1, 2, 3, 4, 5, 6, 7};
+    for (const char* arch : {"convnet", "resnet18v2"}) {
+        const ssl::any_backbone_options o{.arch = arch, .in_channels = 1, .width = 4, .stem = ssl::stem::cifar, .seed = 1};
+        const auto c = ssl::multitask_config<ssl::any_backbone<float>>(o, {.tasks = {"rotation", "exemplar"}, .size = 16});
+        MESSAGE(std::string(arch), " lasso taps: ", c.head.taps.front(), " .. ", c.head.taps.back(), " (", c.head.taps.size(), ")");
+        CHECK(!c.head.taps.empty());
+        ssl::multitask<ssl::any_backbone<float>> m(c);
+        const auto r = m.train_step(d.batch(ids), ids, {.seed = 1});
+        CHECK_MESSAGE(std::isfinite(r.loss), arch);
+    }
 }
 
 TEST_SUITE("gradcheck") {
@@ -144,6 +165,42 @@ TEST_CASE("multitask head: alpha starts at 1/M, the L1 subgradient is added, las
     CHECK(with[0] == doctest::Approx(without[0] + 0.25));  // rotation's row, alpha > 0
     CHECK(with[1] == doctest::Approx(without[1] + 0.25));
     CHECK(with[2] == 0.0);  // exemplar's row: no view of it in this backward
+    // the subgradient's other branches: -l1 for a negative alpha, 0 at 0
+    h.for_each_parameter([&](const std::string& name, auto& p) {
+        if (name == "lasso.alpha") {
+            p.value[0] = -0.5;
+            p.value[1] = 0.0;
+        }
+    }, "");
+    auto fn = h.forward_taps({x, y}, s, 2);
+    ssl::zero_grad(h);
+    h.backward_taps(fn.cache, dy);
+    h0.for_each_parameter([&](const std::string& name, auto& p) {
+        if (name == "lasso.alpha") {
+            p.value[0] = -0.5;
+            p.value[1] = 0.0;
+        }
+    }, "");
+    auto f0n = h0.forward_taps({x, y}, s, 2);
+    ssl::zero_grad(h0);
+    h0.backward_taps(f0n.cache, dy);
+    std::vector<double> gn, g0n;
+    h.for_each_parameter([&](const std::string& name, auto& p) { if (name == "lasso.alpha") for (double g : p.grad) gn.push_back(g); }, "");
+    h0.for_each_parameter([&](const std::string& name, auto& p) { if (name == "lasso.alpha") for (double g : p.grad) g0n.push_back(g); }, "");
+    CHECK(gn[0] == doctest::Approx(g0n[0] - 0.25));
+    CHECK(gn[1] == doctest::Approx(g0n[1]));
+    CHECK_THROWS_AS(ssl::head::multitask<double>(small_head({"rotation"}, true, -1.0), 3, 7), ssl::value_error);
+    // colorization alone reads its own taps: no alpha
+    auto col = small_head({"colorization"});
+    col.colorization = {.taps = {"c"}, .tap_channels = {3}, .grid = 2, .hidden = 4, .dropout = 0, .outputs = 4};
+    ssl::head::multitask<double> hc(col, 3, 7);
+    CHECK(hc.tap_names() == std::vector<std::string>{"a", "b", "c"});
+    CHECK(hc.summary() == "no task reads the lasso (colorization reads its hypercolumn taps)");
+    auto fc = hc.forward_taps({x, y, ref::random<double>({2, 3, 4, 4}, 5)}, {.branch = 3}, 2);
+    CHECK(fc.out.shape() == ssl::shape_t{8, 4});
+    const auto dc = hc.backward_taps(fc.cache, ref::random<double>({8, 4}, 6));
+    CHECK_FALSE(dc[0].defined());
+    CHECK(dc[2].defined());
     // lasso off: the gradient reaches the last tap only
     ssl::head::multitask<double> off(small_head({"rotation"}, false), 3, 7);
     auto fo = off.forward_taps({x, y}, s, 2);
@@ -208,7 +265,9 @@ TEST_CASE("multitask views: one view per task, its branch and its labels; colour
     CHECK(vb.specs[1].copies == 9);
     CHECK(vb.specs[2].branch == 2);
     CHECK(vb.specs[2].copies == 4);
-    CHECK(vb.labels.size() == 4 * 6 + 6);
+    REQUIRE(vb.labels.size() == 4 * 6 + 6);
+    for (std::size_t k = 0; k < 4 * 6; ++k) CHECK(vb.labels[k] == static_cast<std::int64_t>(k / 6));  // row k N + i: k
+    for (std::size_t i = 0; i < 6; ++i) CHECK((vb.labels[24 + i] >= 0 && vb.labels[24 + i] < 100));   // permutations
     const auto again = a.make_views(d.batch(ids), ids, 5, 0);
     for (std::size_t v = 0; v < 3; ++v) CHECK(ref::max_abs_diff(vb.views[v], again.views[v]) == 0.0);
     CHECK(a.eval_transform(d.batch(ids)).shape() == ssl::shape_t{6, 1, 16, 16});
@@ -287,6 +346,13 @@ TEST_CASE("multitask on colour images with colorization: the trunk sees lightnes
         if (name.starts_with("head.colorization.") || name.starts_with("head.rotation.")) grads += s > 0;
     }, "");
     CHECK(grads >= 4);
+    double trunk = 0, alpha = 0;
+    m.for_each_parameter([&](const std::string& name, auto& p) {
+        for (float g : p.grad) (name == "head.lasso.alpha" ? alpha : trunk) += std::abs(g) * name.starts_with("backbone.");
+        if (name == "head.lasso.alpha") for (float g : p.grad) alpha += std::abs(g);
+    }, "");
+    CHECK(trunk > 0);
+    CHECK(alpha > 0);
 }
 
 }  // namespace test_multitask

@@ -13,8 +13,8 @@
 // network may not see colour, so every task reads lightness: the other tasks'
 // input images become gray L*/100 (one channel) before their own pipelines,
 // and colorization's view (L*/100 - 0.5) is re-scaled to the same gray
-// normalisation, so all views of the trunk share one input statistic; the
-// backbone then takes 1 channel and evaluation feeds it L*/100 too.
+// normalisation (jigsaw's tiles are then standardised tile by tile, as in
+// jigsaw alone); the backbone takes 1 channel and evaluation feeds it L*/100.
 //
 // Contract: images (N, channels, size, size) in [0, 1]; colorization needs
 // channels = 3. Row rule as everywhere: row r * N + i of a view is copy r of
@@ -25,6 +25,8 @@
 //                     augmented_copies, colorization_views), configured apart
 //   randomness        task t draws with seed + (t + 1) * 0x9E3779B97F4A7C15:
 //                     the tasks' crops of one image are independent
+//   evaluation        eval_transform above for every task set (jigsaw's
+//                     eval_tiles does not apply here)
 #include <cstdint>
 #include <optional>
 #include <span>

@@ -24,6 +24,7 @@
 //
 // Choices:
 //   alpha init   1/M for every task and block: no depth preferred at the start
+//   sub-heads    task slot t seeded with seed + 7919000 (t + 1): no two heads share a stream
 //   L1 gradient  its subgradient l1 * sign(alpha_t) is added in backward, once
 //                per view of task t (one per step); the loss value reported by
 //                the step does not include the penalty (penalty() gives it)
@@ -81,11 +82,13 @@ public:
         : cfg_(c), tasks_(pretext::parse_tasks(c.tasks)) {
         require<value_error>(!c.taps.empty() || only_colorization(),
                              "head::multitask: no lasso taps (name the same-shape block outputs the tasks read)");
+        require<value_error>(std::isfinite(c.l1) && c.l1 >= 0, "head::multitask: l1 must be finite and >= 0, got ", c.l1);
         const std::size_t d = c.channels ? c.channels : in_features;
         require<value_error>(only_colorization() || d > 0, "head::multitask: the lasso taps' channels are 0");
         std::size_t rows = 0;
         for (pretext::task t : tasks_) {
-            const std::uint64_t s = seed + detail::sub_seed_step * (pretext::slot(t) + 1);
+            // far apart: the sub-heads offset their own parts by sub_seed_step
+            const std::uint64_t s = seed + detail::sub_seed_step * 1000 * (pretext::slot(t) + 1);
             if (t != pretext::task::colorization) row_[pretext::slot(t)] = rows++;
             switch (t) {
                 case pretext::task::rotation: rotation_.emplace(c.rotation, d, s); break;
@@ -134,8 +137,10 @@ public:
     /// One line for people: each task's mixture ("rotation: layer4.0 0.31
     /// layer4.1 0.69; ..."), or which tap every task reads with the lasso off.
     std::string summary() const {
-        if (!alpha_.value.defined())
-            return cfg_.taps.empty() ? std::string("no lasso taps") : "lasso off: every task reads " + cfg_.taps.back();
+        if (!alpha_.value.defined()) {
+            if (only_colorization()) return "no task reads the lasso (colorization reads its hypercolumn taps)";
+            return "lasso off: every task reads " + cfg_.taps.back();
+        }
         std::string s = "lasso alpha";
         for (pretext::task t : tasks_) {
             const auto a = alphas(t);

@@ -95,9 +95,12 @@ public:
                     break;
                 }
                 case pretext::task::exemplar: {
-                    const std::size_t rows = z.dim(0), samples = rows / s.copies;
-                    require<shape_error>(s.copies >= 2 && samples * s.copies == rows, "multitask_loss: the exemplar "
-                                         "view has ", rows, " rows in ", s.copies, " copies (needs 2 or more copies)");
+                    const std::size_t rows = z.dim(0);
+                    require<shape_error>(s.copies >= 2 && rows % s.copies == 0, "multitask_loss: the exemplar view has ",
+                                         rows, " rows in ", s.copies, " copies (needs 2 or more copies per sample)");
+                    const std::size_t samples = rows / s.copies;
+                    require<value_error>(samples >= 2, "multitask_loss: the exemplar task needs at least 2 images per "
+                                         "batch (another image's copies are the triplet's negatives), got ", samples);
                     std::vector<std::int64_t> groups(rows);
                     for (std::size_t k = 0; k < rows; ++k) groups[k] = static_cast<std::int64_t>(k % samples);
                     auto r = batch_hard_triplet(z, groups);

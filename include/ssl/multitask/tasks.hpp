@@ -55,8 +55,9 @@ inline std::vector<task> parse_tasks(const std::vector<std::string>& names) {
     return v;
 }
 
-/// "a,b,c" -> {"a", "b", "c"} (the command line's form; spaces trimmed).
-inline std::vector<std::string> split_task_list(std::string_view s) {
+/// "a,b,c" -> {"a", "b", "c"} (the command line's form; spaces trimmed);
+/// `what` names the list's items in the error for an empty one.
+inline std::vector<std::string> split_list(std::string_view s, std::string_view what) {
     std::vector<std::string> out;
     std::size_t b = 0;
     while (b <= s.size()) {
@@ -65,12 +66,14 @@ inline std::vector<std::string> split_task_list(std::string_view s) {
         std::string_view part = s.substr(b, e - b);
         while (!part.empty() && part.front() == ' ') part.remove_prefix(1);
         while (!part.empty() && part.back() == ' ') part.remove_suffix(1);
-        require<value_error>(!part.empty(), "multitask: an empty task name in '", std::string(s), "'");
+        require<value_error>(!part.empty(), "multitask: an empty ", std::string(what), " in '", std::string(s), "'");
         out.emplace_back(part);
         b = e + 1;
     }
     return out;
 }
+
+inline std::vector<std::string> split_task_list(std::string_view s) { return split_list(s, "task name"); }
 
 inline bool has(const std::vector<task>& v, task t) { return std::find(v.begin(), v.end(), t) != v.end(); }
 
