@@ -113,6 +113,12 @@ TEST_CASE("tar: a header whose checksum does not match is corrupt, naming the me
                          ssl::io_error);
     // random bytes are not a tar file
     CHECK_THROWS_AS(read_all(std::string(2048, '\x7f')), ssl::io_error);
+    // a header without a single NUL byte (found by the fuzzer: the name shown
+    // in the message must stop at the name field's 100 bytes, not run on)
+    std::string no_nul(1024, 'a');
+    no_nul.replace(148, 8, "0000000 ");
+    const std::string named = "corrupt member header ('" + std::string(100, 'a') + "'): checksum 0 stored";
+    CHECK_THROWS_WITH_AS(read_all(no_nul), doctest::Contains(named.c_str()), ssl::io_error);
 }
 
 TEST_CASE("tar: a size field larger than the file is refused before anything is allocated") {

@@ -178,7 +178,7 @@ public:
                 ssum += static_cast<signed char>(c);
             }
             if (stored != sum && static_cast<std::int64_t>(stored) != ssum)
-                fail(at, "corrupt member header ('", detail::tar_shown(h.data(), std::min<std::size_t>(100, std::strlen(reinterpret_cast<const char*>(h.data())))),
+                fail(at, "corrupt member header ('", detail::tar_shown(h.data(), detail::tar_string(h.data(), 100).size()),
                      "'): checksum ", stored, " stored, ", sum, " computed");
             std::uint64_t size = 0;
             if (!detail::tar_number(h.data() + 124, 12, size))
