@@ -3,10 +3,9 @@
 # and openmpi-bin, when missing; needs root or sudo), builds the dist tests in
 # build-mpi and runs them through mpirun at 1, 2, 3 and 4 ranks, oversubscribed
 # (ctest label dist: collectives, synchronized batch norm with its gradient
-# check, NT-Xent negatives from all ranks, the hybrid-parallel instance
-# classifier, SimCLR / RotNet / BYOL / MoCo / InstDisc on P ranks against one
-# process). About 3 minutes on 2 cores (2 min 55 s here: 161 s of
-# building, 14 s of tests).
+# check, NT-Xent, triplet and CPC negatives from all ranks, the hybrid-parallel
+# instance classifier, every method on P ranks against one process). About 4
+# minutes on 2 cores (building, then about 75 s of tests at 1, 2 and 4 ranks).
 #   SSL_MPI_CLI=1 also builds the ssl program with MPI and runs
 #   `mpirun -np 2 ssl train` (test cli/mpirun_train; several more minutes).
 # Extra arguments go to ctest.

@@ -211,7 +211,9 @@ public:
     /// batch (EMA targets follow, banks store the batch's features, queues
     /// enqueue its keys). A target that asks for a pass over the data set
     /// (SeLa's label update) gets it over `data`, the training set.
-    void after_step(step_outcome&& outcome, const step_context& ctx, const data::image_dataset* data = nullptr) {
+    /// `ranks` (data parallel): the pass is split over them (epoch_context::ranks).
+    void after_step(step_outcome&& outcome, const step_context& ctx, const data::image_dataset* data = nullptr,
+                    dist::communicator* ranks = nullptr) {
         const target_step s{ctx.step, ctx.total_steps, ctx.epoch};
         const target_request req = target_.after_step(backbone_, head_, std::move(outcome.targets), s);
         if (!req.data_pass) return;
@@ -219,6 +221,7 @@ public:
             require(data != nullptr, "method::after_step: the target update asks for a pass over the training set at step ", ctx.step + 1,
                     "; pass the data set to after_step (ssl::trainer does)");
             auto c = context(*data, ctx.epoch, ctx.seed, false);
+            c.ranks = ranks;
             target_.data_pass(c, s);
         } else {
             throw error(detail::cat("method::after_step: the target update asked for a data pass but has no data_pass(epoch_context&, target_step)"));

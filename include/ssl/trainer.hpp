@@ -135,10 +135,11 @@ private:
                     what += std::string(" '") + target_type::name + "'";
             }
             require<value_error>(comm_->size() == 1, "data parallel: this method's ", what,
-                                 " keeps state built from the batch that is not shared between ranks yet, so ",
+                                 " couples the samples of the batch (or keeps state built from it) in a way "
+                                 "not shared between ranks yet, so ",
                                  comm_->size(), " ranks would not train what one process trains; run it in one "
-                                 "process (data parallel today: SimCLR, BYOL, MoCo v2, InstDisc, RotNet, Jigsaw, "
-                                 "the instance classifier)");
+                                 "process (every method ssl ships declares it; a policy of your own must declare "
+                                 "data_parallel = true once it is)");
         }
         dist::check_global_batch(c.batch, *comm_);  // before any collective
         if (c.sync_batch_norm && c.sync_batch_norm_group > 0 && comm_->size() > 1) {
@@ -460,7 +461,7 @@ private:
                 std::visit([](auto& o) { o.step(); }, opt_);
                 const double loss = r.loss;
                 const auto metrics = r.metrics;
-                m_.after_step(std::move(r), ctx, &data_);
+                m_.after_step(std::move(r), ctx, &data_, comm_->size() > 1 ? comm_ : nullptr);
                 ++step_;
                 ++epoch_steps;
                 ++s.steps;

@@ -4,15 +4,24 @@
 // (over a "mirror" communicator that plays P identical ranks). The P-rank
 // behaviour itself is tested under mpirun (tests/mpi, label dist).
 #include <doctest/doctest.h>
+#include <ssl/loss/cluster_losses.hpp>
+#include <ssl/loss/colorization.hpp>
+#include <ssl/loss/cpc.hpp>
 #include <ssl/loss/info_nce.hpp>
 #include <ssl/loss/instance_classifier.hpp>
+#include <ssl/loss/mask_bce.hpp>
+#include <ssl/loss/multitask.hpp>
 #include <ssl/loss/nce.hpp>
 #include <ssl/loss/pirl_nce.hpp>
 #include <ssl/loss/policies.hpp>
+#include <ssl/loss/split_brain.hpp>
+#include <ssl/target_update/cluster.hpp>
 #include <ssl/target_update/ema.hpp>
+#include <ssl/target_update/hierarchical_cluster.hpp>
 #include <ssl/target_update/memory_bank.hpp>
 #include <ssl/target_update/none.hpp>
 #include <ssl/target_update/queue.hpp>
+#include <ssl/target_update/sinkhorn.hpp>
 
 #include <ssl/data/loader.hpp>
 #include <ssl/data/synthetic.hpp>
@@ -365,4 +374,14 @@ static_assert(ssl::dist::declares_data_parallel<ssl::loss::info_nce_queue>);
 static_assert(ssl::dist::declares_data_parallel<ssl::target::memory_bank>);  // replicated bank
 static_assert(ssl::dist::declares_data_parallel<ssl::loss::instance_classifier>);  // replicated or split over ranks
 static_assert(ssl::dist::declares_data_parallel<ssl::loss::instance_nce>);
-static_assert(!ssl::dist::declares_data_parallel<ssl::loss::pirl_nce>);
+static_assert(ssl::dist::declares_data_parallel<ssl::loss::pirl_nce>);  // Z from the global batch's f
+static_assert(ssl::dist::declares_data_parallel<ssl::loss::cpc_nce>);   // negatives from every rank's patches
+static_assert(ssl::dist::declares_data_parallel<ssl::loss::colorization_kl>);
+static_assert(ssl::dist::declares_data_parallel<ssl::loss::split_brain_ce>);
+static_assert(ssl::dist::declares_data_parallel<ssl::loss::mask_bce>);
+static_assert(ssl::dist::declares_data_parallel<ssl::loss::multitask_loss>);
+static_assert(ssl::dist::declares_data_parallel<ssl::loss::pseudo_label_classification<float>>);
+static_assert(ssl::dist::declares_data_parallel<ssl::loss::hierarchical_classification<float>>);
+static_assert(ssl::dist::declares_data_parallel<ssl::target::cluster_reassignment>);  // the pass split, labels broadcast
+static_assert(ssl::dist::declares_data_parallel<ssl::target::sinkhorn_labels>);
+static_assert(ssl::dist::declares_data_parallel<ssl::target::hierarchical_clusters>);

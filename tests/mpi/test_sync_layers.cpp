@@ -1,5 +1,6 @@
 // Synchronized batch norm (nn/batch_norm.hpp inside a dist::step_scope) and
-// NT-Xent with negatives from all ranks (loss/nt_xent.hpp) on P ranks against
+// the losses with negatives from all ranks (NT-Xent, the batch-hard triplet,
+// CPC's InfoNCE) on P ranks against
 // one process on the concatenated global batch; SyncBN's gradient against
 // finite differences of the global loss.
 #include <doctest/doctest.h>
@@ -8,7 +9,9 @@
 
 #include <ssl/dist/data_parallel.hpp>
 #include <ssl/dist/mpi.hpp>
+#include <ssl/loss/cpc.hpp>
 #include <ssl/loss/nt_xent.hpp>
+#include <ssl/loss/triplet.hpp>
 #include <ssl/nn/batch_norm.hpp>
 
 #include <cmath>
@@ -249,6 +252,77 @@ TEST_CASE("nt_xent: ranks with different local batches are refused, naming the r
     z2.fill(0.5f);
     ssl::loss::nt_xent<float> loss;
     CHECK_THROWS_WITH_AS(loss(z1, z2, &c), doctest::Contains("rank 1 has 3 pairs"), ssl::shape_error);
+}
+
+/// Rank r's rows of a global tensor whose rows are `blocks` consecutive
+/// blocks of N samples each (copy-major, or grid-cell-major): in every block
+/// the rows of samples [r n, (r + 1) n).
+template <class T>
+ssl::tensor<T> sample_rows(const ssl::tensor<T>& g, std::size_t blocks, const ssl::dist::communicator& c) {
+    const std::size_t N = g.dim(0) / blocks, P = static_cast<std::size_t>(c.size()), n = N / P;
+    const std::size_t width = g.numel() / g.dim(0), me = static_cast<std::size_t>(c.rank());
+    ssl::shape_t s = g.shape();
+    s[0] = blocks * n;
+    ssl::tensor<T> out(s);
+    for (std::size_t b = 0; b < blocks; ++b)
+        std::copy_n(g.data() + (b * N + me * n) * width, n * width, out.data() + b * n * width);
+    return out;
+}
+
+TEST_CASE("batch-hard triplet: positives and negatives from all ranks equal one process; gradient reduce-scattered") {
+    using T = double;
+    ssl::dist::mpi c;
+    const std::size_t P = static_cast<std::size_t>(c.size());
+    for (std::size_t n : {1u, 3u}) {
+        if (n * P < 2) continue;  // one process needs two groups
+        CAPTURE(n);
+        const std::size_t copies = 3, N = n * P, D = 5;
+        const auto z = global_tensor<T>({copies * N, D}, 41);
+        std::vector<std::int64_t> groups(copies * N);
+        for (std::size_t k = 0; k < groups.size(); ++k) groups[k] = static_cast<std::int64_t>(k % N);
+        const auto one = ssl::loss::batch_hard_triplet(z, groups);
+        std::vector<std::int64_t> mine_groups;
+        {
+            ssl::dist::step_scope scope(c);
+            mine_groups = ssl::loss::copy_groups(copies * n, n);  // numbered across the ranks
+        }
+        const auto mine = ssl::loss::batch_hard_triplet(sample_rows(z, copies, c), mine_groups, c);
+        CHECK(ssl::dist::mean_over_ranks(c, mine.value) == doctest::Approx(one.value).epsilon(1e-12));
+        CHECK(ssl::dist::mean_over_ranks(c, mine.violated) == doctest::Approx(one.violated).epsilon(1e-12));
+        auto g = mine.grad.clone();
+        for (auto& v : g) v /= static_cast<T>(P);
+        check_close(g, sample_rows(one.grad, copies, c), 1e-12, "dL/dz");
+    }
+}
+
+TEST_CASE("batch-hard triplet: ranks with different local batches are refused, naming the ranks") {
+    ssl::dist::mpi c;
+    if (c.size() == 1) return;
+    const std::size_t n = c.rank() == 1 ? 6 : 4;
+    const auto z = global_tensor<float>({n, 3}, 42);
+    std::vector<std::int64_t> groups(n);
+    for (std::size_t k = 0; k < n; ++k) groups[k] = static_cast<std::int64_t>(k % 2 + 2 * c.rank());
+    CHECK_THROWS_WITH_AS(ssl::loss::batch_hard_triplet(z, groups, c), doctest::Contains("rank 1 has 6 rows"),
+                         ssl::shape_error);
+}
+
+TEST_CASE("cpc InfoNCE: negatives from every rank's patches equal one process; gradient reduce-scattered") {
+    using T = double;
+    ssl::dist::mpi c;
+    const std::size_t P = static_cast<std::size_t>(c.size()), R = 3, C = 2, K = 2, D = 4;
+    for (std::size_t n : {1u, 2u}) {
+        CAPTURE(n);
+        const std::size_t N = n * P;
+        const auto y = global_tensor<T>({R * C * N, K + 1, D}, 43, 0.7);
+        ssl::loss::cpc_info_nce<T> loss({.temperature = 0.5, .block_rows = 5});
+        const auto one = loss(y, N, R, C);
+        const auto mine = loss(sample_rows(y, R * C, c), n, R, C, &c);
+        CHECK(ssl::dist::mean_over_ranks(c, mine.value) == doctest::Approx(one.value).epsilon(1e-12));
+        CHECK(c.sum(static_cast<std::int64_t>(mine.correct)) == static_cast<std::int64_t>(one.correct));
+        auto g = mine.grad.clone();
+        for (auto& v : g) v /= static_cast<T>(P);
+        check_close(g, sample_rows(one.grad, R * C, c), 1e-12, "dL/dy");
+    }
 }
 
 }  // namespace test_mpi_sync_layers

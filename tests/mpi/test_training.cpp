@@ -1,4 +1,7 @@
-// The test that matters: SimCLR, RotNet and BYOL trained by ssl::trainer on P
+// The test that matters: every data-parallel method (SimCLR, RotNet, BYOL,
+// MoCo v2, InstDisc, PIRL, Exemplar-CNN, colorization, split-brain, motion,
+// DeepCluster, SeLa, DeeperCluster, S4L, multi-task, CPC)
+// trained by ssl::trainer on P
 // ranks (global batch 16, each rank its contiguous slice, synchronized batch
 // norm, NT-Xent negatives from all ranks, bucketed gradient average) equal the
 // one-process run up to float summation order: after one step tightly (the
@@ -9,14 +12,23 @@
 #include <algorithm>
 
 #include <ssl/byol.hpp>
+#include <ssl/cpc.hpp>
+#include <ssl/colorization.hpp>
 #include <ssl/data/synthetic.hpp>
 #include <ssl/dist/mpi.hpp>
 #include <ssl/deepcluster.hpp>
+#include <ssl/exemplar.hpp>
 #include <ssl/instdisc.hpp>
 #include <ssl/pirl.hpp>
 #include <ssl/moco.hpp>
+#include <ssl/multitask.hpp>
+#include <ssl/motion.hpp>
 #include <ssl/rotnet.hpp>
+#include <ssl/s4l.hpp>
+#include <ssl/sela.hpp>
+#include <ssl/deepercluster.hpp>
 #include <ssl/simclr.hpp>
+#include <ssl/split_brain.hpp>
 #include <ssl/trainer.hpp>
 
 #include <cmath>
@@ -42,13 +54,48 @@ const ssl::data::image_dataset& data_set() {
 
 struct run_result {
     std::vector<double> losses;
-    std::vector<float> state;  // every parameter, then every float buffer, in visiting order
+    std::vector<float> state;  // every replicated parameter, then every float buffer, in visiting order
+    std::vector<std::pair<std::size_t, std::string>> starts;  // where each tensor begins in state
+    /// The tensor holding state[i].
+    std::string name_at(std::size_t i) const {
+        std::string n;
+        for (const auto& [b, name] : starts)
+            if (b <= i) n = name;
+        return n;
+    }
 };
+
+/// 64 colour images (3 channels) of 16 x 16, for the colorization family.
+const ssl::data::image_dataset& colour_set() {
+    static const auto d = ssl::data::synthetic({.size = 64, .classes = 4, .channels = 3, .height = 16, .width = 16,
+                                                .noise = 0.2, .seed = 2})
+                              .to_dataset();
+    return d;
+}
+
+/// data_set()'s frames with a moving-object mask as a last channel (0 / 255:
+/// the bright pixels), as motion_training_set makes them.
+const ssl::data::image_dataset& masked_set() {
+    static const auto d = [] {
+        const auto& f = data_set();
+        ssl::data::image_dataset m = f;
+        const std::size_t n = f.size(), hw = 16 * 16;
+        m.images = ssl::tensor<std::uint8_t>({n, 2, 16, 16});
+        for (std::size_t i = 0; i < n; ++i)
+            for (std::size_t k = 0; k < hw; ++k) {
+                const std::uint8_t v = f.images[i * hw + k];
+                m.images[(i * 2) * hw + k] = v;
+                m.images[(i * 2 + 1) * hw + k] = v > 128 ? 255 : 0;
+            }
+        return m;
+    }();
+    return d;
+}
 
 template <class M>
 run_result train(const typename M::config& cfg, std::size_t steps, ssl::dist::communicator* comm,
                  const std::string& optimizer = "sgd", bool sync_bn = true, double nudge = 0,
-                 std::size_t bn_group = 0) {
+                 std::size_t bn_group = 0, const ssl::data::image_dataset* data = nullptr) {
     M m(cfg);
     if (nudge != 0) {  // every initial parameter moved by about one float rounding (1e-7 relative), pattern `nudge`
         std::size_t q = 0;
@@ -59,26 +106,38 @@ run_result train(const typename M::config& cfg, std::size_t steps, ssl::dist::co
     ssl::trainer_config tc{.epochs = 2, .batch = 16, .optimizer = optimizer, .lr = 0.02, .weight_decay = 1e-4,
                            .warmup_epochs = 0, .seed = 3, .progress = false, .max_steps = steps, .comm = comm,
                            .sync_batch_norm = sync_bn, .sync_batch_norm_group = bn_group};
-    ssl::trainer<M> t(m, data_set(), tc);
+    ssl::trainer<M> t(m, data ? *data : data_set(), tc);
     auto s = t.fit();
     run_result r;
     r.losses = s.step_loss;
-    m.for_each_parameter([&](const std::string&, auto& p) { r.state.insert(r.state.end(), p.value.begin(), p.value.end()); }, "");
+    // classifier shards (split over the ranks) are compared by test_instance_classifier.cpp
+    m.for_each_parameter([&](const std::string& n, auto& p) {
+        if (n.find("classifier.shard_") != std::string::npos) return;
+        r.starts.emplace_back(r.state.size(), n);
+        r.state.insert(r.state.end(), p.value.begin(), p.value.end());
+    }, "");
     m.for_each_buffer(
-        [&](const std::string&, auto& t) {
-            if constexpr (std::is_same_v<typename std::remove_cvref_t<decltype(t)>::value_type, float>)
+        [&](const std::string& n, auto& t) {
+            if constexpr (std::is_same_v<typename std::remove_cvref_t<decltype(t)>::value_type, float>) {
+                r.starts.emplace_back(r.state.size(), n);
                 r.state.insert(r.state.end(), t.begin(), t.end());
+            }
         },
         "");
     return r;
 }
 
-/// Largest |a - b| / (|b| + 1) over the state.
-double worst(const std::vector<float>& a, const std::vector<float>& b) {
+/// Largest |a - b| / (|b| + 1) over the state; `at`: its index.
+double worst(const std::vector<float>& a, const std::vector<float>& b, std::size_t* at = nullptr) {
     REQUIRE(a.size() == b.size());
     double w = 0;
-    for (std::size_t i = 0; i < a.size(); ++i)
-        w = std::max(w, std::abs(static_cast<double>(a[i]) - b[i]) / (std::abs(static_cast<double>(b[i])) + 1.0));
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        const double e = std::abs(static_cast<double>(a[i]) - b[i]) / (std::abs(static_cast<double>(b[i])) + 1.0);
+        if (e > w) {
+            w = e;
+            if (at) *at = i;
+        }
+    }
     return w;
 }
 /// ||a - b|| / ||b|| over the state.
@@ -103,32 +162,42 @@ double relative_l2(const std::vector<float>& a, const std::vector<float>& b) {
 /// factor of that spread (or under a floor for runs that barely amplify).
 template <class M>
 void check_equals_one_process(const std::string& name, const typename M::config& cfg, std::size_t steps,
-                              const std::string& optimizer = "sgd") {
+                              const std::string& optimizer = "sgd", const ssl::data::image_dataset* data = nullptr) {
     ssl::dist::mpi c;
     CAPTURE(name);
     CAPTURE(c.size());
     for (std::size_t k : {std::size_t(1), steps}) {
         CAPTURE(k);
-        const run_result one = train<M>(cfg, k, nullptr, optimizer);
-        const run_result many = train<M>(cfg, k, &c, optimizer);
+        const run_result one = train<M>(cfg, k, nullptr, optimizer, true, 0, 0, data);
+        const run_result many = train<M>(cfg, k, &c, optimizer, true, 0, 0, data);
         REQUIRE(many.losses.size() == k);
         REQUIRE(one.losses.size() == k);
         double loss_diff = 0;
         for (std::size_t i = 0; i < k; ++i)
             loss_diff = std::max(loss_diff, std::abs(many.losses[i] - one.losses[i]) / (1 + std::abs(one.losses[i])));
-        const double w = worst(many.state, one.state), l2 = relative_l2(many.state, one.state);
+        std::size_t at = 0;
+        const double w = worst(many.state, one.state, &at), l2 = relative_l2(many.state, one.state);
         if (k == 1) {
             CHECK(loss_diff <= 2e-6);
-            CHECK(w <= 2e-5);
+            // 2e-5, or where one step already amplifies rounding (a ReLU or a
+            // batch-norm channel near its kink: PIRL's layer3, S4L-Rotation's
+            // stem) within 20x of what the 1e-7 nudges do to the same tensor
+            double noise_w = 0;
+            if (w > 2e-5)
+                for (double pattern : {1.0, 3.7, 7.1})
+                    noise_w = std::max(noise_w, worst(train<M>(cfg, k, nullptr, optimizer, true, pattern, 0, data).state,
+                                                      one.state));
+            CHECK(w <= std::max(2e-5, 20 * noise_w));
             if (c.rank() == 0)
                 MESSAGE(name, " on ", c.size(), " ranks, 1 step: loss ", many.losses[0], " vs ", one.losses[0],
-                        "; state: largest difference ", w, ", relative L2 ", l2);
+                        "; state: largest difference ", w, " (", one.name_at(at), "), relative L2 ", l2,
+                        noise_w > 0 ? " (rounding noise " + std::to_string(noise_w) + ")" : std::string());
         } else {
             // the spread of three nudges: one can miss a kink (a ReLU input
             // crossing 0) that rounding alone reaches (MoCo: 1e-7 or 2e-5 by pattern)
             double noise_loss = 0, noise_l2 = 0;
             for (double pattern : {1.0, 3.7, 7.1}) {
-                const run_result nudged = train<M>(cfg, k, nullptr, optimizer, true, pattern);
+                const run_result nudged = train<M>(cfg, k, nullptr, optimizer, true, pattern, 0, data);
                 for (std::size_t i = 0; i < k; ++i)
                     noise_loss = std::max(noise_loss,
                                           std::abs(nudged.losses[i] - one.losses[i]) / (1 + std::abs(one.losses[i])));
@@ -226,17 +295,111 @@ TEST_CASE("data parallel InstDisc on P ranks equals one process (replicated memo
     check_equals_one_process<ssl::instdisc_full_softmax<>>("instdisc softmax", soft, 4);
 }
 
-TEST_CASE("data parallel trainer: a method with batch-built state is refused on P > 1 ranks, naming the policy") {
+TEST_CASE("data parallel PIRL on P ranks equals one process (replicated bank, one Z from the global batch's f)") {
+    auto cfg = ssl::pirl_config(small_net, 16, 1, data_set().size());
+    cfg.target.negatives = 48;
+    check_equals_one_process<ssl::pirl<>>("pirl", cfg, 3);
+}
+
+TEST_CASE("data parallel Exemplar-CNN on P ranks equals one process (the surrogate classes sharded, their init split)") {
+    // the 64 images are the 64 seed patches (surrogate class i = sample i)
+    auto cfg = ssl::exemplar_config(small_net, 16, 1, data_set().size());
+    check_equals_one_process<ssl::exemplar<>>("exemplar", cfg, 3);
+}
+
+TEST_CASE("data parallel colorization, split-brain and motion on P ranks equal one process (dropout keyed globally)") {
+    // dropout on: each rank's hypercolumn rows draw the global batch's mask
+    const auto col = ssl::colorization_config(small_net, {.size = 16, .grid = 4, .hidden = 32, .dropout = 0.3});
+    check_equals_one_process<ssl::colorization<>>("colorization", col, 3, "sgd", &colour_set());
+    const auto sb = ssl::split_brain_config(small_net, {.size = 16, .grid = 4, .l_bins = 20, .hidden = 16,
+                                                        .dropout = 0.3});
+    check_equals_one_process<ssl::split_brain<>>("split-brain", sb, 3, "sgd", &colour_set());
+    const auto mo = ssl::motion_config(small_net, {.size = 16, .grid = 4, .hidden = 32, .dropout = 0.3});
+    check_equals_one_process<ssl::motion<>>("motion", mo, 3, "sgd", &masked_set());
+}
+
+TEST_CASE("data parallel DeepCluster, SeLa and DeeperCluster on P ranks equal one process (the data-set pass split)") {
+    // 6 steps of 4 per epoch: DeepCluster re-clusters before epochs 1 and 2,
+    // SeLa updates its labels after steps 1, 2, 4 and 5 (6 updates in 8 steps)
+    const std::size_t n = data_set().size();
+    auto dc = ssl::deepcluster_config(small_net, 16, 1, n);
+    dc.head = {8};
+    dc.target.features.pca_dim = 16;
+    check_equals_one_process<ssl::deepcluster<>>("deepcluster", dc, 6);
+    auto se = ssl::sela_config(small_net, 16, 1, n);
+    se.head = {.heads = 2, .classes = 8};
+    se.target.updates = 6;
+    check_equals_one_process<ssl::sela<>>("sela", se, 6);
+    auto dd = ssl::deepercluster_config(small_net, 16, 1, n);
+    dd.head = {.super_classes = 8, .sub_classes = 4};  // m = 2
+    dd.target.reassign_every = 1;
+    dd.target.features.pca_dim = 16;
+    check_equals_one_process<ssl::deepercluster<>>("deepercluster", dd, 6);
+}
+
+TEST_CASE("data parallel S4L (rotation, exemplar) and multi-task on P ranks equal one process (triplet over all ranks)") {
+    // 16 labelled of the 64 images: the ranks' slices hold different counts
+    std::vector<std::size_t> labelled;
+    for (std::size_t i = 0; i < 64; i += 4) labelled.push_back(i);
+    auto rot = ssl::s4l_rotation_config(small_net, 16, 1, 4, labelled);
+    check_equals_one_process<ssl::s4l_rotation<>>("s4l rotation", rot, 3);
+    auto ex = ssl::s4l_exemplar_config(small_net, 16, 1, 4, labelled, 32);
+    ex.augment.copies = 2;
+    check_equals_one_process<ssl::s4l_exemplar<>>("s4l exemplar", ex, 3);
+    auto mt = ssl::multitask_config(small_net, {.size = 16, .permutations = 24, .exemplar_copies = 2});
+    check_equals_one_process<ssl::multitask<>>("multitask", mt, 3);
+}
+
+TEST_CASE("data parallel: the data-set pass is split over the ranks and every rank receives all of it") {
+    ssl::dist::mpi c;
+    using M = ssl::rotnet<>;
+    M m(ssl::rotnet_config(small_net, 16, 1));
+    const auto context = [&](ssl::dist::communicator* ranks) {
+        ssl::epoch_context<M::backbone_type, M::head_type> e{
+            m.backbone(), m.head(), m.backbone().output_dim(), data_set(), 0, 3, false,
+            [](const ssl::tensor<float>& x) { return x.clone(); }};
+        e.ranks = ranks;
+        return e;
+    };
+    auto one = context(nullptr), split = context(&c);
+    // chunks of 5: 13 chunks, a short last one, rounds where some ranks compute nothing
+    const auto a = one.features(5), b = split.features(5);
+    REQUIRE(a.shape() == b.shape());
+    CHECK(std::memcmp(a.data(), b.data(), a.numel() * sizeof(float)) == 0);
+    const auto ha = one.head_outputs(7), hb = split.head_outputs(7);
+    REQUIRE(ha.shape() == hb.shape());
+    CHECK(std::memcmp(ha.data(), hb.data(), ha.numel() * sizeof(float)) == 0);
+    CHECK(m.backbone().training());  // the modes restored
+}
+
+/// A user's loss policy that has not declared data_parallel (SimCLR's loss
+/// otherwise): every built-in method declares it now.
+struct undeclared_loss : ssl::loss::contrastive_pair {
+    using ssl::loss::contrastive_pair::contrastive_pair;
+    static constexpr bool data_parallel = false;
+};
+using undeclared_method = ssl::method<ssl::resnet18<float>, ssl::augment::two_views, ssl::head::mlp<float>,
+                                      undeclared_loss, ssl::target::none>;
+
+TEST_CASE("data parallel trainer: a policy that does not declare data_parallel is refused on P > 1 ranks") {
     ssl::dist::mpi c;
     if (c.size() == 1) return;
     ssl::trainer_config tc{.epochs = 1, .batch = 4 * static_cast<std::size_t>(c.size()), .progress = false, .comm = &c};
-    ssl::deepcluster<> dc(ssl::deepcluster_config(small_net, 16, 1, data_set().size()));
-    CHECK_THROWS_WITH_AS(ssl::trainer<ssl::deepcluster<>>(dc, data_set(), tc),
-                         doctest::Contains("target update 'cluster_reassignment' keeps state built from the batch"),
-                         ssl::value_error);
-    ssl::pirl<> pirl(ssl::pirl_config(small_net, 16, 1, data_set().size()));
-    CHECK_THROWS_WITH_AS(ssl::trainer<ssl::pirl<>>(pirl, data_set(), tc),
-                         doctest::Contains("this method's loss keeps state built from the batch"), ssl::value_error);
+    const auto sc = ssl::simclr_config(small_net, 16, 1);
+    undeclared_method::config cfg;
+    cfg.backbone = sc.backbone;
+    cfg.augment = sc.augment;
+    cfg.head = sc.head;
+    cfg.loss = sc.loss;
+    undeclared_method m(cfg);
+    CHECK_THROWS_WITH_AS(ssl::trainer<undeclared_method>(m, data_set(), tc),
+                         doctest::Contains("this method's loss couples the samples of the batch"), ssl::value_error);
+}
+
+TEST_CASE("data parallel CPC on P ranks equals one process (negatives from every rank's patches)") {
+    const auto cpc = ssl::cpc_config(ssl::convnet_options{.in_channels = 1, .width = 8, .seed = 1}, 16, 1,
+                                     {.grid = 3});
+    check_equals_one_process<ssl::cpc<>>("cpc", cpc, 3);
 }
 
 }  // namespace test_mpi_training

@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <vector>
 
 #include <ssl/nn/dropout.hpp>
 #include <ssl/testing/gradcheck.hpp>
@@ -45,6 +46,31 @@ TEST_CASE("dropout: deterministic per seed and step; steps and seeds differ; set
     CHECK(ref::max_abs_diff(a.forward(x).out, a1) == 0.0);
     // the mask is the documented function of (seed, step, element)
     for (std::size_t i = 0; i < x.numel(); ++i) CHECK((a0[i] != 0.0f) == dropout<float>::keep(7, 0, i, 0.5));
+}
+
+TEST_CASE("dropout: rows keyed by their place in a larger batch draw that batch's mask for those rows") {
+    // 12 rows of 7 (an odd width: the Philox words straddle the rows)
+    const auto x = ref::random<float>({12, 7}, 3, 0.5f, 1.5f);
+    dropout<float> whole({0.4, 9});
+    const auto all = whole.forward(x).out;
+    // identity places: the plain forward, bit for bit
+    std::vector<std::size_t> same(12);
+    for (std::size_t r = 0; r < 12; ++r) same[r] = r;
+    dropout<float> again({0.4, 9});
+    CHECK(ref::max_abs_diff(again.forward(x, same).out, all) == 0.0);
+    // rows 2, 5, 11 of the batch, alone: the batch's mask at those rows
+    const std::vector<std::size_t> some{2, 5, 11};
+    tensor<float> part({3, 7});
+    for (std::size_t q = 0; q < 3; ++q)
+        for (std::size_t j = 0; j < 7; ++j) part[q * 7 + j] = x[some[q] * 7 + j];
+    dropout<float> slice({0.4, 9});
+    auto r = slice.forward(part, some);
+    for (std::size_t q = 0; q < 3; ++q)
+        for (std::size_t j = 0; j < 7; ++j) CHECK(r.out[q * 7 + j] == all[some[q] * 7 + j]);
+    // backward uses that mask; a place list of the wrong length is refused
+    const auto dx = slice.backward(r.cache, tensor<float>::full({3, 7}, 1.0f));
+    for (std::size_t i = 0; i < 21; ++i) CHECK((dx[i] != 0.0f) == (r.out[i] != 0.0f));
+    CHECK_THROWS_AS(slice.forward(part, std::vector<std::size_t>{1, 2}), ssl::shape_error);
 }
 
 TEST_CASE("dropout: eval and p = 0 are the identity; p = 1 gives zeros; backward uses the forward's mask") {

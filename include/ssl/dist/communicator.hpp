@@ -29,6 +29,7 @@
 //     never heard of MPI behaves exactly as before.
 //   - groups of ranks by split(color, key), as MPI_Comm_split (and NCCL's
 //     ncclCommSplit): synchronized batch norm within groups of ranks.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -36,6 +37,7 @@
 #include <span>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include "../core/error.hpp"
 
@@ -240,6 +242,24 @@ private:
     std::unique_ptr<communicator> owned_;
     communicator& c_;
 };
+
+/// Collective: every rank's `mine` (its local batch's sizes) must equal rank
+/// 0's, as a loss that gathers rows over the ranks needs; otherwise every rank
+/// throws shape_error naming the first rank that differs, describe(sizes)
+/// wording them ("3 pairs of dimension 4").
+template <class Describe>
+void require_same_on_ranks(communicator& c, std::span<const std::int64_t> mine, const char* what, Describe&& describe) {
+    const auto P = static_cast<std::size_t>(c.size()), n = mine.size();
+    std::vector<std::int64_t> all(n * P);
+    c.allgather(mine, std::span<std::int64_t>(all));
+    const std::span<const std::int64_t> first(all.data(), n);
+    for (std::size_t q = 1; q < P; ++q) {
+        const std::span<const std::int64_t> theirs(all.data() + q * n, n);
+        if (!std::equal(theirs.begin(), theirs.end(), first.begin()))
+            throw shape_error(ssl::detail::cat(what, " over ", P, " ranks: rank ", q, " has ", describe(theirs), ", rank 0 ",
+                                          describe(first), "; every rank needs the same local batch"));
+    }
+}
 
 // --- the communicator of the running step ------------------------------------
 // Layers and losses that must see the whole global batch (synchronized batch

@@ -37,10 +37,11 @@ namespace ssl::dist {
 /// A loss or target-update policy declares `static constexpr bool
 /// data_parallel = true` when P ranks running it on their slices compute what
 /// one process computes on the global batch (no coupling across samples, or
-/// its coupling gathered over dist::active(): NT-Xent). Policies with state
-/// built from the batch (MoCo's queue, memory banks, cluster assignments,
-/// the sharded classifier) do not declare it yet, and a method using one is
-/// refused on P > 1 ranks instead of silently training something else.
+/// its coupling gathered over dist::active(): NT-Xent, the triplet, CPC; state
+/// kept identical on every rank: queues, banks, pseudo-labels). Every policy
+/// ssl ships declares it; a policy that does not (a user's, until it is made
+/// data parallel) makes the trainer refuse P > 1 ranks instead of silently
+/// training something else.
 template <class Policy>
 inline constexpr bool declares_data_parallel = requires { requires Policy::data_parallel; };
 

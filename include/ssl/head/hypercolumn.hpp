@@ -27,12 +27,15 @@
 //     then chroma), which equals two separate linear layers;
 //   - the tap channels are in the config (colorization_config measures them
 //     with a dry forward), so the parameters exist before the first step;
-//   - the dropout mask is seeded (nn::dropout), so runs repeat exactly.
+//   - the dropout mask is seeded (nn::dropout), so runs repeat exactly; on
+//     P data-parallel ranks each row is keyed by its place in the global
+//     batch (row cell * B P + rank B + b), so P ranks draw one process's mask.
 #include <cstdint>
 #include <string>
 #include <vector>
 
 #include "../core/concepts.hpp"
+#include "../dist/communicator.hpp"
 #include "../nn/activation.hpp"
 #include "../nn/dropout.hpp"
 #include "../nn/linear.hpp"
@@ -115,7 +118,15 @@ public:
         }
         auto a = fc1_.forward(h);
         auto r = relu_.forward(a.out);
-        auto d = drop_.forward(r.out);
+        // rows keyed by their place in the global batch: P ranks draw one process's mask
+        std::vector<std::size_t> rows;
+        if (const dist::communicator* comm = dist::active()) {
+            const auto P = static_cast<std::size_t>(comm->size()), me = static_cast<std::size_t>(comm->rank());
+            rows.resize(cells * B);
+            for (std::size_t cell = 0; cell < cells; ++cell)
+                for (std::size_t b = 0; b < B; ++b) rows[cell * B + b] = cell * B * P + me * B + b;
+        }
+        auto d = drop_.forward(r.out, rows);
         auto z = fc2_.forward(d.out);
         c.fc1 = std::move(a.cache);
         c.relu = std::move(r.cache);

@@ -67,6 +67,7 @@ tensor<T> column_block(const tensor<T>& x, std::size_t c0, std::size_t k) {
 template <class T = float>
 class pseudo_label_classification {
 public:
+    static constexpr bool data_parallel = true;  ///< dist/data_parallel.hpp: a mean over independent rows
     using config_type = cross_entropy_config;
     explicit pseudo_label_classification(const cross_entropy_config& c = {}) : ce_(c) {}
     const cross_entropy_config& config() const noexcept { return ce_.config(); }
@@ -120,6 +121,7 @@ private:
 template <class T = float>
 class hierarchical_classification {
 public:
+    static constexpr bool data_parallel = true;  ///< dist/data_parallel.hpp: a mean over independent rows
     using config_type = cross_entropy_config;
     explicit hierarchical_classification(const cross_entropy_config& c = {}) : ce_(c) {}
     const cross_entropy_config& config() const noexcept { return ce_.config(); }

@@ -35,6 +35,9 @@ struct colorization_kl_config {
 
 class colorization_kl {
 public:
+    /// dist/data_parallel.hpp: a mean over rows that are independent, the same
+    /// number per image (equal slices: the global batch's mean).
+    static constexpr bool data_parallel = true;
     using config_type = colorization_kl_config;
     explicit colorization_kl(const config_type& c = {}) : cfg_(c) {
         require(c.bins >= 2, "colorization_kl: needs at least 2 bins, got ", c.bins);

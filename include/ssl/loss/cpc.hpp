@@ -31,8 +31,8 @@
 //    summing its dZ in block order, summed in group order: the same results
 //    at any thread count, memory O(16 R C N D + threads block_rows R C N).
 //  - Policy cpc_nce: the single view of augment::cpc_patches through the
-//    cpc_context head; not data parallel (the negatives are this process's
-//    batch).
+//    cpc_context head; data parallel: the negatives are the patches of every
+//    rank (all-gathered; their gradient reduce-scattered, as NT-Xent's).
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -44,6 +44,7 @@
 #include "../core/tensor.hpp"
 #include "../core/thread_pool.hpp"
 #include "../core/views.hpp"
+#include "../dist/communicator.hpp"
 
 namespace ssl::loss {
 
@@ -75,8 +76,15 @@ public:
     }
     const cpc_nce_config& config() const noexcept { return cfg_; }
 
-    /// y: (R C N, K + 1, D) for an R x C grid of n samples.
-    cpc_nce_result<T> operator()(const tensor<T>& y, std::size_t n, std::size_t R, std::size_t C) const {
+    /// y: (R C N, K + 1, D) for an R x C grid of n samples. With `comm` (P > 1
+    /// data-parallel ranks, each with its n samples) the negatives are the
+    /// patches of every rank: Z all-gathered, this rank's queries scored
+    /// against all of it, the gathered patches' gradient reduce-scattered (the
+    /// adjoint of the gather; the value is the mean over this rank's queries
+    /// and the gradient that of P x the global loss at its rows).
+    cpc_nce_result<T> operator()(const tensor<T>& y, std::size_t n, std::size_t R, std::size_t C,
+                                 dist::communicator* comm = nullptr) const {
+        if (comm && comm->size() == 1) comm = nullptr;
         require<shape_error>(y.rank() == 3 && y.dim(1) >= 2,
                              "cpc_info_nce: expected (patches, K + 1, D) (z and K predictions per patch, "
                              "head::cpc_context), got shape ", y.shape().str());
@@ -88,11 +96,28 @@ public:
         require<shape_error>(D >= 1, "cpc_info_nce: features of width 0");
         const double tau = cfg_.temperature;
         const auto Mi = static_cast<Eigen::Index>(M), Di = static_cast<Eigen::Index>(D);
+        const std::size_t ranks = comm ? static_cast<std::size_t>(comm->size()) : 1;
+        const std::size_t first = comm ? static_cast<std::size_t>(comm->rank()) * M : 0;  // our patches in Za
+        if (comm) {  // every rank must agree on the shapes before the gather
+            const std::int64_t here[3] = {static_cast<std::int64_t>(M), static_cast<std::int64_t>(K),
+                                          static_cast<std::int64_t>(D)};
+            dist::require_same_on_ranks(*comm, here, "cpc_info_nce", [](std::span<const std::int64_t> s) {
+                return ssl::detail::cat(s[0], " patches with ", s[1], " steps of width ", s[2]);
+            });
+        }
+        const std::size_t Ma = M * ranks;  // the patches scored against: every rank's
+        const auto Mai = static_cast<Eigen::Index>(Ma);
 
         // Z (M, D): every patch's feature; the queries (Q, D) with their row,
         // step and positive.
         matrix<T> Z(Mi, Di);
         for (std::size_t j = 0; j < M; ++j) std::copy_n(y.data() + j * (K + 1) * D, D, Z.data() + j * D);
+        matrix<T> Zg;  // data parallel: every rank's Z, rank-major
+        if (comm) {
+            Zg.resize(Mai, Di);
+            comm->allgather(std::span<const T>(Z.data(), M * D), std::span<T>(Zg.data(), Ma * D));
+        }
+        const matrix<T>& Za = comm ? Zg : Z;
         std::size_t Q = 0;
         for (std::size_t k = 1; k <= K; ++k) Q += (R - k) * C * n;
         std::vector<std::size_t> src(Q), pos(Q), step(Q);
@@ -103,7 +128,7 @@ public:
                     for (std::size_t c = 0; c < C; ++c)
                         for (std::size_t s = 0; s < n; ++s, ++q) {
                             src[q] = (r * C + c) * n + s;
-                            pos[q] = ((r + k) * C + c) * n + s;
+                            pos[q] = first + ((r + k) * C + c) * n + s;
                             step[q] = k;
                         }
         }
@@ -121,18 +146,18 @@ public:
         parallel_for(G, [&](std::size_t g, std::size_t) {
             const std::size_t b0 = g * blocks / G, b1 = (g + 1) * blocks / G;
             matrix<T>& dz = dZg[g];
-            dz = matrix<T>::Zero(Mi, Di);
+            dz = matrix<T>::Zero(Mai, Di);
             matrix<T> S;
-            std::vector<double> e(M);
+            std::vector<double> e(Ma);
             for (std::size_t b = b0; b < b1; ++b) {
                 const std::size_t q0 = b * B, q1 = std::min(Q, q0 + B);
                 const auto nr = static_cast<Eigen::Index>(q1 - q0), e0 = static_cast<Eigen::Index>(q0);
-                S.noalias() = P.middleRows(e0, nr) * Z.transpose();  // (nr, M), logits * tau
+                S.noalias() = P.middleRows(e0, nr) * Za.transpose();  // (nr, Ma), logits * tau
                 for (std::size_t q = q0; q < q1; ++q) {
-                    T* s = S.data() + (q - q0) * M;
+                    T* s = S.data() + (q - q0) * Ma;
                     const std::size_t p = pos[q];
                     double mx = -INFINITY, neg = -INFINITY;
-                    for (std::size_t l = 0; l < M; ++l) {
+                    for (std::size_t l = 0; l < Ma; ++l) {
                         const double v = static_cast<double>(s[l]) * inv_tau;
                         mx = std::max(mx, v);
                         if (l != p) neg = std::max(neg, v);
@@ -140,12 +165,12 @@ public:
                     const double lp = static_cast<double>(s[p]) * inv_tau;
                     hit[q] = lp > neg;
                     double se = 0;
-                    for (std::size_t l = 0; l < M; ++l) se += e[l] = std::exp(static_cast<double>(s[l]) * inv_tau - mx);
+                    for (std::size_t l = 0; l < Ma; ++l) se += e[l] = std::exp(static_cast<double>(s[l]) * inv_tau - mx);
                     row_loss[q] = mx + std::log(se) - lp;
-                    for (std::size_t l = 0; l < M; ++l)
+                    for (std::size_t l = 0; l < Ma; ++l)
                         s[l] = static_cast<T>((e[l] / se - (l == p ? 1.0 : 0.0)) * gscale);
                 }
-                dP.middleRows(e0, nr).noalias() = S * Z;
+                dP.middleRows(e0, nr).noalias() = S * Za;
                 dz.noalias() += S.transpose() * P.middleRows(e0, nr);
             }
         });
@@ -157,12 +182,19 @@ public:
             total += row_loss[q];
             r.correct += hit[q];
         }
-        require<value_error>(std::isfinite(total),
+        // over ranks a non-finite loss is reported (the trainer stops every
+        // rank), not thrown: the other ranks would wait in the reduce-scatter
+        require<value_error>(comm || std::isfinite(total),
                              "cpc_info_nce: the loss is not finite (the features or predictions contain NaN or Inf)");
         r.value = total / static_cast<double>(Q);
         r.accuracy = static_cast<double>(r.correct) / static_cast<double>(Q);
         r.grad = tensor<T>::zeros(y.shape());
         for (std::size_t g = 1; g < G; ++g) dZg[0] += dZg[g];
+        if (comm) {  // the gathered patches' gradient to their ranks
+            matrix<T> mine(Mi, Di);
+            comm->reduce_scatter_sum(std::span<const T>(dZg[0].data(), Ma * D), std::span<T>(mine.data(), M * D));
+            dZg[0] = std::move(mine);
+        }
         for (std::size_t j = 0; j < M; ++j) std::copy_n(dZg[0].data() + j * D, D, r.grad.data() + j * (K + 1) * D);
         for (std::size_t q = 0; q < Q; ++q)
             std::copy_n(dP.data() + q * D, D, r.grad.data() + (src[q] * (K + 1) + step[q]) * D);
@@ -176,6 +208,9 @@ private:
 /// The loss policy: one view (the patch grid) through head::cpc_context.
 class cpc_nce {
 public:
+    /// dist/data_parallel.hpp: the negatives are every rank's patches
+    /// (cpc_info_nce with the step's communicator), equal queries per rank.
+    static constexpr bool data_parallel = true;
     using config_type = cpc_nce_config;
     explicit cpc_nce(const cpc_nce_config& c = {}) : loss_(c) {}
     const cpc_nce_config& config() const noexcept { return loss_.config(); }
@@ -185,7 +220,7 @@ public:
         const view_spec s = vb.spec(0);
         require<shape_error>(s.grid_rows * s.grid_cols > 0, "cpc_nce: the view has no patch grid (view_spec grid_rows "
                              "x grid_cols); CPC needs one (augment::cpc_patches)");
-        auto r = loss_(online[0], vb.samples(), s.grid_rows, s.grid_cols);
+        auto r = loss_(online[0], vb.samples(), s.grid_rows, s.grid_cols, dist::active());
         return {r.value, {std::move(r.grad)}, {{"cpc_top1", 100.0 * r.accuracy}}};
     }
 

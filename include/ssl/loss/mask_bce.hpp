@@ -31,6 +31,9 @@ struct mask_bce_config {
 
 class mask_bce {
 public:
+    /// dist/data_parallel.hpp: a mean over rows that are independent, the same
+    /// number per image (equal slices: the global batch's mean).
+    static constexpr bool data_parallel = true;
     using config_type = mask_bce_config;
     explicit mask_bce(const config_type& c = {}) : cfg_(c) {
         require(c.pos_weight > 0 && std::isfinite(c.pos_weight), "mask_bce: pos_weight must be > 0, got ",

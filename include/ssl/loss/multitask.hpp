@@ -18,8 +18,9 @@
 // says so. Metrics: each task's loss and accuracy (or triplet violations).
 //
 // Choices:
-//   data parallel  not declared: the triplet's hardest negatives would come
-//                  from one rank's rows only
+//   data parallel  declared: every term is a mean over rows whose count per
+//                  image is fixed, and the triplet's hardest positives and
+//                  negatives come from all ranks' rows (batch_hard_triplet_step)
 #include <string>
 #include <utility>
 #include <vector>
@@ -42,6 +43,7 @@ struct multitask_loss_config {
 
 class multitask_loss {
 public:
+    static constexpr bool data_parallel = true;  ///< dist/data_parallel.hpp (see Choices)
     using config_type = multitask_loss_config;
     explicit multitask_loss(const config_type& c = {}) : cfg_(c), kl_(c.colorization) {
         for (double w : {c.rotation_weight, c.jigsaw_weight, c.exemplar_weight, c.colorization_weight})
@@ -101,9 +103,8 @@ public:
                     const std::size_t samples = rows / s.copies;
                     require<value_error>(samples >= 2, "multitask_loss: the exemplar task needs at least 2 images per "
                                          "batch (another image's copies are the triplet's negatives), got ", samples);
-                    std::vector<std::int64_t> groups(rows);
-                    for (std::size_t k = 0; k < rows; ++k) groups[k] = static_cast<std::int64_t>(k % samples);
-                    auto r = batch_hard_triplet(z, groups);
+                    const std::vector<std::int64_t> groups = copy_groups(rows, samples);  // across the ranks
+                    auto r = batch_hard_triplet_step(z, groups);  // negatives from every rank's rows
                     value = r.value;
                     g = std::move(r.grad);
                     out.metrics.emplace_back("exemplar_violated", 100.0 * r.violated);

@@ -173,12 +173,9 @@ private:
         const std::size_t big = m * P, me = static_cast<std::size_t>(comm.rank());
         // every rank must agree on the shapes before the gather
         const std::int64_t shape_here[2] = {static_cast<std::int64_t>(n), static_cast<std::int64_t>(d)};
-        std::vector<std::int64_t> shapes(2 * P);
-        comm.allgather(std::span<const std::int64_t>(shape_here, 2), std::span<std::int64_t>(shapes));
-        for (std::size_t r = 0; r < P; ++r)
-            require<shape_error>(shapes[2 * r] == shapes[0] && shapes[2 * r + 1] == shapes[1], "nt_xent over ", P,
-                                 " ranks: rank ", r, " has ", shapes[2 * r], " pairs of dimension ", shapes[2 * r + 1],
-                                 ", rank 0 ", shapes[0], " of ", shapes[1], "; every rank needs the same local batch");
+        dist::require_same_on_ranks(comm, shape_here, "nt_xent", [](std::span<const std::int64_t> s) {
+            return ssl::detail::cat(s[0], " pairs of dimension ", s[1]);
+        });
         require<shape_error>(n * P >= 2 && d >= 1, "nt_xent over ", P, " ranks: needs N >= 2 pairs in all and D >= 1, got ",
                              n, " x ", d, " per rank");
         const double tau = cfg_.temperature;

@@ -90,6 +90,9 @@ pirl_nce_result<T> pirl_nce_terms(const nce<T>& loss, double lambda, const tenso
 /// PIRL's loss as a method-level policy on the memory bank's batch.
 class pirl_nce {
 public:
+    /// dist/data_parallel.hpp: rows are independent given Z, Z's estimate (from
+    /// f) is averaged over the ranks, the bank is replicated (target::memory_bank).
+    static constexpr bool data_parallel = true;
     using config_type = pirl_nce_config;
     explicit pirl_nce(const pirl_nce_config& c = {})
         : cfg_(c), loss_({.temperature = c.temperature, .proximal = 0, .z = c.z}), z_({1}, 0.0) {
@@ -110,6 +113,10 @@ public:
         require(t.negatives > 0, "pirl_nce: the memory bank drew no noise samples (memory_bank_config.negatives "
                 "is 0); set negatives > 0");
         if (cfg_.z == z_estimate::every_batch || (cfg_.z == z_estimate::until_filled && !t.filled)) z_[0] = 0;
+        if (dist::communicator* c = dist::active(); c && !(z_[0] > 0)) {  // the global batch's estimate
+            const double local = loss_.estimate_z(online[0], *t.bank, t.noise);
+            z_[0] = c->sum(local) / static_cast<double>(c->size());
+        }
         auto r = pirl_nce_terms(loss_, cfg_.lambda, online[0], online[1], *t.bank, t.ids, t.noise, z_[0]);
         return {r.value,
                 {std::move(r.grad_f), std::move(r.grad_g)},

@@ -77,9 +77,8 @@ struct triplet_self {
                                   std::vector<std::pair<std::string, double>>& metrics) {
         const std::size_t rows = z.dim(0), n = vb.samples() ? vb.samples() : rows / vb.spec(0).copies;
         require<shape_error>(n > 0 && rows % n == 0, "s4l triplet: ", rows, " rows are not copies of ", n, " samples");
-        std::vector<std::int64_t> groups(rows);
-        for (std::size_t k = 0; k < rows; ++k) groups[k] = static_cast<std::int64_t>(k % n);
-        auto t = batch_hard_triplet(z, groups);
+        const std::vector<std::int64_t> groups = copy_groups(rows, n);  // numbered across the ranks
+        auto t = batch_hard_triplet_step(z, groups);  // negatives from every rank's rows
         metrics.emplace_back("triplet_violated", 100.0 * t.violated);
         return {t.value, std::move(t.grad), 0};
     }
@@ -88,7 +87,10 @@ struct triplet_self {
 template <class Self, class T = float>
 class s4l {
 public:
-    static constexpr bool data_parallel = false;  ///< the hardest negatives come from this rank's rows only
+    /// dist/data_parallel.hpp: L_self per row (rotation) or over all ranks'
+    /// rows (the triplet's negatives); L_sup normalised by the global batch's
+    /// labelled rows (their count differs between the ranks' slices).
+    static constexpr bool data_parallel = true;
     using config_type = s4l_config;
     explicit s4l(const s4l_config& c = {}) : cfg_(c) {
         require(c.self_outputs > 0 && c.classes >= 2, "s4l: needs self_outputs > 0 and at least 2 classes, got ",
@@ -144,19 +146,30 @@ public:
                 lab.push_back(r);
                 targets.push_back(c);
             }
-        double sup = 0, top1 = 0;
+        // data parallel: L_sup is the mean over the GLOBAL batch's labelled rows;
+        // this rank's value is P / L_global x its rows' sum (the trainer averages
+        // the ranks' values); every rank joins the sums, with or without labels
+        dist::communicator* comm = dist::active();
+        const double P = comm ? static_cast<double>(comm->size()) : 1.0;
+        const double labelled = comm ? comm->sum(static_cast<double>(lab.size())) : static_cast<double>(lab.size());
+        double sup = 0;
+        std::size_t correct = 0;
         if (!lab.empty()) {
             tensor<T> zc({lab.size(), k});
             for (std::size_t q = 0; q < lab.size(); ++q) std::copy_n(y.data() + lab[q] * (s + k) + s, k, zc.data() + q * k);
             auto ce = cross_entropy<T>{}(zc, std::span<const std::int64_t>(targets));
+            const double scale = P * static_cast<double>(lab.size()) / labelled;  // 1 in one process
             for (std::size_t q = 0; q < lab.size(); ++q)
-                std::copy_n(ce.grad.data() + q * k, k, g + lab[q] * (s + k) + s);
-            sup = ce.value;
-            top1 = 100.0 * static_cast<double>(ce.correct) / static_cast<double>(lab.size());
+                for (std::size_t j = 0; j < k; ++j)
+                    g[lab[q] * (s + k) + s + j] = static_cast<T>(scale * static_cast<double>(ce.grad[q * k + j]));
+            sup = scale * ce.value;
+            correct = ce.correct;
         }
+        const double right = comm ? comm->sum(static_cast<double>(correct)) : static_cast<double>(correct);
+        const double top1 = labelled > 0 ? 100.0 * right / labelled : 0.0;  // the global batch's, on every rank
         out.value = sup + w * self.value;
         out.metrics.emplace_back("class_top1", top1);
-        out.metrics.emplace_back("labelled_rows", static_cast<double>(lab.size()));
+        out.metrics.emplace_back("labelled_rows", labelled);  // the global batch's
         return out;
     }
 

@@ -33,6 +33,9 @@ struct split_brain_ce_config {
 
 class split_brain_ce {
 public:
+    /// dist/data_parallel.hpp: a mean over rows that are independent, the same
+    /// number per image (equal slices: the global batch's mean).
+    static constexpr bool data_parallel = true;
     using config_type = split_brain_ce_config;
     explicit split_brain_ce(const config_type& c = {}) : cfg_(c) {
         require(c.ab_bins >= 2 && c.l_bins >= 2, "split_brain_ce: needs at least 2 bins per half, got ab ", c.ab_bins,

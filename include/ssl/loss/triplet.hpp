@@ -17,9 +17,14 @@
 // Choices:
 //   distance  Euclidean, not squared (the paper's); eps = 1e-12 under the
 //             root keeps the gradient finite when two copies coincide
-//   Gram      ||z_a||^2 + ||z_b||^2 - 2 z_a.z_b through one GEMM, clamped at 0
+//   Gram      ||z_a||^2 + ||z_b||^2 - 2 z_a.z_b: the products through one
+//             GEMM (anchors x all rows), the squared norms in double, clamped at 0
 //   ties      the lowest row index wins (the value does not depend on it;
 //             the gradient is a valid subgradient either way)
+//   ranks     batch_hard_triplet(z, groups, comm): every rank's anchors
+//             against the rows of all ranks (all-gathered), the gradient of
+//             the gather reduce-scattered, as NT-Xent (loss/nt_xent.hpp);
+//             batch_hard_triplet_step picks it inside a data-parallel step
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -31,6 +36,7 @@
 #include "../core/error.hpp"
 #include "../core/tensor.hpp"
 #include "../core/views.hpp"
+#include "../dist/communicator.hpp"
 
 namespace ssl::loss {
 
@@ -41,38 +47,38 @@ struct triplet_result {
     double violated = 0;    ///< fraction of anchors with max D_ap > min D_an
 };
 
-/// The batch-hard soft-margin triplet loss of rows z (R, D) grouped by `groups`.
+namespace detail {
+
+/// The batch-hard terms of anchors [a0, a1) of the rows x (R, D) grouped by
+/// `groups`, each scaled by `scale` in the gradient g (R, D, added to);
+/// returns the sum of the anchors' softplus terms and counts the violations.
 template <class T>
-triplet_result<T> batch_hard_triplet(const tensor<T>& z, std::span<const std::int64_t> groups, double eps = 1e-12) {
-    check_rank(z, 2, "batch_hard_triplet", "(R, D) embeddings");
-    const std::size_t r = z.dim(0), d = z.dim(1);
-    require<shape_error>(groups.size() == r, "batch_hard_triplet: ", groups.size(), " group labels for ", r,
-                         " rows of shape ", z.shape().str());
-    require<shape_error>(r >= 2 && d >= 1, "batch_hard_triplet: needs at least 2 rows, got ", z.shape().str());
+double triplet_anchors(const T* x, std::size_t r, std::size_t d, std::span<const std::int64_t> groups,
+                       std::size_t a0, std::size_t a1, double scale, double eps, T* g, std::size_t& violated) {
     const auto R = static_cast<Eigen::Index>(r), Dd = static_cast<Eigen::Index>(d);
-    const_matrix_map<T> Z(z.data(), R, Dd);
-    const matrix<T> G = Z * Z.transpose();
-    std::vector<double> dist(r * r);
-    for (std::size_t a = 0; a < r; ++a)
-        for (std::size_t b = 0; b < r; ++b) {
-            const double sq = static_cast<double>(G(static_cast<Eigen::Index>(a), static_cast<Eigen::Index>(a))) +
-                              static_cast<double>(G(static_cast<Eigen::Index>(b), static_cast<Eigen::Index>(b))) -
-                              2.0 * static_cast<double>(G(static_cast<Eigen::Index>(a), static_cast<Eigen::Index>(b)));
-            dist[a * r + b] = std::sqrt(std::max(sq, 0.0) + eps);
-        }
-    triplet_result<T> out;
-    out.grad = tensor<T>::zeros(z.shape());
-    T* g = out.grad.data();
-    const T* x = z.data();
+    const auto A = static_cast<Eigen::Index>(a1 - a0);
+    const_matrix_map<T> Z(x, R, Dd);
+    const matrix<T> G = Z.middleRows(static_cast<Eigen::Index>(a0), A) * Z.transpose();  // (A, R)
+    std::vector<double> sqn(r);
+    for (std::size_t b = 0; b < r; ++b) {
+        double q = 0;
+        for (std::size_t k = 0; k < d; ++k) q += static_cast<double>(x[b * d + k]) * static_cast<double>(x[b * d + k]);
+        sqn[b] = q;
+    }
+    std::vector<double> dist(r);
     double total = 0;
-    std::size_t violated = 0;
-    for (std::size_t a = 0; a < r; ++a) {
+    for (std::size_t a = a0; a < a1; ++a) {
+        const auto ga = static_cast<Eigen::Index>(a - a0);
+        for (std::size_t b = 0; b < r; ++b) {
+            const double sq = sqn[a] + sqn[b] - 2.0 * static_cast<double>(G(ga, static_cast<Eigen::Index>(b)));
+            dist[b] = std::sqrt(std::max(sq, 0.0) + eps);
+        }
         std::size_t p = r, n = r;
         for (std::size_t b = 0; b < r; ++b) {
             if (b == a) continue;
             if (groups[b] == groups[a]) {
-                if (p == r || dist[a * r + b] > dist[a * r + p]) p = b;
-            } else if (n == r || dist[a * r + b] < dist[a * r + n]) {
+                if (p == r || dist[b] > dist[p]) p = b;
+            } else if (n == r || dist[b] < dist[n]) {
                 n = b;
             }
         }
@@ -80,10 +86,10 @@ triplet_result<T> batch_hard_triplet(const tensor<T>& z, std::span<const std::in
                 "another row of its group (another copy of its image)");
         require(n < r, "batch_hard_triplet: row ", a, " (group ", groups[a], ") has no negative: the batch needs "
                 "rows of at least two groups");
-        const double dap = dist[a * r + p], dan = dist[a * r + n], m = dap - dan;
+        const double dap = dist[p], dan = dist[n], m = dap - dan;
         total += m > 0 ? m + std::log1p(std::exp(-m)) : std::log1p(std::exp(m));  // softplus(m)
         violated += m > 0;
-        const double s = 1.0 / (1.0 + std::exp(-m)) / static_cast<double>(r);  // dL/dm
+        const double s = scale / (1.0 + std::exp(-m));  // dL/dm
         const double cp = s / dap, cn = s / dan;
         for (std::size_t k = 0; k < d; ++k) {
             const double up = static_cast<double>(x[a * d + k]) - static_cast<double>(x[p * d + k]);
@@ -93,10 +99,90 @@ triplet_result<T> batch_hard_triplet(const tensor<T>& z, std::span<const std::in
             g[n * d + k] += static_cast<T>(cn * un);
         }
     }
+    return total;
+}
+
+}  // namespace detail
+
+/// The batch-hard soft-margin triplet loss of rows z (R, D) grouped by `groups`.
+template <class T>
+triplet_result<T> batch_hard_triplet(const tensor<T>& z, std::span<const std::int64_t> groups, double eps = 1e-12) {
+    check_rank(z, 2, "batch_hard_triplet", "(R, D) embeddings");
+    const std::size_t r = z.dim(0), d = z.dim(1);
+    require<shape_error>(groups.size() == r, "batch_hard_triplet: ", groups.size(), " group labels for ", r,
+                         " rows of shape ", z.shape().str());
+    require<shape_error>(r >= 2 && d >= 1, "batch_hard_triplet: needs at least 2 rows, got ", z.shape().str());
+    triplet_result<T> out;
+    out.grad = tensor<T>::zeros(z.shape());
+    std::size_t violated = 0;
+    const double total =
+        detail::triplet_anchors(z.data(), r, d, groups, 0, r, 1.0 / static_cast<double>(r), eps, out.grad.data(), violated);
     require(std::isfinite(total), "batch_hard_triplet: the loss is not finite (the embeddings contain NaN or Inf)");
     out.value = total / static_cast<double>(r);
     out.violated = static_cast<double>(violated) / static_cast<double>(r);
     return out;
+}
+
+/// Data parallel (dist/data_parallel.hpp): this rank's rows z (r, D) are the
+/// anchors, their hardest positives and negatives come from the rows of all
+/// ranks (all-gathered, rank-major), `groups` numbered across the ranks
+/// (copy_groups). The value is the mean over this rank's anchors; the
+/// gradient is that of P x the global loss at this rank's rows: the
+/// gathered rows' gradient reduce-scattered (the adjoint of the gather), so
+/// averaging over the ranks gives one process's gradient. Every rank needs
+/// the same r and D (checked by all of them before the gather).
+template <class T>
+triplet_result<T> batch_hard_triplet(const tensor<T>& z, std::span<const std::int64_t> groups, dist::communicator& comm,
+                                     double eps = 1e-12) {
+    if (comm.size() == 1) return batch_hard_triplet(z, groups, eps);
+    check_rank(z, 2, "batch_hard_triplet", "(R, D) embeddings");
+    const std::size_t r = z.dim(0), d = z.dim(1), P = static_cast<std::size_t>(comm.size());
+    const std::size_t me = static_cast<std::size_t>(comm.rank()), big = r * P;
+    require<shape_error>(groups.size() == r, "batch_hard_triplet: ", groups.size(), " group labels for ", r,
+                         " rows of shape ", z.shape().str());
+    const std::int64_t here[2] = {static_cast<std::int64_t>(r), static_cast<std::int64_t>(d)};
+    dist::require_same_on_ranks(comm, here, "batch_hard_triplet", [](std::span<const std::int64_t> s) {
+        return ssl::detail::cat(s[0], " rows of dimension ", s[1]);
+    });
+    require<shape_error>(r >= 1 && d >= 1, "batch_hard_triplet: needs rows, got ", z.shape().str());
+    std::vector<T> all(big * d);
+    std::vector<std::int64_t> all_groups(big);
+    comm.allgather(std::span<const T>(z.data(), r * d), std::span<T>(all));
+    comm.allgather(groups, std::span<std::int64_t>(all_groups));
+    std::vector<T> g(big * d, T(0));
+    std::size_t violated = 0;
+    const double total = detail::triplet_anchors(all.data(), big, d, std::span<const std::int64_t>(all_groups), me * r,
+                                                 (me + 1) * r, 1.0 / static_cast<double>(r), eps, g.data(), violated);
+    triplet_result<T> out;
+    out.grad = tensor<T>(z.shape());
+    comm.reduce_scatter_sum(std::span<const T>(g), std::span<T>(out.grad.data(), r * d));
+    // a non-finite loss is reported (the trainer stops every rank), not thrown:
+    // the other ranks would wait in their next collective
+    out.value = total / static_cast<double>(r);
+    out.violated = static_cast<double>(violated) / static_cast<double>(r);
+    return out;
+}
+
+/// The group of each of `rows` rows that are copies of `samples` samples,
+/// copy-major (row k is a copy of sample k % samples), numbered across the
+/// ranks of the running step (dist::active(): rank q's samples are
+/// q samples .. (q + 1) samples - 1, their places in the global batch).
+inline std::vector<std::int64_t> copy_groups(std::size_t rows, std::size_t samples) {
+    require<shape_error>(samples > 0 && rows % samples == 0, "copy_groups: ", rows, " rows are not copies of ",
+                         samples, " samples");
+    const dist::communicator* c = dist::active();
+    const std::size_t first = c ? static_cast<std::size_t>(c->rank()) * samples : 0;
+    std::vector<std::int64_t> g(rows);
+    for (std::size_t k = 0; k < rows; ++k) g[k] = static_cast<std::int64_t>(first + k % samples);
+    return g;
+}
+
+/// The batch-hard triplet loss of the running step: over the ranks of
+/// dist::active() when there are several, else this process's rows.
+template <class T>
+triplet_result<T> batch_hard_triplet_step(const tensor<T>& z, std::span<const std::int64_t> groups) {
+    if (dist::communicator* c = dist::active()) return batch_hard_triplet(z, groups, *c);
+    return batch_hard_triplet(z, groups);
 }
 
 }  // namespace ssl::loss

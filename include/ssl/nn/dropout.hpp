@@ -19,8 +19,11 @@
 //     resumed run, or a gradient check that needs the same mask every call);
 //   - p = 0 is the identity even in training; p = 1 drops everything (output
 //     0, as PyTorch), no division by zero;
-//   - the mask is stored as the per-element factor (0 or 1 / (1 - p)).
+//   - the mask is stored as the per-element factor (0 or 1 / (1 - p));
+//   - forward(x, rows) keys row r by its place rows[r] in a larger batch, so
+//     a data-parallel rank draws the global batch's mask for its rows.
 #include <cstdint>
+#include <span>
 #include <string>
 
 #include "../core/rng.hpp"
@@ -59,8 +62,20 @@ public:
         return static_cast<double>(w) >= p * 4294967296.0;
     }
 
-    forward_result<T, cache_type> forward(const tensor<T>& x) {
+    forward_result<T, cache_type> forward(const tensor<T>& x) { return forward(x, {}); }
+
+    /// As forward(x), with x read as rows (x.dim(0), the rest flattened) and
+    /// row r's elements taking the words of row `rows[r]` of a larger batch:
+    /// element (r, j) is element rows[r] * cols + j of the mask. A rank's
+    /// slice of a data-parallel batch passes its rows' places in the global
+    /// batch and gets the global batch's mask (empty `rows`: row r is row r).
+    forward_result<T, cache_type> forward(const tensor<T>& x, std::span<const std::size_t> rows) {
         if (!training_ || cfg_.p == 0) return {x.clone(), cache_type{}};
+        if (!rows.empty()) {
+            require<shape_error>(x.rank() >= 1 && rows.size() == x.dim(0), "dropout: ", rows.size(),
+                                 " row places for an input of shape ", x.shape().str());
+            return forward_rows(x, rows);
+        }
         const std::uint64_t k = step_++;
         tensor<T> f(x.shape()), y(x.shape());
         const T scale = cfg_.p >= 1 ? T(0) : static_cast<T>(1.0 / (1.0 - cfg_.p));
@@ -80,6 +95,26 @@ public:
         return {std::move(y), cache_type{std::move(f)}};
     }
 
+private:
+    forward_result<T, cache_type> forward_rows(const tensor<T>& x, std::span<const std::size_t> rows) {
+        const std::uint64_t k = step_++;
+        tensor<T> f(x.shape()), y(x.shape());
+        const T scale = cfg_.p >= 1 ? T(0) : static_cast<T>(1.0 / (1.0 - cfg_.p));
+        const philox g(cfg_.seed, stream_id(0xD80F, k));
+        const double thr = cfg_.p * 4294967296.0;
+        const std::size_t R = x.dim(0), cols = R ? x.numel() / R : 0;
+        detail::parallel_chunks(R, [&](std::size_t r0, std::size_t r1) {
+            for (std::size_t r = r0; r < r1; ++r)
+                for (std::size_t j = 0; j < cols; ++j) {
+                    const std::size_t gi = rows[r] * cols + j, i = r * cols + j;
+                    f[i] = static_cast<double>(g.block(gi / 4)[gi % 4]) >= thr ? scale : T(0);
+                    y[i] = x[i] * f[i];
+                }
+        });
+        return {std::move(y), cache_type{std::move(f)}};
+    }
+
+public:
     tensor<T> backward(const cache_type& c, const tensor<T>& dy) const {
         if (!c.factor.defined()) return dy.clone();
         check_same_shape(dy, c.factor, "dropout backward (gradient vs output)");

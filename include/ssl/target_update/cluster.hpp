@@ -173,6 +173,10 @@ struct reassignment_stats {
 struct cluster_reassignment {
     using config_type = cluster_reassignment_config;
     static constexpr const char* name = "cluster_reassignment";
+    /// dist/data_parallel.hpp: the pass over the data set split over the ranks
+    /// (epoch_context::features / head_outputs), the clustering run on every
+    /// rank on the same features and rank 0's labels broadcast.
+    static constexpr bool data_parallel = true;
 
     template <class Backbone, class Head>
     class state {
@@ -253,6 +257,8 @@ struct cluster_reassignment {
             std::vector<std::int64_t> nw(km.assignments.begin(), km.assignments.end());
             require(nw.size() == n, "target::cluster_reassignment: k-means returned ", nw.size(), " assignments for ",
                     n, " images");
+            // data parallel: every rank clustered the same features; rank 0's labels are everyone's
+            if (ctx.ranks && ctx.ranks->size() > 1) ctx.ranks->broadcast(std::span<std::int64_t>(nw), 0);
             std::vector<char> used(k_, 0);
             for (auto a : nw) used[static_cast<std::size_t>(a)] = 1;
             st.nonempty = static_cast<std::size_t>(std::count(used.begin(), used.end(), 1));

@@ -87,6 +87,10 @@ inline loss::hierarchical_targets hierarchical_batch_targets(std::span<const std
 struct hierarchical_clusters {
     using config_type = hierarchical_clusters_config;
     static constexpr const char* name = "hierarchical_clusters";
+    /// dist/data_parallel.hpp: the pass over the data set split over the ranks
+    /// (epoch_context::features / head_outputs), the clustering run on every
+    /// rank on the same features and rank 0's labels broadcast.
+    static constexpr bool data_parallel = true;
 
     template <class Backbone, class Head>
     class state {
@@ -212,6 +216,10 @@ struct hierarchical_clusters {
                                                .seed = stream_id(ctx.seed, ctx.epoch, 0x1E7E2ull, c)});
                 st.objective += km.objective;
                 for (std::size_t j = 0; j < mem.size(); ++j) b[mem[j]] = static_cast<std::int64_t>(km.assignments[j]);
+            }
+            if (ctx.ranks && ctx.ranks->size() > 1) {  // every rank clustered the same features; rank 0's labels
+                ctx.ranks->broadcast(std::span<std::int64_t>(a), 0);
+                ctx.ranks->broadcast(std::span<std::int64_t>(b), 0);
             }
             std::copy(a.begin(), a.end(), c1_.t.data());
             std::copy(b.begin(), b.end(), c2_.t.data());

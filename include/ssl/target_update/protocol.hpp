@@ -93,24 +93,6 @@ struct epoch_context {
     /// (each rank computes its share, every rank receives all); null: all here.
     dist::communicator* ranks = nullptr;
 
-    /// Runs fn(images as the backbone sees them, first index) over the whole
-    /// data set in order, `chunk` images at a time, with the networks in eval
-    /// mode (restored afterwards).
-    template <class F>
-    void for_each_chunk(F&& fn, std::size_t chunk = 512) {
-        const bool bt = backbone.training(), ht = head.training();
-        backbone.train(false);
-        head.train(false);
-        std::vector<std::size_t> idx;
-        for (std::size_t b = 0; b < data.size(); b += chunk) {
-            const std::size_t e = std::min(data.size(), b + chunk);
-            idx.resize(e - b);
-            for (std::size_t i = b; i < e; ++i) idx[i - b] = i;
-            fn(eval_transform(data.batch(idx)), b);
-        }
-        backbone.train(bt);
-        head.train(ht);
-    }
     /// The pass an initialisation from the initial network makes (the
     /// instance classifier's raw-feature rows, a memory bank's feature
     /// init): fn(head outputs (n, D) of images [first, first + n), first)
@@ -166,26 +148,35 @@ struct epoch_context {
             for (std::size_t i = b; i < e; ++i) idx[i - b] = i;
             return head.forward(backbone.forward(eval_transform(data.batch(idx))).out).out;
         };
+        over_chunks(chunks, bounds, output, fn);
+    }
+
+    /// fn(compute(c), first image of c) for every chunk c in [0, chunks), in
+    /// order, compute(c) an (n_c, D) tensor for images bounds(c) = [b, e).
+    /// With `ranks` (P > 1) the chunks are split over the ranks: in round r
+    /// rank q computes chunk r P + q (the very chunk one process computes, so
+    /// the same values), then every rank receives the round's chunks
+    /// (allgather, padded to the largest chunk) and fn sees all of them in
+    /// order, as in one process: compute / P, traffic N x D floats per rank.
+    /// A failure on one rank stops every rank (none waits in a gather).
+    template <class Bounds, class Compute, class F>
+    void over_chunks(std::size_t chunks, Bounds&& bounds, Compute&& compute, F&& fn) {
         if (!ranks || ranks->size() == 1) {
-            for (std::size_t c = 0; c < chunks; ++c) fn(output(c), bounds(c).first);
+            for (std::size_t c = 0; c < chunks; ++c) fn(compute(c), bounds(c).first);
             return;
         }
-        // Split over the ranks: in round r rank q computes chunk r P + q (the
-        // very chunk one process computes, so the same values), then every
-        // rank receives the round's chunks (allgather, padded to the largest
-        // chunk) and fn sees all of them in order, as in one process.
         const auto P = static_cast<std::size_t>(ranks->size()), me = static_cast<std::size_t>(ranks->rank());
         std::size_t rows = 0;
         for (std::size_t c = 0; c < chunks; ++c) rows = std::max(rows, bounds(c).second - bounds(c).first);
         std::size_t D = 0;
         for (std::size_t r = 0; r * P < chunks; ++r) {
             tensor<float> mine;
-            std::exception_ptr failed;  // a rank that fails stops every rank (none waits in the gather)
+            std::exception_ptr failed;
             try {
                 if (r * P + me < chunks) {
-                    mine = output(r * P + me);
-                    require<shape_error>(mine.rank() == 2, "epoch_context: head outputs of shape ",
-                                         mine.shape().str(), ", expected (n, D)");
+                    mine = compute(r * P + me);
+                    require<shape_error>(mine.rank() == 2, "epoch_context: outputs of shape ", mine.shape().str(),
+                                         ", expected (n, D)");
                 }
             } catch (...) {
                 failed = std::current_exception();
@@ -199,7 +190,7 @@ struct epoch_context {
             }
             std::vector<float> send(rows * D, 0.0f), all(P * rows * D);
             if (mine.defined()) {
-                require<shape_error>(mine.dim(1) == D, "epoch_context: head outputs of width ", mine.dim(1),
+                require<shape_error>(mine.dim(1) == D, "epoch_context: outputs of width ", mine.dim(1),
                                      " on this rank, ", D, " on another");
                 std::copy(mine.begin(), mine.end(), send.begin());
             }
@@ -213,24 +204,68 @@ struct epoch_context {
             }
         }
     }
-    /// Backbone features of every image, (N, head_in_features), eval mode.
+
+    /// fn(outputs (n, D), first) over the data set in chunks of `chunk`
+    /// images, eval mode (restored afterwards), split over `ranks` as
+    /// over_chunks; `net` maps the images as the backbone sees them to outputs.
+    template <class Net, class F>
+    void for_each_eval_output(Net&& net, F&& fn, std::size_t chunk) {
+        require<value_error>(chunk >= 1, "epoch_context: chunks of at least 1 image, got ", chunk);
+        struct restorer {
+            epoch_context& c;
+            bool bt, ht;
+            ~restorer() {
+                c.backbone.train(bt);
+                c.head.train(ht);
+            }
+        } guard{*this, backbone.training(), head.training()};
+        backbone.train(false);
+        head.train(false);
+        const std::size_t n = data.size(), chunks = (n + chunk - 1) / chunk;
+        const auto bounds = [&](std::size_t c) -> std::pair<std::size_t, std::size_t> {
+            return {c * chunk, std::min(n, (c + 1) * chunk)};
+        };
+        std::vector<std::size_t> idx;
+        const auto compute = [&](std::size_t c) {
+            const auto [b, e] = bounds(c);
+            idx.resize(e - b);
+            for (std::size_t i = b; i < e; ++i) idx[i - b] = i;
+            return net(eval_transform(data.batch(idx)));
+        };
+        over_chunks(chunks, bounds, compute, fn);
+    }
+    /// Backbone features of every image, (N, head_in_features), eval mode;
+    /// split over `ranks` (every rank receives all of them).
     tensor<float> features(std::size_t chunk = 512) {
         tensor<float> out({data.size(), head_in_features});
-        for_each_chunk([&](const tensor<float>& x, std::size_t first) {
-            auto f = backbone.forward(x).out;
-            std::copy(f.begin(), f.end(), out.data() + first * head_in_features);
-        }, chunk);
+        for_each_eval_output([&](const tensor<float>& x) { return as_rows(backbone.forward(x).out); },
+                             [&](const tensor<float>& f, std::size_t first) {
+                                 require<shape_error>(f.numel() == f.dim(0) * head_in_features,
+                                                      "epoch_context: backbone features of width ", f.dim(1),
+                                                      ", expected ", head_in_features);
+                                 std::copy(f.begin(), f.end(), out.data() + first * head_in_features);
+                             }, chunk);
         return out;
     }
-    /// Head outputs of every image, (N, head.out_features()), eval mode.
+    /// Head outputs of every image, (N, head.out_features()), eval mode;
+    /// split over `ranks` (every rank receives all of them).
     tensor<float> head_outputs(std::size_t chunk = 512) {
         const std::size_t d = head.out_features();
         tensor<float> out({data.size(), d});
-        for_each_chunk([&](const tensor<float>& x, std::size_t first) {
-            auto f = head.forward(backbone.forward(x).out).out;
-            std::copy(f.begin(), f.end(), out.data() + first * d);
-        }, chunk);
+        for_each_eval_output([&](const tensor<float>& x) { return as_rows(head.forward(backbone.forward(x).out).out); },
+                             [&](const tensor<float>& f, std::size_t first) {
+                                 require<shape_error>(f.numel() == f.dim(0) * d, "epoch_context: head outputs of width ",
+                                                      f.dim(1), ", expected ", d);
+                                 std::copy(f.begin(), f.end(), out.data() + first * d);
+                             }, chunk);
         return out;
+    }
+
+    /// t as (t.dim(0), the rest) rows.
+    static tensor<float> as_rows(tensor<float> t) {
+        if (t.rank() == 2) return t;
+        const std::size_t n = t.rank() ? t.dim(0) : 1;
+        return t.reshape({n, n ? t.numel() / n : 0});
     }
 };
 

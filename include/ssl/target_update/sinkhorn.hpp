@@ -84,6 +84,10 @@ struct label_update_stats {
 struct sinkhorn_labels {
     using config_type = sinkhorn_labels_config;
     static constexpr const char* name = "sinkhorn_labels";
+    /// dist/data_parallel.hpp: the pass over the data set split over the ranks
+    /// (epoch_context::features / head_outputs), the clustering run on every
+    /// rank on the same features and rank 0's labels broadcast.
+    static constexpr bool data_parallel = true;
 
     template <class Backbone, class Head>
     class state {
@@ -196,6 +200,8 @@ struct sinkhorn_labels {
                 st.error = std::max(st.error, r.error);
                 st.converged = st.converged && r.converged;
             }
+            // data parallel: every rank solved the same problem; rank 0's labels are everyone's
+            if (ctx.ranks && ctx.ranks->size() > 1) ctx.ranks->broadcast(labels_.t.span(), 0);
             if (!old.empty())
                 st.nmi_prev = eval::clustering_nmi(old, std::span<const std::int64_t>(labels_.t.data(), n));
             stats_ = st;
