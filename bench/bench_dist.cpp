@@ -1,5 +1,5 @@
 // Data parallel throughput and traffic (issue 22): steps per second of
-// ssl::trainer for every method that runs data parallel, and the bytes each
+// ssl::trainer for a selection of the data-parallel methods, and the bytes each
 // rank sends per step (dist::counting around the MPI communicator: gradient
 // buckets, synchronized batch norm, gathered features, the split classifier,
 // the loss and metric means, the stop checks), at whatever P mpirun gives.

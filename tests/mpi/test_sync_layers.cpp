@@ -281,11 +281,7 @@ TEST_CASE("batch-hard triplet: positives and negatives from all ranks equal one 
         std::vector<std::int64_t> groups(copies * N);
         for (std::size_t k = 0; k < groups.size(); ++k) groups[k] = static_cast<std::int64_t>(k % N);
         const auto one = ssl::loss::batch_hard_triplet(z, groups);
-        std::vector<std::int64_t> mine_groups;
-        {
-            ssl::dist::step_scope scope(c);
-            mine_groups = ssl::loss::copy_groups(copies * n, n);  // numbered across the ranks
-        }
+        const auto mine_groups = ssl::loss::copy_groups(copies * n, n, &c);  // numbered across the ranks
         const auto mine = ssl::loss::batch_hard_triplet(sample_rows(z, copies, c), mine_groups, c);
         CHECK(ssl::dist::mean_over_ranks(c, mine.value) == doctest::Approx(one.value).epsilon(1e-12));
         CHECK(ssl::dist::mean_over_ranks(c, mine.violated) == doctest::Approx(one.violated).epsilon(1e-12));
@@ -304,6 +300,19 @@ TEST_CASE("batch-hard triplet: ranks with different local batches are refused, n
     for (std::size_t k = 0; k < n; ++k) groups[k] = static_cast<std::int64_t>(k % 2 + 2 * c.rank());
     CHECK_THROWS_WITH_AS(ssl::loss::batch_hard_triplet(z, groups, c), doctest::Contains("rank 1 has 6 rows"),
                          ssl::shape_error);
+}
+
+TEST_CASE("batch-hard triplet: a row without a positive on one rank is refused on every rank") {
+    ssl::dist::mpi c;
+    if (c.size() == 1) return;
+    const auto z = global_tensor<float>({2, 3}, 44);
+    // rank 0's two rows share a group; every other rank's rows are alone in theirs
+    const std::int64_t q = c.rank();
+    const std::vector<std::int64_t> groups = q == 0 ? std::vector<std::int64_t>{0, 0}
+                                                    : std::vector<std::int64_t>{10 * q, 10 * q + 1};
+    CHECK_THROWS_WITH_AS(ssl::loss::batch_hard_triplet(z, groups, c), doctest::Contains("has no positive"),
+                         ssl::value_error);
+    c.barrier();  // every rank got here: none waits in a collective
 }
 
 TEST_CASE("cpc InfoNCE: negatives from every rank's patches equal one process; gradient reduce-scattered") {

@@ -22,6 +22,7 @@
 #include <cmath>
 
 #include "../core/concepts.hpp"
+#include "../dist/communicator.hpp"
 
 namespace ssl::loss {
 
@@ -65,8 +66,12 @@ public:
         }
         out.value = total / static_cast<double>(R);
         out.grads.push_back(std::move(g));
+        // data parallel: IoU is a ratio of the batch's totals, so the ranks' totals
+        // are summed (the global batch's IoU on every rank, as one process's)
+        double in = static_cast<double>(inter), un = static_cast<double>(uni);
+        if (dist::communicator* c = dist::active()) in = c->sum(in), un = c->sum(un);
         out.metrics = {{"pixel_acc", 100.0 * static_cast<double>(agree) / static_cast<double>(R)},
-                       {"iou", uni ? 100.0 * static_cast<double>(inter) / static_cast<double>(uni) : 100.0}};
+                       {"iou", un > 0 ? 100.0 * in / un : 100.0}};
         return out;
     }
 

@@ -101,8 +101,10 @@ public:
                     require<shape_error>(s.copies >= 2 && rows % s.copies == 0, "multitask_loss: the exemplar view has ",
                                          rows, " rows in ", s.copies, " copies (needs 2 or more copies per sample)");
                     const std::size_t samples = rows / s.copies;
-                    require<value_error>(samples >= 2, "multitask_loss: the exemplar task needs at least 2 images per "
-                                         "batch (another image's copies are the triplet's negatives), got ", samples);
+                    const dist::communicator* ranks = dist::active();  // the negatives come from every rank
+                    const std::size_t global = samples * (ranks ? static_cast<std::size_t>(ranks->size()) : 1);
+                    require<value_error>(global >= 2, "multitask_loss: the exemplar task needs at least 2 images per "
+                                         "batch (another image's copies are the triplet's negatives), got ", global);
                     const std::vector<std::int64_t> groups = copy_groups(rows, samples);  // across the ranks
                     auto r = batch_hard_triplet_step(z, groups);  // negatives from every rank's rows
                     value = r.value;

@@ -412,6 +412,11 @@ public:
         if (dist::communicator* c = dist::active(); c && !(z_[0] > 0)) {
             const double local = loss_.estimate_z(online[0], *t.bank, t.noise);
             z_[0] = c->sum(local) / static_cast<double>(c->size());
+            if (!(std::isfinite(z_[0]) && z_[0] > 0)) {  // the same on every rank: all report it, none re-estimates
+                z_[0] = 0;
+                const double nan = std::numeric_limits<double>::quiet_NaN();
+                return {nan, {tensor<float>::zeros(online[0].shape())}, {{"nce", nan}, {"prox", nan}, {"pos_sim", nan}}};
+            }
         }
         auto r = loss_(online[0], *t.bank, t.ids, t.noise, z_[0], t.has_memory);
         return {r.value,

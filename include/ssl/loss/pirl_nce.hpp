@@ -31,6 +31,7 @@
 // - The mixing is written once, pirl_nce_terms<T>: float for the policy,
 //   double for gradient checks.
 #include <cmath>
+#include <limits>
 #include <span>
 #include <string>
 #include <utility>
@@ -116,6 +117,13 @@ public:
         if (dist::communicator* c = dist::active(); c && !(z_[0] > 0)) {  // the global batch's estimate
             const double local = loss_.estimate_z(online[0], *t.bank, t.noise);
             z_[0] = c->sum(local) / static_cast<double>(c->size());
+            if (!(std::isfinite(z_[0]) && z_[0] > 0)) {  // the same on every rank: all report it, none re-estimates
+                z_[0] = 0;
+                const double nan = std::numeric_limits<double>::quiet_NaN();
+                return {nan,
+                        {tensor<float>::zeros(online[0].shape()), tensor<float>::zeros(online[1].shape())},
+                        {{"nce_f", nan}, {"nce_g", nan}, {"pos_sim", nan}, {"pos_sim_g", nan}}};
+            }
         }
         auto r = pirl_nce_terms(loss_, cfg_.lambda, online[0], online[1], *t.bank, t.ids, t.noise, z_[0]);
         return {r.value,

@@ -139,17 +139,27 @@ public:
         // L_sup on the rows of labelled samples
         std::vector<std::size_t> lab;
         std::vector<std::int64_t> targets;
+        std::string bad;
         for (std::size_t r = 0; r < rows; ++r)
             if (const std::int64_t c = cls[r % n]; c >= 0) {
-                require(static_cast<std::size_t>(c) < k, "s4l: class ", c, " of sample ", vb.ids[r % n],
-                        " is outside the head's ", k, " classes");
+                if (static_cast<std::size_t>(c) >= k) {
+                    if (bad.empty())
+                        bad = ssl::detail::cat("s4l: class ", c, " of sample ", vb.ids[r % n], " is outside the head's ",
+                                               k, " classes");
+                    continue;
+                }
                 lab.push_back(r);
                 targets.push_back(c);
             }
-        // data parallel: L_sup is the mean over the GLOBAL batch's labelled rows;
-        // this rank's value is P / L_global x its rows' sum (the trainer averages
-        // the ranks' values); every rank joins the sums, with or without labels
+        // data parallel: a bad class on any rank stops every rank (none is left
+        // waiting in the sums below). L_sup is the mean over the GLOBAL batch's
+        // labelled rows; this rank's value is P / L_global x its rows' sum (the
+        // trainer averages the ranks' values); every rank joins the sums
         dist::communicator* comm = dist::active();
+        if (comm ? comm->max(static_cast<std::int32_t>(!bad.empty())) != 0 : !bad.empty())
+            throw value_error(bad.empty() ? ssl::detail::cat("s4l: a labelled sample's class on another rank is outside "
+                                                             "the head's ", k, " classes")
+                                          : bad);
         const double P = comm ? static_cast<double>(comm->size()) : 1.0;
         const double labelled = comm ? comm->sum(static_cast<double>(lab.size())) : static_cast<double>(lab.size());
         double sup = 0;

@@ -104,12 +104,16 @@ private:
         const double thr = cfg_.p * 4294967296.0;
         const std::size_t R = x.dim(0), cols = R ? x.numel() / R : 0;
         detail::parallel_chunks(R, [&](std::size_t r0, std::size_t r1) {
-            for (std::size_t r = r0; r < r1; ++r)
+            for (std::size_t r = r0; r < r1; ++r) {
+                std::size_t at = static_cast<std::size_t>(-1);  // the Philox block in hand (4 words)
+                decltype(g.block(0)) w{};
                 for (std::size_t j = 0; j < cols; ++j) {
                     const std::size_t gi = rows[r] * cols + j, i = r * cols + j;
-                    f[i] = static_cast<double>(g.block(gi / 4)[gi % 4]) >= thr ? scale : T(0);
+                    if (gi / 4 != at) w = g.block(at = gi / 4);
+                    f[i] = static_cast<double>(w[gi % 4]) >= thr ? scale : T(0);
                     y[i] = x[i] * f[i];
                 }
+            }
         });
         return {std::move(y), cache_type{std::move(f)}};
     }

@@ -175,8 +175,11 @@ struct epoch_context {
             try {
                 if (r * P + me < chunks) {
                     mine = compute(r * P + me);
-                    require<shape_error>(mine.rank() == 2, "epoch_context: outputs of shape ", mine.shape().str(),
-                                         ", expected (n, D)");
+                    const auto [b, e] = bounds(r * P + me);
+                    require<shape_error>(mine.rank() == 2 && mine.dim(0) == e - b, "epoch_context: outputs of shape ",
+                                         mine.shape().str(), " for ", e - b, " images, expected (", e - b, ", D)");
+                    require<shape_error>(r == 0 || mine.dim(1) == D, "epoch_context: outputs of width ", mine.dim(1),
+                                         " in this round, ", D, " in the first");
                 }
             } catch (...) {
                 failed = std::current_exception();
@@ -185,15 +188,17 @@ struct epoch_context {
                 if (failed) std::rethrow_exception(failed);
                 throw error("epoch_context: the pass over the data set failed on another rank");
             }
-            if (r == 0) {  // the output width, from the ranks that computed a chunk
-                D = static_cast<std::size_t>(ranks->max(static_cast<std::int64_t>(mine.defined() ? mine.dim(1) : 0)));
+            if (r == 0) {  // the output width, from the ranks that computed a chunk; all of them agree or all stop
+                const auto w = static_cast<std::int64_t>(mine.defined() ? mine.dim(1) : 0);
+                const std::int64_t widest = ranks->max(w);
+                const std::int64_t narrowest = -ranks->max(mine.defined() ? -w : -widest);
+                if (widest != narrowest)
+                    throw shape_error(ssl::detail::cat("epoch_context: outputs of width ", w, " on this rank, from ",
+                                                       narrowest, " to ", widest, " over the ranks"));
+                D = static_cast<std::size_t>(widest);
             }
             std::vector<float> send(rows * D, 0.0f), all(P * rows * D);
-            if (mine.defined()) {
-                require<shape_error>(mine.dim(1) == D, "epoch_context: outputs of width ", mine.dim(1),
-                                     " on this rank, ", D, " on another");
-                std::copy(mine.begin(), mine.end(), send.begin());
-            }
+            if (mine.defined()) std::copy(mine.begin(), mine.end(), send.begin());
             ranks->allgather(std::span<const float>(send), std::span<float>(all));
             for (std::size_t q = 0; q < P && r * P + q < chunks; ++q) {
                 const auto [b, e] = bounds(r * P + q);
